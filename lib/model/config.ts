@@ -1,0 +1,63 @@
+// Typed views of a model folder's config.json (Hugging Face LlavaConfig and its vision/text configs).
+// Only the fields this package reads; unknown fields are kept by the JSON but not typed.
+
+export interface VisionConfig {
+  model_type: string; // 'clip_vision_model'
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  image_size: number;
+  patch_size: number;
+  num_channels?: number;
+  hidden_act: string; // 'quick_gelu'
+  layer_norm_eps: number;
+}
+
+export interface TextConfig {
+  model_type: string; // 'llama' | 'qwen2'
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim?: number;
+  max_position_embeddings: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  hidden_act: string; // 'silu'
+  tie_word_embeddings?: boolean;
+  bos_token_id?: number;
+  eos_token_id?: number | number[];
+  attention_bias?: boolean;
+}
+
+export interface LlavaConfig {
+  model_type: string; // 'llava'
+  architectures?: string[];
+  image_token_index: number;
+  /** Which vision hidden state feeds the projector: -2 (HF/original LLaVA), -1 (mmpretrain's code). */
+  vision_feature_layer: number;
+  /** 'default' drops CLS, 'full' keeps it. */
+  vision_feature_select_strategy: 'default' | 'full';
+  /** 'gelu' → mlp2x_gelu (v1.5), 'linear' → a single Linear (v1). */
+  projector_hidden_act: string;
+  projector_type?: 'linear' | 'mlp2x_gelu';
+  multimodal_projector_bias?: boolean;
+  vision_config: VisionConfig;
+  text_config: TextConfig;
+  pad_token_id?: number;
+  image_seq_length?: number;
+  /** Settings this package records (preset, layout, decoder variant). */
+  'node-red-contrib-llava'?: Record<string, unknown>;
+  'transformers.js_config'?: Record<string, unknown>;
+}
+
+export function headDim(t: TextConfig): number {
+  return t.head_dim ?? t.hidden_size / t.num_attention_heads;
+}
+
+export function projectorType(c: LlavaConfig): 'linear' | 'mlp2x_gelu' {
+  return c.projector_type ?? (c.projector_hidden_act === 'linear' ? 'linear' : 'mlp2x_gelu');
+}
