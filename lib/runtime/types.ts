@@ -110,7 +110,7 @@ export interface WorkerSession {
     feeds: Record<string, TensorValue>,
     fetch?: string[],
     outputs?: Record<string, TensorValue>,
-  ): Record<string, TensorValue>;
+  ): Promise<Record<string, TensorValue>>;
 }
 
 export interface WorkerContext {

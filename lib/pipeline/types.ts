@@ -1,0 +1,51 @@
+// The pipeline's public shapes, shared by the CLI, the nodes and the worker tasks.
+
+/** crop: HF CLIPImageProcessor; pad: original LLaVA-1.5 expand2square then crop; squash: mmpretrain resize to size×size. */
+export type ResizeMode = 'crop' | 'pad' | 'squash';
+
+export interface PreprocessOptions {
+  mode: ResizeMode;
+  size: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** Decompression-bomb guard (sharp limitInputPixels). */
+  maxInputPixels?: number;
+}
+
+export interface PreprocessedImage {
+  /** 3×size×size, channel-major, normalised. */
+  pixels: Float32Array;
+  size: number;
+  sourceWidth: number;
+  sourceHeight: number;
+  ms: number;
+}
+
+export interface GenerationOptions {
+  maxNewTokens: number;
+  minNewTokens?: number;
+  ignoreEos?: boolean;
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  seed?: number;
+  repetitionPenalty?: number;
+  numBeams?: number;
+  lengthPenalty?: number;
+  stopStrings?: string[];
+  eosTokenIds?: number[];
+}
+
+export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted';
+
+export interface Timings {
+  preprocess_ms: number;
+  vision_ms: number;
+  projector_ms: number;
+  prefill_ms: number;
+  first_token_ms: number;
+  decode_ms: number;
+  decode_tokens_per_s: number;
+}
