@@ -1,0 +1,157 @@
+// Reads a model folder: which layout it is, which ONNX files make it up for the chosen weight variant,
+// and its configs. Two layouts (see README "Model folders"):
+//   transformers-js: onnx/vision_encoder (projector inside), onnx/embed_tokens, onnx/decoder_model_merged
+//   split:           the same, but vision_encoder stops before the projector and onnx/multi_modal_projector follows
+import * as fs from 'fs';
+import * as path from 'path';
+import type { LlavaConfig } from './config';
+
+export type ModelLayout = 'transformers-js' | 'split';
+
+/** transformers.js file suffixes by weight variant name. */
+export const WEIGHT_VARIANTS: Record<string, string> = {
+  fp32: '',
+  fp16: '_fp16',
+  q8: '_quantized',
+  int8: '_int8',
+  uint8: '_uint8',
+  q4: '_q4',
+  q4f16: '_q4f16',
+  bnb4: '_bnb4',
+};
+
+export interface ModelFiles {
+  vision: string;
+  projector?: string;
+  embed: string;
+  decoder: string;
+}
+
+export interface PreprocessorConfig {
+  image_mean?: number[];
+  image_std?: number[];
+  size?: { shortest_edge?: number; height?: number; width?: number } | number;
+  crop_size?: { height: number; width: number } | number;
+  do_center_crop?: boolean;
+  resample?: number;
+}
+
+export interface GenerationConfig {
+  bos_token_id?: number;
+  eos_token_id?: number | number[];
+  pad_token_id?: number;
+  max_new_tokens?: number;
+  [key: string]: unknown;
+}
+
+export interface ModelFolder {
+  dir: string;
+  layout: ModelLayout;
+  variant: string;
+  files: ModelFiles;
+  config: LlavaConfig;
+  preprocessor: PreprocessorConfig;
+  generation: GenerationConfig;
+  tokenizerJsonPath: string;
+  tokenizerConfigPath: string;
+  /** chat_template.json or tokenizer_config.json's chat_template, if any. */
+  chatTemplate?: string;
+}
+
+function readJson<T>(file: string, what: string): T {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new Error(`model folder is missing ${what} (${path.basename(file)})`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`${path.basename(file)} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function readOptionalJson<T>(file: string): T | undefined {
+  return fs.existsSync(file) ? readJson<T>(file, path.basename(file)) : undefined;
+}
+
+function variantsPresent(onnxDir: string, name: string): string[] {
+  return Object.entries(WEIGHT_VARIANTS)
+    .filter(([, suffix]) => fs.existsSync(path.join(onnxDir, `${name}${suffix}.onnx`)))
+    .map(([variant]) => variant);
+}
+
+/** Picks `name{suffix}.onnx`, falling back to fp32 for parts that exist only in fp32 (small graphs often do). */
+function pickFile(onnxDir: string, name: string, variant: string): string {
+  const suffix = WEIGHT_VARIANTS[variant];
+  for (const candidate of [`${name}${suffix}.onnx`, `${name}.onnx`]) {
+    const file = path.join(onnxDir, candidate);
+    if (fs.existsSync(file)) return file;
+  }
+  const present = variantsPresent(onnxDir, name);
+  throw new Error(
+    present.length
+      ? `model folder has no ${variant} ${name} (onnx/${name}${suffix}.onnx); available: ${present.join(', ')}`
+      : `model folder is missing onnx/${name}.onnx`,
+  );
+}
+
+function validateConfig(c: LlavaConfig, file: string): void {
+  const missing = ['image_token_index', 'vision_config', 'text_config'].filter(
+    (k) => (c as unknown as Record<string, unknown>)[k] === undefined,
+  );
+  if (missing.length) throw new Error(`${file} is not a LLaVA config: missing ${missing.join(', ')}`);
+  const t = c.text_config;
+  for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'vocab_size'] as const) {
+    if (typeof t[k] !== 'number') throw new Error(`${file}: text_config.${k} must be a number`);
+  }
+}
+
+export function openModelFolder(dir: string, variant = 'fp32'): ModelFolder {
+  const root = path.resolve(dir);
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
+    throw new Error(`model folder not found: ${dir}`);
+  }
+  if (!(variant in WEIGHT_VARIANTS)) {
+    throw new Error(`unknown weight variant "${variant}"; one of: ${Object.keys(WEIGHT_VARIANTS).join(', ')}`);
+  }
+  const raw = readJson<LlavaConfig & { vision_feature_layer?: number }>(path.join(root, 'config.json'), 'config.json');
+  const config: LlavaConfig = {
+    vision_feature_layer: -2,
+    vision_feature_select_strategy: 'default',
+    projector_hidden_act: 'gelu',
+    ...raw,
+  };
+  validateConfig(config, 'config.json');
+
+  const onnxDir = path.join(root, 'onnx');
+  if (!fs.existsSync(onnxDir)) throw new Error(`model folder has no onnx/ subfolder: ${dir}`);
+  const hasProjector = variantsPresent(onnxDir, 'multi_modal_projector').length > 0;
+  const layout: ModelLayout = hasProjector ? 'split' : 'transformers-js';
+  const files: ModelFiles = {
+    vision: pickFile(onnxDir, 'vision_encoder', variant),
+    embed: pickFile(onnxDir, 'embed_tokens', variant),
+    decoder: pickFile(onnxDir, 'decoder_model_merged', variant),
+    ...(hasProjector ? { projector: pickFile(onnxDir, 'multi_modal_projector', variant) } : {}),
+  };
+
+  const tokenizerJsonPath = path.join(root, 'tokenizer.json');
+  const tokenizerConfigPath = path.join(root, 'tokenizer_config.json');
+  if (!fs.existsSync(tokenizerJsonPath)) throw new Error(`model folder is missing tokenizer.json: ${dir}`);
+  const tokenizerConfig = readOptionalJson<{ chat_template?: string }>(tokenizerConfigPath) ?? {};
+  const chatTemplateFile = readOptionalJson<{ chat_template?: string }>(path.join(root, 'chat_template.json'));
+
+  return {
+    dir: root,
+    layout,
+    variant,
+    files,
+    config,
+    preprocessor: readOptionalJson<PreprocessorConfig>(path.join(root, 'preprocessor_config.json')) ?? {},
+    generation: readOptionalJson<GenerationConfig>(path.join(root, 'generation_config.json')) ?? {},
+    tokenizerJsonPath,
+    tokenizerConfigPath,
+    chatTemplate: chatTemplateFile?.chat_template ?? tokenizerConfig.chat_template,
+  };
+}
