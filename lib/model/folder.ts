@@ -116,13 +116,14 @@ export function openModelFolder(dir: string, variant = 'fp32'): ModelFolder {
   if (!(variant in WEIGHT_VARIANTS)) {
     throw new Error(`unknown weight variant "${variant}"; one of: ${Object.keys(WEIGHT_VARIANTS).join(', ')}`);
   }
-  const raw = readJson<LlavaConfig & { vision_feature_layer?: number }>(path.join(root, 'config.json'), 'config.json');
-  const config: LlavaConfig = {
+  // HF LlavaConfig defaults for fields a config.json may omit.
+  const raw = readJson<Partial<LlavaConfig>>(path.join(root, 'config.json'), 'config.json');
+  const config = {
     vision_feature_layer: -2,
     vision_feature_select_strategy: 'default',
     projector_hidden_act: 'gelu',
     ...raw,
-  };
+  } as LlavaConfig;
   validateConfig(config, 'config.json');
 
   const onnxDir = path.join(root, 'onnx');
