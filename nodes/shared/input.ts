@@ -1,0 +1,129 @@
+// The one way a LLaVA node handles messages: admit (queue policy), run guarded (every error → done(err), never an
+// unhandled rejection — Node-RED exits the process on one), report drops, and on close abort running work and
+// release references inside Node-RED's 15 s close timeout.
+import type { Node, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { AdmissionQueue, DropReason, QueueOptions, QueueState } from './queue';
+import { StatusReporter, errorMessage } from './status';
+
+export type Send = (msg: NodeMessage | Array<NodeMessage | NodeMessage[] | null>) => void;
+export type Done = (err?: Error) => void;
+
+/**
+ * status: counted in the node status only; output: sent on output `output` (0-based) of `outputs`, carrying
+ * msg.llava.dropped; error: done(err), so a Catch node receives it.
+ */
+export type DropReport = { mode: 'status' } | { mode: 'output'; output: number; outputs: number } | { mode: 'error' };
+
+export interface InputOptions {
+  /** Handle one admitted message. Throwing or rejecting ends it with done(err). Honour `signal` (node closing). */
+  process(msg: NodeMessageInFlow, send: Send, signal: AbortSignal): Promise<void> | void;
+  status?: StatusReporter;
+  /** Without a queue every message runs at once (still aborted on close). */
+  queue?: QueueOptions;
+  dropped?: DropReport;
+  /** Free what a dropped message holds (image-feature handles, …). Errors here are logged, not thrown. */
+  onDropped?(msg: NodeMessageInFlow, reason: DropReason): void;
+  /** Release references on close, after running work settled or the grace time ran out. */
+  onClose?(removed: boolean): Promise<void> | void;
+  /** How long close waits for aborted work (default 10 s, inside Node-RED's 15 s). */
+  closeGraceMs?: number;
+}
+
+interface Delivery {
+  msg: NodeMessageInFlow;
+  send: Send;
+  done: Done;
+}
+
+export const DEFAULT_CLOSE_GRACE_MS = 10_000;
+
+/** Make any thrown value an Error with a useful message. */
+export function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(errorMessage(err));
+}
+
+/** Run `work` and end the message with done() or done(err), whatever it throws (synchronously or not). */
+export async function runGuarded(work: () => Promise<void> | void, done: Done): Promise<Error | undefined> {
+  let failure: Error | undefined;
+  try {
+    await work();
+  } catch (err) {
+    failure = toError(err);
+  }
+  try {
+    done(failure);
+  } catch {
+    // done() itself failing must not escape as an unhandled rejection either.
+  }
+  return failure;
+}
+
+/** Attach the input and close handlers. Returns the queue (its `state` is useful in tests and status). */
+export function handleInput(node: Node, options: InputOptions): AdmissionQueue<Delivery> {
+  const status = options.status;
+  // Without a queue: unlimited concurrency, so nothing ever waits or is dropped (except on close).
+  const queueOptions: QueueOptions = options.queue ?? { policy: 'fifo', maxQueued: 0, concurrency: Infinity };
+  const queue = new AdmissionQueue<Delivery>(queueOptions, {
+    run: async ({ msg, send, done }, signal) => {
+      const failure = await runGuarded(() => options.process(msg, send, signal), done);
+      if (failure && !signal.aborted) status?.error(failure);
+    },
+    dropped: (delivery, reason) => reportDrop(node, options, delivery, reason),
+      changed: (state: QueueState) => status?.setQueue(state),
+  });
+
+  node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
+    queue.push({ msg, send, done }, topicKey(msg));
+  });
+
+  node.on('close', (removed: boolean, done: () => void) => {
+    void (async () => {
+      try {
+        const settled = await queue.close(options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS);
+        if (!settled) node.warn('running work did not stop within the close grace time; releasing anyway');
+        await options.onClose?.(removed);
+      } catch (err) {
+        node.error(`close failed: ${errorMessage(err)}`);
+      } finally {
+        status?.clear();
+        done();
+      }
+    })();
+  });
+  return queue;
+}
+
+/** The latest-wins key: msg.topic as text ("" when absent, so untopiced messages share one slot). */
+export function topicKey(msg: NodeMessage): string {
+  return msg.topic === undefined || msg.topic === null ? '' : String(msg.topic);
+}
+
+function reportDrop(node: Node, options: InputOptions, { msg, send, done }: Delivery, reason: DropReason): void {
+  try {
+    options.onDropped?.(msg, reason);
+  } catch (err) {
+    node.warn(`releasing a dropped message failed: ${errorMessage(err)}`);
+  }
+  const report = options.dropped ?? { mode: 'status' };
+  const note = `message dropped (${reason})${msg.topic !== undefined ? ` for topic ${String(msg.topic)}` : ''}`;
+  try {
+    const llava = (msg as { llava?: unknown }).llava;
+    (msg as { llava?: unknown }).llava = {
+      ...(llava && typeof llava === 'object' ? llava : {}),
+      dropped: { reason, at: new Date().toISOString() },
+    };
+    if (report.mode === 'output') {
+      const out: (NodeMessage | null)[] = new Array(report.outputs).fill(null);
+      out[report.output] = msg;
+      send(out);
+      done();
+    } else if (report.mode === 'error') {
+      done(new Error(note));
+    } else {
+      node.debug(note);
+      done();
+    }
+  } catch (err) {
+    node.error(`reporting a dropped message failed: ${errorMessage(err)}`);
+  }
+}
