@@ -1,0 +1,26 @@
+// Reads byte ranges of large files without loading them whole: each call opens, reads and closes.
+import * as fs from 'fs';
+
+/** Reads exactly `length` bytes at `offset`; throws if the file ends first. */
+export function readRange(path: string, offset: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  const fd = fs.openSync(path, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      // Chunks stay under the 2 GiB a single read may return.
+      const n = fs.readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
+      if (n === 0) {
+        throw new Error(`${path}: wanted ${length} bytes at offset ${offset}, but the file ends after ${done}`);
+      }
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
+}
+
+export function fileSize(path: string): number {
+  return fs.statSync(path).size;
+}
