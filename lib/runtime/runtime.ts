@@ -1,0 +1,369 @@
+// The process-wide inference runtime (main-thread facade). It owns one worker thread that runs every ORT
+// session, queues jobs one at a time, caches sessions by spec with reference counts and an unload grace period,
+// restarts the worker after a crash, and reports its state for node status.
+import * as os from 'os';
+import * as path from 'path';
+import type { StoreLimits } from './protocol';
+import { abortReason, Scheduler } from './scheduler';
+import { resolveSpec, sessionKey } from './session-spec';
+import { isTensorHandle, TensorHandle, TensorValue } from './tensor';
+import { assertFeed, assertTensorValue, packForTransfer } from './tensor-wire';
+import type {
+  Feed, Runtime, RunOptions, RunResult, RuntimeStats, SessionInfo, SessionLease, SessionSpec, TaskOptions,
+} from './types';
+import { Call, WorkerLink } from './worker-link';
+import type { ResolvedSpec } from './protocol';
+
+export interface RuntimeOptions {
+  /** Intra-op threads of sessions whose spec gives none. Default: os.availableParallelism(). */
+  threads?: number;
+  /** How long an unused session stays loaded after its last lease is released. Default 30 000 ms. */
+  graceMs?: number;
+  /** Tensor-store limits; beyond them the least recently used handles are evicted. */
+  maxHandles?: number;
+  maxHandleBytes?: number;
+}
+
+interface SessionEntry {
+  key: string;
+  spec: ResolvedSpec;
+  label: string;
+  info: SessionInfo | null;
+  /** The worker the session is open on; after a worker restart it is re-opened on first use. */
+  loadedOn: WorkerLink | null;
+  loading: Promise<SessionInfo> | null;
+  refs: number;
+  grace: NodeJS.Timeout | null;
+}
+
+const SINGLETON = Symbol.for('node-red-contrib-llava.runtime');
+const DEFAULT_GRACE_MS = 30_000;
+const DEFAULT_MAX_HANDLES = 10_000;
+const DEFAULT_MAX_HANDLE_BYTES = Math.min(4 * 2 ** 30, Math.floor(os.totalmem() / 4));
+
+// Worker generations are unique in the process, so a handle from one runtime's dead worker is never read as live.
+let workerGenerations = 0;
+
+function positiveInt(v: number | undefined, fallback: number, what: string): number {
+  const n = v ?? fallback;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`runtime: ${what} must be a positive integer, got ${String(v)}`);
+  return n;
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts (the work itself goes on). */
+function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+export class InferenceRuntime implements Runtime {
+  private readonly threads: number;
+  private readonly graceMs: number;
+  private readonly limits: StoreLimits;
+  private readonly scheduler = new Scheduler(() => this.changed());
+  private readonly sessions = new Map<string, SessionEntry>();
+  private readonly leases = new WeakMap<SessionLease, SessionEntry>();
+  private readonly taskModules: string[] = [];
+  private readonly listeners = new Set<(stats: RuntimeStats) => void>();
+  private link: WorkerLink | null = null;
+  private store = { handles: 0, bytes: 0 };
+  private restarts = 0;
+  private lastStats = '';
+  private disposed = false;
+
+  constructor(options: RuntimeOptions = {}) {
+    this.threads = positiveInt(options.threads, os.availableParallelism(), 'threads');
+    this.graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+    if (!(this.graceMs >= 0)) throw new Error(`runtime: graceMs must be >= 0, got ${String(options.graceMs)}`);
+    this.limits = {
+      maxHandles: positiveInt(options.maxHandles, DEFAULT_MAX_HANDLES, 'maxHandles'),
+      maxBytes: positiveInt(options.maxHandleBytes, DEFAULT_MAX_HANDLE_BYTES, 'maxHandleBytes'),
+    };
+  }
+
+  async openSession(spec: SessionSpec, signal?: AbortSignal): Promise<SessionLease> {
+    this.assertOpen();
+    const resolved = resolveSpec(spec, this.threads);
+    if (signal?.aborted) throw abortReason(signal);
+    const key = sessionKey(resolved);
+    let entry = this.sessions.get(key);
+    if (!entry) {
+      entry = {
+        key, spec: resolved, label: path.basename(resolved.modelPath),
+        info: null, loadedOn: null, loading: null, refs: 0, grace: null,
+      };
+      this.sessions.set(key, entry);
+    }
+    this.retain(entry);
+    try {
+      const info = await untilAborted(entry.info ? Promise.resolve(entry.info) : this.firstLoad(entry), signal);
+      return this.lease(entry, info);
+    } catch (e) {
+      this.releaseRef(entry);
+      throw e;
+    }
+  }
+
+  run(lease: SessionLease, feeds: Record<string, Feed>, options: RunOptions = {}): Promise<RunResult> {
+    this.assertOpen();
+    const entry = this.entryOf(lease);
+    if (typeof feeds !== 'object' || feeds === null) throw new Error('run: feeds must be an object of input name → tensor');
+    for (const [name, feed] of Object.entries(feeds)) assertFeed(feed, `run ${entry.label}: input '${name}'`);
+    for (const [what, list] of [['fetch', options.fetch], ['keep', options.keep]] as const) {
+      if (list !== undefined && !(Array.isArray(list) && list.every((n) => typeof n === 'string'))) {
+        throw new Error(`run: ${what} must be an array of output names`);
+      }
+    }
+    const { signal } = options;
+    this.retain(entry); // a queued or running job keeps its session loaded
+    const job = this.scheduler.submit({
+      label: options.label ?? `run ${entry.label}`,
+      signal,
+      run: async () => {
+        const link = this.worker();
+        if (entry.loadedOn !== link) await this.loadOn(link, entry);
+        const packed = packForTransfer(feeds);
+        const request = { op: 'run', key: entry.key, feeds: packed.items, fetch: options.fetch, keep: options.keep ?? [] } as const;
+        const result = await link.call(request, { transfer: packed.transfer }).promise;
+        if (signal?.aborted) this.free(Object.values(result.handles)).catch(() => {}); // nobody will use them
+        return result;
+      },
+    });
+    return job.finally(() => this.releaseRef(entry));
+  }
+
+  async put(value: TensorValue): Promise<TensorHandle> {
+    this.assertOpen();
+    assertTensorValue(value, 'put');
+    const packed = packForTransfer({ value });
+    return this.worker().call({ op: 'put', value: packed.items.value }, { transfer: packed.transfer }).promise;
+  }
+
+  async get(handle: TensorHandle): Promise<TensorValue> {
+    this.assertOpen();
+    if (!isTensorHandle(handle)) throw new Error('get: expected a tensor handle {handle, type, dims}');
+    return this.worker().call({ op: 'get', handle: handle.handle }).promise;
+  }
+
+  async free(handles: TensorHandle | TensorHandle[]): Promise<void> {
+    this.assertOpen();
+    const list = Array.isArray(handles) ? handles : [handles];
+    if (!list.every(isTensorHandle)) throw new Error('free: expected tensor handles {handle, type, dims}');
+    // Handles of an exited worker are already gone: no need to start a worker to forget them.
+    if (!this.link?.alive || list.length === 0) return;
+    await this.link.call({ op: 'free', handles: list.map((h) => h.handle) }).promise;
+  }
+
+  async registerTaskModule(modulePath: string): Promise<void> {
+    this.assertOpen();
+    const abs = path.resolve(modulePath);
+    if (this.taskModules.includes(abs)) return;
+    await this.worker().call({ op: 'register', modulePath: abs }).promise;
+    if (!this.taskModules.includes(abs)) this.taskModules.push(abs);
+  }
+
+  task<T = unknown>(name: string, payload: unknown, options: TaskOptions = {}): Promise<T> {
+    this.assertOpen();
+    let link: WorkerLink | null = null;
+    let call: Call<unknown> | null = null;
+    return this.scheduler.submit({
+      label: options.label ?? name,
+      signal: options.signal,
+      // The task sees the abort on io.signal and decides what to return (e.g. the text generated so far).
+      settleOnAbort: false,
+      onAbortWhileRunning: () => call && link?.abort(call.id),
+      run: async () => {
+        link = this.worker();
+        await this.reopenLeased(link);
+        call = link.call({ op: 'task', name, payload }, { transfer: options.transfer, onEvent: options.onEvent });
+        if (options.signal?.aborted) link.abort(call.id);
+        return call.promise as Promise<T>;
+      },
+    });
+  }
+
+  stats(): RuntimeStats {
+    let sessions = 0;
+    for (const e of this.sessions.values()) if (e.info) sessions++;
+    return {
+      queued: this.scheduler.depth,
+      running: this.scheduler.running,
+      sessions,
+      handles: this.store.handles,
+      handleBytes: this.store.bytes,
+      workerRestarts: this.restarts,
+    };
+  }
+
+  onStats(listener: (stats: RuntimeStats) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stops the worker and fails every pending job; the runtime cannot be used afterwards. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const error = new Error('inference runtime was disposed');
+    for (const e of this.sessions.values()) if (e.grace) clearTimeout(e.grace);
+    this.sessions.clear();
+    this.scheduler.failQueued(error);
+    await this.link?.terminate(error);
+    this.listeners.clear();
+    const g = globalThis as Record<symbol, unknown>;
+    if (g[SINGLETON] === this) delete g[SINGLETON];
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  private assertOpen(): void {
+    if (this.disposed) throw new Error('inference runtime was disposed');
+  }
+
+  /** The live worker, started (with every task module registered again) if there is none. */
+  private worker(): WorkerLink {
+    if (this.link?.alive) return this.link;
+    const link: WorkerLink = new WorkerLink(
+      { generation: ++workerGenerations, limits: this.limits },
+      {
+        exit: (error, expected) => this.workerExited(link, error, expected),
+        store: (handles, bytes) => {
+          if (this.link !== link) return;
+          this.store = { handles, bytes };
+          this.changed();
+        },
+      },
+    );
+    this.link = link;
+    // Requests are handled in order, so these registrations precede any task sent after them. A module that
+    // fails to load again shows up as an "unknown task" error naming the registered tasks.
+    for (const modulePath of this.taskModules) link.call({ op: 'register', modulePath }).promise.catch(() => {});
+    return link;
+  }
+
+  private workerExited(link: WorkerLink, error: Error, expected: boolean): void {
+    if (this.link === link) this.store = { handles: 0, bytes: 0 };
+    if (!expected) {
+      this.restarts++;
+      this.scheduler.failQueued(error);
+    }
+    this.changed();
+  }
+
+  private firstLoad(entry: SessionEntry): Promise<SessionInfo> {
+    // Concurrent openSession calls for one key share this load.
+    entry.loading ??= this.scheduler
+      .submit({ label: `load ${entry.label}`, run: () => this.loadOn(this.worker(), entry) })
+      .then(
+        (info) => {
+          entry.loading = null;
+          if (entry.refs === 0) this.startGrace(entry);
+          return info;
+        },
+        (e) => {
+          entry.loading = null;
+          if (entry.refs === 0) this.sessions.delete(entry.key);
+          throw e;
+        },
+      );
+    return entry.loading;
+  }
+
+  private async loadOn(link: WorkerLink, entry: SessionEntry): Promise<SessionInfo> {
+    const info = await link.call({ op: 'open', key: entry.key, spec: entry.spec }).promise;
+    entry.info = info;
+    entry.loadedOn = link;
+    this.changed();
+    return info;
+  }
+
+  /** After a worker restart, sessions in use are opened again before a task that may ask for them by key. */
+  private async reopenLeased(link: WorkerLink): Promise<void> {
+    for (const entry of this.sessions.values()) {
+      if (entry.refs > 0 && entry.info && entry.loadedOn !== link) await this.loadOn(link, entry);
+    }
+  }
+
+  private lease(entry: SessionEntry, info: SessionInfo): SessionLease {
+    let released = false;
+    const lease: SessionLease = {
+      info,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.leases.delete(lease);
+        this.releaseRef(entry);
+      },
+    };
+    this.leases.set(lease, entry);
+    return lease;
+  }
+
+  private entryOf(lease: SessionLease): SessionEntry {
+    const entry = this.leases.get(lease);
+    if (!entry) throw new Error('run: this session lease was released (or comes from another runtime)');
+    return entry;
+  }
+
+  private retain(entry: SessionEntry): void {
+    entry.refs++;
+    if (entry.grace) clearTimeout(entry.grace);
+    entry.grace = null;
+  }
+
+  private releaseRef(entry: SessionEntry): void {
+    if (--entry.refs > 0 || this.disposed) return;
+    if (entry.info) this.startGrace(entry);
+    else if (!entry.loading) this.sessions.delete(entry.key);
+  }
+
+  /** Unloads an unused session after the grace period, so a redeploy that keeps the model does not reload it. */
+  private startGrace(entry: SessionEntry): void {
+    const unload = () => {
+      entry.grace = null;
+      if (entry.refs > 0 || this.sessions.get(entry.key) !== entry) return;
+      this.sessions.delete(entry.key);
+      if (entry.loadedOn?.alive) entry.loadedOn.call({ op: 'close', key: entry.key }).promise.catch(() => {});
+      this.changed();
+    };
+    if (this.graceMs === 0) return unload();
+    entry.grace = setTimeout(unload, this.graceMs);
+    entry.grace.unref();
+  }
+
+  private changed(): void {
+    if (this.listeners.size === 0) return;
+    const stats = this.stats();
+    const text = JSON.stringify(stats);
+    if (text === this.lastStats) return;
+    this.lastStats = text;
+    for (const listener of this.listeners) {
+      try {
+        listener(stats);
+      } catch (e) {
+        process.emitWarning(`runtime stats listener threw: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+}
+
+/**
+ * The process-wide runtime, kept on globalThis so that two copies of this module (two installed node packages)
+ * still share one worker and one session cache. `options` apply only when it is first created.
+ */
+export function getRuntime(options?: RuntimeOptions): InferenceRuntime {
+  const g = globalThis as Record<symbol, unknown>;
+  let rt = g[SINGLETON] as InferenceRuntime | undefined;
+  if (!rt || rt.isDisposed) {
+    rt = new InferenceRuntime(options);
+    g[SINGLETON] = rt;
+  }
+  return rt;
+}
