@@ -1,0 +1,131 @@
+// The LLaMA / Qwen2 text decoder as transformers.js's decoder_model_merged, plus the embed_tokens graph.
+// Decoder I/O: inputs_embeds [B,S,H] f32, attention_mask int64 [B,T], position_ids int64 [B,S],
+// past_key_values.{i}.key/value [B,kvh,P,hd] → logits [B,S,V], present.{i}.key/value [B,kvh,T,hd] (T = P+S).
+// Variants share that I/O: 'portable' (standard ops) and 'optimized' (com.microsoft GroupQueryAttention,
+// SimplifiedLayerNormalization/SkipSimplifiedLayerNormalization, MatMulNBits when quantized).
+import { headDim, LlavaConfig, TextConfig } from '../model/config';
+import { BuildContext, linear, QuantOptions, rmsNorm, weightInitializer } from './blocks';
+import { LayerKv, optimizedAttention, optimizedShared, portableAttention, portableShared } from './decoder-attention';
+import { floatAttr, Graph, MS_DOMAIN } from './graph';
+import { hasQkvBias, lmHeadName, TEXT_PREFIX } from './weight-layout';
+import type { WeightSource } from './weights';
+
+export type DecoderVariant = 'portable' | 'optimized';
+
+export interface DecoderOptions {
+  variant: DecoderVariant;
+  /** MatMulNBits weights (optimized variant only). */
+  quant?: QuantOptions;
+}
+
+export const DECODER_IO = {
+  inputsEmbeds: 'inputs_embeds',
+  attentionMask: 'attention_mask',
+  positionIds: 'position_ids',
+  logits: 'logits',
+  pastKey: (i: number) => `past_key_values.${i}.key`,
+  pastValue: (i: number) => `past_key_values.${i}.value`,
+  presentKey: (i: number) => `present.${i}.key`,
+  presentValue: (i: number) => `present.${i}.value`,
+} as const;
+
+export function checkTextConfig(t: TextConfig): void {
+  const hd = headDim(t);
+  if (!['llama', 'qwen2'].includes(t.model_type)) throw new Error(`text model_type "${t.model_type}" is not supported (llama, qwen2)`);
+  if (t.hidden_act !== 'silu') throw new Error(`text hidden_act "${t.hidden_act}" is not supported (silu only)`);
+  if (!Number.isInteger(hd) || hd % 2 !== 0) throw new Error(`head_dim ${hd} must be an even integer`);
+  if (t.num_attention_heads % t.num_key_value_heads !== 0) {
+    throw new Error(`num_attention_heads ${t.num_attention_heads} is not a multiple of num_key_value_heads ${t.num_key_value_heads}`);
+  }
+}
+
+function mlp(ctx: BuildContext, t: TextConfig, h: string, p: string): string {
+  const { g } = ctx;
+  const lin = (x: string, name: string, inF: number, outF: number) => linear(ctx, x, `${p}.mlp.${name}`, inF, outF, { bias: false, quantizable: true });
+  const gate = lin(h, 'gate_proj', t.hidden_size, t.intermediate_size);
+  const up = lin(h, 'up_proj', t.hidden_size, t.intermediate_size);
+  const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])], {}, { name: `${p}/SiLU` });
+  return lin(g.op('Mul', [silu, up], {}, { name: `${p}/GateUp` }), 'down_proj', t.intermediate_size, t.hidden_size);
+}
+
+/** SkipSimplifiedLayerNormalization: returns [normalized(x + skip), x + skip]. */
+function skipRmsNorm(ctx: BuildContext, x: string, skip: string, weight: string, dim: number, eps: number): [string, string] {
+  const [normed, , , sum] = ctx.g.ops('SkipSimplifiedLayerNormalization', [x, skip, weightInitializer(ctx, weight, [dim])],
+    { epsilon: floatAttr(eps) }, { domain: MS_DOMAIN, outputs: 4, name: `${weight}/SkipSimplifiedLayerNorm` });
+  return [normed, sum];
+}
+
+export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: DecoderOptions): Graph {
+  const t = c.text_config;
+  checkTextConfig(t);
+  if (opts.quant && opts.variant !== 'optimized') {
+    throw new Error('quantized decoders use com.microsoft MatMulNBits: choose the optimized decoder variant');
+  }
+  const g = new Graph('decoder_model_merged');
+  const ctx: BuildContext = { g, weights, quant: opts.quant };
+  const hd = headDim(t);
+  const h = t.hidden_size;
+  const eps = t.rms_norm_eps;
+  const qkvBias = hasQkvBias(c);
+  const embeds = g.input(DECODER_IO.inputsEmbeds, 'float32', ['batch_size', 'sequence_length', h]);
+  const mask = g.input(DECODER_IO.attentionMask, 'int64', ['batch_size', 'total_sequence_length']);
+  const positions = g.input(DECODER_IO.positionIds, 'int64', ['batch_size', 'sequence_length']);
+  const kvShape = (len: string) => ['batch_size', t.num_key_value_heads, len, hd];
+  const kvs: LayerKv[] = [];
+  for (let i = 0; i < t.num_hidden_layers; i++) {
+    kvs.push({
+      pastKey: g.input(DECODER_IO.pastKey(i), 'float32', kvShape('past_sequence_length')),
+      pastValue: g.input(DECODER_IO.pastValue(i), 'float32', kvShape('past_sequence_length')),
+      presentKey: DECODER_IO.presentKey(i),
+      presentValue: DECODER_IO.presentValue(i),
+    });
+  }
+  const layerPrefix = (i: number) => `${TEXT_PREFIX}.layers.${i}`;
+  let normed: string;
+  if (opts.variant === 'portable') {
+    const shared = portableShared(g, t, embeds, mask, positions);
+    let x = embeds;
+    for (let i = 0; i < t.num_hidden_layers; i++) {
+      const p = layerPrefix(i);
+      const attn = portableAttention(ctx, t, rmsNorm(ctx, x, `${p}.input_layernorm`, h, eps), i, shared, kvs[i], qkvBias);
+      x = g.op('Add', [x, linear(ctx, attn, `${p}.self_attn.o_proj`, hd * t.num_attention_heads, h, { bias: false })], {}, { name: `${p}/Residual1` });
+      x = g.op('Add', [x, mlp(ctx, t, rmsNorm(ctx, x, `${p}.post_attention_layernorm`, h, eps), p)], {}, { name: `${p}/Residual2` });
+    }
+    normed = rmsNorm(ctx, x, `${TEXT_PREFIX}.norm`, h, eps);
+  } else {
+    const shared = optimizedShared(g, t, mask, positions);
+    // Residual stream: SkipSimplifiedLayerNormalization adds the block output to it and normalizes in one op.
+    let residual = embeds;
+    let h1 = g.op('SimplifiedLayerNormalization', [embeds, weightInitializer(ctx, `${layerPrefix(0)}.input_layernorm.weight`, [h])],
+      { axis: -1, epsilon: floatAttr(eps), stash_type: 1 }, { name: `${layerPrefix(0)}.input_layernorm/SimplifiedLayerNorm` });
+    for (let i = 0; i < t.num_hidden_layers; i++) {
+      const p = layerPrefix(i);
+      const attn = optimizedAttention(ctx, t, h1, i, shared, kvs[i], qkvBias);
+      const o = linear(ctx, attn, `${p}.self_attn.o_proj`, hd * t.num_attention_heads, h, { bias: false, quantizable: true });
+      const [h2, afterAttn] = skipRmsNorm(ctx, o, residual, `${p}.post_attention_layernorm.weight`, h, eps);
+      const next = i + 1 < t.num_hidden_layers ? `${layerPrefix(i + 1)}.input_layernorm.weight` : `${TEXT_PREFIX}.norm.weight`;
+      [h1, residual] = skipRmsNorm(ctx, mlp(ctx, t, h2, p), afterAttn, next, h, eps);
+    }
+    normed = h1;
+  }
+  const lmHead = lmHeadName(c);
+  const logits = linear(ctx, normed, 'language_model.lm_head', h, t.vocab_size, {
+    bias: false, quantizable: true, ...(lmHead !== 'language_model.lm_head.weight' ? { weightName: lmHead } : {}),
+  });
+  g.output(logits, 'float32', ['batch_size', 'sequence_length', t.vocab_size], DECODER_IO.logits);
+  for (const kv of kvs) {
+    g.output(kv.presentKey, 'float32', kvShape('total_sequence_length'));
+    g.output(kv.presentValue, 'float32', kvShape('total_sequence_length'));
+  }
+  return g;
+}
+
+/** embed_tokens: input_ids int64 [B, S] → inputs_embeds [B, S, H]. */
+export function buildEmbedGraph(weights: WeightSource, c: LlavaConfig): Graph {
+  const t = c.text_config;
+  const g = new Graph('embed_tokens');
+  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
+  const table = weightInitializer({ g, weights }, `${TEXT_PREFIX}.embed_tokens.weight`, [t.vocab_size, t.hidden_size]);
+  g.output(g.op('Gather', [table, ids], { axis: 0 }), 'float32', ['batch_size', 'sequence_length', t.hidden_size], 'inputs_embeds');
+  return g;
+}
