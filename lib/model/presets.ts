@@ -1,0 +1,128 @@
+// Presets: the settings a known LLaVA recipe uses end to end (image preprocessing, vision feature choice, prompt,
+// tokenization style, generation). A preset only sets defaults; mergePreset() overrides any of them.
+
+import type { GenerationOptions, PreprocessOptions } from '../pipeline/types';
+import type { TemplateName } from '../pipeline/templates';
+import type { TokenizationStyle } from '../pipeline/tokens';
+
+/** Where the prompt text comes from. */
+export type PromptSource =
+  | { kind: 'template'; template: TemplateName }
+  | { kind: 'chat-template' }
+  | { kind: 'custom'; template: string };
+
+export interface LlavaPreset {
+  name: string;
+  description: string;
+  preprocess: PreprocessOptions;
+  /** Vision hidden state fed to the projector: -1 = last layer (mmpretrain's code), -2 = penultimate (HF/original). */
+  visionFeatureLayer: number;
+  /** 'default' drops CLS (all LLaVA-1.x recipes). */
+  visionFeatureSelectStrategy: 'default' | 'full';
+  prompt: PromptSource;
+  /** Wrap the image as <im_start><image><im_end> (LLaVA v1). */
+  imStartEnd: boolean;
+  tokenization: TokenizationStyle;
+  generation: GenerationOptions;
+}
+
+export type PresetOverrides = {
+  description?: string;
+  preprocess?: Partial<PreprocessOptions>;
+  visionFeatureLayer?: number;
+  visionFeatureSelectStrategy?: 'default' | 'full';
+  prompt?: PromptSource;
+  imStartEnd?: boolean;
+  tokenization?: TokenizationStyle;
+  generation?: Partial<GenerationOptions>;
+};
+
+/** CLIP mean/std on the 0–1 scale; mmpretrain's ×255 values on 0–255 pixels are the same normalisation. */
+export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
+function squash(size: number): PreprocessOptions {
+  return { mode: 'squash', size, mean: [...CLIP_MEAN], std: [...CLIP_STD] };
+}
+
+/** open-mmlab/mmpretrain configs/llava/*.py: bicubic squash, last ViT layer without final norm, CLS dropped, no BOS. */
+const MMPRETRAIN_BASE = {
+  visionFeatureLayer: -1,
+  visionFeatureSelectStrategy: 'default',
+  tokenization: 'mmpretrain',
+} as const;
+
+const PRESET_LIST: LlavaPreset[] = [
+  {
+    name: 'llava-7b-v1_caption',
+    description: 'mmpretrain llava-7b-v1_caption: 224 px squash, one-Linear projector, <im_start><image><im_end>, greedy 50 tokens',
+    ...MMPRETRAIN_BASE,
+    preprocess: squash(224),
+    prompt: { kind: 'template', template: 'mmpretrain_v1_caption' },
+    imStartEnd: true,
+    generation: { maxNewTokens: 50 },
+  },
+  {
+    name: 'llava-7b-v1.5_caption',
+    description: 'mmpretrain llava-7b-v1.5_caption: 336 px squash, beam search (3 beams, length penalty -1), 50 tokens',
+    ...MMPRETRAIN_BASE,
+    preprocess: squash(336),
+    prompt: { kind: 'template', template: 'mmpretrain_v1.5_caption' },
+    imStartEnd: false,
+    generation: { maxNewTokens: 50, numBeams: 3, lengthPenalty: -1.0 },
+  },
+  {
+    name: 'llava-7b-v1.5_vqa',
+    description: 'mmpretrain llava-7b-v1.5_vqa: 336 px squash, question prompt, greedy 100 tokens',
+    ...MMPRETRAIN_BASE,
+    preprocess: squash(336),
+    prompt: { kind: 'template', template: 'mmpretrain_v1.5_vqa' },
+    imStartEnd: false,
+    generation: { maxNewTokens: 100 },
+  },
+  {
+    name: 'llava-1.5-hf',
+    description: "llava-hf LLaVA-1.5: CLIPImageProcessor crop to 336, penultimate layer, the model's chat template, greedy",
+    preprocess: { mode: 'crop', size: 336, mean: [...CLIP_MEAN], std: [...CLIP_STD] },
+    visionFeatureLayer: -2,
+    visionFeatureSelectStrategy: 'default',
+    prompt: { kind: 'chat-template' },
+    imStartEnd: false,
+    tokenization: 'hf',
+    generation: { maxNewTokens: 200 },
+  },
+];
+
+export const PRESET_NAMES: readonly string[] = PRESET_LIST.map((p) => p.name);
+
+/** Other spellings in use (the model node's menu). */
+const PRESET_ALIASES: Record<string, string> = {
+  'mmpretrain-v1-caption': 'llava-7b-v1_caption',
+  'mmpretrain-v1.5-caption': 'llava-7b-v1.5_caption',
+  'mmpretrain-v1.5-vqa': 'llava-7b-v1.5_vqa',
+};
+
+/** A copy of the named preset (callers may change it freely). */
+export function getPreset(name: string): LlavaPreset {
+  const canonical = PRESET_ALIASES[name] ?? name;
+  const preset = PRESET_LIST.find((p) => p.name === canonical);
+  if (!preset) throw new Error(`unknown preset "${name}"; known: ${PRESET_NAMES.join(', ')}`);
+  return mergePreset(preset, {});
+}
+
+/**
+ * The preset with overrides applied: preprocess and generation merge field by field, every other setting is
+ * replaced whole. Overrides that are undefined leave the preset's value. Nothing is shared with the inputs.
+ */
+export function mergePreset(preset: LlavaPreset, overrides: PresetOverrides): LlavaPreset {
+  const defined = <T extends object>(o: T | undefined): Partial<T> =>
+    Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const { preprocess, generation, ...rest } = overrides;
+  const merged: LlavaPreset = {
+    ...preset,
+    ...defined(rest),
+    preprocess: { ...preset.preprocess, ...defined(preprocess) },
+    generation: { ...preset.generation, ...defined(generation) },
+  };
+  return structuredClone(merged);
+}
