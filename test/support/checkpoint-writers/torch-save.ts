@@ -46,6 +46,8 @@ export function rebuildTensor(
 export interface TorchSaveOptions {
   /** Folder name inside the zip (torch uses 'archive'). */
   archiveName?: string;
+  /** Write ZIP64 records, as for checkpoints over 4 GiB. */
+  zip64?: boolean;
   /** Wraps the state dict, e.g. sd => new Map([['state_dict', sd], ['meta', …]]) like mmengine does. */
   wrap?: (stateDict: OrderedDict) => PyValue;
 }
@@ -57,7 +59,7 @@ export function torchSave(file: string, tensors: TensorToWrite[], options: Torch
   );
   const root = options.wrap ? options.wrap(stateDict) : stateDict;
   const storages = tensors.map((t, i) => ({ key: String(i), data: encodeTensor(t.data, t.dtype) }));
-  writeTorchZip(file, PickleWriter.dump(root), storages, options.archiveName);
+  writeTorchZip(file, PickleWriter.dump(root), storages, options.archiveName, options.zip64);
 }
 
 /** Assembles the zip around an already pickled data.pkl and its storages. */
@@ -66,6 +68,7 @@ export function writeTorchZip(
   pickle: Buffer,
   storages: { key: string; data: Buffer }[],
   archiveName = 'archive',
+  zip64 = false,
 ): void {
   const entries: ZipEntryToWrite[] = [
     { name: `${archiveName}/data.pkl`, data: pickle },
@@ -73,5 +76,5 @@ export function writeTorchZip(
     ...storages.map((s) => ({ name: `${archiveName}/data/${s.key}`, data: s.data })),
     { name: `${archiveName}/version`, data: Buffer.from('3\n') },
   ];
-  writeZip(file, entries);
+  writeZip(file, entries, zip64);
 }

@@ -13,7 +13,11 @@ export interface ZipEntryToWrite {
 const ALIGNMENT = 64;
 const PADDING_EXTRA_ID = 0x4246; // 'FB', the id PyTorch's writer uses for its padding field
 
-export function writeZip(file: string, entries: ZipEntryToWrite[]): void {
+/**
+ * `zip64` writes the records that archives over 4 GiB need (as miniz does for large checkpoints): 0xFFFFFFFF
+ * in the central sizes/offset with the real values in a ZIP64 extra field, plus the ZIP64 end record and locator.
+ */
+export function writeZip(file: string, entries: ZipEntryToWrite[], zip64 = false): void {
   const parts: Buffer[] = [];
   const central: Buffer[] = [];
   let offset = 0;
@@ -40,25 +44,53 @@ export function writeZip(file: string, entries: ZipEntryToWrite[]): void {
 
     const record = Buffer.alloc(46);
     record.writeUInt32LE(0x02014b50, 0);
-    record.writeUInt16LE(20, 4); // version made by
-    record.writeUInt16LE(20, 6); // version needed
+    record.writeUInt16LE(45, 4); // version made by
+    record.writeUInt16LE(zip64 ? 45 : 20, 6); // version needed
     record.writeUInt16LE(method, 10);
     record.writeUInt32LE(crc, 16);
-    record.writeUInt32LE(body.length, 20);
-    record.writeUInt32LE(entry.data.length, 24);
+    record.writeUInt32LE(zip64 ? 0xffffffff : body.length, 20);
+    record.writeUInt32LE(zip64 ? 0xffffffff : entry.data.length, 24);
     record.writeUInt16LE(name.length, 28);
-    record.writeUInt32LE(offset, 42);
-    central.push(record, name);
+    record.writeUInt32LE(zip64 ? 0xffffffff : offset, 42);
+    let centralExtra = Buffer.alloc(0);
+    if (zip64) {
+      // Order fixed by the format: uncompressed size, compressed size, local header offset.
+      centralExtra = Buffer.alloc(28);
+      centralExtra.writeUInt16LE(1, 0);
+      centralExtra.writeUInt16LE(24, 2);
+      centralExtra.writeBigUInt64LE(BigInt(entry.data.length), 4);
+      centralExtra.writeBigUInt64LE(BigInt(body.length), 12);
+      centralExtra.writeBigUInt64LE(BigInt(offset), 20);
+      record.writeUInt16LE(centralExtra.length, 30);
+    }
+    central.push(record, name, centralExtra);
     offset += 30 + name.length + extra.length + body.length;
   }
   const cd = Buffer.concat(central);
+  const tail: Buffer[] = [];
+  if (zip64) {
+    const record = Buffer.alloc(56);
+    record.writeUInt32LE(0x06064b50, 0);
+    record.writeBigUInt64LE(44n, 4); // size of the rest of the record
+    record.writeUInt16LE(45, 12);
+    record.writeUInt16LE(45, 14);
+    record.writeBigUInt64LE(BigInt(entries.length), 24);
+    record.writeBigUInt64LE(BigInt(entries.length), 32);
+    record.writeBigUInt64LE(BigInt(cd.length), 40);
+    record.writeBigUInt64LE(BigInt(offset), 48);
+    const locator = Buffer.alloc(20);
+    locator.writeUInt32LE(0x07064b50, 0);
+    locator.writeBigUInt64LE(BigInt(offset + cd.length), 8);
+    locator.writeUInt32LE(1, 16); // total number of disks
+    tail.push(record, locator);
+  }
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(offset, 16);
-  fs.writeFileSync(file, Buffer.concat([...parts, cd, end]));
+  end.writeUInt16LE(zip64 ? 0xffff : entries.length, 8);
+  end.writeUInt16LE(zip64 ? 0xffff : entries.length, 10);
+  end.writeUInt32LE(zip64 ? 0xffffffff : cd.length, 12);
+  end.writeUInt32LE(zip64 ? 0xffffffff : offset, 16);
+  fs.writeFileSync(file, Buffer.concat([...parts, cd, ...tail, end]));
 }
 
 let crcTable: Uint32Array | undefined;
