@@ -86,7 +86,12 @@ export class WorkerLink {
         this.settle(m.id)?.reject(deserializeError(m.error));
         break;
       case 'event':
-        this.pending.get(m.id)?.onEvent?.(m.event);
+        try {
+          this.pending.get(m.id)?.onEvent?.(m.event);
+        } catch (e) {
+          // A throwing listener must not become an uncaught exception that takes the whole process down.
+          process.emitWarning(`task event listener threw: ${e instanceof Error ? e.message : String(e)}`);
+        }
         break;
       case 'store':
         this.events.store(m.handles, m.bytes);

@@ -1,0 +1,163 @@
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { monitorEventLoopDelay } from 'perf_hooks';
+import { InferenceRuntime } from '../../lib/runtime/runtime';
+import type { TensorValue } from '../../lib/runtime/tensor';
+import type { SessionLease } from '../../lib/runtime/types';
+import { affineY, assertClose, chainFeeds, N, tempDir, writeAffine, writeChain } from './models';
+
+const TASKS = path.join(__dirname, 'fixtures', 'tasks.js');
+
+function chainInputs(size: number): Record<string, TensorValue> {
+  const f = chainFeeds(size);
+  return { x: { type: 'float32', dims: [size, size], data: f.x }, w: { type: 'float32', dims: [size, size], data: f.w } };
+}
+
+function xValue(rows: number): TensorValue {
+  return { type: 'float32', dims: [rows, N], data: Float32Array.from({ length: rows * N }, (_, i) => Math.cos(i)) };
+}
+
+describe('runtime worker', () => {
+  let dir: string;
+  let affine: string;
+  let chain: string;
+  let rt: InferenceRuntime;
+  let chainLease: SessionLease;
+
+  before(() => {
+    dir = tempDir('worker');
+    affine = writeAffine(dir);
+    chain = writeChain(dir, 24); // 24 MatMuls: about 1.4 s at 1024×1024 on 2 cores, 0.2 s at 512×512
+  });
+  beforeEach(async () => {
+    rt = new InferenceRuntime({ graceMs: 1000 });
+    await rt.registerTaskModule(TASKS);
+    chainLease = await rt.openSession({ modelPath: chain, providers: 'cpu' });
+  });
+  afterEach(() => rt.dispose());
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps the main event loop responsive (max delay < 50 ms) while a long run executes in the worker', async () => {
+    const delay = monitorEventLoopDelay({ resolution: 5 });
+    delay.enable();
+    const r = await rt.run(chainLease, chainInputs(1024), { label: 'long chain' });
+    delay.disable();
+    const maxMs = delay.max / 1e6;
+    assert.deepEqual(r.values.y.dims, [1024, 1024]);
+    assert.ok(r.ms > 300, `the run took ${r.ms.toFixed(0)} ms: long enough to have blocked a main-thread ORT call`);
+    assert.ok(maxMs < 50, `main event loop stalled ${maxMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
+  });
+
+  it('runs one job at a time and shows the queue; a queued job aborted leaves the queue with an AbortError', async () => {
+    const long = rt.run(chainLease, chainInputs(1024), { label: 'long chain' });
+    const controller = new AbortController();
+    const queuedInputs = chainInputs(512);
+    const queued = rt.run(chainLease, queuedInputs, { signal: controller.signal, label: 'queued chain' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(rt.stats().running, 'long chain');
+    assert.equal(rt.stats().queued, 1);
+    controller.abort();
+    await assert.rejects(queued, { name: 'AbortError' });
+    assert.equal(rt.stats().queued, 0);
+    assert.equal(queuedInputs.x.data.length, 512 * 512, 'a job cancelled before it ran never sent its tensors');
+    assert.deepEqual((await long).values.y.dims, [1024, 1024]);
+    assert.equal(rt.stats().running, null);
+  });
+
+  it('a running run rejects as soon as it is aborted and the next job runs after it', async () => {
+    const controller = new AbortController();
+    const running = rt.run(chainLease, chainInputs(1024), { signal: controller.signal });
+    const next = rt.run(chainLease, chainInputs(512), { label: 'next' });
+    await new Promise((r) => setTimeout(r, 100));
+    const abortedAt = Date.now();
+    controller.abort();
+    await assert.rejects(running, { name: 'AbortError' });
+    assert.ok(Date.now() - abortedAt < 100, 'rejected without waiting for the run to end');
+    assert.deepEqual((await next).values.y.dims, [512, 512]);
+  });
+
+  it('aborts a running task through its AbortSignal inside the worker', async () => {
+    const controller = new AbortController();
+    const result = await rt.task<string>('untilAborted', null, {
+      signal: controller.signal,
+      label: 'waiting task',
+      onEvent: (e) => {
+        assert.equal(e, 'started');
+        assert.equal(rt.stats().running, 'waiting task');
+        controller.abort();
+      },
+    });
+    assert.equal(result, 'stopped by abort');
+  });
+
+  it('streams task events in order, with transferred buffers', async () => {
+    const seen: number[] = [];
+    const result = await rt.task<number>('countTo', { count: 5 }, {
+      onEvent: (e) => seen.push((e as { index: Int32Array }).index[0]),
+    });
+    assert.equal(result, 5);
+    assert.deepEqual(seen, [0, 1, 2, 3, 4]);
+  });
+
+  it('gives tasks sessions by key and pre-allocated outputs that ORT writes in place', async () => {
+    const lease = await rt.openSession({ modelPath: affine, providers: 'cpu' });
+    const x = xValue(2);
+    const expected = affineY(affineY(Float32Array.from(x.data as Float32Array)));
+    const out = await rt.task<{ sameObject: boolean; y: TensorValue }>(
+      'affineTwice', { key: lease.info.key, x }, { transfer: [x.data.buffer as ArrayBuffer] },
+    );
+    assert.equal(out.sameObject, true);
+    assertClose(out.y.data as Float32Array, expected, 1e-4);
+    lease.release();
+  });
+
+  it('rejects task failures with the task error, and unknown tasks with the registered names', async () => {
+    await assert.rejects(rt.task('fail', { message: 'bad payload: no image' }), (e: Error) => {
+      assert.ok(e instanceof Error);
+      assert.equal(e.message, 'bad payload: no image');
+      return true;
+    });
+    await assert.rejects(rt.task('nope', {}), /unknown task 'nope' \(registered: .*affineTwice/);
+    await assert.rejects(rt.task('affineTwice', { key: 'no-such-key', x: xValue(1) }), /no session is open .* no-such-key/);
+    await assert.rejects(rt.registerTaskModule(path.join(dir, 'missing-module.js')), /Cannot find module/);
+  });
+
+  it('recovers from a crashed worker: jobs in flight and queued fail clearly, the next ones work', async () => {
+    const lease = await rt.openSession({ modelPath: affine, providers: 'cpu' });
+    const handle = await rt.put(xValue(1));
+    const crashing = rt.task('exitWorker', null);
+    const queued = rt.run(lease, { x: xValue(1) });
+    await assert.rejects(crashing, /inference worker exited \(code 7\)/);
+    await assert.rejects(queued, /inference worker exited \(code 7\)/);
+    assert.equal(rt.stats().workerRestarts, 1);
+    assert.equal(rt.stats().handles, 0);
+    // The lease is still valid: its session is re-created on the new worker.
+    const x = xValue(3);
+    const expected = affineY(Float32Array.from(x.data as Float32Array));
+    assertClose((await rt.run(lease, { x })).values.y.data as Float32Array, expected);
+    // Task modules are registered again, and leased sessions are there for tasks.
+    const twice = await rt.task<{ y: TensorValue }>('affineTwice', { key: lease.info.key, x: xValue(1) });
+    assert.deepEqual(twice.y.dims, [1, N]);
+    await assert.rejects(rt.get(handle), /expired tensor handle .*exited/);
+    lease.release();
+  });
+
+  it('does not keep the process alive once its jobs are done', function () {
+    const script = `
+      const { getRuntime } = require(${JSON.stringify(require.resolve('../../lib/runtime/runtime'))});
+      (async () => {
+        const rt = getRuntime();
+        const lease = await rt.openSession({ modelPath: ${JSON.stringify(affine)}, providers: 'cpu' });
+        const r = await rt.run(lease, { x: { type: 'float32', dims: [1, ${N}], data: new Float32Array(${N}).fill(1) } });
+        console.log('ran', r.values.y.dims.join('x'));
+      })();`;
+    const started = Date.now();
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.signal, null, `the process did not exit by itself (${child.stderr})`);
+    assert.equal(child.status, 0, child.stderr);
+    assert.match(child.stdout, /ran 1x8/);
+    assert.ok(Date.now() - started < 15_000);
+  });
+});
