@@ -1,0 +1,120 @@
+import { strict as assert } from 'assert';
+import { Architecture, architecture } from '../../lib/model/architectures';
+import { buildDecoderGraph, buildEmbedGraph, DecoderVariant } from '../../lib/onnx/decoder';
+import { gqaBuiltinRotary } from '../../lib/onnx/decoder-attention';
+import { randomWeights } from '../../lib/onnx/random-weights';
+import { maxAbsDiff, referenceDecoder, referenceEmbed, RefTensor } from '../support/reference';
+import { presentAsRef, runDecoder, seqSlice, sessionOf, wave } from './support';
+
+const TOL = 1e-4;
+
+/** tiny with head_dim 8: GroupQueryAttention cannot rotate itself, so the optimized graph uses RotaryEmbedding. */
+function tinyHeadDim8(): Architecture {
+  const a = architecture('tiny');
+  Object.assign(a.config.text_config, { num_attention_heads: 8, num_key_value_heads: 4, head_dim: 8 });
+  return a;
+}
+
+const CASES: Array<[string, () => Architecture]> = [
+  ['LLaMA (tiny)', () => architecture('tiny')],
+  ['Qwen2 with q/k/v biases, tied lm_head (tiny-qwen2)', () => architecture('tiny-qwen2')],
+  ['head_dim 8', tinyHeadDim8],
+];
+
+function embedsFor(a: Architecture, batch: number, seq: number): RefTensor {
+  const h = a.config.text_config.hidden_size;
+  return { data: Float64Array.from(wave(batch * seq * h, 0.5)), dims: [batch, seq, h] };
+}
+
+describe('onnx/decoder against the float64 reference', () => {
+  for (const [label, make] of CASES) {
+    for (const variant of ['portable', 'optimized'] as DecoderVariant[]) {
+      describe(`${label}, ${variant}`, () => {
+        const a = make();
+        const c = a.config;
+        const w = randomWeights(c, 7);
+        const S = 7;
+        const embeds = embedsFor(a, 1, S);
+        const positions = [...Array(S).keys()];
+        const full = referenceDecoder(w, c, { embeds, attentionMask: Array(S).fill(1), positionIds: positions });
+
+        it('prefill: logits and present KV within 1e-4', async () => {
+          const s = await sessionOf(buildDecoderGraph(w, c, { variant }));
+          const out = await runDecoder(s, c, embeds, Array(S).fill(1), positions);
+          assert.deepEqual(out.dims, [1, S, c.text_config.vocab_size]);
+          assert.ok(maxAbsDiff(out.logits, full.logits.data) < TOL, `logits diff ${maxAbsDiff(out.logits, full.logits.data)}`);
+          const present = presentAsRef(out.present, c);
+          assert.equal(present.length, S);
+          for (let l = 0; l < c.text_config.num_hidden_layers; l++) {
+            assert.ok(maxAbsDiff(present.keys[l], full.present.keys[l]) < TOL);
+            assert.ok(maxAbsDiff(present.values[l], full.present.values[l]) < TOL);
+          }
+          await s.release();
+        });
+
+        it('cached steps (prefill 3, one token, a 2-token chunk, one token) match the full sequence', async () => {
+          const s = await sessionOf(buildDecoderGraph(w, c, { variant }));
+          const V = c.text_config.vocab_size;
+          let step = await runDecoder(s, c, seqSlice(embeds, 0, 3), Array(3).fill(1), positions.slice(0, 3));
+          assert.ok(maxAbsDiff(step.logits, full.logits.data.subarray(0, 3 * V)) < TOL);
+          for (const [from, to] of [[3, 4], [4, 6], [6, 7]]) {
+            step = await runDecoder(s, c, seqSlice(embeds, from, to), Array(to).fill(1), positions.slice(from, to), step.present);
+            assert.equal(step.present['present.0.key'].dims[2], to);
+            const diff = maxAbsDiff(step.logits, full.logits.data.subarray(from * V, to * V));
+            assert.ok(diff < TOL, `tokens ${from}..${to}: diff ${diff}`);
+          }
+          await s.release();
+        });
+      });
+    }
+  }
+
+  it('portable: a left-padded batch of 2 matches the reference row by row', async () => {
+    const a = architecture('tiny');
+    const c = a.config;
+    const w = randomWeights(c, 3);
+    const S = 5;
+    const embeds = embedsFor(a, 2, S);
+    const mask = [0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
+    const positions = [1, 1, 0, 1, 2, 0, 1, 2, 3, 4]; // cumsum(mask) - 1, pads set to 1 (transformers.js)
+    const ref = referenceDecoder(w, c, { embeds, attentionMask: mask, positionIds: positions });
+    const s = await sessionOf(buildDecoderGraph(w, c, { variant: 'portable' }));
+    const out = await runDecoder(s, c, embeds, mask, positions);
+    const V = c.text_config.vocab_size;
+    // Padded query rows see no key at all: both sides then average every value uniformly.
+    assert.ok(maxAbsDiff(out.logits, ref.logits.data) < TOL);
+    // The padded row's real tokens must not depend on what the pad embeddings are.
+    const alt = { data: Float64Array.from(embeds.data), dims: embeds.dims };
+    alt.data.fill(9, 0, 2 * c.text_config.hidden_size);
+    const out2 = await runDecoder(s, c, alt, mask, positions);
+    assert.ok(maxAbsDiff(out.logits.subarray(2 * V, S * V), out2.logits.subarray(2 * V, S * V)) < 1e-6);
+  });
+
+  it('embed_tokens gathers embedding rows for input_ids', async () => {
+    const c = architecture('tiny').config;
+    const w = randomWeights(c, 5);
+    const ids = [1, 13, 604, 0];
+    const s = await sessionOf(buildEmbedGraph(w, c));
+    const ort = await import('onnxruntime-node');
+    const out = await s.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, 4]) });
+    assert.deepEqual(out.inputs_embeds.dims, [1, 4, 64]);
+    assert.equal(maxAbsDiff(out.inputs_embeds.data as Float32Array, referenceEmbed(w, c, ids).data), 0);
+  });
+
+  it('uses GroupQueryAttention rotary only where head_size % 16 == 0', () => {
+    assert.equal(gqaBuiltinRotary(architecture('tiny').config.text_config), true);
+    assert.equal(gqaBuiltinRotary(tinyHeadDim8().config.text_config), false);
+  });
+
+  it('rejects configs it cannot build with a clear error', () => {
+    const c = architecture('tiny').config;
+    c.text_config.num_key_value_heads = 3;
+    assert.throws(() => buildDecoderGraph(randomWeights(c), c, { variant: 'portable' }), /not a multiple of num_key_value_heads 3/);
+    const c2 = architecture('tiny').config;
+    assert.throws(() => buildDecoderGraph(randomWeights(c2), c2, { variant: 'portable', quant: { bits: 4 } }), /choose the optimized/);
+    const c3 = architecture('tiny').config;
+    const w = randomWeights(c3);
+    const missing = { names: () => w.names(), get: (n: string) => (n.endsWith('layers.1.mlp.up_proj.weight') ? undefined : w.get(n)) };
+    assert.throws(() => buildDecoderGraph(missing, c3, { variant: 'optimized' }).toBytes(), /weights are missing language_model\.model\.layers\.1\.mlp\.up_proj\.weight/);
+  });
+});
