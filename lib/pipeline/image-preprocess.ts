@@ -1,0 +1,138 @@
+// Encoded image bytes → the vision tower's input: 3×size×size float32, channel-major, (x/255 − mean)/std.
+//
+// sharp (libvips) decodes; colour handling follows PIL's convert('RGB') as used by every Python LLaVA pipeline:
+// CMYK, greyscale and 16-bit images become 8-bit sRGB, and an alpha channel is dropped (not composited), so
+// transparent pixels keep the colour they store. Unlike the Python pipelines, EXIF orientation is applied, so a
+// rotated camera frame is seen upright. Only the first frame of an animation or first page of a multi-page
+// file is used. Resizing is PIL-exact bicubic (image-resample.ts).
+
+import sharp, { type OutputInfo } from 'sharp';
+import { performance } from 'perf_hooks';
+import { planResize, type ResizePlan } from './image-geometry';
+import { resizeBicubicWindow, type RgbImage } from './image-resample';
+import type { PreprocessOptions, PreprocessedImage } from './types';
+
+export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
+
+function megapixels(pixels: number): string {
+  return `${(pixels / 1e6).toFixed(1)} MP`;
+}
+
+function checkOptions(options: PreprocessOptions): number {
+  const { size, mean, std } = options;
+  if (!Number.isInteger(size) || size < 1 || size > 8192) {
+    throw new Error(`preprocess size must be an integer from 1 to 8192, got ${size}`);
+  }
+  for (const [name, values] of [['mean', mean], ['std', std]] as const) {
+    if (!Array.isArray(values) || values.length !== 3 || !values.every(Number.isFinite)) {
+      throw new Error(`preprocess ${name} must be three finite numbers (R, G, B), got ${JSON.stringify(values)}`);
+    }
+  }
+  if (std.some((s) => s === 0)) throw new Error(`preprocess std must not contain 0, got ${JSON.stringify(std)}`);
+  const cap = options.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS;
+  if (!(cap > 0)) throw new Error(`maxInputPixels must be a positive number, got ${cap}`);
+  return cap;
+}
+
+function undecodable(err: unknown): Error {
+  return new Error(`not a decodable image: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/** Refuses images above the pixel cap from the header alone, before any pixel is decoded. */
+async function checkPixelCap(bytes: Buffer, cap: number): Promise<void> {
+  let width: number;
+  let height: number;
+  try {
+    ({ width, height } = await sharp(bytes, { limitInputPixels: false }).metadata());
+  } catch (err) {
+    throw undecodable(err);
+  }
+  if (!(width > 0 && height > 0)) throw new Error('not a decodable image: no dimensions in its header');
+  // For animations sharp reports the first frame's height, the only frame decoded.
+  if (width * height > cap) {
+    throw new Error(
+      `image is ${width}×${height} (${megapixels(width * height)}), above the maxInputPixels cap of ` +
+        `${cap} (${megapixels(cap)}); raise maxInputPixels to accept it`,
+    );
+  }
+}
+
+/** Decodes to 8-bit sRGB, EXIF-oriented, alpha dropped. */
+async function decodeRgb(bytes: Buffer, cap: number): Promise<RgbImage> {
+  let decoded: { data: Buffer; info: OutputInfo };
+  try {
+    decoded = await sharp(bytes, { limitInputPixels: cap, autoOrient: true, sequentialRead: true })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw undecodable(err);
+  }
+  const { data, info } = decoded;
+  if (info.channels !== 3) throw new Error(`not a decodable image: decoded to ${info.channels} channels, not RGB`);
+  return { data, width: info.width, height: info.height };
+}
+
+/** LLaVA's pad colour: tuple(int(x*255) for x in image_mean). */
+export function padColour(mean: readonly number[]): number[] {
+  return mean.map((m) => Math.min(255, Math.max(0, Math.trunc(m * 255))));
+}
+
+/** expand2square: paste the image on a plan.padSide square of `fill`. */
+function padToSquare(image: RgbImage, plan: ResizePlan, fill: readonly number[], cap: number): RgbImage {
+  const side = plan.padSide;
+  if (side === image.width && side === image.height) return image;
+  if (side * side > cap) {
+    throw new Error(
+      `padding a ${image.width}×${image.height} image to a ${side}×${side} square exceeds the maxInputPixels cap ` +
+        `of ${cap} (${megapixels(cap)}); use mode crop or squash, or raise maxInputPixels`,
+    );
+  }
+  const canvas = Buffer.allocUnsafe(side * side * 3).fill(Buffer.from(fill));
+  const rowBytes = image.width * 3;
+  for (let y = 0; y < image.height; y++) {
+    canvas.set(image.data.subarray(y * rowBytes, (y + 1) * rowBytes), ((plan.padTop + y) * side + plan.padLeft) * 3);
+  }
+  return { data: canvas, width: side, height: side };
+}
+
+/** HWC uint8 → CHW float32 (x/255 − mean)/std, via a per-channel lookup table in one pass. */
+function normalise(rgb: Uint8Array, size: number, mean: readonly number[], std: readonly number[]): Float32Array {
+  const table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = (v / 255 - mean[c]) / std[c];
+  const plane = size * size;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0, j = 0; i < plane; i++, j += 3) {
+    out[i] = table[rgb[j]];
+    out[plane + i] = table[256 + rgb[j + 1]];
+    out[2 * plane + i] = table[512 + rgb[j + 2]];
+  }
+  return out;
+}
+
+/**
+ * Decodes an encoded image (JPEG, PNG, WebP, GIF, TIFF, AVIF) and turns it into the normalised CHW tensor for
+ * options.mode: crop (llava-hf CLIPImageProcessor), pad (LLaVA-1.5 expand2square) or squash (mmpretrain).
+ * sourceWidth/sourceHeight are the decoded size after EXIF orientation.
+ */
+export async function preprocessImage(bytes: Uint8Array, options: PreprocessOptions): Promise<PreprocessedImage> {
+  const started = performance.now();
+  const cap = checkOptions(options);
+  const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (input.length === 0) throw new Error('not a decodable image: the input is empty (0 bytes)');
+  await checkPixelCap(input, cap);
+  const decoded = await decodeRgb(input, cap);
+  const { size } = options;
+  const plan = planResize(options.mode, decoded.width, decoded.height, size);
+  const source = plan.padSide > 0 ? padToSquare(decoded, plan, padColour(options.mean), cap) : decoded;
+  const window = { left: plan.cropLeft, top: plan.cropTop, width: size, height: size };
+  const rgb = resizeBicubicWindow(source, plan.resizeWidth, plan.resizeHeight, window);
+  return {
+    pixels: normalise(rgb, size, options.mean, options.std),
+    size,
+    sourceWidth: decoded.width,
+    sourceHeight: decoded.height,
+    ms: performance.now() - started,
+  };
+}
