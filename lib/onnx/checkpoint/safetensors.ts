@@ -3,11 +3,10 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {…}}, then the raw little-endian data;
 // offsets count from the first byte after the header. Only the header is read when opening; each tensor's
 // bytes are read when its read() is called.
-import * as fs from 'fs';
-import * as path from 'path';
 import { WeightDType, WeightSource, WeightTensor } from '../weights';
 import { DTYPE_BYTES, toFloat32 } from './dtype';
 import { fileSize, readRange } from './file-range';
+import { ShardSource, openShardIndex } from './sharded';
 import { TensorTable, elementCount, fmtShape } from './source';
 
 const FLOAT_DTYPES: Record<string, WeightDType> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
@@ -68,40 +67,9 @@ export function openSafetensors(file: string): SafetensorsFile {
   return new SafetensorsFile(file);
 }
 
-/**
- * A sharded checkpoint: `indexFile` is a model.safetensors.index.json whose weight_map names the shard
- * (relative to the index's folder) that holds each tensor.
- */
-export function openSafetensorsIndex(indexFile: string): WeightSource & { skipped: string[] } {
-  let index: { weight_map?: Record<string, string> };
-  try {
-    index = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
-  } catch (e) {
-    throw new Error(`${indexFile}: cannot read the safetensors index: ${(e as Error).message}`);
-  }
-  const weightMap = index.weight_map;
-  if (!weightMap || typeof weightMap !== 'object') throw new Error(`${indexFile}: no "weight_map" object`);
-  const dir = path.dirname(indexFile);
-  const shards = new Map<string, SafetensorsFile>();
-  const table = new TensorTable();
-  const skipped: string[] = [];
-  for (const [name, shardName] of Object.entries(weightMap)) {
-    if (typeof shardName !== 'string' || path.isAbsolute(shardName) || shardName.split(/[\\/]/).includes('..')) {
-      throw new Error(`${indexFile}: weight_map entry for '${name}' is not a file name inside the folder`);
-    }
-    let shard = shards.get(shardName);
-    if (!shard) {
-      const shardPath = path.join(dir, shardName);
-      if (!fs.existsSync(shardPath)) throw new Error(`${indexFile}: shard '${shardName}' (for '${name}') is missing`);
-      shard = openSafetensors(shardPath);
-      shards.set(shardName, shard);
-    }
-    const tensor = shard.get(name);
-    if (tensor) table.add(tensor);
-    else if (shard.skipped.includes(name)) skipped.push(name);
-    else throw new Error(`${indexFile}: '${name}' is listed in shard '${shardName}' but that shard does not hold it`);
-  }
-  return { names: () => table.names(), get: (n) => table.get(n), skipped };
+/** A sharded checkpoint: `indexFile` is a model.safetensors.index.json naming the shard of each tensor. */
+export function openSafetensorsIndex(indexFile: string): ShardSource {
+  return openShardIndex(indexFile, openSafetensors);
 }
 
 function parseHeader(file: string, bytes: Buffer): Record<string, unknown> {
