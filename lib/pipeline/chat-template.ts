@@ -24,6 +24,7 @@ export interface ChatMessage {
 }
 
 export interface ChatTemplateOptions {
+  /** Append the assistant prefix (default true). */
   addGenerationPrompt?: boolean;
   bosToken?: string;
   eosToken?: string;

@@ -4,7 +4,10 @@
 // Encoding mirrors @huggingface/tokenizers' own encode (added-token split → normalizer → pre-tokenizer with the
 // section index → model → post-processor) but splits special tokens out of template segments only. Text sections
 // are formed across segment borders exactly as in whole-string tokenization, so a prompt whose user text holds no
-// added token gives the same ids as tokenizer.encode(wholeString).
+// added token gives the same ids as tokenizer.encode(wholeString). Added tokens are matched in the raw text (the
+// library matches `normalized: true` ones after normalizing; LLaMA/llava-hf/Qwen2 added tokens are all unnormalized).
+// Chunk-wise styles follow the fast (tokenizer.json) tokenizer: a chunk that starts with a space gets no extra "▁",
+// where slow SentencePiece would add one; LLaVA's templates put "\n" after <image>, so their ids are the same.
 
 import * as fs from 'fs';
 import * as path from 'path';
