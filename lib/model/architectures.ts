@@ -59,8 +59,8 @@ function llavaConfig(vision: VisionConfig, text: TextConfig, ids: { image: numbe
     projector_type: 'mlp2x_gelu',
     multimodal_projector_bias: true,
     image_seq_length: patches,
-    vision_config: vision,
-    text_config: text,
+    vision_config: { ...vision },
+    text_config: { ...text },
   };
 }
 
