@@ -1,6 +1,6 @@
 // Messages between the main-thread runtime and its inference worker. Every request gets exactly one reply
 // (done or failed) with the same id; tasks may also stream events before it.
-import type { ProviderName, SessionInfo } from './types';
+import type { ProviderName, RunResult, SessionInfo } from './types';
 import type { TensorHandle, TensorValue } from './tensor';
 
 /** A SessionSpec with every default filled in; its JSON is the session cache key. */
@@ -23,19 +23,13 @@ export interface WorkerInit {
   limits: StoreLimits;
 }
 
-export interface RunReply {
-  values: Record<string, TensorValue>;
-  handles: Record<string, TensorHandle>;
-  ms: number;
-}
-
 /** Each operation: its request fields and its reply value. */
 export interface Operations {
   open: { request: { key: string; spec: ResolvedSpec }; reply: SessionInfo };
   close: { request: { key: string }; reply: void };
   run: {
     request: { key: string; feeds: Record<string, TensorValue | TensorHandle>; fetch?: string[]; keep: string[] };
-    reply: RunReply;
+    reply: RunResult;
   };
   put: { request: { value: TensorValue }; reply: TensorHandle };
   get: { request: { handle: string }; reply: TensorValue };

@@ -32,6 +32,7 @@ interface SessionEntry {
   /** The worker the session is open on; after a worker restart it is re-opened on first use. */
   loadedOn: WorkerLink | null;
   loading: Promise<SessionInfo> | null;
+  abandoned: AbortController | null;
   refs: number;
   grace: NodeJS.Timeout | null;
 }
@@ -95,7 +96,7 @@ export class InferenceRuntime implements Runtime {
     if (!entry) {
       entry = {
         key, spec: resolved, label: path.basename(resolved.modelPath),
-        info: null, loadedOn: null, loading: null, refs: 0, grace: null,
+        info: null, loadedOn: null, loading: null, abandoned: null, refs: 0, grace: null,
       };
       this.sessions.set(key, entry);
     }
@@ -260,15 +261,21 @@ export class InferenceRuntime implements Runtime {
   private firstLoad(entry: SessionEntry): Promise<SessionInfo> {
     // Concurrent openSession calls for one key share this load.
     entry.loading ??= this.scheduler
-      .submit({ label: `load ${entry.label}`, run: () => this.loadOn(this.worker(), entry) })
+      .submit({
+        label: `load ${entry.label}`,
+        // Aborted when every opener has given up: a queued load is dropped; a running one finishes into the cache.
+        signal: (entry.abandoned = new AbortController()).signal,
+        settleOnAbort: false,
+        run: () => this.loadOn(this.worker(), entry),
+      })
       .then(
         (info) => {
-          entry.loading = null;
+          entry.loading = entry.abandoned = null;
           if (entry.refs === 0) this.startGrace(entry);
           return info;
         },
         (e) => {
-          entry.loading = null;
+          entry.loading = entry.abandoned = null;
           if (entry.refs === 0) this.sessions.delete(entry.key);
           throw e;
         },
@@ -321,7 +328,8 @@ export class InferenceRuntime implements Runtime {
   private releaseRef(entry: SessionEntry): void {
     if (--entry.refs > 0 || this.disposed) return;
     if (entry.info) this.startGrace(entry);
-    else if (!entry.loading) this.sessions.delete(entry.key);
+    else if (entry.loading) entry.abandoned?.abort();
+    else this.sessions.delete(entry.key);
   }
 
   /** Unloads an unused session after the grace period, so a redeploy that keeps the model does not reload it. */

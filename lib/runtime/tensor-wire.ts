@@ -7,7 +7,7 @@ type TypedArrayClass =
   | Int8ArrayConstructor | Uint8ArrayConstructor;
 
 /** The typed array each tensor type's data must be (float16 travels as raw Uint16 bits, bool as Uint8). */
-export const DATA_CLASS: Record<TensorType, TypedArrayClass> = {
+const DATA_CLASS: Record<TensorType, TypedArrayClass> = {
   float32: Float32Array,
   float16: Uint16Array,
   int64: BigInt64Array,
@@ -64,8 +64,4 @@ export function packForTransfer<T>(items: Record<string, T>): { items: Record<st
     packed[name] = { type: t.type, dims: t.dims, data } as unknown as T;
   }
   return { items: packed, transfer: [...transfer] };
-}
-
-export function tensorBytes(v: TensorValue): number {
-  return v.data.byteLength;
 }
