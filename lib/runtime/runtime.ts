@@ -110,7 +110,7 @@ export class InferenceRuntime implements Runtime {
     }
   }
 
-  run(lease: SessionLease, feeds: Record<string, Feed>, options: RunOptions = {}): Promise<RunResult> {
+  async run(lease: SessionLease, feeds: Record<string, Feed>, options: RunOptions = {}): Promise<RunResult> {
     this.assertOpen();
     const entry = this.entryOf(lease);
     if (typeof feeds !== 'object' || feeds === null) throw new Error('run: feeds must be an object of input name → tensor');
@@ -168,7 +168,7 @@ export class InferenceRuntime implements Runtime {
     if (!this.taskModules.includes(abs)) this.taskModules.push(abs);
   }
 
-  task<T = unknown>(name: string, payload: unknown, options: TaskOptions = {}): Promise<T> {
+  async task<T = unknown>(name: string, payload: unknown, options: TaskOptions = {}): Promise<T> {
     this.assertOpen();
     let link: WorkerLink | null = null;
     let call: Call<unknown> | null = null;

@@ -73,7 +73,7 @@ describe('runtime sessions', () => {
     a.release(); // a second release of one lease is ignored
     const r = await rt.run(b, { x: xValue(1) });
     assert.deepEqual(r.values.y.dims, [1, N]);
-    assert.throws(() => rt.run(a, { x: xValue(1) }), /lease was released/);
+    await assert.rejects(rt.run(a, { x: xValue(1) }), /lease was released/);
     loads.stop();
     for (const l of [b, c, d]) l.release();
   });
@@ -124,8 +124,8 @@ describe('runtime sessions', () => {
       return true;
     });
     await assert.rejects(rt.run(lease, { x: xValue(1) }, { fetch: ['nope'] }), /unknown output 'nope'.*y, twice/);
-    assert.throws(
-      () => rt.run(lease, { x: { type: 'float32', dims: [2, N], data: new Float32Array(3) } }),
+    await assert.rejects(
+      rt.run(lease, { x: { type: 'float32', dims: [2, N], data: new Float32Array(3) } }),
       /input 'x': 3 elements do not match dims \[2,8\]/,
     );
     await assert.rejects(rt.openSession({ modelPath: path.join(dir, 'missing.onnx') }), /model file not found/);
