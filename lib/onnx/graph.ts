@@ -136,6 +136,11 @@ export class Graph {
     return name;
   }
 
+  /** Total size of the initializers' data in bytes (from dims, without reading lazy tensors). */
+  initializerBytes(): number {
+    return this.inits.reduce((sum, { tensor: t }) => sum + t.dims.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype], 0);
+  }
+
   /** Small constants as initializers with generated names. */
   constFloat(values: number | number[], dims?: number[]): string {
     const arr = typeof values === 'number' ? [values] : values;

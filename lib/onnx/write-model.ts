@@ -1,0 +1,203 @@
+// Writes a complete model folder that lib/model/folder.ts (and transformers.js, for the transformers-js layout) loads:
+//   transformers-js: onnx/vision_encoder.onnx (pixel_values → image_features, projector inside),
+//                    onnx/embed_tokens.onnx (input_ids → inputs_embeds),
+//                    onnx/decoder_model_merged{suffix}.onnx (suffix _q4 / _int8 when quantized)
+//   split:           the same, but vision_encoder's image_features are the selected CLIP features (vision width),
+//                    and onnx/multi_modal_projector.onnx maps image_features → image_embeds (text width)
+// plus config.json, preprocessor_config.json, processor_config.json, generation_config.json and the tokenizer files.
+// Graphs whose weights approach the 2 GB protobuf limit get external data (`<file>.onnx_data`).
+import * as fs from 'fs';
+import * as path from 'path';
+import type { ModelLayout } from '../model/folder';
+import type { LlavaConfig } from '../model/config';
+import { llamaTinyTokenizer, qwen2TinyTokenizer, writeTinyTokenizer } from '../model/tiny-tokenizer';
+import type { QuantOptions } from './blocks';
+import { buildVisionEncoderGraph, visionTokenCount } from './clip-vision';
+import { buildDecoderGraph, buildEmbedGraph, DecoderVariant } from './decoder';
+import type { Graph } from './graph';
+import { buildProjectorGraph } from './projector';
+import { parseQuantBits } from './quantize';
+import type { WeightSource } from './weights';
+
+export type QuantizeName = 'int4' | 'int8';
+
+/** Names of the graphs' image inputs/outputs, also recorded in config.json. */
+export const MODEL_IO = {
+  pixelValues: 'pixel_values',
+  imageFeatures: 'image_features',
+  imageEmbeds: 'image_embeds',
+  inputIds: 'input_ids',
+  inputsEmbeds: 'inputs_embeds',
+} as const;
+
+/** File suffix (transformers.js dtype naming, see lib/model/folder.ts) of a quantized decoder. */
+export const QUANT_VARIANT: Record<QuantizeName, { variant: string; suffix: string }> = {
+  int4: { variant: 'q4', suffix: '_q4' },
+  int8: { variant: 'int8', suffix: '_int8' },
+};
+
+/** Graphs with more weight bytes than this are written with external data when externalData is 'auto'. */
+const AUTO_EXTERNAL_BYTES = 1.8e9;
+/** MatMulNBits accuracy_level written by default: int8 activations, the fastest CPU path. */
+export const DEFAULT_ACCURACY_LEVEL = 4;
+
+export type TokenizerSource = { kind: 'tiny-llama' } | { kind: 'tiny-qwen2' } | { kind: 'checkpoint'; dir: string };
+
+export interface BuildProgress {
+  file: string;
+  tensorsDone: number;
+  tensorsTotal: number;
+  bytesWritten: number;
+}
+
+export interface WriteModelOptions {
+  outDir: string;
+  config: LlavaConfig;
+  weights: WeightSource;
+  tokenizer: TokenizerSource;
+  layout?: ModelLayout;
+  decoder?: DecoderVariant;
+  quantize?: QuantizeName;
+  accuracyLevel?: number;
+  /** true: every graph; false: none (fails over 2 GB); 'auto' (default): graphs over ~1.8 GB of weights. */
+  externalData?: boolean | 'auto';
+  /** Replace the model files of an existing folder (otherwise a non-empty outDir is an error). */
+  overwrite?: boolean;
+  /** Recorded in config.json (e.g. the preset name). */
+  source?: string;
+  onProgress?: (p: BuildProgress) => void;
+}
+
+export interface WrittenModel {
+  dir: string;
+  /** Paths relative to dir. */
+  files: string[];
+  /** The weight variant to open the folder with (lib/model/folder.ts openModelFolder). */
+  variant: string;
+}
+
+/** Files copied from a checkpoint folder when present (tokenizer and processing settings). */
+const CHECKPOINT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json',
+  'chat_template.json', 'tokenizer.model', 'preprocessor_config.json', 'generation_config.json'];
+
+const GENERATED_FILES = ['config.json', 'preprocessor_config.json', 'processor_config.json', 'generation_config.json'];
+
+function writeJson(file: string, value: unknown): void {
+  fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+function preprocessorConfig(c: LlavaConfig): Record<string, unknown> {
+  const s = c.vision_config.image_size;
+  return {
+    image_processor_type: 'CLIPImageProcessor',
+    processor_class: 'LlavaProcessor',
+    do_resize: true,
+    size: { shortest_edge: s },
+    resample: 3,
+    do_center_crop: true,
+    crop_size: { height: s, width: s },
+    do_rescale: true,
+    rescale_factor: 1 / 255,
+    do_normalize: true,
+    image_mean: [0.48145466, 0.4578275, 0.40821073],
+    image_std: [0.26862954, 0.26130258, 0.27577711],
+    do_convert_rgb: true,
+  };
+}
+
+function writeTokenizer(dir: string, src: TokenizerSource): void {
+  if (src.kind === 'tiny-llama') writeTinyTokenizer(dir, llamaTinyTokenizer());
+  else if (src.kind === 'tiny-qwen2') writeTinyTokenizer(dir, qwen2TinyTokenizer());
+  else {
+    if (!fs.existsSync(path.join(src.dir, 'tokenizer.json'))) {
+      throw new Error(`checkpoint folder has no tokenizer.json to copy: ${src.dir}`);
+    }
+    for (const f of CHECKPOINT_FILES) {
+      const from = path.join(src.dir, f);
+      if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, f));
+    }
+  }
+}
+
+export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
+  const c = opts.config;
+  const layout = opts.layout ?? 'transformers-js';
+  const decoder = opts.decoder ?? 'optimized';
+  const quant: QuantOptions | undefined = opts.quantize
+    ? { bits: parseQuantBits(opts.quantize), accuracyLevel: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL }
+    : undefined;
+  const { variant, suffix } = opts.quantize ? QUANT_VARIANT[opts.quantize] : { variant: 'fp32', suffix: '' };
+  const dir = path.resolve(opts.outDir);
+  const onnxDir = path.join(dir, 'onnx');
+  if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
+    if (!opts.overwrite) throw new Error(`output folder is not empty: ${opts.outDir} (use overwrite to replace its model files)`);
+    fs.rmSync(onnxDir, { recursive: true, force: true });
+    for (const f of [...CHECKPOINT_FILES, ...GENERATED_FILES]) fs.rmSync(path.join(dir, f), { force: true });
+  }
+  fs.mkdirSync(onnxDir, { recursive: true });
+
+  const files: string[] = [];
+  const external: Record<string, boolean> = {};
+  const write = (name: string, graph: Graph): void => {
+    const fileName = `${name}.onnx`;
+    const useExternal = opts.externalData === 'auto' || opts.externalData === undefined
+      ? graph.initializerBytes() > AUTO_EXTERNAL_BYTES
+      : opts.externalData;
+    const written = graph.writeFile(path.join(onnxDir, fileName), {
+      externalData: useExternal,
+      onProgress: (p) => opts.onProgress?.({ file: `onnx/${fileName}`, ...p }),
+    });
+    external[fileName] = written.length > 1;
+    files.push(...written.map((f) => path.relative(dir, f)));
+  };
+
+  // One graph at a time, so only one graph's weights are alive while writing.
+  write('vision_encoder', buildVisionEncoderGraph(opts.weights, c, { withProjector: layout === 'transformers-js' }));
+  if (layout === 'split') write('multi_modal_projector', buildProjectorGraph(opts.weights, c));
+  write('embed_tokens', buildEmbedGraph(opts.weights, c));
+  write(`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant }));
+
+  const vision = layout === 'split'
+    ? { vision_encoder: { input: MODEL_IO.pixelValues, output: MODEL_IO.imageFeatures, width: c.vision_config.hidden_size },
+      multi_modal_projector: { input: MODEL_IO.imageFeatures, output: MODEL_IO.imageEmbeds, width: c.text_config.hidden_size } }
+    : { vision_encoder: { input: MODEL_IO.pixelValues, output: MODEL_IO.imageFeatures, width: c.text_config.hidden_size } };
+  const config: LlavaConfig = {
+    ...c,
+    image_seq_length: visionTokenCount(c),
+    'node-red-contrib-llava': {
+      source: opts.source,
+      layout,
+      decoder,
+      quantize: opts.quantize ?? null,
+      variant,
+      io: { ...vision, embed_tokens: { input: MODEL_IO.inputIds, output: MODEL_IO.inputsEmbeds } },
+    },
+    'transformers.js_config': {
+      dtype: { vision_encoder: 'fp32', embed_tokens: 'fp32', decoder_model_merged: variant },
+      use_external_data_format: external,
+    },
+  };
+  writeJson(path.join(dir, 'config.json'), config);
+
+  writeTokenizer(dir, opts.tokenizer);
+  const defaults: Array<[string, unknown]> = [
+    ['preprocessor_config.json', preprocessorConfig(c)],
+    ['processor_config.json', {
+      processor_class: 'LlavaProcessor',
+      image_token: '<image>',
+      num_additional_image_tokens: 1,
+      patch_size: c.vision_config.patch_size,
+      vision_feature_select_strategy: c.vision_feature_select_strategy,
+    }],
+    ['generation_config.json', {
+      ...(c.text_config.bos_token_id !== undefined ? { bos_token_id: c.text_config.bos_token_id } : {}),
+      eos_token_id: c.text_config.eos_token_id,
+      pad_token_id: c.pad_token_id,
+    }],
+  ];
+  for (const [name, value] of defaults) {
+    if (!fs.existsSync(path.join(dir, name))) writeJson(path.join(dir, name), value);
+  }
+  files.push(...fs.readdirSync(dir).filter((f) => f !== 'onnx').sort());
+  return { dir, files, variant };
+}
