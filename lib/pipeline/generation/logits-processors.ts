@@ -79,9 +79,9 @@ export class TopK implements LogitsProcessor {
 
 /**
  * HF TopPLogitsWarper: keeps the most probable tokens until their cumulative probability reaches p (the token
- * that crosses p stays; at least one token stays). Avoids a full sort of the vocabulary: the nucleus is a
- * prefix of the descending order, so it lies inside any set {prob >= τ} whose mass is already >= p; τ starts
- * near the top and drops until that holds, and only that set is sorted.
+ * that crosses p stays; at least one token stays). A token is kept iff the mass of the tokens more probable than
+ * it is < p, so the kept set is {prob >= t} for one threshold t, found by a quickselect weighted by probability
+ * (expected O(vocab), no sort). Tokens tied with the threshold all stay.
  */
 export class TopP implements LogitsProcessor {
   private readonly probs: Float32Array;
@@ -96,30 +96,52 @@ export class TopP implements LogitsProcessor {
   apply(scores: Float32Array): void {
     if (this.p >= 1) return;
     const probs = this.probs;
-    const n = scores.length;
-    const sum = expShifted(scores, probs);
-    const target = this.p * sum; // compare unnormalised masses
-    let tau = 1e-3; // the largest entry of probs is exactly 1
+    const total = expShifted(scores, probs);
     let count = 0;
+    for (let i = 0; i < scores.length; i++) if (probs[i] > 0) this.order[count++] = i;
+    const threshold = this.nucleusThreshold(count, this.p * total);
+    for (let i = 0; i < scores.length; i++) if (probs[i] < threshold) scores[i] = -Infinity;
+  }
+
+  /** The smallest probability whose strictly-more-probable mass is < target, over order[0, count). */
+  private nucleusThreshold(count: number, target: number): number {
+    const { probs, order } = this;
+    let lo = 0;
+    let hi = count;
+    let massAbove = 0; // mass of the candidates already known to rank above [lo, hi)
     for (;;) {
-      let mass = 0;
-      count = 0;
-      for (let i = 0; i < n; i++) {
-        if (probs[i] >= tau && probs[i] > 0) {
-          this.order[count++] = i;
-          mass += probs[i];
+      const pivot = probs[order[lo + ((hi - lo) >>> 1)]];
+      // Three-way partition of [lo, hi): greater | equal | less than the pivot.
+      let gt = lo;
+      let i = lo;
+      let lt = hi;
+      let greaterMass = 0;
+      let equalMass = 0;
+      while (i < lt) {
+        const v = probs[order[i]];
+        if (v > pivot) {
+          greaterMass += v;
+          const t = order[gt];
+          order[gt++] = order[i];
+          order[i++] = t;
+        } else if (v < pivot) {
+          const t = order[--lt];
+          order[lt] = order[i];
+          order[i] = t;
+        } else {
+          equalMass += v;
+          i++;
         }
       }
-      if (mass >= target || tau === 0) break;
-      tau = tau > 1e-30 ? tau * 1e-3 : 0;
+      if (massAbove + greaterMass >= target) {
+        hi = gt; // the pivot is out: the threshold is among the greater ones
+      } else if (massAbove + greaterMass + equalMass >= target || lt === hi) {
+        return pivot; // the pivot is in, and nothing below it is
+      } else {
+        massAbove += greaterMass + equalMass;
+        lo = lt;
+      }
     }
-    const candidates = this.order.subarray(0, count);
-    candidates.sort((a, b) => probs[b] - probs[a] || a - b);
-    let before = 0;
-    let kept = 0;
-    while (kept < count && before < target) before += probs[candidates[kept++]];
-    const threshold = probs[candidates[kept - 1]];
-    for (let i = 0; i < n; i++) if (probs[i] < threshold) scores[i] = -Infinity;
   }
 }
 

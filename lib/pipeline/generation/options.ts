@@ -46,8 +46,8 @@ function numberIn(name: string, value: number | undefined, ok: (v: number) => bo
 export function resolveGenerationOptions(options: GenerationOptions, vocabSize: number): ResolvedGenerationOptions {
   if (options === null || typeof options !== 'object') fail('expected an object');
   if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new Error(`Decoder vocabSize must be a positive integer, got ${vocabSize}`);
-  const maxNewTokens = integerAtLeast('maxNewTokens', options.maxNewTokens, 0, NaN);
-  if (Number.isNaN(maxNewTokens)) fail('maxNewTokens is required');
+  if (options.maxNewTokens === undefined) fail('maxNewTokens is required');
+  const maxNewTokens = integerAtLeast('maxNewTokens', options.maxNewTokens, 0, 0);
   const temperature = numberIn('temperature', options.temperature, (v) => v >= 0, 'a number >= 0', 1);
   const numBeams = integerAtLeast('numBeams', options.numBeams, 1, 1);
   const doSample = options.doSample === true && temperature > 0;
