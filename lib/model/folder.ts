@@ -52,10 +52,6 @@ export interface ModelFolder {
   config: LlavaConfig;
   preprocessor: PreprocessorConfig;
   generation: GenerationConfig;
-  tokenizerJsonPath: string;
-  tokenizerConfigPath: string;
-  /** chat_template.json or tokenizer_config.json's chat_template, if any. */
-  chatTemplate?: string;
 }
 
 function readJson<T>(file: string, what: string): T {
@@ -137,11 +133,7 @@ export function openModelFolder(dir: string, variant = 'fp32'): ModelFolder {
     ...(hasProjector ? { projector: pickFile(onnxDir, 'multi_modal_projector', variant) } : {}),
   };
 
-  const tokenizerJsonPath = path.join(root, 'tokenizer.json');
-  const tokenizerConfigPath = path.join(root, 'tokenizer_config.json');
-  if (!fs.existsSync(tokenizerJsonPath)) throw new Error(`model folder is missing tokenizer.json: ${dir}`);
-  const tokenizerConfig = readOptionalJson<{ chat_template?: string }>(tokenizerConfigPath) ?? {};
-  const chatTemplateFile = readOptionalJson<{ chat_template?: string }>(path.join(root, 'chat_template.json'));
+  if (!fs.existsSync(path.join(root, 'tokenizer.json'))) throw new Error(`model folder is missing tokenizer.json: ${dir}`);
 
   return {
     dir: root,
@@ -151,8 +143,5 @@ export function openModelFolder(dir: string, variant = 'fp32'): ModelFolder {
     config,
     preprocessor: readOptionalJson<PreprocessorConfig>(path.join(root, 'preprocessor_config.json')) ?? {},
     generation: readOptionalJson<GenerationConfig>(path.join(root, 'generation_config.json')) ?? {},
-    tokenizerJsonPath,
-    tokenizerConfigPath,
-    chatTemplate: chatTemplateFile?.chat_template ?? tokenizerConfig.chat_template,
   };
 }

@@ -31,7 +31,7 @@ function floatType(session: WorkerSession, name: string): FloatType {
   return info.type;
 }
 
-function toFloat32(t: TensorValue): Float32Array {
+export function toFloat32(t: TensorValue): Float32Array {
   if (t.type === 'float32') return t.data as Float32Array;
   if (t.type === 'float16') return halfArrayToFloat(t.data as Uint16Array);
   throw new Error(`expected a float tensor, got ${t.type}`);

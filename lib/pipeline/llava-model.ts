@@ -1,0 +1,276 @@
+// A loaded LLaVA model on the shared runtime: the stages the nodes wrap one by one (preprocess, encode the
+// image, project, generate) and `describe()`, which runs them all. Heavy work happens in the inference worker;
+// between stages image features stay there behind handles.
+import { openModelFolder, ModelFolder } from '../model/folder';
+import { getPreset, LlavaPreset, mergePreset, PresetOverrides } from '../model/presets';
+import { getRuntime } from '../runtime';
+import type { TensorHandle } from '../runtime/tensor';
+import type { ProviderFailure, ProviderPreference, Runtime, SessionLease } from '../runtime/types';
+import { preprocessImage } from './image-preprocess';
+import { buildPrompt, PromptInput } from './prompt';
+import type { PromptSegment } from './templates';
+import { assertFitsContext, PromptTokenizer } from './tokens';
+import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
+import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult } from './worker-tasks';
+import { headDim } from '../model/config';
+
+export interface LoadOptions {
+  providers?: ProviderPreference;
+  threads?: number;
+  /** Weight variant (file suffix): fp32, fp16, q4, int8… */
+  variant?: string;
+  /** Preset name; default: the one recorded in the folder's config, else llava-1.5-hf. */
+  preset?: string;
+  overrides?: PresetOverrides;
+  /** Reuse the KV cache of the prompt before the image across requests (default true). */
+  prefixReuse?: boolean;
+  runtime?: Runtime;
+  signal?: AbortSignal;
+}
+
+/** Image features in the runtime, by handle: `projected` once they are in the LLM's embedding space. */
+export interface ImageFeatures {
+  handle: TensorHandle;
+  projected: boolean;
+  ms: number;
+}
+
+export interface GenerateRequest {
+  prompt: PromptSegment[] | string;
+  image: ImageFeatures | null;
+  options?: Partial<GenerationOptions>;
+  onText?: (delta: string) => void;
+  onProgress?: (tokens: number, tokensPerSecond: number) => void;
+  signal?: AbortSignal;
+  /** Keep the image's handle after generation (default: freed). */
+  keepImage?: boolean;
+}
+
+export interface LlavaResult {
+  text: string;
+  tokenIds: number[];
+  promptTokenCount: number;
+  imageTokenCount: number;
+  provider: string;
+  finishReason: FinishReason;
+  timings: Timings;
+}
+
+export interface DescribeRequest extends PromptInput {
+  image: Uint8Array;
+  options?: Partial<GenerationOptions>;
+  onText?: (delta: string) => void;
+  signal?: AbortSignal;
+}
+
+const MODULE_PATH = require.resolve('./worker-tasks');
+const RECORDED_PRESET_KEY = 'node-red-contrib-llava';
+
+function presetFor(folder: ModelFolder, options: LoadOptions): LlavaPreset {
+  const recorded = folder.config[RECORDED_PRESET_KEY]?.preset;
+  const base = getPreset(options.preset ?? (typeof recorded === 'string' ? recorded : 'llava-1.5-hf'));
+  const p = folder.preprocessor;
+  // The graph fixes the input size; the folder's preprocessor_config gives mean/std (preset overrides still win).
+  const fromFolder: PresetOverrides = {
+    preprocess: {
+      size: folder.config.vision_config.image_size,
+      ...(p.image_mean?.length === 3 ? { mean: p.image_mean as [number, number, number] } : {}),
+      ...(p.image_std?.length === 3 ? { std: p.image_std as [number, number, number] } : {}),
+    },
+  };
+  return mergePreset(mergePreset(base, fromFolder), options.overrides ?? {});
+}
+
+function eosIds(folder: ModelFolder, tokenizer: PromptTokenizer): number[] {
+  const configured = folder.generation.eos_token_id ?? folder.config.text_config.eos_token_id;
+  const ids = configured === undefined ? [] : Array.isArray(configured) ? configured : [configured];
+  if (ids.length === 0 && tokenizer.eosTokenId !== null) ids.push(tokenizer.eosTokenId);
+  return ids;
+}
+
+export class LlavaModel {
+  private closed = false;
+
+  private constructor(
+    readonly folder: ModelFolder,
+    readonly preset: LlavaPreset,
+    readonly tokenizer: PromptTokenizer,
+    private readonly runtime: Runtime,
+    private readonly vision: SessionLease,
+    private readonly projector: SessionLease | null,
+    private readonly embed: SessionLease,
+    private readonly decoder: SessionLease,
+    private readonly prefixReuse: boolean,
+  ) {}
+
+  static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
+    const folder = openModelFolder(dir, options.variant ?? 'fp32');
+    const preset = presetFor(folder, options);
+    const tokenizer = PromptTokenizer.fromFolder(folder.dir);
+    const runtime = options.runtime ?? getRuntime();
+    await runtime.registerTaskModule(MODULE_PATH);
+    const open = (file: string) =>
+      runtime.openSession({ modelPath: file, providers: options.providers, threads: options.threads }, options.signal);
+    const files = folder.files;
+    const leases = await Promise.allSettled([
+      open(files.vision),
+      files.projector ? open(files.projector) : Promise.resolve(null),
+      open(files.embed),
+      open(files.decoder),
+    ]);
+    const failed = leases.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      for (const r of leases) if (r.status === 'fulfilled') r.value?.release();
+      throw failed.reason;
+    }
+    const [vision, projector, embed, decoder] = leases.map((r) => (r as PromiseFulfilledResult<SessionLease | null>).value);
+    return new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true);
+  }
+
+  get provider(): string {
+    return this.decoder.info.provider;
+  }
+
+  get providerFailures(): ProviderFailure[] {
+    return this.decoder.info.providerFailures;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('this LLaVA model has been closed');
+  }
+
+  preprocess(bytes: Uint8Array, overrides: Partial<PreprocessOptions> = {}): Promise<PreprocessedImage> {
+    return preprocessImage(bytes, { ...this.preset.preprocess, ...overrides, size: this.preset.preprocess.size });
+  }
+
+  /** Runs the vision encoder; with the transformers.js layout its output is already projected. */
+  async encodeImage(image: PreprocessedImage | Float32Array, signal?: AbortSignal): Promise<ImageFeatures> {
+    this.assertOpen();
+    const pixels = image instanceof Float32Array ? image : image.pixels;
+    const size = this.preset.preprocess.size;
+    if (pixels.length !== 3 * size * size) {
+      throw new Error(`pixel tensor has ${pixels.length} values; this model needs 3×${size}×${size}`);
+    }
+    const input = this.vision.info.inputs[0];
+    const output = this.vision.info.outputs[0].name;
+    const r = await this.runtime.run(
+      this.vision,
+      { [input.name]: { type: 'float32', dims: [1, 3, size, size], data: pixels } },
+      { keep: [output], signal, label: 'clip encode' },
+    );
+    return { handle: r.handles[output], projected: this.projector === null, ms: r.ms };
+  }
+
+  /** Maps vision features into the LLM's embedding space (split layout); passes projected features through. */
+  async project(features: ImageFeatures, signal?: AbortSignal): Promise<ImageFeatures> {
+    this.assertOpen();
+    if (features.projected || !this.projector) return { ...features, projected: true, ms: 0 };
+    const input = this.projector.info.inputs[0].name;
+    const output = this.projector.info.outputs[0].name;
+    try {
+      const r = await this.runtime.run(this.projector, { [input]: features.handle }, { keep: [output], signal, label: 'project' });
+      return { handle: r.handles[output], projected: true, ms: r.ms };
+    } finally {
+      await this.runtime.free(features.handle);
+    }
+  }
+
+  prompt(input: PromptInput): PromptSegment[] {
+    return buildPrompt(this.preset, this.tokenizer.chatTemplate, input);
+  }
+
+  async generate(request: GenerateRequest): Promise<LlavaResult> {
+    const freeImage = request.image !== null && !request.keepImage;
+    try {
+      this.assertOpen();
+      if (request.image && !request.image.projected) {
+        throw new Error('image features must be projected before generation (run project first)');
+      }
+      const text = this.folder.config.text_config;
+      const imageTokenCount = request.image ? request.image.handle.dims[1] : 0;
+      const encoded = this.tokenizer.encodePrompt(request.prompt, { imageTokenCount, style: this.preset.tokenization });
+      if (encoded.imagePositions.length > 0 && !request.image) throw new Error('the prompt has an <image> slot but no image was given');
+      if (request.image && encoded.imagePositions.length === 0) throw new Error('an image was given but the prompt has no <image> slot');
+      if (encoded.imageCount > 1) throw new Error(`the prompt has ${encoded.imageCount} <image> slots; one image per prompt is supported`);
+      assertFitsContext(encoded, text.max_position_embeddings);
+      const options: GenerationOptions = { ...this.preset.generation, ...request.options } as GenerationOptions;
+      options.eosTokenIds ??= eosIds(this.folder, this.tokenizer);
+      // Never generate past the model's positions.
+      options.maxNewTokens = Math.min(options.maxNewTokens, text.max_position_embeddings - encoded.ids.length);
+
+      const payload: GeneratePayload = {
+        embedKey: this.embed.info.key,
+        decoderKey: this.decoder.info.key,
+        shape: {
+          layers: text.num_hidden_layers,
+          kvHeads: text.num_key_value_heads ?? text.num_attention_heads,
+          headDim: headDim(text),
+          hiddenSize: text.hidden_size,
+          vocabSize: text.vocab_size,
+        },
+        tokenizerDir: this.folder.dir,
+        ids: encoded.ids,
+        imagePositions: encoded.imagePositions,
+        image: request.image?.handle ?? null,
+        freeImage,
+        options,
+        prefixReuse: this.prefixReuse,
+      };
+      const r = await this.runtime.task<GenerateTaskResult>(GENERATE_TASK, payload, {
+        signal: request.signal,
+        label: 'llm generate',
+        onEvent: (e) => {
+          const event = e as GenerateEvent;
+          if (event.type === 'text') request.onText?.(event.delta);
+          else request.onProgress?.(event.tokens, event.tokensPerSecond);
+        },
+      });
+      return {
+        text: r.text,
+        tokenIds: r.tokenIds,
+        promptTokenCount: r.promptTokenCount,
+        imageTokenCount: r.imageTokenCount,
+        provider: this.provider,
+        finishReason: r.finishReason,
+        timings: {
+          preprocess_ms: 0,
+          vision_ms: 0,
+          projector_ms: 0,
+          prefill_ms: r.prefill_ms,
+          first_token_ms: r.first_token_ms,
+          decode_ms: r.decode_ms,
+          decode_tokens_per_s: r.decode_tokens_per_s,
+        },
+      };
+    } catch (err) {
+      // The worker frees the image itself once the task runs; before that, free it here.
+      if (freeImage && request.image) await this.runtime.free(request.image.handle).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The whole pipeline for one image: preprocess → vision → projector → prompt → generate. */
+  async describe(request: DescribeRequest): Promise<LlavaResult> {
+    const image = await this.preprocess(request.image);
+    const features = await this.encodeImage(image, request.signal);
+    const embeds = await this.project(features, request.signal);
+    const result = await this.generate({
+      prompt: this.prompt(request),
+      image: embeds,
+      options: request.options,
+      onText: request.onText,
+      signal: request.signal,
+    });
+    result.timings.preprocess_ms = image.ms;
+    result.timings.vision_ms = features.ms;
+    result.timings.projector_ms = embeds.ms;
+    return result;
+  }
+
+  /** Releases this model's sessions (they unload after the runtime's grace period if nobody else uses them). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const lease of [this.vision, this.projector, this.embed, this.decoder]) lease?.release();
+  }
+}

@@ -1,0 +1,166 @@
+// LLaVA's per-token work, run inside the inference worker (registered with runtime.registerTaskModule):
+// prompt embeddings with the image features spliced in, prefill (reusing the KV cache of the prompt's prefix
+// before the image), and the generation loop. Nothing per token touches the main thread.
+import type { TaskIO, TaskModule, WorkerContext } from '../runtime/types';
+import type { TensorHandle } from '../runtime/tensor';
+import { generate } from './generation';
+import { KvCache, KvDecoder, KvShape, toFloat32 } from './decoder';
+import { PromptTokenizer } from './tokens';
+import type { FinishReason, GenerationOptions } from './types';
+
+export const GENERATE_TASK = 'llava.generate';
+
+export interface GeneratePayload {
+  embedKey: string;
+  decoderKey: string;
+  shape: KvShape;
+  /** Model folder: the tokenizer for streaming text and stop strings is loaded (once) from it. */
+  tokenizerDir: string;
+  ids: number[];
+  /** Indices of ids whose rows are the image's feature rows, in order. */
+  imagePositions: number[];
+  /** Image embeddings [1, imagePositions.length, hidden] in the tensor store (already projected). */
+  image: TensorHandle | null;
+  /** Free the image handle when generation ends, whatever the outcome. */
+  freeImage: boolean;
+  options: GenerationOptions;
+  /** Keep and reuse the KV cache of the tokens before the image (the system prompt) across requests. */
+  prefixReuse: boolean;
+}
+
+export interface GenerateTaskResult {
+  tokenIds: number[];
+  text: string;
+  finishReason: FinishReason;
+  promptTokenCount: number;
+  imageTokenCount: number;
+  prefixReused: number;
+  prefill_ms: number;
+  first_token_ms: number;
+  decode_ms: number;
+  decode_tokens_per_s: number;
+}
+
+/** Events a generate task emits; the main thread turns them into streamed text and status. */
+export type GenerateEvent =
+  | { type: 'text'; delta: string }
+  | { type: 'progress'; tokens: number; tokensPerSecond: number };
+
+const tokenizers = new Map<string, PromptTokenizer>();
+/** The last prefix KV cache per decoder session (the portable and optimized decoders never write into a past tensor). */
+const prefixCaches = new Map<string, { ids: number[]; cache: KvCache }>();
+
+function tokenizerFor(dir: string): PromptTokenizer {
+  let t = tokenizers.get(dir);
+  if (!t) {
+    t = PromptTokenizer.fromFolder(dir);
+    tokenizers.set(dir, t);
+  }
+  return t;
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function withoutImageRows(p: GeneratePayload): number[] {
+  const image = new Set(p.imagePositions);
+  return p.ids.filter((_, i) => !image.has(i));
+}
+
+/** Prompt embeddings [ids.length × hidden]: token embeddings, with the image rows replaced by its features. */
+async function promptEmbeddings(ctx: WorkerContext, decoder: KvDecoder, p: GeneratePayload): Promise<Float32Array> {
+  const hidden = p.shape.hiddenSize;
+  const textIds = p.ids.slice();
+  for (const pos of p.imagePositions) textIds[pos] = 0; // placeholder ids may lie outside the vocabulary
+  const embeds = await decoder.embed(textIds);
+  if (p.imagePositions.length === 0) return embeds;
+  if (!p.image) throw new Error('the prompt has an <image> slot but no image features were given');
+  const image = ctx.tensors.get(p.image);
+  const [, rows, width] = image.dims;
+  if (rows !== p.imagePositions.length || width !== hidden) {
+    throw new Error(
+      `image features are [${image.dims.join(', ')}] but the prompt has ${p.imagePositions.length} image positions of width ${hidden}`,
+    );
+  }
+  const features = toFloat32(image);
+  p.imagePositions.forEach((pos, r) => embeds.set(features.subarray(r * hidden, (r + 1) * hidden), pos * hidden));
+  return embeds;
+}
+
+/** Prefill; with prefix reuse the tokens before the image run (or are restored) separately, so output never depends on a cache hit. */
+async function prefill(decoder: KvDecoder, embeds: Float32Array, p: GeneratePayload): Promise<{ logits: Float32Array; reused: number }> {
+  const hidden = p.shape.hiddenSize;
+  const total = p.ids.length;
+  const prefixLen = p.prefixReuse && p.imagePositions.length > 0 ? p.imagePositions[0] : 0;
+  let reused = 0;
+  if (prefixLen > 0) {
+    const prefixIds = p.ids.slice(0, prefixLen);
+    const cached = prefixCaches.get(p.decoderKey);
+    if (cached && sameIds(cached.ids, prefixIds)) {
+      decoder.restore(cached.cache);
+      reused = prefixLen;
+    } else {
+      await decoder.forward(embeds.subarray(0, prefixLen * hidden), prefixLen);
+      prefixCaches.set(p.decoderKey, { ids: prefixIds, cache: decoder.snapshot() });
+    }
+  }
+  const [logits] = await decoder.forward(embeds.subarray(prefixLen * hidden), total - prefixLen);
+  return { logits, reused };
+}
+
+async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) {
+  const started = performance.now();
+  try {
+    const tokenizer = tokenizerFor(p.tokenizerDir);
+    const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    const embeds = await promptEmbeddings(ctx, decoder, p);
+    if (io.signal.aborted) throw io.signal.reason ?? new Error('aborted');
+    const { logits, reused } = await prefill(decoder, embeds, p);
+    const prefillMs = performance.now() - started;
+
+    let firstTokenMs = 0;
+    let steps = 0;
+    let lastProgress = 0;
+    const stepper = {
+      vocabSize: decoder.vocabSize,
+      step: (tokens: number[], parents: number[]) => {
+        const now = performance.now();
+        if (steps++ === 0) firstTokenMs = now - started;
+        if (now - lastProgress > 250) {
+          lastProgress = now;
+          const elapsed = (now - started - prefillMs) / 1000;
+          io.emit({ type: 'progress', tokens: steps, tokensPerSecond: elapsed > 0 ? steps / elapsed : 0 } satisfies GenerateEvent);
+        }
+        return decoder.step(tokens, parents);
+      },
+    };
+    const result = await generate(logits, stepper, p.options, {
+      decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
+      onText: (delta) => io.emit({ type: 'text', delta } satisfies GenerateEvent),
+      signal: io.signal,
+      promptTokenIds: withoutImageRows(p),
+    });
+    if (firstTokenMs === 0) firstTokenMs = performance.now() - started;
+    const generated = result.tokenIds.length;
+    const out: GenerateTaskResult = {
+      tokenIds: result.tokenIds,
+      text: result.text,
+      finishReason: result.finishReason,
+      promptTokenCount: p.ids.length,
+      imageTokenCount: p.imagePositions.length,
+      prefixReused: reused,
+      prefill_ms: prefillMs,
+      first_token_ms: firstTokenMs,
+      decode_ms: result.decodeMs,
+      decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
+    };
+    return { result: out };
+  } finally {
+    if (p.freeImage && p.image) ctx.tensors.free(p.image);
+  }
+}
+
+export const tasks: TaskModule['tasks'] = {
+  [GENERATE_TASK]: generateTask,
+};
