@@ -130,9 +130,9 @@ function isSerialisedBuffer(value: object): value is { type: 'Buffer'; data: num
 }
 
 function describe(value: unknown): string {
-  if (value === null) return 'null';
+  if (value === null || value === undefined) return String(value);
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? `an object` : `a ${typeof value}`;
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 const MAX_NESTING = 4;
