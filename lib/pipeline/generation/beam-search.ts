@@ -92,6 +92,17 @@ class FinishedHypotheses {
   }
 }
 
+/** After an abort: the best of the finished hypotheses and the live beams, as the text so far. */
+function bestSoFar(finished: Hypothesis | undefined, beams: Beam[], penalised: (logProb: number, length: number) => number): Hypothesis {
+  let best: Hypothesis = { ids: finished?.ids ?? [], score: finished?.score ?? -Infinity, finishReason: 'aborted' };
+  for (const beam of beams) {
+    if (beam.ids.length === 0) continue;
+    const score = penalised(beam.logProb, beam.ids.length);
+    if (score > best.score) best = { ids: beam.ids, score, finishReason: 'aborted' };
+  }
+  return best;
+}
+
 export async function beamSearch(
   initialLogits: Float32Array,
   calls: StepperCalls,
@@ -125,6 +136,7 @@ export async function beamSearch(
       for (const processor of processors) processor.apply(scores, history);
       top.offerRow(scores, beams[b].logProb, b);
     }
+    if (top.count === 0) throw new Error('Every token of every beam was filtered out');
     const next: Beam[] = [];
     const parents: number[] = [];
     for (let rank = 0; rank < top.count; rank++) {
@@ -154,16 +166,9 @@ export async function beamSearch(
     rows = await calls.step(next.map((beam) => beam.ids[beam.ids.length - 1]), parents);
   }
 
-  let best: Hypothesis = finished.list[0];
-  if (aborted) {
-    // Keep the best text seen so far, finished or not.
-    for (const beam of beams) {
-      const score = beam.ids.length > 0 ? penalised(beam.logProb, beam.ids.length) : -Infinity;
-      if (best === undefined || score > best.score) best = { ids: beam.ids, score, finishReason: 'aborted' };
-    }
-    best = { ...best, finishReason: 'aborted' };
-  }
-  if (best === undefined) best = { ids: [], score: 0, finishReason: 'length' }; // maxNewTokens = 0
+  const best: Hypothesis = aborted
+    ? bestSoFar(finished.list[0], beams, penalised)
+    : (finished.list[0] ?? { ids: [], score: 0, finishReason: 'length' }); // maxNewTokens = 0
   let text = best.ids.length > 0 ? hooks.decode(best.ids) : '';
   if (best.finishReason === 'stop' || aborted) {
     const at = stops.active ? stops.firstMatch(text) : -1;
