@@ -56,7 +56,7 @@ export interface LlavaResult {
   timings: Timings;
 }
 
-export interface DescribeRequest extends PromptInput {
+export interface DescribeRequest extends Omit<PromptInput, 'image'> {
   image: Uint8Array;
   options?: Partial<GenerationOptions>;
   onText?: (delta: string) => void;
@@ -255,7 +255,7 @@ export class LlavaModel {
     const features = await this.encodeImage(image, request.signal);
     const embeds = await this.project(features, request.signal);
     const result = await this.generate({
-      prompt: this.prompt(request),
+      prompt: this.prompt({ ...request, image: true }),
       image: embeds,
       options: request.options,
       onText: request.onText,
