@@ -41,7 +41,8 @@ const AUTO_EXTERNAL_BYTES = 1.8e9;
 /** MatMulNBits accuracy_level written by default: int8 activations, the fastest CPU path. */
 export const DEFAULT_ACCURACY_LEVEL = 4;
 
-export type TokenizerSource = { kind: 'tiny-llama' } | { kind: 'tiny-qwen2' } | { kind: 'checkpoint'; dir: string };
+/** A generated tiny tokenizer, or files to copy (a checkpoint's tokenizer, processor and generation configs). */
+export type TokenizerSource = { kind: 'tiny-llama' } | { kind: 'tiny-qwen2' } | { kind: 'files'; files: string[] };
 
 export interface BuildProgress {
   file: string;
@@ -76,9 +77,6 @@ export interface WrittenModel {
   variant: string;
 }
 
-/** Files copied from a checkpoint folder when present (tokenizer and processing settings). */
-const CHECKPOINT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json',
-  'chat_template.json', 'tokenizer.model', 'preprocessor_config.json', 'generation_config.json'];
 
 const GENERATED_FILES = ['config.json', 'preprocessor_config.json', 'processor_config.json', 'generation_config.json'];
 
@@ -109,13 +107,10 @@ function writeTokenizer(dir: string, src: TokenizerSource): void {
   if (src.kind === 'tiny-llama') writeTinyTokenizer(dir, llamaTinyTokenizer());
   else if (src.kind === 'tiny-qwen2') writeTinyTokenizer(dir, qwen2TinyTokenizer());
   else {
-    if (!fs.existsSync(path.join(src.dir, 'tokenizer.json'))) {
-      throw new Error(`checkpoint folder has no tokenizer.json to copy: ${src.dir}`);
+    if (!src.files.some((f) => path.basename(f) === 'tokenizer.json')) {
+      throw new Error('the checkpoint has no tokenizer.json: a model folder needs one (add it to the checkpoint folder)');
     }
-    for (const f of CHECKPOINT_FILES) {
-      const from = path.join(src.dir, f);
-      if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, f));
-    }
+    for (const f of src.files) fs.copyFileSync(f, path.join(dir, path.basename(f)));
   }
 }
 
@@ -132,7 +127,8 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
     if (!opts.overwrite) throw new Error(`output folder is not empty: ${opts.outDir} (use overwrite to replace its model files)`);
     fs.rmSync(onnxDir, { recursive: true, force: true });
-    for (const f of [...CHECKPOINT_FILES, ...GENERATED_FILES]) fs.rmSync(path.join(dir, f), { force: true });
+    const copied = opts.tokenizer.kind === 'files' ? opts.tokenizer.files.map((f) => path.basename(f)) : [];
+    for (const f of [...GENERATED_FILES, 'tokenizer.json', 'tokenizer_config.json', ...copied]) fs.rmSync(path.join(dir, f), { force: true });
   }
   fs.mkdirSync(onnxDir, { recursive: true });
 

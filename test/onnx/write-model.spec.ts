@@ -35,7 +35,7 @@ describe('onnx/write-model', () => {
     assert.equal(folder.config.image_seq_length, 16);
     assert.equal(folder.preprocessor.crop_size && (folder.preprocessor.crop_size as { height: number }).height, 32);
     assert.equal(folder.generation.eos_token_id, tiny.config.text_config.eos_token_id);
-    const tok = JSON.parse(fs.readFileSync(folder.tokenizerJsonPath, 'utf8'));
+    const tok = JSON.parse(fs.readFileSync(path.join(folder.dir, 'tokenizer.json'), 'utf8'));
     assert.equal(maxTokenId(tok) + 1, folder.config.text_config.vocab_size);
 
     const c = folder.config;
@@ -124,7 +124,7 @@ describe('onnx/write-model', () => {
     const q = architecture('tiny-qwen2');
     const written = writeModelFolder({ outDir: path.join(root, 'qwen'), config: q.config, weights: randomWeights(q.config), tokenizer: { kind: 'tiny-qwen2' } });
     const folder = openModelFolder(written.dir);
-    const tok = JSON.parse(fs.readFileSync(folder.tokenizerJsonPath, 'utf8'));
+    const tok = JSON.parse(fs.readFileSync(path.join(folder.dir, 'tokenizer.json'), 'utf8'));
     assert.equal(maxTokenId(tok) + 1, folder.config.text_config.vocab_size);
     assert.equal(folder.generation.bos_token_id, undefined);
     assert.equal(folder.config.text_config.model_type, 'qwen2');
