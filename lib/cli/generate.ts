@@ -1,0 +1,135 @@
+// `llava generate`: caption an image or answer a question about it from the command line.
+import * as fs from 'fs';
+import { parseArgs } from 'util';
+import { getRuntime } from '../runtime';
+import type { ProviderPreference } from '../runtime/types';
+import { LlavaModel } from '../pipeline/llava-model';
+import type { GenerationOptions } from '../pipeline/types';
+
+export const GENERATE_USAGE = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant fp32|fp16|q4|int8…]
+       [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
+       [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
+       [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
+A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.`;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  image: { type: 'string' },
+  prompt: { type: 'string' },
+  preset: { type: 'string' },
+  variant: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  'min-new-tokens': { type: 'string' },
+  greedy: { type: 'boolean' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  seed: { type: 'string' },
+  'repetition-penalty': { type: 'string' },
+  'num-beams': { type: 'string' },
+  'length-penalty': { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  'ignore-eos': { type: 'boolean' },
+  provider: { type: 'string' },
+  threads: { type: 'string' },
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean' },
+} as const;
+
+function number(value: string | undefined, flag: string, integer = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new Error(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got "${value}"`);
+  }
+  return n;
+}
+
+const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'];
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+function generationOptions(v: Values): Partial<GenerationOptions> {
+  const sampling = ['temperature', 'top-k', 'top-p', 'min-p', 'seed'].filter((k) => v[k as keyof Values] !== undefined);
+  if (v.greedy && sampling.length) throw new Error(`--greedy cannot be combined with --${sampling.join(', --')}`);
+  const options: Partial<GenerationOptions> = {
+    maxNewTokens: number(v['max-new-tokens'], 'max-new-tokens', true),
+    minNewTokens: number(v['min-new-tokens'], 'min-new-tokens', true),
+    temperature: number(v.temperature, 'temperature'),
+    topK: number(v['top-k'], 'top-k', true),
+    topP: number(v['top-p'], 'top-p'),
+    minP: number(v['min-p'], 'min-p'),
+    seed: number(v.seed, 'seed', true),
+    repetitionPenalty: number(v['repetition-penalty'], 'repetition-penalty'),
+    numBeams: number(v['num-beams'], 'num-beams', true),
+    lengthPenalty: number(v['length-penalty'], 'length-penalty'),
+    stopStrings: v.stop,
+    ignoreEos: v['ignore-eos'],
+  };
+  if (v.greedy) options.doSample = false;
+  else if (sampling.length) options.doSample = true;
+  return Object.fromEntries(Object.entries(options).filter(([, x]) => x !== undefined));
+}
+
+/** Runs the command; returns the exit code. Output goes to the given streams (stdout: text or JSON). */
+export async function runGenerate(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  let verbose = argv.includes('--verbose');
+  try {
+    const { values: v } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true });
+    verbose = !!v.verbose;
+    if (v.help) {
+      out.write(GENERATE_USAGE + '\n');
+      return 0;
+    }
+    if (!v.model) throw new Error('--model DIR is required');
+    if (!v.image) throw new Error('--image FILE is required');
+    if (v.provider && !PROVIDERS.includes(v.provider)) throw new Error(`--provider must be one of ${PROVIDERS.join(', ')}`);
+    const options = generationOptions(v);
+    let image: Buffer;
+    try {
+      image = fs.readFileSync(v.image);
+    } catch (e) {
+      throw new Error(`cannot read image ${v.image}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const model = await LlavaModel.load(v.model, {
+      preset: v.preset,
+      variant: v.variant,
+      providers: v.provider as ProviderPreference | undefined,
+      threads: number(v.threads, 'threads', true),
+    });
+    try {
+      const result = await model.describe({
+        image,
+        prompt: v.prompt,
+        options,
+        onText: v.json ? undefined : (delta) => out.write(delta),
+      });
+      if (v.json) {
+        out.write(
+          JSON.stringify({
+            text: result.text,
+            token_ids: result.tokenIds,
+            prompt_token_count: result.promptTokenCount,
+            image_token_count: result.imageTokenCount,
+            provider: result.provider,
+            finish_reason: result.finishReason,
+            timings: result.timings,
+          }) + '\n',
+        );
+      } else {
+        out.write('\n');
+      }
+    } finally {
+      model.close();
+    }
+    return 0;
+  } catch (e) {
+    const error = e as Error;
+    err.write(`llava generate: ${verbose ? error.stack ?? error.message : error.message}\n`);
+    return 1;
+  } finally {
+    await getRuntime().dispose();
+  }
+}
