@@ -53,7 +53,12 @@ export class WorkerLink {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: options.onEvent });
       if (this.pending.size === 1) this.worker.ref();
       const message: ToWorker = { kind: 'request', id, request: request as AnyRequest };
-      this.worker.postMessage(message, options.transfer ?? []);
+      try {
+        this.worker.postMessage(message, options.transfer ?? []);
+      } catch (e) {
+        this.settle(id); // e.g. a payload that cannot be cloned: nothing was sent
+        throw e;
+      }
     });
     return { id, promise };
   }

@@ -1,14 +1,17 @@
 import { strict as assert } from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { monitorEventLoopDelay } from 'perf_hooks';
+import { monitorEventLoopDelay, performance } from 'perf_hooks';
 import { InferenceRuntime } from '../../lib/runtime/runtime';
 import type { TensorValue } from '../../lib/runtime/tensor';
 import type { SessionLease } from '../../lib/runtime/types';
 import { affineY, assertClose, chainFeeds, N, tempDir, writeAffine, writeChain } from './models';
 
 const TASKS = path.join(__dirname, 'fixtures', 'tasks.js');
+/** Matrix size of a chain run that keeps the worker busy while jobs queue behind it (about 0.4 s on 2 cores). */
+const BUSY = 768;
 
 function chainInputs(size: number): Record<string, TensorValue> {
   const f = chainFeeds(size);
@@ -42,18 +45,24 @@ describe('runtime worker', () => {
   it('keeps the main event loop responsive (max delay < 50 ms) while a long run executes in the worker', async () => {
     const inputs = chainInputs(1024);
     const delay = monitorEventLoopDelay({ resolution: 5 });
+    const eluBefore = performance.eventLoopUtilization();
     delay.enable();
     const r = await rt.run(chainLease, inputs, { label: 'long chain' });
     delay.disable();
+    const busyMs = performance.eventLoopUtilization(eluBefore).active;
     const maxMs = delay.max / 1e6;
     assert.deepEqual(r.values.y.dims, [1024, 1024]);
-    // On the main thread this run would have stalled the loop for all of r.ms (about 1.4 s on 2 cores).
+    // On the main thread this run would have stalled the loop for all of r.ms (about 1 s on 2 idle cores).
     assert.ok(r.ms > 100, `the run took only ${r.ms.toFixed(0)} ms: too short to show anything`);
-    assert.ok(maxMs < 50, `main event loop stalled ${maxMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
+    // Time the main thread spent running code: unlike timer lateness, it does not grow when other processes
+    // take the CPU, so it holds on a loaded machine too.
+    assert.ok(busyMs < 50, `the main thread was busy ${busyMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
+    const overloaded = os.loadavg()[0] > 2 * os.availableParallelism();
+    if (!overloaded) assert.ok(maxMs < 50, `main event loop stalled ${maxMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
   });
 
   it('runs one job at a time and shows the queue; a queued job aborted leaves the queue with an AbortError', async () => {
-    const long = rt.run(chainLease, chainInputs(1024), { label: 'long chain' });
+    const long = rt.run(chainLease, chainInputs(BUSY), { label: 'long chain' });
     const controller = new AbortController();
     const queuedInputs = chainInputs(512);
     const queued = rt.run(chainLease, queuedInputs, { signal: controller.signal, label: 'queued chain' });
@@ -64,14 +73,14 @@ describe('runtime worker', () => {
     await assert.rejects(queued, { name: 'AbortError' });
     assert.equal(rt.stats().queued, 0);
     assert.equal(queuedInputs.x.data.length, 512 * 512, 'a job cancelled before it ran never sent its tensors');
-    assert.deepEqual((await long).values.y.dims, [1024, 1024]);
+    assert.deepEqual((await long).values.y.dims, [BUSY, BUSY]);
     assert.equal(rt.stats().running, null);
   });
 
   it('an open aborted while its load waits in the queue rejects with an AbortError and loads nothing', async () => {
     const labels: string[] = [];
     const stop = rt.onStats((s) => s.running && labels.push(s.running));
-    const long = rt.run(chainLease, chainInputs(1024), { label: 'long chain' });
+    const long = rt.run(chainLease, chainInputs(BUSY), { label: 'long chain' });
     const controller = new AbortController();
     const opening = rt.openSession({ modelPath: affine, providers: 'cpu' }, controller.signal);
     await new Promise((r) => setTimeout(r, 20));
@@ -88,7 +97,7 @@ describe('runtime worker', () => {
 
   it('a running run rejects as soon as it is aborted and the next job runs after it', async () => {
     const controller = new AbortController();
-    const running = rt.run(chainLease, chainInputs(1024), { signal: controller.signal });
+    const running = rt.run(chainLease, chainInputs(BUSY), { signal: controller.signal });
     const next = rt.run(chainLease, chainInputs(512), { label: 'next' });
     await new Promise((r) => setTimeout(r, 100));
     const abortedAt = Date.now();
@@ -142,6 +151,10 @@ describe('runtime worker', () => {
     await assert.rejects(rt.task('nope', {}), /unknown task 'nope' \(registered: .*affineTwice/);
     await assert.rejects(rt.task('affineTwice', { key: 'no-such-key', x: xValue(1) }), /no session is open .* no-such-key/);
     await assert.rejects(rt.registerTaskModule(path.join(dir, 'missing-module.js')), /Cannot find module/);
+    await assert.rejects(rt.task('countTo', { count: () => 1 }), /could not be cloned/);
+    await assert.rejects(rt.task('unclonable', null), /could not be cloned/);
+    assert.equal(await rt.task('countTo', { count: 2 }), 2, 'the worker is still serving');
+    assert.equal(rt.stats().workerRestarts, 0);
   });
 
   it('recovers from a crashed worker: jobs in flight and queued fail clearly, the next ones work', async () => {
@@ -162,6 +175,12 @@ describe('runtime worker', () => {
     assert.deepEqual(twice.y.dims, [1, N]);
     await assert.rejects(rt.get(handle), /expired tensor handle .*exited/);
     lease.release();
+  });
+
+  it('reports an uncaught error in the worker as the reason it exited', async () => {
+    await assert.rejects(rt.task('throwLater', null), /inference worker exited \(code 1: boom from a timer\)/);
+    assert.equal(rt.stats().workerRestarts, 1);
+    assert.equal(await rt.task('countTo', { count: 1 }), 1);
   });
 
   it('does not keep the process alive once its jobs are done', function () {
