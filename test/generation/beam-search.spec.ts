@@ -17,7 +17,13 @@ interface Best {
  * not in its ids) or at maxLen. score = sum of log-probs / length ** lengthPenalty; `adjust` rewrites the log-probs
  * of a prefix the way the logits processors do in beam search (after log_softmax).
  */
-function exhaustiveBest(model: LanguageModel, maxLen: number, lengthPenalty: number, adjust?: (logp: number[], prefix: number[]) => void): Best {
+function exhaustiveBest(
+  model: LanguageModel,
+  maxLen: number,
+  lengthPenalty: number,
+  adjust?: (logp: number[], prefix: number[]) => void,
+  eosIds: readonly number[] = [EOS],
+): Best {
   let best: Best | undefined;
   const consider = (ids: number[], sum: number, length: number, finishReason: FinishReason) => {
     const score = sum / length ** lengthPenalty;
@@ -28,7 +34,7 @@ function exhaustiveBest(model: LanguageModel, maxLen: number, lengthPenalty: num
     adjust?.(logp, prefix);
     logp.forEach((lp, token) => {
       if (lp === -Infinity) return;
-      if (token === EOS) consider(prefix, sum + lp, prefix.length + 1, 'eos');
+      if (eosIds.includes(token)) consider(prefix, sum + lp, prefix.length + 1, 'eos');
       else if (prefix.length + 1 === maxLen) consider([...prefix, token], sum + lp, maxLen, 'length');
       else visit([...prefix, token], sum + lp);
     });
@@ -80,6 +86,18 @@ describe('generation: beam search', () => {
       );
       assert.deepEqual(result.tokenIds, expected.ids, `seed ${seed}`);
       assert.ok(result.tokenIds.length >= 2);
+    }
+  });
+
+  it('handles several EOS ids, and ignore_eos turns them into ordinary tokens', async () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      const model = hashedModel(5, 200 + seed, 2);
+      const twoEos = exhaustiveBest(model, 3, 1, undefined, [0, 3]);
+      const { result } = await beam(model, 5, { maxNewTokens: 3, numBeams: 128, eosTokenIds: [0, 3] });
+      assert.deepEqual([result.tokenIds, result.finishReason], [twoEos.ids, twoEos.finishReason], `seed ${seed}`);
+      const noEos = exhaustiveBest(model, 3, 1, undefined, []);
+      const ignored = await beam(model, 5, { maxNewTokens: 3, numBeams: 128, eosTokenIds: [0, 3], ignoreEos: true });
+      assert.deepEqual([ignored.result.tokenIds, ignored.result.finishReason], [noEos.ids, 'length'], `seed ${seed}`);
     }
   });
 

@@ -111,6 +111,22 @@ describe('generation: greedy and sampling', () => {
     assert.ok(kept(cases[4]) < row.length && kept(cases[4]) > 1);
   });
 
+  it('reports decoder steps and the time spent in them', async () => {
+    const model = hashedModel(V, 3);
+    const slow = new TableStepper(V, model);
+    const stepper = {
+      vocabSize: V,
+      step: async (tokens: number[], parents: number[]) => {
+        await new Promise((resolve) => setTimeout(resolve, 15));
+        return slow.step(tokens, parents);
+      },
+    };
+    const result = await generate(slow.initialLogits(), stepper, { maxNewTokens: 4, ignoreEos: true }, noText);
+    assert.equal(result.steps, 3);
+    assert.ok(result.stepperMs >= 3 * 14, `stepperMs ${result.stepperMs}`);
+    assert.ok(result.decodeMs >= result.stepperMs);
+  });
+
   it('repetition penalty steers greedy decoding away from seen tokens (prompt included)', async () => {
     const vocab = new ByteVocab();
     // A model that always prefers 'a' (score 2) over 'b' (score 1.5): penalised 'a' (2/1.5 = 1.33) loses to 'b'.
