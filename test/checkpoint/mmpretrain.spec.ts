@@ -2,74 +2,11 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { openMmpretrainCheckpoint } from '../../lib/onnx/checkpoint/mmpretrain';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
-import { TensorToWrite, seededValues } from '../support/checkpoint-writers/encode';
+import { TensorToWrite } from '../support/checkpoint-writers/encode';
+import { D, F, H, I, PATCH, TLAYERS, VLAYERS, clipVision, llavaLanguage, tensor } from '../support/checkpoint-writers/mmpretrain-tiny';
 import { OrderedDict } from '../support/checkpoint-writers/pickle-writer';
 import { torchSave } from '../support/checkpoint-writers/torch-save';
 import { useTmpDir } from '../support/checkpoint-writers/tmp-dir';
-
-// Tiny widths with mmpretrain's real key names. Vision: D 16 (2 heads), FFN 32, 2 layers, patch 14.
-// Text: H 24 (3 heads of 8), FFN 40, 2 layers.
-const D = 16, F = 32, PATCH = 14, VLAYERS = 2;
-const H = 24, I = 40, TLAYERS = 2;
-
-let seed = 1;
-/** fp16-exact seeded values, so fp16 storage round-trips exactly and values can be compared. */
-function tensor(name: string, shape: number[]): TensorToWrite {
-  const count = shape.reduce((a, b) => a * b, 1);
-  const data = Float32Array.from(seededValues(count, seed++), (v) => Math.round(v * 256) / 256);
-  return { name, shape, dtype: 'float16', data };
-}
-
-/** A CLIP VisionTransformer state dict as mmpretrain's converters write it, under `prefix`. */
-function clipVision(prefix: string, imageSize: number, extra: TensorToWrite[] = []): TensorToWrite[] {
-  const grid = imageSize / PATCH;
-  const out = [
-    tensor(`${prefix}cls_token`, [1, 1, D]),
-    tensor(`${prefix}pos_embed`, [1, grid * grid + 1, D]),
-    tensor(`${prefix}patch_embed.projection.weight`, [D, 3, PATCH, PATCH]),
-    tensor(`${prefix}pre_norm.weight`, [D]),
-    tensor(`${prefix}pre_norm.bias`, [D]),
-  ];
-  for (let l = 0; l < VLAYERS; l++) {
-    const p = `${prefix}layers.${l}.`;
-    out.push(
-      tensor(`${p}ln1.weight`, [D]), tensor(`${p}ln1.bias`, [D]),
-      tensor(`${p}attn.qkv.weight`, [3 * D, D]), tensor(`${p}attn.qkv.bias`, [3 * D]),
-      tensor(`${p}attn.proj.weight`, [D, D]), tensor(`${p}attn.proj.bias`, [D]),
-      tensor(`${p}ln2.weight`, [D]), tensor(`${p}ln2.bias`, [D]),
-      tensor(`${p}ffn.layers.0.0.weight`, [F, D]), tensor(`${p}ffn.layers.0.0.bias`, [F]),
-      tensor(`${p}ffn.layers.1.weight`, [D, F]), tensor(`${p}ffn.layers.1.bias`, [D]),
-    );
-  }
-  out.push(tensor(`${prefix}ln1.weight`, [D]), tensor(`${prefix}ln1.bias`, [D]), ...extra);
-  return out;
-}
-
-/** A LLaVA .pth as tools/model_converters/llava-delta2mmpre.py writes it. */
-function llavaLanguage(vocab: number, projectorDepth: 1 | 2): TensorToWrite[] {
-  const p = 'model.lang_encoder.';
-  const out = [tensor(`${p}model.embed_tokens.weight`, [vocab, H])];
-  for (let l = 0; l < TLAYERS; l++) {
-    const q = `${p}model.layers.${l}.`;
-    out.push(
-      tensor(`${q}self_attn.q_proj.weight`, [H, H]), tensor(`${q}self_attn.k_proj.weight`, [H, H]),
-      tensor(`${q}self_attn.v_proj.weight`, [H, H]), tensor(`${q}self_attn.o_proj.weight`, [H, H]),
-      tensor(`${q}mlp.gate_proj.weight`, [I, H]), tensor(`${q}mlp.up_proj.weight`, [I, H]),
-      tensor(`${q}mlp.down_proj.weight`, [H, I]),
-      tensor(`${q}input_layernorm.weight`, [H]), tensor(`${q}post_attention_layernorm.weight`, [H]),
-    );
-  }
-  out.push(tensor(`${p}model.norm.weight`, [H]), tensor(`${p}lm_head.weight`, [vocab, H]));
-  if (projectorDepth === 1) {
-    out.push(tensor(`${p}model.mm_projector.weight`, [H, D]), tensor(`${p}model.mm_projector.bias`, [H]));
-  } else {
-    out.push(
-      tensor(`${p}model.mm_projector.0.weight`, [H, D]), tensor(`${p}model.mm_projector.0.bias`, [H]),
-      tensor(`${p}model.mm_projector.2.weight`, [H, H]), tensor(`${p}model.mm_projector.2.bias`, [H]),
-    );
-  }
-  return out;
-}
 
 const byName = (tensors: TensorToWrite[], name: string) => tensors.find((t) => t.name === name)!;
 
