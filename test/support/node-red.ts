@@ -61,7 +61,8 @@ export async function startNodeRed(options: { flows?: object[]; timeoutMs?: numb
     flowFile: 'flows.json',
     telemetry: { enabled: false },
     diagnostics: { enabled: false },
-    editorTheme: { tours: false },
+    // no tours, and no palette catalogue download (tests run offline)
+    editorTheme: { tours: false, palette: { catalogues: [] } },
     logging: { console: { level: 'info' } },
   };
   fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = ${JSON.stringify(settings, null, 2)};\n`);

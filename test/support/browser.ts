@@ -1,0 +1,57 @@
+// Headless Chromium for editor tests: the OS's /usr/bin/chromium driven by playwright-core (no browser download).
+import * as fs from 'fs';
+import { chromium, Browser, Page } from 'playwright-core';
+
+const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+
+/** Flags that let Chromium run as root in a container without a GPU, a sandbox or network chatter. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-dev-shm-usage',
+];
+
+export function chromiumPath(): string | null {
+  const env = process.env.LLAVA_CHROMIUM;
+  return [env, ...CANDIDATES].find((p): p is string => !!p && fs.existsSync(p)) ?? null;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  const executablePath = chromiumPath();
+  if (!executablePath) throw new Error('chromium is not installed: run `apt-get install -y chromium` (CI: .ci/run does)');
+  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+}
+
+export interface EditorPage {
+  page: Page;
+  /** Uncaught page errors and console errors seen so far. */
+  errors: string[];
+}
+
+/** Open the Node-RED editor at `url` and wait until the palette shows every type in `paletteTypes`. */
+export async function openEditor(
+  browser: Browser,
+  url: string,
+  options: { paletteTypes?: string[]; colorScheme?: 'light' | 'dark' } = {},
+): Promise<EditorPage> {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, colorScheme: options.colorScheme ?? 'light' });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`console: ${msg.text()} (${msg.location().url})`);
+  });
+  page.on('requestfailed', (req) => errors.push(`request failed: ${req.url()} ${req.failure()?.errorText ?? ''}`));
+  await page.goto(url, { waitUntil: 'load' });
+  await page.waitForFunction((types: string[]) => {
+    const $ = (globalThis as any).$;
+    if (!$ || !(globalThis as any).RED?.nodes || $('.red-ui-palette-node').length === 0) return false;
+    return types.every((t) => $(`.red-ui-palette-node[data-palette-type='${t}']`).length > 0);
+  }, options.paletteTypes ?? []);
+  return { page, errors };
+}
