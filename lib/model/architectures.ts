@@ -152,6 +152,23 @@ const BUILDERS: Record<string, () => Architecture> = {
 
 export const ARCHITECTURE_NAMES = Object.keys(BUILDERS);
 
+/**
+ * A real-width preset with random weights has no checkpoint tokenizer: give it the tiny tokenizer of its family and
+ * point the config's special ids at that tokenizer's (all within the preset's vocabulary), so the folder is consistent.
+ */
+export function withTinyTokenizer(arch: Architecture): Architecture {
+  if (arch.tokenizer !== 'checkpoint') return arch;
+  const qwen = arch.config.text_config.model_type === 'qwen2';
+  const tok = qwen ? qwen2TinyTokenizer() : llamaTinyTokenizer();
+  const c = arch.config;
+  if (tok.vocabSize > c.text_config.vocab_size) throw new Error(`the tiny tokenizer (${tok.vocabSize} ids) does not fit vocab_size ${c.text_config.vocab_size}`);
+  c.image_token_index = tok.imageTokenId;
+  c.pad_token_id = tok.padTokenId;
+  if (tok.bosTokenId !== null) c.text_config.bos_token_id = tok.bosTokenId;
+  c.text_config.eos_token_id = tok.eosTokenId;
+  return { ...arch, tokenizer: qwen ? 'tiny-qwen2' : 'tiny-llama' };
+}
+
 /** The named architecture with optional overrides (layer counts, feature layer, projector). */
 export function architecture(name: string, overrides: ArchitectureOverrides = {}): Architecture {
   const build = BUILDERS[name];

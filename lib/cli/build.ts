@@ -1,0 +1,140 @@
+// `llava build`: writes a model folder from a tiny or preset architecture with seeded random weights, or from a
+// Hugging Face LLaVA checkpoint folder (--from).
+import { parseArgs } from 'util';
+import * as fs from 'fs';
+import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../model/architectures';
+import type { LlavaConfig } from '../model/config';
+import type { ModelLayout } from '../model/folder';
+import { UsageError } from './usage-error';
+import { openHfCheckpoint } from '../onnx/checkpoint/hf';
+import type { DecoderVariant } from '../onnx/decoder';
+import { randomWeights } from '../onnx/random-weights';
+import type { WeightSource } from '../onnx/weights';
+import { BuildProgress, QuantizeName, TokenizerSource, writeModelFolder } from '../onnx/write-model';
+
+export const usage = `usage: llava build (--tiny | --preset NAME --random | --from HF_DIR) --out DIR [options]
+
+  --tiny                 tiny LLaMA-based test model (same as --preset tiny --random)
+  --preset NAME          architecture: ${ARCHITECTURE_NAMES.join(', ')}
+  --random               seeded random weights for the preset (--seed N, default 0); real-width presets get the
+                         tiny tokenizer of their family, with the config's special ids pointing at it
+  --from HF_DIR          convert a Hugging Face LLaVA checkpoint folder (safetensors or PyTorch .bin)
+  --out DIR              output model folder (must be empty unless --force)
+  --layers N             decoder layers (default: the preset's or checkpoint's; with --from, keeps the first N)
+  --vision-layers N      vision encoder layers (default: the preset's)
+  --layout L             transformers-js (projector inside vision_encoder, default) | split
+  --decoder V            optimized (com.microsoft GroupQueryAttention, default) | portable (standard ops)
+  --quantize Q           int4 | int8: block-32 MatMulNBits decoder weights (needs --decoder optimized)
+  --external-data        always write weights to .onnx_data files (automatic for graphs over ~1.8 GB)
+  --force                replace the model files in a non-empty --out folder
+  --verbose              stack traces on errors`;
+
+const OPTIONS = {
+  tiny: { type: 'boolean' },
+  preset: { type: 'string' },
+  random: { type: 'boolean' },
+  from: { type: 'string' },
+  out: { type: 'string' },
+  layers: { type: 'string' },
+  'vision-layers': { type: 'string' },
+  layout: { type: 'string' },
+  decoder: { type: 'string' },
+  quantize: { type: 'string' },
+  seed: { type: 'string' },
+  'external-data': { type: 'boolean' },
+  force: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+} as const;
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+function count(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${flag} must be a positive integer, got "${value}"`);
+  return Number(value);
+}
+
+function formatBytes(n: number): string {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
+/** Progress on stderr: one updating line on a terminal, one line per finished file otherwise. */
+function progressReporter(): (p: BuildProgress) => void {
+  const tty = process.stderr.isTTY;
+  return (p) => {
+    const done = p.tensorsDone === p.tensorsTotal;
+    const line = `${p.file}: ${p.tensorsDone}/${p.tensorsTotal} tensors${p.bytesWritten ? `, ${formatBytes(p.bytesWritten)} external` : ''}`;
+    if (tty) process.stderr.write(`\r${line}\x1b[K${done ? '\n' : ''}`);
+    else if (done) process.stderr.write(`${line}\n`);
+  };
+}
+
+interface Source {
+  config: LlavaConfig;
+  weights: WeightSource;
+  tokenizer: TokenizerSource;
+  label: string;
+}
+
+function resolveSource(v: { [K in keyof typeof OPTIONS]?: string | boolean }): Source {
+  const layers = count('layers', v.layers as string | undefined);
+  const visionLayers = count('vision-layers', v['vision-layers'] as string | undefined);
+  const chosen = [v.tiny && '--tiny', v.preset && '--preset', v.from && '--from'].filter(Boolean);
+  if (chosen.length !== 1) throw new UsageError(`choose exactly one of --tiny, --preset NAME --random, --from HF_DIR${chosen.length ? ` (got ${chosen.join(', ')})` : ''}`);
+  if (v.from) {
+    if (v.random || v.seed !== undefined) throw new UsageError('--random/--seed apply to presets, not to --from');
+    const ckpt = openHfCheckpoint(v.from as string);
+    const config = ckpt.config;
+    if (layers !== undefined) config.text_config.num_hidden_layers = Math.min(layers, config.text_config.num_hidden_layers);
+    if (visionLayers !== undefined) throw new UsageError('--vision-layers applies to presets; the checkpoint fixes the vision tower');
+    return { config, weights: ckpt.weights, tokenizer: { kind: 'files', files: [...ckpt.tokenizerFiles, ...ckpt.processorFiles] }, label: `from ${v.from}` };
+  }
+  const name = v.tiny ? 'tiny' : (v.preset as string);
+  if (!v.tiny && !v.random) throw new UsageError(`--preset ${name} needs --random (or convert real weights with --from HF_DIR)`);
+  if (!ARCHITECTURE_NAMES.includes(name)) throw new UsageError(`unknown preset "${name}"; one of: ${ARCHITECTURE_NAMES.join(', ')}`);
+  const seed = v.seed === undefined ? 0 : Number(v.seed);
+  if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got "${v.seed}"`);
+  const arch = withTinyTokenizer(architecture(name, { textLayers: layers, visionLayers }));
+  const tokenizer: TokenizerSource = arch.tokenizer === 'tiny-qwen2' ? { kind: 'tiny-qwen2' } : { kind: 'tiny-llama' };
+  return { config: arch.config, weights: randomWeights(arch.config, seed), tokenizer, label: `preset ${name}, random seed ${seed}` };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (!v.out) throw new UsageError('--out DIR is required');
+  const layout = oneOf<ModelLayout>('layout', v.layout, ['transformers-js', 'split'], 'transformers-js');
+  const decoder = oneOf<DecoderVariant>('decoder', v.decoder, ['optimized', 'portable'], 'optimized');
+  const quantize = v.quantize === undefined ? undefined : oneOf<QuantizeName>('quantize', v.quantize, ['int4', 'int8'], 'int4');
+  if (quantize && decoder === 'portable') throw new UsageError('--quantize needs --decoder optimized (MatMulNBits is a com.microsoft op)');
+  if (!v.force && fs.existsSync(v.out) && fs.readdirSync(v.out).length > 0) {
+    throw new UsageError(`--out ${v.out} is not empty: add --force to replace its model files`);
+  }
+  const source = resolveSource(v);
+  const started = Date.now();
+  const written = writeModelFolder({
+    outDir: v.out,
+    config: source.config,
+    weights: source.weights,
+    tokenizer: source.tokenizer,
+    layout,
+    decoder,
+    quantize,
+    externalData: v['external-data'] ? true : 'auto',
+    overwrite: v.force,
+    source: source.label,
+    onProgress: progressReporter(),
+  });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  process.stdout.write(`wrote ${written.dir} (${layout}, ${decoder} decoder, ${written.variant}) in ${seconds} s:\n${written.files.map((f) => `  ${f}`).join('\n')}\n`);
+  return 0;
+}
