@@ -1,0 +1,88 @@
+import { strict as assert } from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { architecture } from '../../lib/model/architectures';
+import { openModelFolder } from '../../lib/model/folder';
+import { llamaTinyTokenizer, writeTinyTokenizer } from '../../lib/model/tiny-tokenizer';
+import { randomWeights } from '../../lib/onnx/random-weights';
+import { writeSafetensors } from '../support/checkpoint-writers/safetensors';
+import { maxAbsDiff, referenceProjector, referenceVision } from '../support/reference';
+import { wave } from './support';
+
+const CLI = path.join(__dirname, '..', '..', 'lib', 'cli.js');
+
+function llava(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('llava build (CLI)', () => {
+  let root: string;
+  before(() => { root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-cli-')); });
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('--tiny --layout split --decoder portable writes a folder the loader reads', () => {
+    const out = path.join(root, 'tiny-split');
+    const r = llava('build', '--tiny', '--out', out, '--layout', 'split', '--decoder', 'portable', '--seed', '3');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /split, portable decoder, fp32/);
+    const folder = openModelFolder(out);
+    assert.equal(folder.layout, 'split');
+    const meta = folder.config['node-red-contrib-llava'] as Record<string, unknown>;
+    assert.equal(meta.source, 'preset tiny, random seed 3');
+    assert.equal(fs.readFileSync(folder.files.decoder).includes('GroupQueryAttention'), false);
+  });
+
+  it('--from converts a Hugging Face checkpoint (safetensors + tokenizer) with int8 decoder weights', async () => {
+    const arch = architecture('tiny');
+    const c = arch.config;
+    const weights = randomWeights(c, 9);
+    const hf = path.join(root, 'hf');
+    fs.mkdirSync(hf);
+    fs.writeFileSync(path.join(hf, 'config.json'), JSON.stringify(c));
+    writeSafetensors(path.join(hf, 'model.safetensors'), weights.names().map((name) => {
+      const w = weights.get(name)!;
+      return { name, shape: w.shape, dtype: 'float32' as const, data: w.read() };
+    }));
+    writeTinyTokenizer(hf, llamaTinyTokenizer());
+    const out = path.join(root, 'from-hf');
+    const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8');
+    assert.equal(r.status, 0, r.stderr);
+    const folder = openModelFolder(out, 'int8');
+    assert.ok(folder.files.decoder.endsWith('decoder_model_merged_int8.onnx'));
+    assert.equal(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'), fs.readFileSync(path.join(hf, 'tokenizer.json'), 'utf8'));
+    const pixels = wave(3 * 32 * 32, 2);
+    const s = await ort.InferenceSession.create(folder.files.vision);
+    const { image_features } = await s.run({ pixel_values: new ort.Tensor('float32', pixels, [1, 3, 32, 32]) });
+    const ref = referenceProjector(weights, c, referenceVision(weights, c, pixels, 1));
+    assert.ok(maxAbsDiff(image_features.data as Float32Array, ref.data) < 1e-4);
+  });
+
+  it('errors are one line on stderr with a non-zero exit; --verbose adds the stack', () => {
+    const missing = llava('build', '--tiny');
+    assert.equal(missing.status, 2);
+    assert.equal(missing.stderr, 'llava: --out DIR is required\n');
+    const bad = llava('build', '--tiny', '--out', path.join(root, 'x'), '--layout', 'zigzag');
+    assert.equal(bad.status, 2);
+    assert.equal(bad.stderr, 'llava: --layout must be one of transformers-js, split, got "zigzag"\n');
+    const noCkpt = llava('build', '--from', path.join(root, 'nope'), '--out', path.join(root, 'y'));
+    assert.equal(noCkpt.status, 1);
+    assert.equal(noCkpt.stderr.trim().split('\n').length, 1);
+    assert.match(noCkpt.stderr, /^llava: .*nope is not a Hugging Face model folder/);
+    const verbose = llava('build', '--from', path.join(root, 'nope'), '--out', path.join(root, 'y'), '--verbose');
+    assert.match(verbose.stderr, /\n\s+at /);
+    const unknown = llava('frobnicate');
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"; commands: build/);
+    assert.equal(fs.existsSync(path.join(root, 'x')), false);
+  });
+
+  it('--help prints the options', () => {
+    const r = llava('build', '--help');
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /--quantize Q\s+int4 \| int8/);
+  });
+});
