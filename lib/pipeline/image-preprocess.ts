@@ -9,7 +9,7 @@
 import sharp, { type OutputInfo } from 'sharp';
 import { performance } from 'perf_hooks';
 import { planResize, type ResizePlan } from './image-geometry';
-import { resizeBicubicWindow, type RgbImage } from './image-resample';
+import { resizeBicubicWindow, type Padding, type RgbImage } from './image-resample';
 import type { PreprocessOptions, PreprocessedImage } from './types';
 
 export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
@@ -79,22 +79,17 @@ export function padColour(mean: readonly number[]): number[] {
   return mean.map((m) => Math.min(255, Math.max(0, Math.trunc(m * 255))));
 }
 
-/** expand2square: paste the image on a plan.padSide square of `fill`. */
-function padToSquare(image: RgbImage, plan: ResizePlan, fill: readonly number[], cap: number): RgbImage {
+/** expand2square's canvas for `plan`, refused when that square would be larger than the pixel cap. */
+function squarePadding(image: RgbImage, plan: ResizePlan, mean: readonly number[], cap: number): Padding | undefined {
   const side = plan.padSide;
-  if (side === image.width && side === image.height) return image;
+  if (side === 0 || (side === image.width && side === image.height)) return undefined;
   if (side * side > cap) {
     throw new Error(
       `padding a ${image.width}×${image.height} image to a ${side}×${side} square exceeds the maxInputPixels cap ` +
         `of ${cap} (${megapixels(cap)}); use mode crop or squash, or raise maxInputPixels`,
     );
   }
-  const canvas = Buffer.allocUnsafe(side * side * 3).fill(Buffer.from(fill));
-  const rowBytes = image.width * 3;
-  for (let y = 0; y < image.height; y++) {
-    canvas.set(image.data.subarray(y * rowBytes, (y + 1) * rowBytes), ((plan.padTop + y) * side + plan.padLeft) * 3);
-  }
-  return { data: canvas, width: side, height: side };
+  return { side, left: plan.padLeft, top: plan.padTop, fill: padColour(mean) };
 }
 
 /** HWC uint8 → CHW float32 (x/255 − mean)/std, via a per-channel lookup table in one pass. */
@@ -125,9 +120,9 @@ export async function preprocessImage(bytes: Uint8Array, options: PreprocessOpti
   const decoded = await decodeRgb(input, cap);
   const { size } = options;
   const plan = planResize(options.mode, decoded.width, decoded.height, size);
-  const source = plan.padSide > 0 ? padToSquare(decoded, plan, padColour(options.mean), cap) : decoded;
+  const padding = squarePadding(decoded, plan, options.mean, cap);
   const window = { left: plan.cropLeft, top: plan.cropTop, width: size, height: size };
-  const rgb = resizeBicubicWindow(source, plan.resizeWidth, plan.resizeHeight, window);
+  const rgb = resizeBicubicWindow(decoded, plan.resizeWidth, plan.resizeHeight, window, padding);
   return {
     pixels: normalise(rgb, size, options.mean, options.std),
     size,

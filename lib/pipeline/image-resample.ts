@@ -77,62 +77,103 @@ function toByte(accumulator: number): number {
 
 // Sums stay below 2^31 (255 × a weight sum of at most ~1.3 × 2^22), so the int32 arithmetic is exact.
 
-/** Horizontal pass over rows [rowFrom, rowFrom+rows) into a window.width-wide RGB buffer. */
-function horizontalPass(image: RgbImage, taps: Taps, outWidth: number, rowFrom: number, rows: number): Uint8Array {
-  const { data, width } = image;
+/** Horizontal taps applied to one source row (3 bytes per pixel from `offset`), written at out[outOffset]. */
+function resampleRow(row: Uint8Array, offset: number, taps: Taps, out: Uint8Array, outOffset: number): void {
   const { start, count, weights, stride } = taps;
-  const out = new Uint8Array(rows * outWidth * 3);
-  let o = 0;
+  let o = outOffset;
+  for (let x = 0; x < start.length; x++) {
+    let r = HALF, g = HALF, b = HALF;
+    const w0 = x * stride;
+    const n = count[x];
+    for (let i = 0, p = offset + start[x] * 3; i < n; i++, p += 3) {
+      const w = weights[w0 + i];
+      r = (r + Math.imul(row[p], w)) | 0;
+      g = (g + Math.imul(row[p + 1], w)) | 0;
+      b = (b + Math.imul(row[p + 2], w)) | 0;
+    }
+    out[o++] = toByte(r);
+    out[o++] = toByte(g);
+    out[o++] = toByte(b);
+  }
+}
+
+/**
+ * The image as the resampler sees it: optionally pasted at (left, top) on a side×side square of `fill`
+ * (LLaVA's expand2square) without building that square: rows that are all fill are resampled once.
+ */
+export interface Padding {
+  side: number;
+  left: number;
+  top: number;
+  fill: readonly number[];
+}
+
+/** Horizontal pass over source rows [rowFrom, rowFrom+rows). */
+function horizontalPass(image: RgbImage, padding: Padding | undefined, taps: Taps, rowFrom: number, rows: number): Uint8Array {
+  const outRowBytes = taps.start.length * 3;
+  const out = new Uint8Array(rows * outRowBytes);
+  const imageRowBytes = image.width * 3;
+  if (!padding) {
+    for (let y = 0; y < rows; y++) resampleRow(image.data, (rowFrom + y) * imageRowBytes, taps, out, y * outRowBytes);
+    return out;
+  }
+  const padded = new Uint8Array(padding.side * 3);
+  for (let x = 0; x < padding.side; x++) padded.set(padding.fill, x * 3);
+  let fillRow: Uint8Array | undefined;
   for (let y = 0; y < rows; y++) {
-    const row = (rowFrom + y) * width * 3;
-    for (let x = 0; x < outWidth; x++) {
-      let r = HALF, g = HALF, b = HALF;
-      const w0 = x * stride;
-      for (let i = 0, p = row + start[x] * 3; i < count[x]; i++, p += 3) {
-        const w = weights[w0 + i];
-        r = (r + Math.imul(data[p], w)) | 0;
-        g = (g + Math.imul(data[p + 1], w)) | 0;
-        b = (b + Math.imul(data[p + 2], w)) | 0;
+    const imageY = rowFrom + y - padding.top;
+    if (imageY < 0 || imageY >= image.height) {
+      if (!fillRow) {
+        fillRow = new Uint8Array(outRowBytes);
+        resampleRow(padded, 0, taps, fillRow, 0);
       }
-      out[o++] = toByte(r);
-      out[o++] = toByte(g);
-      out[o++] = toByte(b);
+      out.set(fillRow, y * outRowBytes);
+    } else {
+      padded.set(image.data.subarray(imageY * imageRowBytes, (imageY + 1) * imageRowBytes), padding.left * 3);
+      resampleRow(padded, 0, taps, out, y * outRowBytes);
     }
   }
   return out;
 }
 
-/** Vertical pass; `rowFrom` is the source row that row 0 of `band` holds. */
-function verticalPass(band: Uint8Array, width: number, taps: Taps, outHeight: number, rowFrom: number): Uint8Array {
+/** Vertical pass, one output row at a time; `rowFrom` is the source row that row 0 of `band` holds. */
+function verticalPass(band: Uint8Array, width: number, taps: Taps, rowFrom: number): Uint8Array {
   const { start, count, weights, stride } = taps;
   const rowBytes = width * 3;
-  const out = new Uint8Array(outHeight * rowBytes);
-  let o = 0;
-  for (let y = 0; y < outHeight; y++) {
-    const w0 = y * stride;
-    const top = (start[y] - rowFrom) * rowBytes;
-    for (let x = 0; x < rowBytes; x++) {
-      let acc = HALF;
-      for (let i = 0, p = top + x; i < count[y]; i++, p += rowBytes) acc = (acc + Math.imul(band[p], weights[w0 + i])) | 0;
-      out[o++] = toByte(acc);
+  const out = new Uint8Array(start.length * rowBytes);
+  const acc = new Int32Array(rowBytes);
+  for (let y = 0; y < start.length; y++) {
+    acc.fill(HALF);
+    for (let i = 0; i < count[y]; i++) {
+      const w = weights[y * stride + i];
+      const row = (start[y] - rowFrom + i) * rowBytes;
+      for (let x = 0; x < rowBytes; x++) acc[x] = (acc[x] + Math.imul(band[row + x], w)) | 0;
     }
+    for (let x = 0, o = y * rowBytes; x < rowBytes; x++) out[o + x] = toByte(acc[x]);
   }
   return out;
 }
 
 /**
- * PIL-exact bicubic resize of `image` to resizeWidth×resizeHeight, returning only `window` of the result
- * (interleaved RGB, window.width × window.height).
+ * PIL-exact bicubic resize of `image` (or of it padded to a square, see Padding) to resizeWidth×resizeHeight,
+ * returning only `window` of the result (interleaved RGB, window.width × window.height).
  */
-export function resizeBicubicWindow(image: RgbImage, resizeWidth: number, resizeHeight: number, window: Window): Uint8Array {
+export function resizeBicubicWindow(
+  image: RgbImage, resizeWidth: number, resizeHeight: number, window: Window, padding?: Padding,
+): Uint8Array {
   const { left, top, width, height } = window;
   if (left < 0 || top < 0 || left + width > resizeWidth || top + height > resizeHeight || width < 1 || height < 1) {
     throw new Error(`window ${width}×${height}+${left}+${top} is outside the ${resizeWidth}×${resizeHeight} resize`);
   }
-  const vertical = axisTaps(image.height, resizeHeight, top, height);
+  if (padding && (padding.left + image.width > padding.side || padding.top + image.height > padding.side)) {
+    throw new Error(`a ${image.width}×${image.height} image does not fit at ${padding.left},${padding.top} on a ${padding.side} square`);
+  }
+  const sourceWidth = padding ? padding.side : image.width;
+  const sourceHeight = padding ? padding.side : image.height;
+  const vertical = axisTaps(sourceHeight, resizeHeight, top, height);
   const rowFrom = vertical.start[0];
   const rowTo = vertical.start[height - 1] + vertical.count[height - 1];
-  const horizontal = axisTaps(image.width, resizeWidth, left, width);
-  const band = horizontalPass(image, horizontal, width, rowFrom, rowTo - rowFrom);
-  return verticalPass(band, width, vertical, height, rowFrom);
+  const horizontal = axisTaps(sourceWidth, resizeWidth, left, width);
+  const band = horizontalPass(image, padding, horizontal, rowFrom, rowTo - rowFrom);
+  return verticalPass(band, width, vertical, rowFrom);
 }

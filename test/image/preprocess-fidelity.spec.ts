@@ -4,7 +4,7 @@ import { strict as assert } from 'assert';
 import { preprocessImage, padColour } from '../../lib/pipeline/image-preprocess';
 import { resizeBicubicWindow } from '../../lib/pipeline/image-resample';
 import type { ResizeMode } from '../../lib/pipeline/types';
-import { cropRaw, pilReference, pilResizeBicubic, type RawImage } from '../support/pil-resize';
+import { cropRaw, expandToSquare, pilReference, pilResizeBicubic, type RawImage } from '../support/pil-resize';
 import { CLIP_MEAN, clipOptions, decodeRaw, denormalise, encodeJpeg, encodePng, meanAbsDiff, testCard } from './synthetic';
 
 const MODES: ResizeMode[] = ['crop', 'pad', 'squash'];
@@ -50,6 +50,17 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
         cropRaw(reference, left, top, window.width, window.height).data,
         `${w}×${h} window at ${left},${top}`,
       );
+    }
+  });
+
+  it('resizeBicubicWindow with padding equals resizing the expand2square canvas (wide and tall)', function () {
+    const fill = [122, 116, 104];
+    for (const image of [testCard(90, 31, 5), testCard(23, 70, 6)]) {
+      const side = Math.max(image.width, image.height);
+      const padding = { side, left: (side - image.width) >> 1, top: (side - image.height) >> 1, fill };
+      const reference = pilResizeBicubic(expandToSquare(image, fill), 40, 40);
+      const window = { left: 0, top: 0, width: 40, height: 40 };
+      assert.deepEqual(resizeBicubicWindow(image, 40, 40, window, padding), reference.data, `${image.width}×${image.height}`);
     }
   });
 
