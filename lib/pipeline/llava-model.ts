@@ -53,6 +53,8 @@ export interface LlavaResult {
   imageTokenCount: number;
   provider: string;
   finishReason: FinishReason;
+  /** Prompt tokens whose KV cache came from the previous request (the part before the image). */
+  prefixReusedTokens: number;
   timings: Timings;
 }
 
@@ -232,6 +234,7 @@ export class LlavaModel {
         imageTokenCount: r.imageTokenCount,
         provider: this.provider,
         finishReason: r.finishReason,
+        prefixReusedTokens: r.prefixReused,
         timings: {
           preprocess_ms: 0,
           vision_ms: 0,
