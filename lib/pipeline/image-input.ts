@@ -104,17 +104,17 @@ async function fromString(value: string, options: ImageInputOptions): Promise<Bu
   if (roots.length > 0) return fromAllowedFile(text, roots);
   if (looksLikePath(text)) {
     throw new Error(
-      `image input "${clip(text)}" looks like a file path, but file paths are not allowed: ` +
+      `image input "${shorten(text)}" looks like a file path, but file paths are not allowed: ` +
         'list the folders images may be read from in allowedRoots (absolute paths), or send the image bytes',
     );
   }
   throw new Error(
-    `image input string "${clip(text)}" is neither a data URI, a base64-encoded image (JPEG, PNG, WebP, GIF, TIFF, ` +
+    `image input string "${shorten(text)}" is neither a data URI, a base64-encoded image (JPEG, PNG, WebP, GIF, TIFF, ` +
       'AVIF) nor a file path (file paths also need allowedRoots)',
   );
 }
 
-function clip(text: string): string {
+function shorten(text: string): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 

@@ -138,7 +138,7 @@ export function expandToSquare(image: RawImage, fill: readonly number[]): RawIma
 }
 
 /** HF CLIPImageProcessor: shortest edge → size (long = int(size*long/short)), then centre crop size×size. */
-export function pilClipResizeAndCrop(image: RawImage, size: number): RawImage {
+function pilClipResizeAndCrop(image: RawImage, size: number): RawImage {
   const { width: w, height: h } = image;
   const [outW, outH] = w <= h ? [size, Math.floor((size * h) / w)] : [Math.floor((size * w) / h), size];
   const resized = pilResizeBicubic(image, outW, outH);
