@@ -198,6 +198,17 @@ describe('checkpoint/pytorch', () => {
     assert.throws(() => openPytorchCheckpoint(transposed), /'proj\.weight' is not contiguous \(shape \[2, 3\], stride \[1, 2\]\)/);
   });
 
+  it('reads storage bytes when read() is called, not when the checkpoint is opened', () => {
+    const f = file('lazy.pth');
+    torchSave(f, [{ name: 'w', shape: [3], dtype: 'float32', data: Float32Array.of(1, 2, 3) }]);
+    const ckpt = openPytorchCheckpoint(f);
+    const bytes = fs.readFileSync(f);
+    const at = bytes.indexOf(Buffer.from(Float32Array.of(1, 2, 3).buffer));
+    bytes.writeFloatLE(-5, at + 4);
+    fs.writeFileSync(f, bytes);
+    assert.deepEqual([...ckpt.get('w')!.read()], [1, -5, 3]);
+  });
+
   it('skips integer tensors (e.g. int64 buffers) and lists them', () => {
     const f = file('ints.pth');
     const longTensor = new Call(new Global('torch._utils', '_rebuild_tensor_v2'), [
@@ -225,6 +236,9 @@ describe('checkpoint/pytorch', () => {
     // The same through STACK_GLOBAL with protocol 4 framing, and hidden in the meta next to real weights.
     const evalCall = asm(0x80, 4, 0x95, Buffer.alloc(8), 0x8c, 8, 'builtins', 0x8c, 4, 'eval', 0x93, 0x8c, 1, '1', 0x85, 0x52, 0x2e);
     assert.throws(() => unpickle(evalCall, { globals: new Map() }), /global 'builtins\.eval'/);
+    // BUILD may only set state on objects an allowed callable made (no __setstate__ on arbitrary values).
+    const buildOnList = asm(0x80, 2, 0x5d, 0x7d, 0x62, 0x2e);
+    assert.throws(() => unpickle(buildOnList, { globals: new Map() }), /BUILD on an object that does not accept state/);
     const hidden = file('hidden.pth');
     torchSave(hidden, [{ name: 'w', shape: [1], dtype: 'float32', data: Float32Array.of(1) }], {
       wrap: (sd) =>

@@ -17,18 +17,18 @@ export function halfToFloat(h: number): number {
   return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
 
-/** Converts little-endian raw bytes of `dtype` to float32 (a copy, never a view on `bytes`). */
-export function toFloat32(bytes: Buffer, dtype: WeightDType): Float32Array {
-  const count = bytes.length / DTYPE_BYTES[dtype];
-  if (!Number.isInteger(count)) {
-    throw new Error(`${bytes.length} bytes is not a whole number of ${dtype} values`);
-  }
-  // An aligned copy lets typed-array views read the values (checkpoints and this host are little-endian).
-  const aligned = new Uint8Array(bytes.length);
-  aligned.set(bytes);
-  if (dtype === 'float32') return new Float32Array(aligned.buffer);
-  const halves = new Uint16Array(aligned.buffer);
+/**
+ * Reads `count` little-endian values of `dtype` and returns them as float32. `fill` writes the raw bytes into
+ * the array it is given, so float32 data lands in the result without a copy and half types need one buffer.
+ */
+export function readFloats(count: number, dtype: WeightDType, fill: (target: Uint8Array) => void): Float32Array {
   const out = new Float32Array(count);
+  if (dtype === 'float32') {
+    fill(new Uint8Array(out.buffer));
+    return out;
+  }
+  const halves = new Uint16Array(count);
+  fill(new Uint8Array(halves.buffer));
   if (dtype === 'float16') {
     const table = halfTable();
     for (let i = 0; i < count; i++) out[i] = table[halves[i]];

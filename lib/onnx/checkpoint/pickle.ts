@@ -27,9 +27,6 @@ class GlobalRef {
   constructor(readonly fullName: string, readonly allowed: AllowedGlobal & { kind: 'callable' }) {}
 }
 
-/** Objects made by an allowed callable remember it, so BUILD can ask it how to apply state. */
-const builtBy = new WeakMap<object, GlobalRef>();
-
 const MARK = Symbol('mark');
 
 export function unpickle(data: Buffer, options: UnpickleOptions): PickleValue {
@@ -41,6 +38,8 @@ class Unpickler {
   private stack: PickleValue[] = [];
   private readonly marks: number[] = [];
   private readonly memo = new Map<number, PickleValue>();
+  /** Objects made by an allowed callable remember it, so BUILD can ask it how to apply state. */
+  private readonly builtBy = new WeakMap<object, GlobalRef>();
   private readonly where: string;
 
   constructor(private readonly data: Buffer, private readonly options: UnpickleOptions) {
@@ -181,14 +180,14 @@ class Unpickler {
           if (!(callable instanceof GlobalRef)) this.fail(`REDUCE on something that is not an allowed callable (at byte ${at})`);
           if (!Array.isArray(args)) this.fail(`REDUCE of ${callable.fullName} without an argument tuple`);
           const result = callable.allowed.call(args);
-          if (result && typeof result === 'object') builtBy.set(result, callable);
+          if (result && typeof result === 'object') this.builtBy.set(result, callable);
           this.stack.push(result);
           break;
         }
         case 0x62: { // BUILD
           const state = this.pop();
           const obj = this.peek(0);
-          const maker = obj && typeof obj === 'object' ? builtBy.get(obj) : undefined;
+          const maker = obj && typeof obj === 'object' ? this.builtBy.get(obj) : undefined;
           if (!maker?.allowed.build) this.fail(`BUILD on an object that does not accept state (at byte ${at})`);
           maker.allowed.build(obj, state);
           break;

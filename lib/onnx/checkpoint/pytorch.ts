@@ -4,7 +4,7 @@
 // `data/<key>` (each storage's raw little-endian bytes), `version`, and in newer versions `byteorder`.
 // Only tensor metadata is read when opening; each tensor's bytes are read when its read() is called.
 import { WeightDType, WeightSource, WeightTensor } from '../weights';
-import { DTYPE_BYTES, toFloat32 } from './dtype';
+import { DTYPE_BYTES, readFloats } from './dtype';
 import { readRange } from './file-range';
 import { AllowedGlobal, PickleValue, unpickle } from './pickle';
 import { TensorTable, elementCount, fmtShape } from './source';
@@ -120,7 +120,7 @@ export class PytorchCheckpoint implements WeightSource {
       name,
       shape: ref.shape,
       dtype,
-      read: () => toFloat32(this.archive.readRange(ref.storage.entry, ref.offset * bytes, count * bytes), dtype),
+      read: () => readFloats(count, dtype, (target) => this.archive.readInto(ref.storage.entry, ref.offset * bytes, target)),
     });
   }
 }

@@ -4,8 +4,8 @@
 // offsets count from the first byte after the header. Only the header is read when opening; each tensor's
 // bytes are read when its read() is called.
 import { WeightDType, WeightSource, WeightTensor } from '../weights';
-import { DTYPE_BYTES, toFloat32 } from './dtype';
-import { fileSize, readRange } from './file-range';
+import { DTYPE_BYTES, readFloats } from './dtype';
+import { fileSize, readInto, readRange } from './file-range';
 import { ShardSource, openShardIndex } from './sharded';
 import { TensorTable, elementCount, fmtShape } from './source';
 
@@ -49,7 +49,7 @@ export class SafetensorsFile implements WeightSource {
         name,
         shape: entry.shape,
         dtype,
-        read: () => toFloat32(readRange(file, dataStart + begin, end - begin), dtype),
+        read: () => readFloats(elementCount(entry.shape), dtype, (target) => readInto(file, dataStart + begin, target)),
       });
     }
   }

@@ -3,7 +3,7 @@
 // (uncompressed), so byte ranges of an entry are read straight from the file; deflated entries (a zip
 // re-packed by another tool) are inflated whole when read.
 import { inflateRawSync } from 'zlib';
-import { fileSize, readRange } from './file-range';
+import { fileSize, readInto, readRange } from './file-range';
 
 const EOCD_SIGNATURE = 0x06054b50;
 const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
@@ -77,14 +77,14 @@ export class ZipArchive {
     throw new Error(`${this.file}: zip entry '${name}' uses compression method ${entry.method}; only stored and deflate are supported`);
   }
 
-  /** `length` bytes from `offset` inside an entry; read directly when stored, by inflating it when deflated. */
-  readRange(name: string, offset: number, length: number): Buffer {
+  /** Fills `target` from `offset` inside an entry: read directly when stored, by inflating the entry when deflated. */
+  readInto(name: string, offset: number, target: Uint8Array): void {
     const entry = this.entry(name);
-    if (offset < 0 || offset + length > entry.size) {
-      throw new Error(`${this.file}: bytes ${offset}..${offset + length} are outside zip entry '${name}' (${entry.size} bytes)`);
+    if (offset < 0 || offset + target.length > entry.size) {
+      throw new Error(`${this.file}: bytes ${offset}..${offset + target.length} are outside zip entry '${name}' (${entry.size} bytes)`);
     }
-    if (entry.method === STORED) return readRange(this.file, this.dataOffset(entry) + offset, length);
-    return this.read(name).subarray(offset, offset + length);
+    if (entry.method === STORED) readInto(this.file, this.dataOffset(entry) + offset, target);
+    else target.set(this.read(name).subarray(offset, offset + target.length));
   }
 
   private entry(name: string): ZipEntry {
