@@ -5,8 +5,9 @@ import { getRuntime } from '../runtime';
 import type { ProviderPreference } from '../runtime/types';
 import { LlavaModel } from '../pipeline/llava-model';
 import type { GenerationOptions } from '../pipeline/types';
+import { UsageError } from './usage-error';
 
-export const GENERATE_USAGE = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant fp32|fp16|q4|int8…]
+export const usage = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant fp32|fp16|q4|int8…]
        [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
        [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
@@ -35,14 +36,13 @@ const OPTIONS = {
   threads: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
-  help: { type: 'boolean' },
 } as const;
 
 function number(value: string | undefined, flag: string, integer = false): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new Error(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got "${value}"`);
+    throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got "${value}"`);
   }
   return n;
 }
@@ -53,7 +53,7 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'
 
 function generationOptions(v: Values): Partial<GenerationOptions> {
   const sampling = ['temperature', 'top-k', 'top-p', 'min-p', 'seed'].filter((k) => v[k as keyof Values] !== undefined);
-  if (v.greedy && sampling.length) throw new Error(`--greedy cannot be combined with --${sampling.join(', --')}`);
+  if (v.greedy && sampling.length) throw new UsageError(`--greedy cannot be combined with --${sampling.join(', --')}`);
   const options: Partial<GenerationOptions> = {
     maxNewTokens: number(v['max-new-tokens'], 'max-new-tokens', true),
     minNewTokens: number(v['min-new-tokens'], 'min-new-tokens', true),
@@ -73,26 +73,31 @@ function generationOptions(v: Values): Partial<GenerationOptions> {
   return Object.fromEntries(Object.entries(options).filter(([, x]) => x !== undefined));
 }
 
-/** Runs the command; returns the exit code. Output goes to the given streams (stdout: text or JSON). */
-export async function runGenerate(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
-  let verbose = argv.includes('--verbose');
+function parse(argv: string[]): Values {
   try {
-    const { values: v } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true });
-    verbose = !!v.verbose;
-    if (v.help) {
-      out.write(GENERATE_USAGE + '\n');
-      return 0;
-    }
-    if (!v.model) throw new Error('--model DIR is required');
-    if (!v.image) throw new Error('--image FILE is required');
-    if (v.provider && !PROVIDERS.includes(v.provider)) throw new Error(`--provider must be one of ${PROVIDERS.join(', ')}`);
-    const options = generationOptions(v);
-    let image: Buffer;
-    try {
-      image = fs.readFileSync(v.image);
-    } catch (e) {
-      throw new Error(`cannot read image ${v.image}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true }).values;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function readImage(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new Error(`cannot read image ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** Streams the text to stdout, or with --json prints one JSON object as the last line. */
+export async function run(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const v = parse(argv);
+  if (!v.model) throw new UsageError('--model DIR is required');
+  if (!v.image) throw new UsageError('--image FILE is required');
+  if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
+  const options = generationOptions(v);
+  const image = readImage(v.image);
+  try {
     const model = await LlavaModel.load(v.model, {
       preset: v.preset,
       variant: v.variant,
@@ -106,29 +111,23 @@ export async function runGenerate(argv: string[], out = process.stdout, err = pr
         options,
         onText: v.json ? undefined : (delta) => out.write(delta),
       });
-      if (v.json) {
-        out.write(
-          JSON.stringify({
-            text: result.text,
-            token_ids: result.tokenIds,
-            prompt_token_count: result.promptTokenCount,
-            image_token_count: result.imageTokenCount,
-            provider: result.provider,
-            finish_reason: result.finishReason,
-            timings: result.timings,
-          }) + '\n',
-        );
-      } else {
-        out.write('\n');
-      }
+      out.write(
+        v.json
+          ? JSON.stringify({
+              text: result.text,
+              token_ids: result.tokenIds,
+              prompt_token_count: result.promptTokenCount,
+              image_token_count: result.imageTokenCount,
+              provider: result.provider,
+              finish_reason: result.finishReason,
+              timings: result.timings,
+            }) + '\n'
+          : '\n',
+      );
     } finally {
       model.close();
     }
     return 0;
-  } catch (e) {
-    const error = e as Error;
-    err.write(`llava generate: ${verbose ? error.stack ?? error.message : error.message}\n`);
-    return 1;
   } finally {
     await getRuntime().dispose();
   }
