@@ -87,7 +87,9 @@ describe('checkpoint/hf', () => {
       [bare.text_config.hidden_size, bare.text_config.num_hidden_layers, bare.text_config.intermediate_size, bare.text_config.vocab_size],
       [4096, 32, 11008, 32000],
     );
+    assert.equal(completeLlavaConfig({ model_type: 'llava', image_token_id: 151646 }).image_token_index, 151646);
     assert.throws(() => completeLlavaConfig({ model_type: 'llama' }), /not a LLaVA config: model_type is "llama"/);
+    assert.throws(() => completeLlavaConfig({ model_type: 'llava_llama' }), /original haotian-liu LLaVA folder/);
     assert.throws(
       () => completeLlavaConfig({ model_type: 'llava', vision_config: { model_type: 'siglip_vision_model' } }),
       /vision_config\.model_type "siglip_vision_model" is not supported/,

@@ -162,10 +162,16 @@ const TEXT_CLASS_DEFAULTS: Record<string, Omit<TextConfig, 'num_key_value_heads'
 export function completeLlavaConfig(raw: Record<string, unknown>, where = 'config.json'): LlavaConfig {
   const architectures = raw.architectures as string[] | undefined;
   if (raw.model_type !== 'llava' && !architectures?.includes('LlavaForConditionalGeneration')) {
+    const original = typeof raw.model_type === 'string' && raw.model_type.startsWith('llava_');
     throw new Error(
       `${where} is not a LLaVA config: model_type is ${JSON.stringify(raw.model_type)} ` +
-        `(expected "llava", i.e. LlavaForConditionalGeneration)`,
+        `(expected "llava", i.e. LlavaForConditionalGeneration)` +
+        (original ? '; this looks like an original haotian-liu LLaVA folder, use its llava-hf conversion instead' : ''),
     );
+  }
+  // image_token_id is transformers' alias (attribute_map) for image_token_index.
+  if (raw.image_token_index === undefined && typeof raw.image_token_id === 'number') {
+    raw = { ...raw, image_token_index: raw.image_token_id };
   }
   const vision = completeSection(raw.vision_config, VISION_CLASS_DEFAULTS, 'clip_vision_model', LLAVA_DEFAULT_VISION, where, 'vision_config');
   const text = completeSection(raw.text_config, TEXT_CLASS_DEFAULTS, 'llama', TEXT_CLASS_DEFAULTS.llama, where, 'text_config');

@@ -1,13 +1,9 @@
-// Building blocks for WeightSources: a table of lazy tensors, and renaming / merging existing sources.
+// Building blocks for WeightSources: a table of lazy tensors, and renamed / row-sliced views of tensors.
 import { WeightSource, WeightTensor } from '../weights';
 
 /** A WeightSource over a fixed table of lazy tensors, in insertion order. */
 export class TensorTable implements WeightSource {
   private readonly tensors = new Map<string, WeightTensor>();
-
-  constructor(tensors: Iterable<WeightTensor> = []) {
-    for (const t of tensors) this.add(t);
-  }
 
   add(tensor: WeightTensor): void {
     if (this.tensors.has(tensor.name)) throw new Error(`duplicate tensor name '${tensor.name}'`);
