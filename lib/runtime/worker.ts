@@ -6,7 +6,7 @@ import { serializeError } from './protocol';
 import { HostedSession, loadSession } from './session-host';
 import { isTensorHandle, TensorHandle, TensorValue } from './tensor';
 import { TensorStore } from './tensor-store';
-import { packForTransfer } from './tensor-wire';
+import { assertTensorValue, packForTransfer } from './tensor-wire';
 import type { TaskHandler, TaskIO, TaskModule, WorkerContext, WorkerSession } from './types';
 
 if (!parentPort) throw new Error('lib/runtime/worker is the inference worker entry point; start it as a Worker');
@@ -43,7 +43,10 @@ const context: WorkerContext = {
   session: (key: string): WorkerSession => sessionByKey(key),
   tensors: {
     get: (handle) => store.get(handle),
-    put: (value) => store.put(value),
+    put: (value) => {
+      assertTensorValue(value, 'tensors.put');
+      return store.put(value);
+    },
     free: (handle) => store.free(handle),
   },
 };

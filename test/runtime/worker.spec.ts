@@ -54,9 +54,9 @@ describe('runtime worker', () => {
     assert.deepEqual(r.values.y.dims, [1024, 1024]);
     // On the main thread this run would have stalled the loop for all of r.ms (about 1 s on 2 idle cores).
     assert.ok(r.ms > 100, `the run took only ${r.ms.toFixed(0)} ms: too short to show anything`);
-    // Time the main thread spent running code: unlike timer lateness, it does not grow when other processes
-    // take the CPU, so it holds on a loaded machine too.
-    assert.ok(busyMs < 50, `the main thread was busy ${busyMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
+    // Time the main thread spent running code (about r.ms if ORT ran there, ~4 ms measured here): unlike timer
+    // lateness it barely grows when other processes take the CPU, so this holds on a loaded machine too.
+    assert.ok(busyMs < Math.max(50, r.ms / 10), `the main thread was busy ${busyMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
     const overloaded = os.loadavg()[0] > 2 * os.availableParallelism();
     if (!overloaded) assert.ok(maxMs < 50, `main event loop stalled ${maxMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
   });
