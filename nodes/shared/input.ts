@@ -2,7 +2,7 @@
 // unhandled rejection — Node-RED exits the process on one), report drops, and on close abort running work and
 // release references inside Node-RED's 15 s close timeout.
 import type { Node, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { AdmissionQueue, DropReason, QueueOptions, QueueState } from './queue';
+import { AdmissionQueue, DropReason, QUEUE_POLICIES, QueueOptions, QueuePolicy, QueueState } from './queue';
 import { StatusReporter, errorMessage } from './status';
 
 export type Send = (msg: NodeMessage | Array<NodeMessage | NodeMessage[] | null>) => void;
@@ -69,7 +69,7 @@ export function handleInput(node: Node, options: InputOptions): AdmissionQueue<D
       if (failure && !signal.aborted) status?.error(failure);
     },
     dropped: (delivery, reason) => reportDrop(node, options, delivery, reason),
-      changed: (state: QueueState) => status?.setQueue(state),
+    changed: (state: QueueState) => status?.setQueue(state),
   });
 
   node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
@@ -125,5 +125,35 @@ function reportDrop(node: Node, options: InputOptions, { msg, send, done }: Deli
     }
   } catch (err) {
     node.error(`reporting a dropped message failed: ${errorMessage(err)}`);
+  }
+}
+
+/** The editor fields of a node with a queue (llava-generate: queuePolicy, queueLength, dropped). */
+export interface AdmissionConfig {
+  queuePolicy?: unknown;
+  queueLength?: unknown;
+  dropped?: unknown;
+}
+
+/**
+ * handleInput's queue and drop options from the editor fields. `outputs` is the node's output count with the
+ * dropped-message output last (llava-generate: 3 when "send to a third output" is chosen).
+ */
+export function admissionFromConfig(config: AdmissionConfig, outputs: number): { queue: QueueOptions; dropped: DropReport } {
+  const policy = config.queuePolicy ?? 'latest';
+  if (!QUEUE_POLICIES.includes(policy as QueuePolicy)) {
+    throw new Error(`queue policy must be one of ${QUEUE_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`);
+  }
+  const maxQueued = config.queueLength === undefined || config.queueLength === '' ? 1 : Number(config.queueLength);
+  const queue: QueueOptions = { policy: policy as QueuePolicy, maxQueued };
+  switch (config.dropped ?? 'status') {
+    case 'status':
+      return { queue, dropped: { mode: 'status' } };
+    case 'error':
+      return { queue, dropped: { mode: 'error' } };
+    case 'output':
+      return { queue, dropped: { mode: 'output', output: outputs - 1, outputs } };
+    default:
+      throw new Error(`dropped must be status, output or error, got ${JSON.stringify(config.dropped)}`);
   }
 }

@@ -3,6 +3,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
+import { GENERATION_OPTION_NAMES } from '../../nodes/shared/generation-options';
 import { nodeRedDir, repoRoot } from '../support/node-red';
 
 // acorn and semver come with Node-RED (its Function node and registry use them); take Node-RED's own copies.
@@ -177,6 +178,16 @@ describe('package: scorecard checks (offline)', () => {
       ['queuePolicy', 'queueLength', 'dropped'].map((k) => d('llava-generate')[k].value),
       ['latest', 1, 'status'],
     );
+  });
+
+  it('llm generate: the editor has every generation option the adapter accepts, and its help documents each', () => {
+    const html = htmlFor('llava-generate');
+    const { defaults } = registrations(html)[0];
+    const help = html.slice(html.indexOf('data-help-name'));
+    for (const name of GENERATION_OPTION_NAMES) {
+      assert.ok(name in defaults, `editor field ${name}`);
+      assert.ok(help.includes(`<code>${name}</code>`), `help documents msg.llava.options.${name}`);
+    }
   });
 
   it('help text has one shape: Inputs, Outputs, Details, References (config node: Details, References)', () => {

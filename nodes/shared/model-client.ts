@@ -1,0 +1,49 @@
+// How a LLaVA node reaches its model: the llava-model config node loads it once and tells every node that uses
+// it how loading went, so each shows loading / ready (provider) / error the same way.
+import type { Node, NodeAPI } from 'node-red';
+import type { LlavaModel } from '../../lib/pipeline/llava-model';
+import type { StatusReporter } from './status';
+
+export type ModelState =
+  | { state: 'loading' }
+  | { state: 'ready'; provider: string; fallbackReasons: string[] }
+  | { state: 'error'; error: Error };
+
+/** What the llava-model config node offers the nodes that use it. */
+export interface ModelConfigNode extends Node {
+  /** The loaded model; rejects with the load error. */
+  model(): Promise<LlavaModel>;
+  /** Folders that image-load may read file paths from (empty: none). */
+  readonly imageRoots: string[];
+  readonly modelState: ModelState;
+  onModelState(listener: (s: ModelState) => void): () => void;
+}
+
+export interface ModelClient {
+  model(): Promise<LlavaModel>;
+  config: ModelConfigNode;
+}
+
+/** The config node a node's `model` property names, with its state mirrored in the node's status. */
+export function useModel(RED: NodeAPI, node: Node, configId: unknown, status: StatusReporter): ModelClient {
+  const config = typeof configId === 'string' ? (RED.nodes.getNode(configId) as ModelConfigNode | null) : null;
+  if (!config || typeof config.model !== 'function') {
+    const error = new Error('no LLaVA model configured: choose or add a llava-model in the node');
+    status.error(error);
+    throw error;
+  }
+  const show = (s: ModelState) => {
+    if (s.state === 'loading') status.loading();
+    else if (s.state === 'ready') status.ready(s.provider);
+    else status.error(s.error);
+  };
+  show(config.modelState);
+  const unsubscribe = config.onModelState(show);
+  node.on('close', () => unsubscribe());
+  return { model: () => config.model(), config };
+}
+
+/** The config node's image root folders: one per line (or comma-separated). */
+export function parseRoots(text: string | undefined): string[] {
+  return (text ?? '').split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+}
