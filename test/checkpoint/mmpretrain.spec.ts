@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
 import * as path from 'path';
 import { openMmpretrainCheckpoint } from '../../lib/onnx/checkpoint/mmpretrain';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
@@ -106,6 +107,24 @@ describe('checkpoint/mmpretrain', () => {
     assert.deepEqual(imStartEnd, { startId: 41, endId: 42 });
     assert.equal(config['node-red-contrib-llava']!.im_start_token_id, 41);
     assert.equal(config['node-red-contrib-llava']!.preset, 'llava-7b-v1_caption');
+  });
+
+  it('v1: takes <im_start>/<im_end> ids from the given tokenizer and returns its files', () => {
+    const dir = path.join(tmp(), 'tokenizer-v1');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<im_start>': 40, '<im_end>': 41, '[PAD]': 42 }));
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), '{}');
+    const opened = openMmpretrainCheckpoint({
+      llava: file('llava-v1.pth'), vision: file('clip-224.pth'), preset: 'v1', visionHeads: 2, textHeads: 3, tokenizer: dir,
+    });
+    assert.deepEqual(opened.imStartEnd, { startId: 40, endId: 41 });
+    assert.deepEqual(opened.tokenizerFiles.map((f) => path.basename(f)).sort(), ['added_tokens.json', 'tokenizer_config.json']);
+
+    fs.writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<im_start>': 43, '<im_end>': 44 }));
+    assert.throws(
+      () => openMmpretrainCheckpoint({ llava: file('llava-v1.pth'), vision: file('clip-224.pth'), preset: 'v1', visionHeads: 2, textHeads: 3, tokenizer: dir }),
+      /<im_start>\/<im_end> id 43 is outside the 43-row embeddings/,
+    );
   });
 
   it('takes the vision tower from a full-model save (model.vision_tower.*) without a separate CLIP file', () => {

@@ -9,6 +9,7 @@ import { openPytorchCheckpoint } from './pytorch';
 import { openSafetensors, openSafetensorsIndex } from './safetensors';
 import { openShardIndex } from './sharded';
 import { TensorTable, fmtShape, renamed } from './source';
+import { filesIn, tokenizerFilesIn } from './tokenizer-files';
 
 export interface HfCheckpoint {
   dir: string;
@@ -21,15 +22,6 @@ export interface HfCheckpoint {
   processorFiles: string[];
 }
 
-const TOKENIZER_FILES = [
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'tokenizer.model',
-  'chat_template.json',
-  'chat_template.jinja',
-];
 const PROCESSOR_FILES = ['preprocessor_config.json', 'processor_config.json', 'generation_config.json'];
 
 /** Weight files in the order transformers prefers them. */
@@ -56,8 +48,7 @@ export function openHfCheckpoint(dir: string): HfCheckpoint {
   }
   const weights = normaliseLlavaNames(weightFile[1](path.join(dir, weightFile[0])));
   checkWeightsMatchConfig(weights, config, path.join(dir, weightFile[0]));
-  const present = (names: string[]) => names.map((n) => path.join(dir, n)).filter((f) => fs.existsSync(f));
-  return { dir, config, weights, tokenizerFiles: present(TOKENIZER_FILES), processorFiles: present(PROCESSOR_FILES) };
+  return { dir, config, weights, tokenizerFiles: tokenizerFilesIn(dir), processorFiles: filesIn(dir, PROCESSOR_FILES) };
 }
 
 /**

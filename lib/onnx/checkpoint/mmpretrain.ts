@@ -25,6 +25,7 @@
 import type { LlavaConfig, TextConfig, VisionConfig } from '../../model/config';
 import { WeightSource, WeightTensor } from '../weights';
 import { TensorTable, fmtShape, renamed, rowSlice } from './source';
+import { addedTokenId, tokenizerFilesIn } from './tokenizer-files';
 import { openWeightFile } from './weight-file';
 
 export type MmpretrainRecipe = 'v1' | 'v1.5';
@@ -71,6 +72,11 @@ export interface MmpretrainOptions {
   vision?: string | WeightSource;
   /** 'v1' | 'v1.5', or a preset name such as 'llava-7b-v1.5_caption'. */
   preset: string;
+  /**
+   * A folder with the tokenizer the config names (liuhaotian/llava-v1.5-7b, or LLaVA-Lightning-7B-delta-v1-1 for v1);
+   * its files are returned as tokenizerFiles, and its <im_start>/<im_end> ids are used when it defines them.
+   */
+  tokenizer?: string;
   /** Attention heads, when they are not hidden/64 (vision) or hidden/128 (text), e.g. for tiny test models. */
   visionHeads?: number;
   textHeads?: number;
@@ -82,8 +88,13 @@ export interface MmpretrainCheckpoint {
   weights: WeightSource;
   /** Checkpoint tensors with no place in that layout (e.g. CLIP's projection head, the LLaVA delta's own vision tower). */
   ignored: string[];
-  /** v1 only: ids of the <im_start>/<im_end> tokens mmpretrain adds (the last two rows of the resized embeddings). */
+  /**
+   * v1 only: ids of <im_start>/<im_end>. Llava.__init__ adds them to the tokenizer when it lacks them, so they are
+   * appended last and resize_token_embeddings makes them the last two embedding rows; a given tokenizer's ids win.
+   */
   imStartEnd?: { startId: number; endId: number };
+  /** Files of `options.tokenizer` (empty without it). */
+  tokenizerFiles: string[];
 }
 
 export function openMmpretrainCheckpoint(options: MmpretrainOptions): MmpretrainCheckpoint {
@@ -110,7 +121,9 @@ export function openMmpretrainCheckpoint(options: MmpretrainOptions): Mmpretrain
     );
   }
   checkShape(weights, 'multi_modal_projector.linear_1.weight', [text.hidden_size, vision.hidden_size]);
-  const imStartEnd = recipe.imStartEnd ? { startId: text.vocab_size - 2, endId: text.vocab_size - 1 } : undefined;
+  const tokenizerFiles = options.tokenizer ? tokenizerFilesIn(options.tokenizer) : [];
+  if (options.tokenizer && tokenizerFiles.length === 0) throw new Error(`${options.tokenizer} holds no tokenizer files`);
+  const imStartEnd = recipe.imStartEnd ? imStartEndIds(tokenizerFiles, text.vocab_size) : undefined;
   const config: LlavaConfig = {
     model_type: 'llava',
     architectures: ['LlavaForConditionalGeneration'],
@@ -129,7 +142,16 @@ export function openMmpretrainCheckpoint(options: MmpretrainOptions): Mmpretrain
       ...(imStartEnd ? { im_start_token_id: imStartEnd.startId, im_end_token_id: imStartEnd.endId } : {}),
     },
   };
-  return { config, weights, ignored, ...(imStartEnd ? { imStartEnd } : {}) };
+  return { config, weights, ignored, tokenizerFiles, ...(imStartEnd ? { imStartEnd } : {}) };
+}
+
+function imStartEndIds(tokenizerFiles: string[], vocab: number): { startId: number; endId: number } {
+  const startId = addedTokenId(tokenizerFiles, '<im_start>') ?? vocab - 2;
+  const endId = addedTokenId(tokenizerFiles, '<im_end>') ?? vocab - 1;
+  for (const id of [startId, endId]) {
+    if (id < 0 || id >= vocab) throw new Error(`the tokenizer's <im_start>/<im_end> id ${id} is outside the ${vocab}-row embeddings`);
+  }
+  return { startId, endId };
 }
 
 /**
