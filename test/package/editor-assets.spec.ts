@@ -32,7 +32,7 @@ describe('package: Node-RED serves this package', function () {
     const ours = sets.filter((s) => s.module === moduleName);
     assert.deepStrictEqual(ours.map((s) => s.types).flat().sort(), [...types].sort(), nr.log());
     for (const set of ours) {
-      assert.strictEqual(set.err, undefined, `${set.id}: ${set.err}`);
+      assert.strictEqual(set.err, undefined, `${set.id} failed to load: ${JSON.stringify(set.err)}`);
       assert.strictEqual(set.enabled, true, set.id);
     }
   });

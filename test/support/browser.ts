@@ -48,10 +48,18 @@ export async function openEditor(
   });
   page.on('requestfailed', (req) => errors.push(`request failed: ${req.url()} ${req.failure()?.errorText ?? ''}`));
   await page.goto(url, { waitUntil: 'load' });
-  await page.waitForFunction((types: string[]) => {
-    const $ = (globalThis as any).$;
-    if (!$ || !(globalThis as any).RED?.nodes || $('.red-ui-palette-node').length === 0) return false;
-    return types.every((t) => $(`.red-ui-palette-node[data-palette-type='${t}']`).length > 0);
-  }, options.paletteTypes ?? []);
+  const types = options.paletteTypes ?? [];
+  try {
+    await page.waitForFunction((wanted: string[]) => {
+      const $ = (globalThis as any).$;
+      if (!$ || !(globalThis as any).RED?.nodes || $('.red-ui-palette-node').length === 0) return false;
+      return wanted.every((t) => $(`.red-ui-palette-node[data-palette-type='${t}']`).length > 0);
+    }, types);
+  } catch (err) {
+    const missing = await page
+      .evaluate((wanted: string[]) => wanted.filter((t) => !(globalThis as any).$?.(`.red-ui-palette-node[data-palette-type='${t}']`).length), types)
+      .catch(() => types);
+    throw new Error(`the editor at ${url} did not show palette nodes ${missing.join(', ')} (${(err as Error).message}); ${errors.join('; ')}`);
+  }
   return { page, errors };
 }
