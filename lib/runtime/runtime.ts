@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { StoreLimits } from './protocol';
 import { abortReason, Scheduler } from './scheduler';
+import { CachedSession, SessionCache } from './session-cache';
 import { resolveSpec, sessionKey } from './session-spec';
 import { isTensorHandle, TensorHandle, TensorValue } from './tensor';
 import { assertFeed, assertTensorValue, packForTransfer } from './tensor-wire';
@@ -12,7 +13,6 @@ import type {
   Feed, Runtime, RunOptions, RunResult, RuntimeStats, SessionInfo, SessionLease, SessionSpec, TaskOptions,
 } from './types';
 import { Call, WorkerLink } from './worker-link';
-import type { ResolvedSpec } from './protocol';
 
 export interface RuntimeOptions {
   /** Intra-op threads of sessions whose spec gives none. Default: os.availableParallelism(). */
@@ -22,19 +22,6 @@ export interface RuntimeOptions {
   /** Tensor-store limits; beyond them the least recently used handles are evicted. */
   maxHandles?: number;
   maxHandleBytes?: number;
-}
-
-interface SessionEntry {
-  key: string;
-  spec: ResolvedSpec;
-  label: string;
-  info: SessionInfo | null;
-  /** The worker the session is open on; after a worker restart it is re-opened on first use. */
-  loadedOn: WorkerLink | null;
-  loading: Promise<SessionInfo> | null;
-  abandoned: AbortController | null;
-  refs: number;
-  grace: NodeJS.Timeout | null;
 }
 
 const SINGLETON = Symbol.for('node-red-contrib-llava.runtime');
@@ -51,24 +38,11 @@ function positiveInt(v: number | undefined, fallback: number, what: string): num
   return n;
 }
 
-/** `promise`, or a rejection with the signal's reason as soon as it aborts (the work itself goes on). */
-function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortReason(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 export class InferenceRuntime implements Runtime {
   private readonly threads: number;
-  private readonly graceMs: number;
   private readonly limits: StoreLimits;
   private readonly scheduler = new Scheduler(() => this.changed());
-  private readonly sessions = new Map<string, SessionEntry>();
-  private readonly leases = new WeakMap<SessionLease, SessionEntry>();
+  private readonly sessions: SessionCache;
   private readonly taskModules: string[] = [];
   private readonly listeners = new Set<(stats: RuntimeStats) => void>();
   private link: WorkerLink | null = null;
@@ -79,40 +53,38 @@ export class InferenceRuntime implements Runtime {
 
   constructor(options: RuntimeOptions = {}) {
     this.threads = positiveInt(options.threads, os.availableParallelism(), 'threads');
-    this.graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-    if (!(this.graceMs >= 0)) throw new Error(`runtime: graceMs must be >= 0, got ${String(options.graceMs)}`);
+    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+    if (!(graceMs >= 0)) throw new Error(`runtime: graceMs must be >= 0, got ${String(options.graceMs)}`);
     this.limits = {
       maxHandles: positiveInt(options.maxHandles, DEFAULT_MAX_HANDLES, 'maxHandles'),
       maxBytes: positiveInt(options.maxHandleBytes, DEFAULT_MAX_HANDLE_BYTES, 'maxHandleBytes'),
     };
+    this.sessions = new SessionCache(graceMs, {
+      load: (entry, abandoned) =>
+        this.scheduler.submit({
+          label: `load ${entry.label}`,
+          // Every opener gave up: a queued load is dropped; a running one finishes into the cache.
+          signal: abandoned,
+          settleOnAbort: false,
+          run: () => this.loadOn(this.worker(), entry),
+        }),
+      unload: (entry) => {
+        if (entry.loadedOn?.alive) entry.loadedOn.call({ op: 'close', key: entry.key }).promise.catch(() => {});
+        this.changed();
+      },
+    });
   }
 
   async openSession(spec: SessionSpec, signal?: AbortSignal): Promise<SessionLease> {
     this.assertOpen();
     const resolved = resolveSpec(spec, this.threads);
     if (signal?.aborted) throw abortReason(signal);
-    const key = sessionKey(resolved);
-    let entry = this.sessions.get(key);
-    if (!entry) {
-      entry = {
-        key, spec: resolved, label: path.basename(resolved.modelPath),
-        info: null, loadedOn: null, loading: null, abandoned: null, refs: 0, grace: null,
-      };
-      this.sessions.set(key, entry);
-    }
-    this.retain(entry);
-    try {
-      const info = await untilAborted(entry.info ? Promise.resolve(entry.info) : this.firstLoad(entry), signal);
-      return this.lease(entry, info);
-    } catch (e) {
-      this.releaseRef(entry);
-      throw e;
-    }
+    return this.sessions.open(sessionKey(resolved), resolved, path.basename(resolved.modelPath), signal);
   }
 
   async run(lease: SessionLease, feeds: Record<string, Feed>, options: RunOptions = {}): Promise<RunResult> {
     this.assertOpen();
-    const entry = this.entryOf(lease);
+    const entry = this.sessions.entryOf(lease);
     if (typeof feeds !== 'object' || feeds === null) throw new Error('run: feeds must be an object of input name → tensor');
     for (const [name, feed] of Object.entries(feeds)) assertFeed(feed, `run ${entry.label}: input '${name}'`);
     for (const [what, list] of [['fetch', options.fetch], ['keep', options.keep]] as const) {
@@ -121,7 +93,7 @@ export class InferenceRuntime implements Runtime {
       }
     }
     const { signal } = options;
-    this.retain(entry); // a queued or running job keeps its session loaded
+    this.sessions.retain(entry); // a queued or running job keeps its session loaded
     const job = this.scheduler.submit({
       label: options.label ?? `run ${entry.label}`,
       signal,
@@ -135,7 +107,7 @@ export class InferenceRuntime implements Runtime {
         return result;
       },
     });
-    return job.finally(() => this.releaseRef(entry));
+    return job.finally(() => this.sessions.release(entry));
   }
 
   async put(value: TensorValue): Promise<TensorHandle> {
@@ -189,12 +161,10 @@ export class InferenceRuntime implements Runtime {
   }
 
   stats(): RuntimeStats {
-    let sessions = 0;
-    for (const e of this.sessions.values()) if (e.info) sessions++;
     return {
       queued: this.scheduler.depth,
       running: this.scheduler.running,
-      sessions,
+      sessions: this.sessions.loadedCount,
       handles: this.store.handles,
       handleBytes: this.store.bytes,
       workerRestarts: this.restarts,
@@ -211,8 +181,7 @@ export class InferenceRuntime implements Runtime {
     if (this.disposed) return;
     this.disposed = true;
     const error = new Error('inference runtime was disposed');
-    for (const e of this.sessions.values()) if (e.grace) clearTimeout(e.grace);
-    this.sessions.clear();
+    this.sessions.close();
     this.scheduler.failQueued(error);
     await this.link?.terminate(error);
     this.listeners.clear();
@@ -258,32 +227,7 @@ export class InferenceRuntime implements Runtime {
     this.changed();
   }
 
-  private firstLoad(entry: SessionEntry): Promise<SessionInfo> {
-    // Concurrent openSession calls for one key share this load.
-    entry.loading ??= this.scheduler
-      .submit({
-        label: `load ${entry.label}`,
-        // Aborted when every opener has given up: a queued load is dropped; a running one finishes into the cache.
-        signal: (entry.abandoned = new AbortController()).signal,
-        settleOnAbort: false,
-        run: () => this.loadOn(this.worker(), entry),
-      })
-      .then(
-        (info) => {
-          entry.loading = entry.abandoned = null;
-          if (entry.refs === 0) this.startGrace(entry);
-          return info;
-        },
-        (e) => {
-          entry.loading = entry.abandoned = null;
-          if (entry.refs === 0) this.sessions.delete(entry.key);
-          throw e;
-        },
-      );
-    return entry.loading;
-  }
-
-  private async loadOn(link: WorkerLink, entry: SessionEntry): Promise<SessionInfo> {
+  private async loadOn(link: WorkerLink, entry: CachedSession): Promise<SessionInfo> {
     const info = await link.call({ op: 'open', key: entry.key, spec: entry.spec }).promise;
     entry.info = info;
     entry.loadedOn = link;
@@ -293,57 +237,9 @@ export class InferenceRuntime implements Runtime {
 
   /** After a worker restart, sessions in use are opened again before a task that may ask for them by key. */
   private async reopenLeased(link: WorkerLink): Promise<void> {
-    for (const entry of this.sessions.values()) {
-      if (entry.refs > 0 && entry.info && entry.loadedOn !== link) await this.loadOn(link, entry);
+    for (const entry of this.sessions.inUse()) {
+      if (entry.loadedOn !== link) await this.loadOn(link, entry);
     }
-  }
-
-  private lease(entry: SessionEntry, info: SessionInfo): SessionLease {
-    let released = false;
-    const lease: SessionLease = {
-      info,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.leases.delete(lease);
-        this.releaseRef(entry);
-      },
-    };
-    this.leases.set(lease, entry);
-    return lease;
-  }
-
-  private entryOf(lease: SessionLease): SessionEntry {
-    const entry = this.leases.get(lease);
-    if (!entry) throw new Error('run: this session lease was released (or comes from another runtime)');
-    return entry;
-  }
-
-  private retain(entry: SessionEntry): void {
-    entry.refs++;
-    if (entry.grace) clearTimeout(entry.grace);
-    entry.grace = null;
-  }
-
-  private releaseRef(entry: SessionEntry): void {
-    if (--entry.refs > 0 || this.disposed) return;
-    if (entry.info) this.startGrace(entry);
-    else if (entry.loading) entry.abandoned?.abort();
-    else this.sessions.delete(entry.key);
-  }
-
-  /** Unloads an unused session after the grace period, so a redeploy that keeps the model does not reload it. */
-  private startGrace(entry: SessionEntry): void {
-    const unload = () => {
-      entry.grace = null;
-      if (entry.refs > 0 || this.sessions.get(entry.key) !== entry) return;
-      this.sessions.delete(entry.key);
-      if (entry.loadedOn?.alive) entry.loadedOn.call({ op: 'close', key: entry.key }).promise.catch(() => {});
-      this.changed();
-    };
-    if (this.graceMs === 0) return unload();
-    entry.grace = setTimeout(unload, this.graceMs);
-    entry.grace.unref();
   }
 
   private changed(): void {
