@@ -1,8 +1,9 @@
 // Self-attention for the LLaMA/Qwen2 decoder in two forms with the same inputs and outputs:
 //  - portable: standard ONNX ops (rotate-half RoPE, Concat KV cache, GQA by broadcasting query groups over shared
 //    KV heads, causal+padding mask via Where);
-//  - optimized: com.microsoft GroupQueryAttention, with its built-in rotary when head_size % 16 == 0 (an ORT
-//    requirement), otherwise com.microsoft RotaryEmbedding on q/k first and GQA without rotary.
+//  - optimized: com.microsoft RotaryEmbedding on q/k (from position_ids) and GroupQueryAttention without rotary.
+//    GQA's built-in rotary is not used: it needs head_size % 16 == 0, and in decode steps it derives positions
+//    from seqlens_k instead of position_ids, which is wrong for left-padded rows.
 import type { TextConfig } from '../model/config';
 import { headDim } from '../model/config';
 import { BuildContext, fromHeads, linear, toHeads } from './blocks';
@@ -21,6 +22,8 @@ export interface AttentionShared {
   sinCache?: string;
   seqlensK?: string;
   totalLength?: string;
+  /** optimized: additive causal + padding mask [B, 1, S, T]. */
+  attentionBias?: string;
 }
 
 export interface LayerKv {
@@ -39,14 +42,8 @@ function dim(g: Graph, shapeOf: string, index: number): string {
   return g.op('Slice', [g.op('Shape', [shapeOf]), g.constInt64([index]), g.constInt64([index + 1])]);
 }
 
-export function portableShared(g: Graph, t: TextConfig, embeds: string, mask: string, positionIds: string): AttentionShared {
-  // RoPE angles from position_ids: [B, S, hd/2] → concat → [B, 1, S, hd].
-  const pos = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: 1 }), g.constInt64([-1])]);
-  const freqs = g.op('Mul', [pos, g.constFloat(Array.from(inverseFrequencies(t)))], {}, { name: 'rope/Angles' });
-  const emb = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: -1 }), g.constInt64([1])]);
-  const cos = g.op('Cos', [emb], {}, { name: 'rope/Cos' });
-  const sin = g.op('Sin', [emb], {}, { name: 'rope/Sin' });
-  // Query i (absolute position P+i) may see key j when j ≤ P+i and attention_mask[b, j] = 1.
+/** Causal + padding mask [B, 1, S, T]: query i (absolute position P+i) sees key j when j ≤ P+i and mask[b, j] = 1. */
+function allowedKeys(g: Graph, embeds: string, mask: string): string {
   const total = g.op('Squeeze', [dim(g, mask, 1)]);
   const seq = g.op('Squeeze', [dim(g, embeds, 1)]);
   const past = g.op('Sub', [total, seq]);
@@ -55,11 +52,21 @@ export function portableShared(g: Graph, t: TextConfig, embeds: string, mask: st
   const queryIdx = g.op('Unsqueeze', [g.op('Range', [past, total, one]), g.constInt64([-1])]);
   const causal = g.op('LessOrEqual', [keyIdx, queryIdx], {}, { name: 'mask/Causal' });
   const padding = g.op('Unsqueeze', [g.op('Cast', [mask], { to: 9 }), g.constInt64([1, 2])]);
-  const allowed = g.op('Unsqueeze', [g.op('And', [causal, padding], {}, { name: 'mask/Allowed' }), g.constInt64([1])]);
+  return g.op('And', [causal, padding], {}, { name: 'mask/Allowed' });
+}
+
+export function portableShared(g: Graph, t: TextConfig, embeds: string, mask: string, positionIds: string): AttentionShared {
+  // RoPE angles from position_ids: [B, S, hd/2] → concat → [B, 1, S, hd].
+  const pos = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: 1 }), g.constInt64([-1])]);
+  const freqs = g.op('Mul', [pos, g.constFloat(Array.from(inverseFrequencies(t)))], {}, { name: 'rope/Angles' });
+  const emb = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: -1 }), g.constInt64([1])]);
+  const cos = g.op('Cos', [emb], {}, { name: 'rope/Cos' });
+  const sin = g.op('Sin', [emb], {}, { name: 'rope/Sin' });
+  const allowed = g.op('Unsqueeze', [allowedKeys(g, embeds, mask), g.constInt64([1])]);
   return { positionIds, cos, sin, allowed };
 }
 
-export function optimizedShared(g: Graph, t: TextConfig, mask: string, positionIds: string): AttentionShared {
+export function optimizedShared(g: Graph, t: TextConfig, embeds: string, mask: string, positionIds: string): AttentionShared {
   const hd = headDim(t);
   const inv = inverseFrequencies(t);
   const maxPos = t.max_position_embeddings;
@@ -74,10 +81,14 @@ export function optimizedShared(g: Graph, t: TextConfig, mask: string, positionI
   }
   const cosCache = g.initializer('rope.cos_cache', tensor('float32', [maxPos, hd / 2], cosData));
   const sinCache = g.initializer('rope.sin_cache', tensor('float32', [maxPos, hd / 2], sinData));
-  const lengths = g.op('ReduceSum', [mask, g.constInt64([1])], { keepdims: 0 });
-  const seqlensK = g.op('Cast', [g.op('Sub', [lengths, g.constInt64(1)])], { to: 6 }, { name: 'gqa/SeqlensK' });
-  const totalLength = g.op('Cast', [g.op('Squeeze', [dim(g, mask, 1)])], { to: 6 }, { name: 'gqa/TotalLength' });
-  return { positionIds, cosCache, sinCache, seqlensK, totalLength };
+  // GQA reads seqlens_k as "keys 0..seqlens_k are valid", which only fits right padding. Every row is declared
+  // full length instead, and the causal + padding mask goes in as attention_bias, so left-padded batches work.
+  const total = g.op('Squeeze', [dim(g, mask, 1)]);
+  const totalLength = g.op('Cast', [total], { to: 6 }, { name: 'gqa/TotalLength' });
+  const batch = dim(g, mask, 0);
+  const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, g.constInt64(1)]), batch])], { to: 6 }, { name: 'gqa/SeqlensK' });
+  const attentionBias = g.op('Where', [allowedKeys(g, embeds, mask), g.constFloat(0), g.constFloat(-3.4028234663852886e38)], {}, { name: 'gqa/AttentionBias' });
+  return { positionIds, cosCache, sinCache, seqlensK, totalLength, attentionBias };
 }
 
 function projections(ctx: BuildContext, t: TextConfig, h: string, p: string, qkvBias: boolean): [string, string, string] {
@@ -123,31 +134,21 @@ export function portableAttention(ctx: BuildContext, t: TextConfig, h: string, l
   return fromHeads(g, context, heads * hd, `${p}/attn`);
 }
 
-/** Whether GroupQueryAttention can apply rotary itself (ORT requires head_size % 16 == 0 for that). */
-export function gqaBuiltinRotary(t: TextConfig): boolean {
-  return headDim(t) % 16 === 0;
-}
-
 export function optimizedAttention(ctx: BuildContext, t: TextConfig, h: string, layer: number, s: AttentionShared, kv: LayerKv, qkvBias: boolean): string {
   const { g } = ctx;
   const hd = headDim(t);
   const p = `${TEXT_PREFIX}.layers.${layer}`;
   let [q, k, v] = projections(ctx, t, h, p, qkvBias);
-  const builtin = gqaBuiltinRotary(t);
-  if (!builtin) {
-    const rope = (x: string, heads: number, name: string) => g.op('RotaryEmbedding', [x, s.positionIds, s.cosCache!, s.sinCache!],
-      { interleaved: 0, num_heads: heads }, { domain: MS_DOMAIN, name: `${p}/${name}/RotaryEmbedding` });
-    q = rope(q, t.num_attention_heads, 'q');
-    k = rope(k, t.num_key_value_heads, 'k');
-  }
-  const inputs = [q, k, v, kv.pastKey, kv.pastValue, s.seqlensK!, s.totalLength!];
-  if (builtin) inputs.push(s.cosCache!, s.sinCache!);
+  const rope = (x: string, heads: number, name: string) => g.op('RotaryEmbedding', [x, s.positionIds, s.cosCache!, s.sinCache!],
+    { interleaved: 0, num_heads: heads }, { domain: MS_DOMAIN, name: `${p}/${name}/RotaryEmbedding` });
+  q = rope(q, t.num_attention_heads, 'q');
+  k = rope(k, t.num_key_value_heads, 'k');
+  const inputs = [q, k, v, kv.pastKey, kv.pastValue, s.seqlensK!, s.totalLength!, '', '', '', s.attentionBias!];
   const [out] = g.ops('GroupQueryAttention', inputs, {
     num_heads: t.num_attention_heads,
     kv_num_heads: t.num_key_value_heads,
     scale: floatAttr(1 / Math.sqrt(hd)),
-    do_rotary: builtin ? 1 : 0,
-    rotary_interleaved: 0,
+    do_rotary: 0,
   }, { domain: MS_DOMAIN, outputs: [g.uniqueName(`${p}/attn`), kv.presentKey, kv.presentValue], name: `${p}/GroupQueryAttention` });
   return out;
 }

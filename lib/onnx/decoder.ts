@@ -93,7 +93,7 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
     }
     normed = rmsNorm(ctx, x, `${TEXT_PREFIX}.norm`, h, eps);
   } else {
-    const shared = optimizedShared(g, t, mask, positions);
+    const shared = optimizedShared(g, t, embeds, mask, positions);
     // Residual stream: SkipSimplifiedLayerNormalization adds the block output to it and normalizes in one op.
     let residual = embeds;
     let h1 = g.op('SimplifiedLayerNormalization', [embeds, weightInitializer(ctx, `${layerPrefix(0)}.input_layernorm.weight`, [h])],

@@ -76,7 +76,7 @@ describe('llava build (CLI)', () => {
     assert.match(verbose.stderr, /\n\s+at /);
     const unknown = llava('frobnicate');
     assert.equal(unknown.status, 2);
-    assert.match(unknown.stderr, /unknown command "frobnicate"; commands: build/);
+    assert.match(unknown.stderr, /^llava: unknown command "frobnicate"; commands: .*build/);
     assert.equal(fs.existsSync(path.join(root, 'x')), false);
   });
 

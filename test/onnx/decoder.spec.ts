@@ -1,14 +1,13 @@
 import { strict as assert } from 'assert';
 import { Architecture, architecture } from '../../lib/model/architectures';
 import { buildDecoderGraph, buildEmbedGraph, DecoderVariant } from '../../lib/onnx/decoder';
-import { gqaBuiltinRotary } from '../../lib/onnx/decoder-attention';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { maxAbsDiff, referenceDecoder, referenceEmbed, RefTensor } from '../support/reference';
 import { presentAsRef, runDecoder, seqSlice, sessionOf, wave } from './support';
 
 const TOL = 1e-4;
 
-/** tiny with head_dim 8: GroupQueryAttention cannot rotate itself, so the optimized graph uses RotaryEmbedding. */
+/** tiny with head_dim 8: GroupQueryAttention's own rotary would refuse it (head_size % 16 != 0). */
 function tinyHeadDim8(): Architecture {
   const a = architecture('tiny');
   Object.assign(a.config.text_config, { num_attention_heads: 8, num_key_value_heads: 4, head_dim: 8 });
@@ -69,26 +68,37 @@ describe('onnx/decoder against the float64 reference', () => {
     }
   }
 
-  it('portable: a left-padded batch of 2 matches the reference row by row', async () => {
-    const a = architecture('tiny');
-    const c = a.config;
-    const w = randomWeights(c, 3);
-    const S = 5;
-    const embeds = embedsFor(a, 2, S);
-    const mask = [0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
-    const positions = [1, 1, 0, 1, 2, 0, 1, 2, 3, 4]; // cumsum(mask) - 1, pads set to 1 (transformers.js)
-    const ref = referenceDecoder(w, c, { embeds, attentionMask: mask, positionIds: positions });
-    const s = await sessionOf(buildDecoderGraph(w, c, { variant: 'portable' }));
-    const out = await runDecoder(s, c, embeds, mask, positions);
-    const V = c.text_config.vocab_size;
-    // Padded query rows see no key at all: both sides then average every value uniformly.
-    assert.ok(maxAbsDiff(out.logits, ref.logits.data) < TOL);
-    // The padded row's real tokens must not depend on what the pad embeddings are.
-    const alt = { data: Float64Array.from(embeds.data), dims: embeds.dims };
-    alt.data.fill(9, 0, 2 * c.text_config.hidden_size);
-    const out2 = await runDecoder(s, c, alt, mask, positions);
-    assert.ok(maxAbsDiff(out.logits.subarray(2 * V, S * V), out2.logits.subarray(2 * V, S * V)) < 1e-6);
-  });
+  for (const [label, make] of CASES) {
+    for (const variant of ['portable', 'optimized'] as DecoderVariant[]) {
+      it(`${label}, ${variant}: a left-padded batch of 2 matches the reference, then a cached step`, async () => {
+        const a = make();
+        const c = a.config;
+        const w = randomWeights(c, 3);
+        const S = 5;
+        const V = c.text_config.vocab_size;
+        const embeds = embedsFor(a, 2, S + 1);
+        const mask = [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+        const positions = [1, 1, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5]; // cumsum(mask) - 1, pads set to 1 (transformers.js)
+        const ref = referenceDecoder(w, c, { embeds, attentionMask: mask, positionIds: positions });
+        const s = await sessionOf(buildDecoderGraph(w, c, { variant }));
+        const pick = (m: number[], len: number) => [...m.slice(0, len), ...m.slice(S + 1, S + 1 + len)];
+        const prefill = await runDecoder(s, c, seqSlice(embeds, 0, S), pick(mask, S), pick(positions, S));
+        const refRows = (from: number, to: number) => Float64Array.from([
+          ...ref.logits.data.subarray(from * V, to * V), ...ref.logits.data.subarray(((S + 1) + from) * V, ((S + 1) + to) * V)]);
+        // Real tokens only: padded query rows see no key at all and are never read.
+        const real = (l: Float32Array | Float64Array) => Float64Array.from([...l.subarray(2 * V, S * V), ...l.subarray(S * V)]);
+        assert.ok(maxAbsDiff(real(prefill.logits), real(refRows(0, S))) < TOL);
+        const step = await runDecoder(s, c, seqSlice(embeds, S, S + 1), mask, [positions[S], positions[2 * S + 1]], prefill.present);
+        assert.ok(maxAbsDiff(step.logits, refRows(S, S + 1)) < TOL);
+        // Row 0's real tokens must not depend on what the pad embeddings are.
+        const alt = { data: Float64Array.from(embeds.data), dims: embeds.dims };
+        alt.data.fill(9, 0, 2 * c.text_config.hidden_size);
+        const again = await runDecoder(s, c, seqSlice(alt, 0, S), pick(mask, S), pick(positions, S));
+        assert.ok(maxAbsDiff(prefill.logits.subarray(2 * V, S * V), again.logits.subarray(2 * V, S * V)) < 1e-5);
+        await s.release();
+      });
+    }
+  }
 
   it('embed_tokens gathers embedding rows for input_ids', async () => {
     const c = architecture('tiny').config;
@@ -99,11 +109,6 @@ describe('onnx/decoder against the float64 reference', () => {
     const out = await s.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, 4]) });
     assert.deepEqual(out.inputs_embeds.dims, [1, 4, 64]);
     assert.equal(maxAbsDiff(out.inputs_embeds.data as Float32Array, referenceEmbed(w, c, ids).data), 0);
-  });
-
-  it('uses GroupQueryAttention rotary only where head_size % 16 == 0', () => {
-    assert.equal(gqaBuiltinRotary(architecture('tiny').config.text_config), true);
-    assert.equal(gqaBuiltinRotary(tinyHeadDim8().config.text_config), false);
   });
 
   it('rejects configs it cannot build with a clear error', () => {
