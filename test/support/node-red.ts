@@ -14,9 +14,6 @@ helper.init(require.resolve(nodeRedDir));
 
 export { helper };
 
-/** Version of the Node-RED in use, e.g. "4.1.15". */
-export const nodeRedVersion: string = JSON.parse(fs.readFileSync(path.join(nodeRedDir, 'package.json'), 'utf8')).version;
-
 /** A core node's module (e.g. "common/25-catch.js"), from the same Node-RED install, for helper.load. */
 export function coreNode(file: string): any {
   return require(require.resolve(`@node-red/nodes/core/${file}`, { paths: [nodeRedDir] }));
