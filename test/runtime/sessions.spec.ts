@@ -129,6 +129,11 @@ describe('runtime sessions', () => {
       /input 'x': 3 elements do not match dims \[2,8\]/,
     );
     await assert.rejects(rt.openSession({ modelPath: path.join(dir, 'missing.onnx') }), /model file not found/);
+    await assert.rejects(rt.openSession({ modelPath: model, threads: 0 }), /threads must be a positive integer, got 0/);
+    await assert.rejects(
+      rt.openSession({ modelPath: model, config: { 'session.intra_op.allow_spinning': 1 as unknown as string } }),
+      /config value for 'session.intra_op.allow_spinning' must be a string/,
+    );
     const junk = path.join(dir, 'junk.onnx');
     fs.writeFileSync(junk, 'not a model');
     await assert.rejects(rt.openSession({ modelPath: junk, providers: 'cpu' }), /protobuf parsing failed|Load model/i);
@@ -139,12 +144,14 @@ describe('runtime sessions', () => {
   });
 
   it('is one process-wide instance, even for a second copy of the module', async () => {
+    const before = (globalThis as Record<symbol, unknown>)[Symbol.for('node-red-contrib-llava.runtime')];
     const a = getRuntime();
     const modulePath = require.resolve('../../lib/runtime/runtime');
     delete require.cache[modulePath];
     const copy = require(modulePath) as typeof import('../../lib/runtime/runtime');
     assert.notEqual(copy.getRuntime, getRuntime, 'really a second copy of the module');
     assert.equal(copy.getRuntime(), a);
+    if (before) return; // another spec's runtime: not ours to dispose
     await a.dispose();
     assert.notEqual(getRuntime(), a, 'a disposed runtime is replaced');
     await getRuntime().dispose();
