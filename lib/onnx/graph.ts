@@ -101,7 +101,6 @@ export class Graph {
   private readonly used = new Set<string>();
   private counter = 0;
   readonly opsets = new Map<string, number>();
-  metadata: Record<string, string> = {};
 
   constructor(readonly name: string, opts: { opset?: number } = {}) {
     this.opsets.set('', opts.opset ?? DEFAULT_OPSET);
@@ -189,7 +188,6 @@ export class Graph {
       producerVersion: '0.1.0',
       opsetImports: [...this.opsets].map(([domain, version]) => ({ domain, version })),
       graph,
-      metadata: Object.entries(this.metadata).map(([key, value]) => ({ key, value })),
     };
   }
 
