@@ -134,6 +134,11 @@ describe('runtime sessions', () => {
       rt.openSession({ modelPath: model, config: { 'session.intra_op.allow_spinning': 1 as unknown as string } }),
       /config value for 'session.intra_op.allow_spinning' must be a string/,
     );
+    // Config entries reach ORT: this one makes it read the .onnx file as an .ort flatbuffer.
+    await assert.rejects(
+      rt.openSession({ modelPath: model, providers: 'cpu', config: { 'session.load_model_format': 'ORT' } }),
+      /ORT model verification failed/,
+    );
     const junk = path.join(dir, 'junk.onnx');
     fs.writeFileSync(junk, 'not a model');
     await assert.rejects(rt.openSession({ modelPath: junk, providers: 'cpu' }), /protobuf parsing failed|Load model/i);
