@@ -5,7 +5,7 @@ import { unpickle } from '../../lib/onnx/checkpoint/pickle';
 import { openPytorchCheckpoint } from '../../lib/onnx/checkpoint/pytorch';
 import { encodeTensor, seededValues } from '../support/checkpoint-writers/encode';
 import { Call, Float, Global, OrderedDict, PersistentId, PickleWriter, Tuple } from '../support/checkpoint-writers/pickle-writer';
-import { rebuildTensor, torchSave, writeTorchZip } from '../support/checkpoint-writers/torch-save';
+import { LEGACY_MAGIC_PICKLE, legacyTorchSave, rebuildTensor, torchSave, writeTorchZip } from '../support/checkpoint-writers/torch-save';
 import { useTmpDir } from '../support/checkpoint-writers/tmp-dir';
 import { writeZip } from '../support/checkpoint-writers/zip-writer';
 
@@ -251,10 +251,34 @@ describe('checkpoint/pytorch', () => {
     assert.equal(fs.existsSync(marker), false);
   });
 
-  it('gives clear errors for files that are not zip-format PyTorch checkpoints', () => {
-    const legacy = file('legacy.pth');
-    fs.writeFileSync(legacy, asm(0x80, 2, 0x8a, 0x0a, Buffer.from('6ce7ea3e7ddf2aa2fc9c', 'hex'), 0x2e));
-    assert.throws(() => openPytorchCheckpoint(legacy), /legacy pre-1\.6 torch\.save format is not supported/);
+  it('reads the legacy (pre-zip) torch.save format, storages in sorted-key order', () => {
+    // The magic pickle by hand: 0x1950a86a20f9469cfc6c as LONG1 is these 10 little-endian bytes.
+    assert.deepEqual(LEGACY_MAGIC_PICKLE, asm(0x80, 2, 0x8a, 10, Buffer.from('6cfc9c46f9206aa85019', 'hex'), 0x2e));
+    const tensors = Array.from({ length: 12 }, (_, i) => ({
+      name: `layers.${i}.weight`,
+      shape: [2, i + 1],
+      dtype: (['float32', 'float16', 'bfloat16'] as const)[i % 3],
+      data: Float32Array.from({ length: 2 * (i + 1) }, (_, j) => i - j * 0.25), // exact in bf16
+    }));
+    const f = file('legacy.pth');
+    legacyTorchSave(f, tensors); // 12 keys: sorted '0', '1', '10', '11', '2', … puts storage data out of tensor order
+    const ckpt = openPytorchCheckpoint(f);
+    assert.equal(ckpt.format, 'legacy');
+    assert.deepEqual(ckpt.names(), tensors.map((t) => t.name));
+    for (const t of tensors) assert.deepEqual(ckpt.get(t.name)!.read(), t.data, t.name);
+  });
+
+  it('gives clear errors for files that are not PyTorch checkpoints', () => {
+    const notTorch = file('not-torch.pth');
+    fs.writeFileSync(notTorch, asm(0x80, 2, 0x8a, 0x0a, Buffer.from('00000000000000000000', 'hex'), 0x2e));
+    assert.throws(() => openPytorchCheckpoint(notTorch), /neither a torch\.save zip nor the legacy torch\.save format/);
+
+    const legacyEvil = file('legacy-evil.pth');
+    fs.writeFileSync(legacyEvil, Buffer.concat([
+      LEGACY_MAGIC_PICKLE, PickleWriter.dump(1001), PickleWriter.dump(new Map([['little_endian', true]])),
+      asm(0x80, 2, 0x63, 'posix\nsystem\n', binunicode('true'), 0x85, 0x52, 0x2e),
+    ]));
+    assert.throws(() => openPytorchCheckpoint(legacyEvil), /global 'posix\.system', which is not allowed/);
 
     const otherZip = file('other.zip');
     writeZip(otherZip, [{ name: 'readme.txt', data: Buffer.from('hello') }]);

@@ -29,8 +29,17 @@ class GlobalRef {
 
 const MARK = Symbol('mark');
 
+/** Thrown when the data ends inside a pickle, so a caller reading a file in pieces knows to read more. */
+export class PickleTruncatedError extends Error {}
+
 export function unpickle(data: Buffer, options: UnpickleOptions): PickleValue {
-  return new Unpickler(data, options).run();
+  return unpickleAt(data, 0, options).value;
+}
+
+/** Unpickles the pickle that starts at `offset`; `end` is the offset just after its STOP. */
+export function unpickleAt(data: Buffer, offset: number, options: UnpickleOptions): { value: PickleValue; end: number } {
+  const unpickler = new Unpickler(data, options, offset);
+  return { value: unpickler.run(), end: unpickler.position };
 }
 
 class Unpickler {
@@ -42,13 +51,18 @@ class Unpickler {
   private readonly builtBy = new WeakMap<object, GlobalRef>();
   private readonly where: string;
 
-  constructor(private readonly data: Buffer, private readonly options: UnpickleOptions) {
+  constructor(private readonly data: Buffer, private readonly options: UnpickleOptions, start: number) {
     this.where = options.source ? `${options.source}: ` : '';
+    this.pos = start;
+  }
+
+  get position(): number {
+    return this.pos;
   }
 
   run(): PickleValue {
     for (;;) {
-      if (this.pos >= this.data.length) this.fail('pickle ended without STOP');
+      if (this.pos >= this.data.length) throw new PickleTruncatedError(`${this.where}pickle ended without STOP`);
       const at = this.pos;
       const op = this.data[this.pos++];
       switch (op) {
@@ -278,13 +292,13 @@ class Unpickler {
 
   private size8(): number {
     const v = this.take(8).readBigUInt64LE(0);
-    if (v > BigInt(this.data.length)) this.fail(`pickle length ${v} is larger than the pickle`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`pickle length ${v} is too large`);
     return Number(v);
   }
 
   private line(): string {
     const end = this.data.indexOf(0x0a, this.pos);
-    if (end < 0) this.fail('GLOBAL name is not terminated by a newline');
+    if (end < 0) throw new PickleTruncatedError(`${this.where}GLOBAL name is not terminated by a newline`);
     const text = this.data.toString('utf8', this.pos, end);
     this.pos = end + 1;
     return text;
@@ -295,7 +309,7 @@ class Unpickler {
   }
 
   private take(n: number): Buffer {
-    if (this.pos + n > this.data.length) this.fail('pickle ends in the middle of an opcode');
+    if (this.pos + n > this.data.length) throw new PickleTruncatedError(`${this.where}pickle ends in the middle of an opcode`);
     const out = this.data.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;

@@ -1,5 +1,6 @@
 // Writes what torch.save (zip format, pickle protocol 2) writes for a state dict, for tests:
 // <archive>/data.pkl, <archive>/byteorder, <archive>/data/<key> (one storage per tensor), <archive>/version.
+import * as fs from 'fs';
 import { WeightDType } from '../../../lib/onnx/weights';
 import { TensorToWrite, encodeTensor } from './encode';
 import { Call, Global, OrderedDict, PersistentId, PickleWriter, PyValue, Tuple } from './pickle-writer';
@@ -21,7 +22,10 @@ export function contiguousStride(shape: number[]): number[] {
   return stride;
 }
 
-/** The pickled form of one tensor: _rebuild_tensor_v2(storage pid, offset, size, stride, False, OrderedDict()). */
+/**
+ * The pickled form of one tensor: _rebuild_tensor_v2(storage pid, offset, size, stride, False, OrderedDict()).
+ * The legacy format's storage ids carry a sixth field, view_metadata (None).
+ */
 export function rebuildTensor(
   key: string,
   dtype: WeightDType,
@@ -29,9 +33,10 @@ export function rebuildTensor(
   shape: number[],
   offset = 0,
   stride = contiguousStride(shape),
+  legacy = false,
 ): Call {
   const pid = new PersistentId(
-    new Tuple(['storage', new Global('torch', STORAGE_CLASS[dtype]), key, 'cpu', storageNumel]),
+    new Tuple(['storage', new Global('torch', STORAGE_CLASS[dtype]), key, 'cpu', storageNumel, ...(legacy ? [null] : [])]),
   );
   return new Call(new Global('torch._utils', '_rebuild_tensor_v2'), [
     pid,
@@ -77,4 +82,42 @@ export function writeTorchZip(
     { name: `${archiveName}/version`, data: Buffer.from('3\n') },
   ];
   writeZip(file, entries, zip64);
+}
+
+/** PROTO 2, LONG1 of the 10-byte magic number 0x1950a86a20f9469cfc6c (little-endian), STOP. */
+export const LEGACY_MAGIC_PICKLE = Buffer.from([0x80, 2, 0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]);
+
+/**
+ * Writes what torch.save(..., _use_new_zipfile_serialization=False) writes for a state dict: the magic number,
+ * protocol version and sys_info pickles, the state dict pickle, the sorted storage keys, then each storage
+ * as int64 element count + raw bytes.
+ */
+export function legacyTorchSave(file: string, tensors: TensorToWrite[]): void {
+  const keys = tensors.map((_, i) => String(i));
+  const stateDict = new OrderedDict(
+    tensors.map((t, i) => [t.name, rebuildTensor(keys[i], t.dtype, t.data.length, t.shape, 0, contiguousStride(t.shape), true)]),
+  );
+  const sysInfo = new Map<PyValue, PyValue>([
+    ['protocol_version', 1001],
+    ['little_endian', true],
+    ['type_sizes', new Map<PyValue, PyValue>([['short', 2], ['int', 4], ['long', 4]])],
+  ]);
+  const sorted = [...keys].sort();
+  const storages = sorted.map((key) => {
+    const t = tensors[Number(key)];
+    const count = Buffer.alloc(8);
+    count.writeBigInt64LE(BigInt(t.data.length));
+    return Buffer.concat([count, encodeTensor(t.data, t.dtype)]);
+  });
+  fs.writeFileSync(
+    file,
+    Buffer.concat([
+      LEGACY_MAGIC_PICKLE,
+      PickleWriter.dump(1001),
+      PickleWriter.dump(sysInfo),
+      PickleWriter.dump(stateDict),
+      PickleWriter.dump(sorted),
+      ...storages,
+    ]),
+  );
 }
