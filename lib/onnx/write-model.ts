@@ -181,7 +181,9 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
     ['processor_config.json', {
       processor_class: 'LlavaProcessor',
       image_token: '<image>',
-      num_additional_image_tokens: 1,
+      // transformers.js counts patches + num_additional_image_tokens image tokens and, unlike Python, never
+      // subtracts the CLS for 'default': 0 makes it match the vision_encoder's token count in both strategies.
+      num_additional_image_tokens: c.vision_feature_select_strategy === 'full' ? 1 : 0,
       patch_size: c.vision_config.patch_size,
       vision_feature_select_strategy: c.vision_feature_select_strategy,
     }],
