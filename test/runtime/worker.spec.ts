@@ -166,13 +166,13 @@ describe('runtime worker', () => {
     await assert.rejects(queued, /inference worker exited \(code 7\)/);
     assert.equal(rt.stats().workerRestarts, 1);
     assert.equal(rt.stats().handles, 0);
-    // The lease is still valid: its session is re-created on the new worker.
+    // Task modules are registered again, and the leased session is re-created for a task that uses it by key.
+    const twice = await rt.task<{ y: TensorValue }>('affineTwice', { key: lease.info.key, x: xValue(1) });
+    assert.deepEqual(twice.y.dims, [1, N]);
+    // The lease itself is still valid.
     const x = xValue(3);
     const expected = affineY(Float32Array.from(x.data as Float32Array));
     assertClose((await rt.run(lease, { x })).values.y.data as Float32Array, expected);
-    // Task modules are registered again, and leased sessions are there for tasks.
-    const twice = await rt.task<{ y: TensorValue }>('affineTwice', { key: lease.info.key, x: xValue(1) });
-    assert.deepEqual(twice.y.dims, [1, N]);
     await assert.rejects(rt.get(handle), /expired tensor handle .*exited/);
     lease.release();
   });
