@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { completeLlavaConfig, normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
+import type { ConvertibleCheckpoint } from '../../lib/onnx/checkpoint';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
 import { TensorToWrite, seededValues } from '../support/checkpoint-writers/encode';
 import { writeSafetensors, writeShardedSafetensors } from '../support/checkpoint-writers/safetensors';
@@ -101,7 +102,7 @@ describe('checkpoint/hf', () => {
     writeFolder(dir, TINY_CONFIG, { 'tokenizer.json': '{}', 'tokenizer_config.json': '{}', 'preprocessor_config.json': '{}' });
     const tensors = tinyTensors();
     writeShardedSafetensors(dir, [tensors.slice(0, 20), tensors.slice(20)]);
-    const ckpt = openHfCheckpoint(dir);
+    const ckpt: ConvertibleCheckpoint & { processorFiles: string[] } = openHfCheckpoint(dir);
     assert.equal(ckpt.config.text_config.hidden_size, 24);
     assert.deepEqual(ckpt.weights.names().sort(), tensors.map((t) => t.name).sort());
     for (const t of [tensors[0], tensors[7], tensors[tensors.length - 1]]) {

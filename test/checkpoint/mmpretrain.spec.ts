@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
+import type { ConvertibleCheckpoint } from '../../lib/onnx/checkpoint';
 import { openMmpretrainCheckpoint } from '../../lib/onnx/checkpoint/mmpretrain';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
 import { TensorToWrite } from '../support/checkpoint-writers/encode';
@@ -114,7 +115,7 @@ describe('checkpoint/mmpretrain', () => {
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<im_start>': 40, '<im_end>': 41, '[PAD]': 42 }));
     fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), '{}');
-    const opened = openMmpretrainCheckpoint({
+    const opened: ConvertibleCheckpoint & { imStartEnd?: object } = openMmpretrainCheckpoint({
       llava: file('llava-v1.pth'), vision: file('clip-224.pth'), preset: 'v1', visionHeads: 2, textHeads: 3, tokenizer: dir,
     });
     assert.deepEqual(opened.imStartEnd, { startId: 40, endId: 41 });

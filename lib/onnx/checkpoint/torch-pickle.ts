@@ -65,16 +65,18 @@ export function torchGlobals(): Map<string, AllowedGlobal> {
     // torch attaches `_metadata` (module versions) as instance state; it carries no weights.
     build: () => undefined,
   });
-  globals.set('torch._utils._rebuild_tensor_v2', {
+  const rebuildTensor: AllowedGlobal = {
     kind: 'callable',
-    // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+    // v2: (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]); old torch: the first four.
     call: ([storage, offset, size, stride]) => {
       if (!isStorageRef(storage) || !Number.isInteger(offset) || !isIntArray(size) || !isIntArray(stride)) {
         throw new Error('_rebuild_tensor_v2 called with unexpected arguments');
       }
       return new TensorRef(storage, offset as number, size, stride);
     },
-  });
+  };
+  globals.set('torch._utils._rebuild_tensor_v2', rebuildTensor);
+  globals.set('torch._utils._rebuild_tensor', rebuildTensor);
   const rebuildParameter: AllowedGlobal = {
     kind: 'callable',
     // (data, requires_grad, backward_hooks[, state]): a Parameter is its tensor for our purposes.
