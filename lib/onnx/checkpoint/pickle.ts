@@ -161,8 +161,9 @@ class Unpickler {
           this.setItems(this.peek(0), items);
           break;
         }
-        case 0x30: // POP
-          if (this.pop() === MARK) this.marks.pop();
+        case 0x30: // POP (of a MARK right after it, too, as CPython's metastack does)
+          if (this.stack[this.stack.length - 1] === MARK) this.popMark();
+          else this.pop();
           break;
         case 0x31: // POP_MARK
           this.popMark();
