@@ -6,7 +6,9 @@ import type { Browser } from 'playwright-core';
 import * as fs from 'fs';
 import * as path from 'path';
 import { launchBrowser, openEditor, EditorPage } from '../support/browser';
-import { RunningNodeRed, repoRoot, startNodeRed } from '../support/node-red';
+import { RunningNodeRed, nodeRedDir, repoRoot, startNodeRed } from '../support/node-red';
+
+const nodeRedMajor = Number(JSON.parse(fs.readFileSync(path.join(nodeRedDir, 'package.json'), 'utf8')).version.split('.')[0]);
 
 const PALETTE: Record<string, string> = {
   'llava-image-load': 'image load',
@@ -90,6 +92,14 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
         await editor.page.waitForSelector('#dialog-form', { state: 'detached' });
       }
       assert.deepStrictEqual(Object.keys(imported).sort(), Object.keys(PALETTE).sort(), name);
+      const recovered = await editor.page.evaluate(() => {
+        let found = false;
+        (globalThis as any).RED.nodes.eachWorkspace((w: any) => {
+          if (w.label === 'Recovered Nodes') found = true;
+        });
+        return found;
+      });
+      assert.strictEqual(recovered, false, `${name}: every node has a flow id, so none land in "Recovered Nodes"`);
     }
   });
 
@@ -119,7 +129,49 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
     assert.deepStrictEqual(valid, { without: false, with: true });
   });
 
+  it('edit dialog hint text stays readable in the light and the dark colour scheme (dark: Node-RED 5)', async () => {
+    for (const scheme of ['light', 'dark'] as const) {
+      const { page, errors } = await openEditor(browser, nr.url, { paletteTypes: ['llava-generate'], colorScheme: scheme });
+      const seen = await page.evaluate((flow: any[]) => {
+        const g = globalThis as any;
+        g.RED.view.importNodes(flow.filter((n) => n.type === 'llava-generate' || n.type === 'llava-model'), { generateIds: true, addFlow: true });
+        let node: any;
+        g.RED.nodes.eachNode((n: any) => {
+          if (n.type === 'llava-generate') node = n;
+        });
+        g.RED.editor.edit(node);
+        return g.document.documentElement.classList.contains('nr-theme-dark');
+      }, example('caption'));
+      await page.waitForSelector('#dialog-form .llava-hint', { state: 'visible' });
+      const colours = await page.evaluate(() => {
+        const g = globalThis as any;
+        const hint = g.document.querySelector('#dialog-form .llava-hint');
+        let bg = 'rgba(0, 0, 0, 0)';
+        for (let el = hint; el && /rgba\(0, 0, 0, 0\)|transparent/.test(bg); el = el.parentElement) bg = g.getComputedStyle(el).backgroundColor;
+        return { fg: g.getComputedStyle(hint).color as string, bg };
+      });
+      const ratio = contrast(colours.fg, colours.bg);
+      assert.ok(ratio >= 3, `${scheme}: hint ${colours.fg} on ${colours.bg} has contrast ${ratio.toFixed(2)}`);
+      if (scheme === 'dark' && nodeRedMajor >= 5) assert.strictEqual(seen, true, 'Node-RED 5 follows the dark colour scheme');
+      assert.deepStrictEqual(errors, []);
+      await page.context().close();
+    }
+  });
+
   it('logged no editor errors', () => {
     assert.deepStrictEqual(editor.errors, []);
   });
 });
+
+/** WCAG contrast ratio of two computed CSS colours ("rgb(r, g, b)"). */
+function contrast(a: string, b: string): number {
+  const lum = (css: string) => {
+    const [r, g, bl] = (css.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => {
+      const c = Number(v) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}

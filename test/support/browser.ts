@@ -40,6 +40,8 @@ export async function openEditor(
   options: { paletteTypes?: string[]; colorScheme?: 'light' | 'dark' } = {},
 ): Promise<EditorPage> {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, colorScheme: options.colorScheme ?? 'light' });
+  // Node-RED 5's appearance setting (browser-local): "auto" follows the colour scheme; Node-RED 4 ignores it.
+  await context.addInitScript(() => (globalThis as any).localStorage.setItem('view-dark-theme', 'auto'));
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
