@@ -177,6 +177,11 @@ export class LlavaModel {
     }
   }
 
+  /** Frees image features that will not reach generation (a dropped message). */
+  releaseImage(features: ImageFeatures): Promise<void> {
+    return this.runtime.free(features.handle);
+  }
+
   prompt(input: PromptInput): PromptSegment[] {
     return buildPrompt(this.preset, this.tokenizer.chatTemplate, input);
   }

@@ -117,6 +117,11 @@ function requireText(value: unknown, what: string): string {
   return value;
 }
 
+/** Whether the template puts a question (user text) into the prompt; caption templates carry their own instruction. */
+export function templateTakesQuestion(name: TemplateName): boolean {
+  return !(name in MMPRETRAIN_TEMPLATES) || MMPRETRAIN_TEMPLATES[name as MmpretrainTemplateName].question === null;
+}
+
 /** Renders a named template for one request. */
 export function renderTemplate(name: TemplateName, request: PromptRequest = {}): PromptSegment[] {
   if (name in MMPRETRAIN_TEMPLATES) return renderMmpretrain(name as MmpretrainTemplateName, request);

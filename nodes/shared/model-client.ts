@@ -21,16 +21,19 @@ export interface ModelConfigNode extends Node {
 
 export interface ModelClient {
   model(): Promise<LlavaModel>;
-  config: ModelConfigNode;
+  imageRoots: string[];
 }
 
-/** The config node a node's `model` property names, with its state mirrored in the node's status. */
+/**
+ * The config node a node's `model` property names, with its state mirrored in the node's status. Without one,
+ * model() rejects, so every message still ends in an error a Catch node sees.
+ */
 export function useModel(RED: NodeAPI, node: Node, configId: unknown, status: StatusReporter): ModelClient {
   const config = typeof configId === 'string' ? (RED.nodes.getNode(configId) as ModelConfigNode | null) : null;
   if (!config || typeof config.model !== 'function') {
     const error = new Error('no LLaVA model configured: choose or add a llava-model in the node');
     status.error(error);
-    throw error;
+    return { model: () => Promise.reject(error), imageRoots: [] };
   }
   const show = (s: ModelState) => {
     if (s.state === 'loading') status.loading();
@@ -40,7 +43,7 @@ export function useModel(RED: NodeAPI, node: Node, configId: unknown, status: St
   show(config.modelState);
   const unsubscribe = config.onModelState(show);
   node.on('close', () => unsubscribe());
-  return { model: () => config.model(), config };
+  return { model: () => config.model(), imageRoots: config.imageRoots };
 }
 
 /** The config node's image root folders: one per line (or comma-separated). */
