@@ -7,18 +7,22 @@ import type { LlavaConfig } from '../model/config';
 import type { ModelLayout } from '../model/folder';
 import { UsageError } from './usage-error';
 import { openHfCheckpoint } from '../onnx/checkpoint/hf';
+import { openMmpretrainCheckpoint } from '../onnx/checkpoint/mmpretrain';
 import type { DecoderVariant } from '../onnx/decoder';
 import { randomWeights } from '../onnx/random-weights';
 import type { WeightSource } from '../onnx/weights';
 import { BuildProgress, QuantizeName, TokenizerSource, writeModelFolder } from '../onnx/write-model';
 
-export const usage = `usage: llava build (--tiny | --preset NAME --random | --from HF_DIR) --out DIR [options]
+export const usage = `usage: llava build (--tiny | --preset NAME --random | --from HF_DIR | --mmpretrain PTH ...) --out DIR [options]
 
   --tiny                 tiny LLaMA-based test model (same as --preset tiny --random)
   --preset NAME          architecture: ${ARCHITECTURE_NAMES.join(', ')}
   --random               seeded random weights for the preset (--seed N, default 0); real-width presets get the
                          tiny tokenizer of their family, with the config's special ids pointing at it
   --from HF_DIR          convert a Hugging Face LLaVA checkpoint folder (safetensors or PyTorch .bin)
+  --mmpretrain PTH       convert an mmpretrain LLaVA checkpoint, with --recipe v1|v1.5 (or an mmpretrain preset
+                         name), --vision-checkpoint PTH (the CLIP ViT it names) and --tokenizer DIR;
+                         --vision-heads/--text-heads N when heads are not 64/128 wide
   --out DIR              output model folder (must be empty unless --force)
   --layers N             decoder layers (default: the preset's or checkpoint's; with --from, keeps the first N)
   --vision-layers N      vision encoder layers (default: the preset's)
@@ -34,6 +38,12 @@ const OPTIONS = {
   preset: { type: 'string' },
   random: { type: 'boolean' },
   from: { type: 'string' },
+  mmpretrain: { type: 'string' },
+  recipe: { type: 'string' },
+  'vision-checkpoint': { type: 'string' },
+  tokenizer: { type: 'string' },
+  'vision-heads': { type: 'string' },
+  'text-heads': { type: 'string' },
   out: { type: 'string' },
   layers: { type: 'string' },
   'vision-layers': { type: 'string' },
@@ -83,8 +93,28 @@ interface Source {
 function resolveSource(v: { [K in keyof typeof OPTIONS]?: string | boolean }): Source {
   const layers = count('layers', v.layers as string | undefined);
   const visionLayers = count('vision-layers', v['vision-layers'] as string | undefined);
-  const chosen = [v.tiny && '--tiny', v.preset && '--preset', v.from && '--from'].filter(Boolean);
-  if (chosen.length !== 1) throw new UsageError(`choose exactly one of --tiny, --preset NAME --random, --from HF_DIR${chosen.length ? ` (got ${chosen.join(', ')})` : ''}`);
+  const chosen = [v.tiny && '--tiny', v.preset && '--preset', v.from && '--from', v.mmpretrain && '--mmpretrain'].filter(Boolean);
+  if (chosen.length !== 1) {
+    throw new UsageError(`choose exactly one of --tiny, --preset NAME --random, --from HF_DIR, --mmpretrain PTH${chosen.length ? ` (got ${chosen.join(', ')})` : ''}`);
+  }
+  const mmpretrainOnly = ['recipe', 'vision-checkpoint', 'tokenizer', 'vision-heads', 'text-heads'] as const;
+  const misplaced = mmpretrainOnly.filter((k) => v[k] !== undefined);
+  if (!v.mmpretrain && misplaced.length) throw new UsageError(`--${misplaced[0]} applies to --mmpretrain only`);
+  if (v.mmpretrain) {
+    if (v.random || v.seed !== undefined || visionLayers !== undefined) throw new UsageError('--random/--seed/--vision-layers apply to presets, not to --mmpretrain');
+    if (!v.recipe) throw new UsageError('--mmpretrain needs --recipe v1|v1.5 (or an mmpretrain preset name)');
+    if (!v.tokenizer) throw new UsageError('--mmpretrain needs --tokenizer DIR (the tokenizer its config names, e.g. liuhaotian/llava-v1.5-7b)');
+    const ckpt = openMmpretrainCheckpoint({
+      llava: v.mmpretrain as string,
+      vision: v['vision-checkpoint'] as string | undefined,
+      preset: v.recipe as string,
+      tokenizer: v.tokenizer as string,
+      visionHeads: count('vision-heads', v['vision-heads'] as string | undefined),
+      textHeads: count('text-heads', v['text-heads'] as string | undefined),
+    });
+    if (layers !== undefined) ckpt.config.text_config.num_hidden_layers = Math.min(layers, ckpt.config.text_config.num_hidden_layers);
+    return { config: ckpt.config, weights: ckpt.weights, tokenizer: { kind: 'files', files: ckpt.tokenizerFiles }, label: `mmpretrain ${v.mmpretrain}` };
+  }
   if (v.from) {
     if (v.random || v.seed !== undefined) throw new UsageError('--random/--seed apply to presets, not to --from');
     const ckpt = openHfCheckpoint(v.from as string);

@@ -161,6 +161,7 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
     ...c,
     image_seq_length: visionTokenCount(c),
     'node-red-contrib-llava': {
+      ...c['node-red-contrib-llava'],
       source: opts.source,
       layout,
       decoder,

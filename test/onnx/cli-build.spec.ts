@@ -8,7 +8,10 @@ import { architecture } from '../../lib/model/architectures';
 import { openModelFolder } from '../../lib/model/folder';
 import { llamaTinyTokenizer, writeTinyTokenizer } from '../../lib/model/tiny-tokenizer';
 import { randomWeights } from '../../lib/onnx/random-weights';
+import { openMmpretrainCheckpoint } from '../../lib/onnx/checkpoint/mmpretrain';
+import { clipVision, llavaLanguage } from '../support/checkpoint-writers/mmpretrain-tiny';
 import { writeSafetensors } from '../support/checkpoint-writers/safetensors';
+import { torchSave } from '../support/checkpoint-writers/torch-save';
 import { maxAbsDiff, referenceProjector, referenceVision } from '../support/reference';
 import { wave } from './support';
 
@@ -58,6 +61,32 @@ describe('llava build (CLI)', () => {
     const s = await ort.InferenceSession.create(folder.files.vision);
     const { image_features } = await s.run({ pixel_values: new ort.Tensor('float32', pixels, [1, 3, 32, 32]) });
     const ref = referenceProjector(weights, c, referenceVision(weights, c, pixels, 1));
+    assert.ok(maxAbsDiff(image_features.data as Float32Array, ref.data) < 1e-4);
+  });
+
+  it('--mmpretrain converts an mmpretrain v1.5 checkpoint pair (feature layer −1, image token −200)', async () => {
+    const dir = path.join(root, 'mmpre');
+    fs.mkdirSync(dir);
+    const tok = llamaTinyTokenizer();
+    writeTinyTokenizer(path.join(dir, 'tokenizer'), tok);
+    torchSave(path.join(dir, 'clip.pth'), clipVision('backbone.', 336));
+    torchSave(path.join(dir, 'llava.pth'), llavaLanguage(tok.vocabSize, 2));
+    const out = path.join(root, 'from-mmpre');
+    const r = llava('build', '--mmpretrain', path.join(dir, 'llava.pth'), '--vision-checkpoint', path.join(dir, 'clip.pth'),
+      '--recipe', 'v1.5', '--tokenizer', path.join(dir, 'tokenizer'), '--vision-heads', '2', '--text-heads', '3', '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    const folder = openModelFolder(out);
+    assert.equal(folder.config.vision_feature_layer, -1);
+    assert.equal(folder.config.image_token_index, -200);
+    assert.equal((folder.config['node-red-contrib-llava'] as Record<string, unknown>).preset, 'llava-7b-v1.5_caption');
+    const { config, weights } = openMmpretrainCheckpoint({
+      llava: path.join(dir, 'llava.pth'), vision: path.join(dir, 'clip.pth'), preset: 'v1.5', visionHeads: 2, textHeads: 3,
+    });
+    const pixels = wave(3 * 336 * 336, 1);
+    const s = await ort.InferenceSession.create(folder.files.vision);
+    const { image_features } = await s.run({ pixel_values: new ort.Tensor('float32', pixels, [1, 3, 336, 336]) });
+    assert.deepEqual(image_features.dims, [1, 576, 24]);
+    const ref = referenceProjector(weights, config, referenceVision(weights, config, pixels, 1));
     assert.ok(maxAbsDiff(image_features.data as Float32Array, ref.data) < 1e-4);
   });
 
