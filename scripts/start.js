@@ -10,19 +10,33 @@ const path = require('path');
 const { spawn } = require('child_process');
 
 const repoRoot = path.resolve(__dirname, '..');
-const userDir = path.join(repoRoot, '.node-red');
+// LLAVA_USER_DIR: another user folder (tests start a throwaway one).
+const userDir = path.resolve(process.env.LLAVA_USER_DIR || path.join(repoRoot, '.node-red'));
 const demoModelDir = path.join(userDir, 'demo-model');
 const demoImage = path.join(userDir, 'demo', 'demo.png');
 const DEMO_WARNING = 'random demo model: text is meaningless';
 
 /**
  * Make sure `dir` holds a complete model folder (transformers.js layout) for the demo; resolves true when it does.
- * LEAD: wire the builder here (lib/onnx, e.g. build a tiny LLaVA with random weights into `dir`).
+ * The demo is the builder's "tiny" architecture (CLIP 32 px + a small LLaMA) with seeded random weights: it loads
+ * and runs in seconds on a CPU, and its text is meaningless.
  */
 async function ensureDemoModel(dir) {
   if (fs.existsSync(path.join(dir, 'config.json'))) return true;
-  console.warn(`[llava] no demo model builder is wired yet; set a model folder in the "LLaVA model" config node`);
-  return false;
+  const dist = path.join(repoRoot, 'dist', 'lib');
+  const { architecture } = require(path.join(dist, 'model', 'architectures.js'));
+  const { randomWeights } = require(path.join(dist, 'onnx', 'random-weights.js'));
+  const { writeModelFolder } = require(path.join(dist, 'onnx', 'write-model.js'));
+  const arch = architecture('tiny');
+  fs.rmSync(dir, { recursive: true, force: true });
+  writeModelFolder({
+    outDir: dir,
+    config: arch.config,
+    weights: randomWeights(arch.config, 1),
+    tokenizer: { kind: arch.tokenizer },
+    source: 'npm start demo (random weights)',
+  });
+  return true;
 }
 
 /** A small picture to caption: coloured shapes, written with sharp (a dependency of this package). */
@@ -46,7 +60,7 @@ function demoFlow(modelDir, imageFile) {
     if (n.type !== 'llava-model') n.z = tab.id;
     if (n.type === 'llava-model') Object.assign(n, { name: 'demo model (random weights)', modelDir, provider: 'cpu' });
     if (n.type === 'file in') n.filename = imageFile;
-    if (n.type === 'debug' && n.name === 'caption') n.name = `caption (${DEMO_WARNING})`;
+    if (n.type === 'debug' && n.name === 'caption') Object.assign(n, { name: `caption (${DEMO_WARNING})`, console: true });
     if (n.type === 'comment') {
       n.name = `Demo: ${DEMO_WARNING}. Click the inject button.`;
       n.info = `This flow was deployed by \`npm start\` against a LLaVA model built with **random weights** in ` +
@@ -77,7 +91,7 @@ module.exports = {
     userDir: __dirname,
     flowFile: 'flows.json',
     // This package, loaded from the working tree (its package.json has a "node-red" section).
-    nodesDir: [require('path').resolve(__dirname, '..')],
+    nodesDir: [${JSON.stringify(repoRoot)}],
     credentialSecret: false,
     telemetry: { enabled: false, updateNotification: false },
     diagnostics: { enabled: false },
@@ -94,7 +108,12 @@ async function main() {
   writeSettings(settingsFile);
   const flowFile = path.join(userDir, 'flows.json');
   if (!hasFlows(flowFile)) {
-    const ready = await ensureDemoModel(demoModelDir);
+    let ready = false;
+    try {
+      ready = await ensureDemoModel(demoModelDir);
+    } catch (err) {
+      console.warn(`[llava] could not build the demo model: ${err && err.message ? err.message : err}`);
+    }
     await ensureDemoImage(demoImage);
     fs.writeFileSync(flowFile, JSON.stringify(demoFlow(demoModelDir, demoImage), null, 2));
     console.log(`[llava] deployed the caption example against ${ready ? 'the demo model' : 'a missing demo model'}` +

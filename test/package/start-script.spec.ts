@@ -1,8 +1,11 @@
 // scripts/start.js (`npm start`): the first-start demo flow is the caption example, deployable, pointed at the demo
 // model and image, and says plainly that a random model's captions are meaningless.
 import * as assert from 'assert';
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { repoRoot } from '../support/node-red';
+import { freePort, repoRoot } from '../support/node-red';
 
 const start = require(path.join(repoRoot, 'scripts', 'start.js'));
 
@@ -31,5 +34,45 @@ describe('package: npm start demo flow', () => {
     assert.match(flow.find((n) => n.type === 'tab').info, /meaningless/);
     assert.match(flow.find((n) => n.type === 'comment').name, /random demo model.*meaningless/);
     assert.match(flow.find((n) => n.type === 'debug' && n.active).name, /meaningless/);
+  });
+});
+
+describe('package: npm start, first start (end to end)', function () {
+  let userDir: string;
+  before(() => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-start-'));
+  });
+  after(() => fs.rmSync(userDir, { recursive: true, force: true }));
+
+  it('builds the demo model, deploys the caption flow and captions the demo image on inject', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [path.join(repoRoot, 'scripts', 'start.js')], {
+      env: { ...process.env, PORT: String(port), LLAVA_USER_DIR: userDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    child.stdout!.on('data', (d) => (log += d));
+    child.stderr!.on('data', (d) => (log += d));
+    const waitFor = async (re: RegExp, what: string, ms: number) => {
+      const end = Date.now() + ms;
+      while (!re.test(log)) {
+        if (child.exitCode !== null || Date.now() > end) throw new Error(`no ${what}:\n${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      await waitFor(/Started flows/, 'flow start', 60_000);
+      assert.ok(fs.existsSync(path.join(userDir, 'demo-model', 'onnx', 'decoder_model_merged.onnx')), 'demo model built');
+      assert.match(log, /deployed the caption example against the demo model/);
+      const res = await fetch(`http://127.0.0.1:${port}/inject/cap00000000000i`, { method: 'POST' });
+      assert.strictEqual(res.status, 200);
+      // the debug node also logs to the console: "[debug:caption (random demo model: text is meaningless)] <text>"
+      await waitFor(/\[debug:caption \(random demo model: text is meaningless\)\] \S/, 'caption', 60_000);
+      assert.doesNotMatch(log, /\[error\]/);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });
