@@ -23,6 +23,15 @@ export interface ProviderChoice<S> {
   failures: ProviderFailure[];
 }
 
+/** ORT's words for "this provider is not installed here" (as opposed to a problem with one model). */
+const NOT_AVAILABLE = /Failed to load shared library|Failed to get a WebGPU adapter|No supported adapters|backend not found/i;
+
+/**
+ * Providers found missing in this process, with ORT's reason. Trying one again for every session would only
+ * repeat the failure (and the warnings ORT prints while trying), so it is tried once per process.
+ */
+const unavailable = new Map<ProviderName, string>();
+
 /** Calls `create` with each provider in turn until one succeeds; throws listing every failure if none does. */
 export async function createWithFallback<S>(
   order: ProviderName[],
@@ -30,10 +39,17 @@ export async function createWithFallback<S>(
 ): Promise<ProviderChoice<S>> {
   const failures: ProviderFailure[] = [];
   for (const provider of order) {
+    const known = unavailable.get(provider);
+    if (known !== undefined) {
+      failures.push({ provider, error: known });
+      continue;
+    }
     try {
       return { value: await create(provider), provider, failures };
     } catch (e) {
-      failures.push({ provider, error: e instanceof Error ? e.message.trim() : String(e) });
+      const error = e instanceof Error ? e.message.trim() : String(e);
+      if (NOT_AVAILABLE.test(error)) unavailable.set(provider, error);
+      failures.push({ provider, error });
     }
   }
   // The last provider's error (usually cpu) is the one about the model itself; the others explain the fallbacks.

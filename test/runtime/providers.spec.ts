@@ -33,6 +33,20 @@ describe('runtime providers', () => {
     );
   });
 
+  it('tries a provider that is not installed once per process, then reuses its recorded reason', async () => {
+    const tried: ProviderName[] = [];
+    const create = async (p: ProviderName) => {
+      tried.push(p);
+      if (p === 'webgpu') throw new Error('Failed to get a WebGPU adapter: No supported adapters');
+      return p;
+    };
+    const first = await createWithFallback(['webgpu', 'cpu'], create);
+    const second = await createWithFallback(['webgpu', 'cpu'], create);
+    assert.deepEqual(tried, ['webgpu', 'cpu', 'cpu']);
+    assert.deepEqual(second.failures, first.failures);
+    assert.equal(second.provider, 'cpu');
+  });
+
   describe('with onnxruntime-node', () => {
     let dir: string;
     let model: string;
