@@ -29,6 +29,7 @@ export const usage = `usage: llava build (--tiny | --preset NAME --random | --fr
   --layout L             transformers-js (projector inside vision_encoder, default) | split
   --decoder V            optimized (com.microsoft GroupQueryAttention, default) | portable (standard ops)
   --quantize Q           int4 | int8: block-32 MatMulNBits decoder weights (needs --decoder optimized)
+  --accuracy-level N     MatMulNBits accuracy_level: 4 = int8 activations (default, fastest on CPU), 0 = fp32 compute
   --external-data        always write weights to .onnx_data files (automatic for graphs over ~1.8 GB)
   --force                replace the model files in a non-empty --out folder
   --verbose              stack traces on errors`;
@@ -51,6 +52,7 @@ const OPTIONS = {
   decoder: { type: 'string' },
   quantize: { type: 'string' },
   seed: { type: 'string' },
+  'accuracy-level': { type: 'string' },
   'external-data': { type: 'boolean' },
   force: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -146,6 +148,8 @@ export async function run(argv: string[]): Promise<number> {
   const decoder = oneOf<DecoderVariant>('decoder', v.decoder, ['optimized', 'portable'], 'optimized');
   const quantize = v.quantize === undefined ? undefined : oneOf<QuantizeName>('quantize', v.quantize, ['int4', 'int8'], 'int4');
   if (quantize && decoder === 'portable') throw new UsageError('--quantize needs --decoder optimized (MatMulNBits is a com.microsoft op)');
+  const accuracyLevel = v['accuracy-level'] === undefined ? undefined : Number(oneOf('accuracy-level', v['accuracy-level'], ['0', '1', '2', '3', '4'], '4'));
+  if (accuracyLevel !== undefined && !quantize) throw new UsageError('--accuracy-level applies to --quantize builds only');
   if (!v.force && fs.existsSync(v.out) && fs.readdirSync(v.out).length > 0) {
     throw new UsageError(`--out ${v.out} is not empty: add --force to replace its model files`);
   }
@@ -159,6 +163,7 @@ export async function run(argv: string[]): Promise<number> {
     layout,
     decoder,
     quantize,
+    accuracyLevel,
     externalData: v['external-data'] ? true : 'auto',
     overwrite: v.force,
     source: source.label,

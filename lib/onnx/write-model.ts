@@ -166,6 +166,7 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
       layout,
       decoder,
       quantize: opts.quantize ?? null,
+      ...(quant ? { accuracy_level: quant.accuracyLevel } : {}),
       variant,
       io: { ...vision, embed_tokens: { input: MODEL_IO.inputIds, output: MODEL_IO.inputsEmbeds } },
     },

@@ -52,10 +52,12 @@ describe('llava build (CLI)', () => {
     }));
     writeTinyTokenizer(hf, llamaTinyTokenizer());
     const out = path.join(root, 'from-hf');
-    const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8');
+    const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8', '--accuracy-level', '0');
     assert.equal(r.status, 0, r.stderr);
     const folder = openModelFolder(out, 'int8');
     assert.ok(folder.files.decoder.endsWith('decoder_model_merged_int8.onnx'));
+    const meta = folder.config['node-red-contrib-llava'] as Record<string, unknown>;
+    assert.deepEqual([meta.quantize, meta.accuracy_level, meta.variant], ['int8', 0, 'int8']);
     assert.equal(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'), fs.readFileSync(path.join(hf, 'tokenizer.json'), 'utf8'));
     const pixels = wave(3 * 32 * 32, 2);
     const s = await ort.InferenceSession.create(folder.files.vision);
