@@ -52,7 +52,8 @@ export = function register(RED: NodeAPI): void {
     loading.then(
       (model) => {
         const fallbackReasons = model.providerFailures.map((f) => `${f.provider}: ${f.error}`);
-        if (fallbackReasons.length && def.provider !== 'cpu') node.log(`running on ${model.provider}; ${fallbackReasons.join('; ')}`);
+        // A warning (debug sidebar), once per load: the flow runs, but slower than the user asked for.
+        if (fallbackReasons.length) node.warn(`running on ${model.provider}: ${fallbackReasons.join('; ')}`);
         setState({ state: 'ready', provider: model.provider, fallbackReasons });
       },
       (err) => {

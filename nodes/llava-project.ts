@@ -1,40 +1,23 @@
 // project: image features → embeddings in the LLM's space (the split layout's projector; features the vision
-// encoder already projected pass through).
-import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { handleInput } from './shared/input';
-import { featuresFrom, featuresValue, recordTiming } from './shared/image-values';
-import { useModel } from './shared/model-client';
-import { describeProperty, readRequiredProperty, typedProperty, writeProperty } from './shared/properties';
-import { StatusReporter } from './shared/status';
-
-interface ProjectDef extends NodeDef {
-  model: string;
-  input: string;
-  inputType: string;
-  output: string;
-  outputType: string;
-}
+// encoder already projected pass through). The features' handle is consumed.
+import type { Node, NodeAPI } from 'node-red';
+import { featuresFrom, featuresValue } from './shared/image-values';
+import { runStageNode, StageDef } from './shared/stage';
 
 export = function register(RED: NodeAPI): void {
-  function ProjectNode(this: Node, def: ProjectDef): void {
+  function ProjectNode(this: Node, def: StageDef): void {
     RED.nodes.createNode(this, def);
-    const status = new StatusReporter(this);
-    const input = typedProperty(def.input, def.inputType, 'msg.llava.imageFeatures');
-    const output = typedProperty(def.output, def.outputType, 'msg.llava.imageEmbeds');
-    const client = useModel(RED, this, def.model, status);
-    handleInput(this, {
-      status,
-      process: async (msg, send, signal) => {
-        const features = featuresFrom(await readRequiredProperty(RED, this, input, msg, 'image features from a clip encode node'), describeProperty(input));
-        const model = await client.model();
-        status.working('projecting');
+    runStageNode(RED, this, def, {
+      input: 'msg.llava.imageFeatures',
+      output: 'msg.llava.imageEmbeds',
+      expected: 'image features from a clip encode node',
+      working: 'projecting',
+      timing: 'projector_ms',
+      consumesInput: true,
+      parse: featuresFrom,
+      run: async (model, features, signal) => {
         const embeds = await model.project(features, signal);
-        writeProperty(RED, this, output, msg, featuresValue(embeds));
-        // The features were consumed; don't leave a dangling handle where they were.
-        if (input.type === 'msg' && (input.value !== output.value || output.type !== 'msg')) RED.util.setMessageProperty(msg, input.value, undefined);
-        status.ready(model.provider);
-        recordTiming(msg, 'projector_ms', embeds.ms);
-        send(msg);
+        return { value: featuresValue(embeds), ms: embeds.ms };
       },
     });
   }

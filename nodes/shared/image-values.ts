@@ -55,7 +55,7 @@ export function featuresValue(f: ImageFeatures): FeaturesValue {
   return { handle: f.handle, projected: f.projected };
 }
 
-type StageTiming = 'preprocess_ms' | 'vision_ms' | 'projector_ms';
+export type StageTiming = 'preprocess_ms' | 'vision_ms' | 'projector_ms';
 
 /** Each stage notes its time on msg.llava.timings; llm generate reports them with its own. */
 export function recordTiming(msg: object, stage: StageTiming, ms: number): void {

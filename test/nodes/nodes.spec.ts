@@ -108,6 +108,7 @@ describe('LLaVA nodes in Node-RED', function () {
     assert.equal(msg.llava.generation.imageTokens, tiny().config.image_seq_length);
     assert.ok(msg.llava.generation.timings.vision_ms > 0, 'stage timings travel with the message');
     assert.equal(msg.llava.imageEmbeds, undefined, 'the freed handle is not left on the message');
+    assert.equal(msg.llava.imageFeatures, undefined, 'nor the features the projector consumed');
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(partials.map((p) => p.payload).join(''), msg.payload);
     assert.deepEqual(partials.map((p) => p.llava.seq), partials.map((_, i) => i));
