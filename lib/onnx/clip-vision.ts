@@ -56,6 +56,9 @@ export function addVisionTower(ctx: BuildContext, c: LlavaConfig, pixelValues: s
   const v = c.vision_config;
   const d = v.hidden_size;
   const ch = v.num_channels ?? 3;
+  if (v.model_type !== 'clip_vision_model') {
+    throw new Error(`vision tower "${v.model_type}" is not supported: only CLIP (clip_vision_model) is`);
+  }
   if (v.image_size % v.patch_size !== 0) throw new Error(`image_size ${v.image_size} is not a multiple of patch_size ${v.patch_size}`);
   if (d % v.num_attention_heads !== 0) throw new Error(`vision hidden_size ${d} is not divisible by ${v.num_attention_heads} heads`);
   const layers = visionLayersUsed(c);

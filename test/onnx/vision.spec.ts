@@ -78,8 +78,11 @@ describe('onnx/clip-vision and projector against the float64 reference', () => {
     assert.ok(maxAbsDiff(features.data as Float32Array, referenceVision(w, c, pixelsFor(c), BATCH).data) < TOL);
   });
 
-  it('rejects an out-of-range vision_feature_layer', () => {
+  it('rejects an out-of-range vision_feature_layer and non-CLIP towers', () => {
     const c = architecture('tiny', { visionFeatureLayer: -4 }).config;
     assert.throws(() => buildVisionEncoderGraph(randomWeights(c), c, { withProjector: true }), /vision_feature_layer -4 is out of range for a 2-layer vision tower/);
+    const siglip = architecture('tiny').config;
+    siglip.vision_config.model_type = 'siglip_vision_model';
+    assert.throws(() => buildVisionEncoderGraph(randomWeights(siglip), siglip, { withProjector: true }), /vision tower "siglip_vision_model" is not supported/);
   });
 });
