@@ -6,12 +6,32 @@ import { TensorToWrite, seededValues } from './encode';
 export const D = 16, F = 32, PATCH = 14, VLAYERS = 2;
 export const H = 24, I = 40, TLAYERS = 2;
 
-let seed = 1;
-/** fp16-exact seeded values, so fp16 storage round-trips exactly and values can be compared. */
+/**
+ * Seeded values for a tensor, depending only on its name (so every test sees the same checkpoint whatever ran
+ * before). Scales keep activations O(1): matrices uniform with variance 1/fan_in, norm gains near 1, biases and
+ * embeddings small. Values are multiples of 1/1024 below 2, so float16 holds them exactly.
+ */
 export function tensor(name: string, shape: number[]): TensorToWrite {
   const count = shape.reduce((a, b) => a * b, 1);
-  const data = Float32Array.from(seededValues(count, seed++), (v) => Math.round(v * 256) / 256);
+  const [offset, amplitude] = distribution(name, shape);
+  const values = seededValues(count, nameSeed(name), amplitude);
+  const data = Float32Array.from(values, (v) => Math.round((offset + v) * 1024) / 1024);
   return { name, shape, dtype: 'float16', data };
+}
+
+function distribution(name: string, shape: number[]): [number, number] {
+  if (/(norm|ln\d)\.weight$/.test(name)) return [1, 0.1];
+  if (name.endsWith('.bias')) return [0, 0.1];
+  if (/cls_token|pos_embed|embed_tokens/.test(name)) return [0, 0.5];
+  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  return [0, Math.min(1, Math.sqrt(3 / fanIn))];
+}
+
+/** FNV-1a of the name. */
+function nameSeed(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
 
 /** A CLIP VisionTransformer state dict as mmpretrain's converters write it, under `prefix`. */
