@@ -61,6 +61,9 @@ export function addVisionTower(ctx: BuildContext, c: LlavaConfig, pixelValues: s
   }
   if (v.image_size % v.patch_size !== 0) throw new Error(`image_size ${v.image_size} is not a multiple of patch_size ${v.patch_size}`);
   if (d % v.num_attention_heads !== 0) throw new Error(`vision hidden_size ${d} is not divisible by ${v.num_attention_heads} heads`);
+  if (!['default', 'full'].includes(c.vision_feature_select_strategy)) {
+    throw new Error(`vision_feature_select_strategy "${c.vision_feature_select_strategy}" must be "default" or "full"`);
+  }
   const layers = visionLayersUsed(c);
   const patches = (v.image_size / v.patch_size) ** 2;
   const e = `${VISION_PREFIX}.embeddings`;
@@ -77,9 +80,6 @@ export function addVisionTower(ctx: BuildContext, c: LlavaConfig, pixelValues: s
   x = layerNorm(ctx, x, `${VISION_PREFIX}.pre_layrnorm`, d, v.layer_norm_eps);
   for (let i = 0; i < layers; i++) x = encoderLayer(ctx, c, x, i);
   if (c.vision_feature_select_strategy === 'full') return x;
-  if (c.vision_feature_select_strategy !== 'default') {
-    throw new Error(`vision_feature_select_strategy "${c.vision_feature_select_strategy}" must be "default" or "full"`);
-  }
   return g.op('Slice', [x, g.constInt64([1]), g.constInt64([patches + 1]), g.constInt64([1])], {}, { name: 'DropClassToken' });
 }
 
