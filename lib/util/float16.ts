@@ -35,8 +35,20 @@ export function floatToHalf(value: number): number {
   return sign | (half + (rem > 0x1000 || (rem === 0x1000 && half & 1) ? 1 : 0));
 }
 
+let halfLookup: Float32Array | undefined;
+
+/** Every half value as a float, built on first use (256 KiB): a table lookup beats decoding per element. */
+function halfTable(): Float32Array {
+  if (!halfLookup) {
+    halfLookup = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfLookup[h] = halfToFloat(h);
+  }
+  return halfLookup;
+}
+
 export function halfArrayToFloat(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
-  for (let i = 0; i < src.length; i++) dst[i] = halfToFloat(src[i]);
+  const table = halfTable();
+  for (let i = 0; i < src.length; i++) dst[i] = table[src[i]];
   return dst;
 }
 

@@ -1,4 +1,5 @@
 // Float32 → checkpoint element encodings used by the test checkpoint writers (round to nearest even).
+import { floatToHalf } from '../../../lib/util/float16';
 import { WeightDType } from '../../../lib/onnx/weights';
 
 /** A named tensor to write: values as float32, stored as `dtype`. */
@@ -12,31 +13,6 @@ export interface TensorToWrite {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-export function floatToHalfBits(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  let mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  const e = exponent - 112; // rebias 127 → 15
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mantissa |= 0x800000;
-    const shift = 14 - e;
-    let half = mantissa >> shift;
-    const rest = mantissa & ((1 << shift) - 1);
-    const midpoint = 1 << (shift - 1);
-    if (rest > midpoint || (rest === midpoint && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mantissa >> 13);
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // a carry into the exponent is still correct
-  return sign | half;
-}
-
 export function floatToBfloat16Bits(value: number): number {
   f32[0] = value;
   const x = u32[0];
@@ -48,7 +24,7 @@ export function floatToBfloat16Bits(value: number): number {
 export function encodeTensor(data: Float32Array, dtype: WeightDType): Buffer {
   if (dtype === 'float32') return Buffer.from(new Float32Array(data).buffer);
   const out = Buffer.alloc(data.length * 2);
-  const encode = dtype === 'float16' ? floatToHalfBits : floatToBfloat16Bits;
+  const encode = dtype === 'float16' ? floatToHalf : floatToBfloat16Bits;
   data.forEach((v, i) => out.writeUInt16LE(encode(v), i * 2));
   return out;
 }
