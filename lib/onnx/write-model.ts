@@ -114,6 +114,17 @@ function writeTokenizer(dir: string, src: TokenizerSource): void {
   }
 }
 
+/** Creates dir/onnx; a non-empty dir needs `overwrite`, and then only the files a build writes are removed. */
+function prepareFolder(dir: string, onnxDir: string, opts: WriteModelOptions): void {
+  if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
+    if (!opts.overwrite) throw new Error(`output folder is not empty: ${opts.outDir} (use overwrite to replace its model files)`);
+    fs.rmSync(onnxDir, { recursive: true, force: true });
+    const copied = opts.tokenizer.kind === 'files' ? opts.tokenizer.files.map((f) => path.basename(f)) : [];
+    for (const f of [...GENERATED_FILES, 'tokenizer.json', 'tokenizer_config.json', ...copied]) fs.rmSync(path.join(dir, f), { force: true });
+  }
+  fs.mkdirSync(onnxDir, { recursive: true });
+}
+
 export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   const c = opts.config;
   const layout = opts.layout ?? 'transformers-js';
@@ -124,14 +135,6 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   const { variant, suffix } = opts.quantize ? QUANT_VARIANT[opts.quantize] : { variant: 'fp32', suffix: '' };
   const dir = path.resolve(opts.outDir);
   const onnxDir = path.join(dir, 'onnx');
-  if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
-    if (!opts.overwrite) throw new Error(`output folder is not empty: ${opts.outDir} (use overwrite to replace its model files)`);
-    fs.rmSync(onnxDir, { recursive: true, force: true });
-    const copied = opts.tokenizer.kind === 'files' ? opts.tokenizer.files.map((f) => path.basename(f)) : [];
-    for (const f of [...GENERATED_FILES, 'tokenizer.json', 'tokenizer_config.json', ...copied]) fs.rmSync(path.join(dir, f), { force: true });
-  }
-  fs.mkdirSync(onnxDir, { recursive: true });
-
   const files: string[] = [];
   const external: Record<string, boolean> = {};
   const write = (name: string, graph: Graph): void => {
@@ -147,11 +150,17 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
     files.push(...written.map((f) => path.relative(dir, f)));
   };
 
-  // One graph at a time, so only one graph's weights are alive while writing.
-  write('vision_encoder', buildVisionEncoderGraph(opts.weights, c, { withProjector: layout === 'transformers-js' }));
-  if (layout === 'split') write('multi_modal_projector', buildProjectorGraph(opts.weights, c));
-  write('embed_tokens', buildEmbedGraph(opts.weights, c));
-  write(`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant }));
+  // Every graph is built (config and weight shapes checked) before any file is written. Weights are read lazily
+  // while writing, one tensor at a time, so building all four first costs no weight memory.
+  const graphs: Array<[string, Graph]> = [
+    ['vision_encoder', buildVisionEncoderGraph(opts.weights, c, { withProjector: layout === 'transformers-js' })],
+    ...(layout === 'split' ? [['multi_modal_projector', buildProjectorGraph(opts.weights, c)] as [string, Graph]] : []),
+    ['embed_tokens', buildEmbedGraph(opts.weights, c)],
+    [`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant })],
+  ];
+
+  prepareFolder(dir, onnxDir, opts);
+  for (const [name, graph] of graphs) write(name, graph);
 
   const vision = layout === 'split'
     ? { vision_encoder: { input: MODEL_IO.pixelValues, output: MODEL_IO.imageFeatures, width: c.vision_config.hidden_size },

@@ -120,6 +120,14 @@ describe('onnx/write-model', () => {
     assert.ok(fs.existsSync(path.join(dir, 'onnx', 'decoder_model_merged.onnx')));
   });
 
+  it('checks config and weights before writing anything', () => {
+    const dir = path.join(root, 'bad');
+    const c = architecture('tiny').config;
+    c.text_config.hidden_act = 'gelu';
+    assert.throws(() => writeModelFolder({ ...base('bad'), config: c }), /text hidden_act "gelu" is not supported/);
+    assert.equal(fs.existsSync(dir), false);
+  });
+
   it('tiny-qwen2 gets the Qwen2 tokenizer and a config without bos', () => {
     const q = architecture('tiny-qwen2');
     const written = writeModelFolder({ outDir: path.join(root, 'qwen'), config: q.config, weights: randomWeights(q.config), tokenizer: { kind: 'tiny-qwen2' } });
