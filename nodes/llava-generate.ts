@@ -5,6 +5,7 @@ import type { GenerationOptions } from '../lib/pipeline/types';
 import type { PromptSegment } from '../lib/pipeline/templates';
 import { admissionFromConfig, handleInput } from './shared/input';
 import { featuresFrom, stageTimings } from './shared/image-values';
+import { generationOptionsFromConfig, generationOptionsFromMessage, mergeGenerationOptions } from './shared/generation-options';
 import { useModel } from './shared/model-client';
 import { describeProperty, readProperty, typedProperty, writeProperty } from './shared/properties';
 import { StatusReporter } from './shared/status';
@@ -36,47 +37,6 @@ interface GenerateDef extends NodeDef {
   dropped: string;
 }
 
-const NUMBER_OPTIONS = ['maxNewTokens', 'minNewTokens', 'temperature', 'topK', 'topP', 'minP', 'seed', 'repetitionPenalty', 'numBeams', 'lengthPenalty'] as const;
-const BOOLEAN_OPTIONS = ['doSample', 'ignoreEos'] as const;
-
-/** The editor's options: empty fields leave the preset's value. */
-function configOptions(def: GenerateDef): Partial<GenerationOptions> {
-  const o: Record<string, unknown> = {};
-  for (const k of NUMBER_OPTIONS) {
-    const v = def[k];
-    if (v !== '' && v !== undefined && v !== null) {
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw new Error(`${k} must be a number, got "${v}"`);
-      o[k] = n;
-    }
-  }
-  if (def.doSample) o.doSample = true;
-  if (def.ignoreEos) o.ignoreEos = true;
-  const stops = (def.stopStrings ?? '').split('\n').filter((s) => s !== '');
-  if (stops.length) o.stopStrings = stops;
-  return o as Partial<GenerationOptions>;
-}
-
-/** msg.llava.options, checked name by name. */
-function messageOptions(value: unknown): Partial<GenerationOptions> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw new Error('msg.llava.options must be an object');
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    if ((NUMBER_OPTIONS as readonly string[]).includes(k)) {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`msg.llava.options.${k} must be a number`);
-    } else if ((BOOLEAN_OPTIONS as readonly string[]).includes(k)) {
-      if (typeof v !== 'boolean') throw new Error(`msg.llava.options.${k} must be true or false`);
-    } else if (k === 'stopStrings') {
-      if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw new Error('msg.llava.options.stopStrings must be an array of strings');
-    } else {
-      throw new Error(`msg.llava.options.${k} is not a generation option`);
-    }
-    out[k] = v;
-  }
-  return out as Partial<GenerationOptions>;
-}
-
 function promptFrom(value: unknown, what: string): PromptSegment[] | string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
@@ -97,7 +57,7 @@ export = function register(RED: NodeAPI): void {
     let defaults: Partial<GenerationOptions>;
     try {
       admission = admissionFromConfig(def, outputs);
-      defaults = configOptions(def);
+      defaults = generationOptionsFromConfig(def as unknown as Record<string, unknown>);
     } catch (err) {
       // A bad configuration fails every message with its reason rather than dropping them.
       status.error(err);
@@ -120,7 +80,7 @@ export = function register(RED: NodeAPI): void {
         })().catch((err) => this.warn(`could not free a dropped message's image: ${(err as Error).message}`));
       },
       process: async (msg, send, signal) => {
-        const options = { ...defaults, ...messageOptions((msg as { llava?: { options?: unknown } }).llava?.options) };
+        const options = mergeGenerationOptions(defaults, generationOptionsFromMessage((msg as { llava?: { options?: unknown } }).llava?.options));
         const image = await imageOf(msg);
         const model = await client.model();
         const prompt = promptFrom(await readProperty(RED, this, promptProp, msg), describeProperty(promptProp)) ?? model.prompt({ image: image !== null });
