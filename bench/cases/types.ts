@@ -1,0 +1,36 @@
+// What the benchmark parent sends a case process, and what a case reports back (one JSON line).
+import type { BuiltModel } from '../models';
+
+export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'vision-sweep';
+
+export interface CaseInput {
+  kind: CaseKind;
+  model: BuiltModel;
+  image: string;
+  /** Tokens generated per run (greedy; EOS ignored so every engine makes the same count). */
+  tokens: number;
+  repeats: number;
+  /** A whole prompt with one <image>, the same text for every engine. */
+  prompt: string;
+  /** bare-ort: the cache length to start from (the pipeline's prompt length). */
+  contextTokens?: number;
+}
+
+/** Figures of one run; absent fields are ones the engine does not expose. */
+export interface RunFigures {
+  [field: string]: number;
+}
+
+export interface CaseOutput {
+  runs: RunFigures[];
+  /** Process peak resident set, bytes. */
+  peakRssBytes: number;
+  /** vision-sweep: median ms per session configuration. */
+  configs?: Record<string, number>;
+}
+
+export const RESULT_PREFIX = 'BENCH_RESULT ';
+
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}

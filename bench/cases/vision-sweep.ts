@@ -1,0 +1,70 @@
+// The vision encoder alone under onnxruntime session configurations, to find the best one for that graph
+// (the target is the pipeline's vision time within 1.3× of it).
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as ort from 'onnxruntime-node';
+import { median } from '../stats';
+import { CaseInput, CaseOutput, peakRssBytes } from './types';
+
+type Options = ort.InferenceSession.SessionOptions;
+
+interface Config {
+  name: string;
+  options: Options;
+  /** The graph ORT optimized and saved (optimizedModelFilePath), loaded with optimization off. */
+  preOptimized?: boolean;
+}
+
+function configs(cores: number): Config[] {
+  const extra = { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' };
+  const t = cores;
+  return [
+    { name: 'ort defaults', options: {} },
+    { name: `all, ${t} threads, no spin (pipeline)`, options: { intraOpNumThreads: t, extra } },
+    { name: `all, ${t} threads, spin`, options: { intraOpNumThreads: t } },
+    { name: 'all, 1 thread', options: { intraOpNumThreads: 1, extra } },
+    { name: `extended, ${t} threads, no spin`, options: { intraOpNumThreads: t, graphOptimizationLevel: 'extended', extra } },
+    { name: `basic, ${t} threads, no spin`, options: { intraOpNumThreads: t, graphOptimizationLevel: 'basic', extra } },
+    { name: `all, no CPU arena, ${t} threads, no spin`, options: { intraOpNumThreads: t, enableCpuMemArena: false, extra } },
+    { name: `pre-optimized file, ${t} threads, no spin`, options: { intraOpNumThreads: t, graphOptimizationLevel: 'disabled', extra }, preOptimized: true },
+  ];
+}
+
+async function timeConfig(file: string, options: Options, pixels: ort.Tensor, repeats: number): Promise<number[]> {
+  const session = await ort.InferenceSession.create(file, { logSeverityLevel: 4, ...options });
+  try {
+    const feeds = { [session.inputNames[0]]: pixels };
+    await session.run(feeds);
+    const times: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const t0 = performance.now();
+      await session.run(feeds);
+      times.push(performance.now() - t0);
+    }
+    return times;
+  } finally {
+    await session.release();
+  }
+}
+
+export async function runVisionSweep(input: CaseInput): Promise<CaseOutput> {
+  const visionFile = path.join(input.model.dir, 'onnx', 'vision_encoder.onnx');
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-bench-vision-'));
+  const optimizedFile = path.join(scratch, 'vision_encoder.optimized.onnx');
+  try {
+    // optimizedModelFilePath: ORT writes the fully optimized graph once; later loads skip optimization.
+    await (await ort.InferenceSession.create(visionFile, { optimizedModelFilePath: optimizedFile })).release();
+    const config = JSON.parse(fs.readFileSync(path.join(input.model.dir, 'config.json'), 'utf8'));
+    const size: number = config.vision_config.image_size;
+    const pixels = new ort.Tensor('float32', Float32Array.from({ length: 3 * size * size }, (_, i) => Math.sin(i * 0.01)), [1, 3, size, size]);
+    const result: Record<string, number> = {};
+    for (const c of configs(os.availableParallelism())) {
+      const times = await timeConfig(c.preOptimized ? optimizedFile : visionFile, c.options, pixels, Math.max(3, input.repeats));
+      result[c.name] = median(times);
+    }
+    return { runs: [], peakRssBytes: peakRssBytes(), configs: result };
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,99 @@
+// The benchmark's model folders, built with the project's builder (random weights) and cached under .cache/bench.
+// A folder is reused when its recorded build spec matches; otherwise it is rebuilt.
+import * as fs from 'fs';
+import * as path from 'path';
+import { architecture, withTinyTokenizer } from '../lib/model/architectures';
+import type { DecoderVariant } from '../lib/onnx/decoder';
+import { randomWeights } from '../lib/onnx/random-weights';
+import { QUANT_VARIANT, QuantizeName, writeModelFolder } from '../lib/onnx/write-model';
+
+export interface ModelSpec {
+  /** Short name in the table. */
+  name: string;
+  arch: string;
+  textLayers?: number;
+  visionLayers?: number;
+  decoder: DecoderVariant;
+  quantize?: QuantizeName;
+}
+
+export interface BuiltModel {
+  spec: ModelSpec;
+  dir: string;
+  variant: string;
+  /** Bytes of the decoder graph and its external data: what one decode step reads. */
+  decoderBytes: number;
+  /** Bytes of every graph the pipeline loads for this variant. */
+  modelBytes: number;
+  decoderFile: string;
+}
+
+const MARKER = 'bench-spec.json';
+
+/** Vision layers built for the real-width models (LLaVA uses layer −2, so one fewer runs). */
+export const BENCH_VISION_LAYERS = 4;
+
+const VARIANTS: Array<Pick<ModelSpec, 'decoder' | 'quantize'>> = [
+  { decoder: 'portable' },
+  { decoder: 'optimized' },
+  { decoder: 'optimized', quantize: 'int4' },
+];
+
+export function modelSpecs(quick: boolean): ModelSpec[] {
+  const families: Array<Omit<ModelSpec, 'decoder' | 'quantize'>> = [
+    { name: 'tiny', arch: 'tiny' },
+    { name: '0.5b', arch: 'llava-0.5b', visionLayers: BENCH_VISION_LAYERS },
+    ...(quick ? [] : [{ name: '7b-2L', arch: 'llava-1.5-7b', textLayers: 2, visionLayers: BENCH_VISION_LAYERS }]),
+  ];
+  return families.flatMap((f) => VARIANTS.map((v) => ({ ...f, ...v })));
+}
+
+export function variantLabel(spec: ModelSpec): string {
+  return `${spec.decoder} ${spec.quantize ?? 'fp32'}`;
+}
+
+function folderName(spec: ModelSpec): string {
+  return `${spec.name}-${spec.decoder}-${spec.quantize ?? 'fp32'}`;
+}
+
+function fileBytes(dir: string, names: string[]): number {
+  let total = 0;
+  for (const n of names) {
+    for (const f of [n, `${n}_data`]) {
+      const p = path.join(dir, 'onnx', f);
+      if (fs.existsSync(p)) total += fs.statSync(p).size;
+    }
+  }
+  return total;
+}
+
+export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: string) => void): BuiltModel {
+  const dir = path.join(cacheDir, folderName(spec));
+  const marker = path.join(dir, MARKER);
+  const recorded = fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : null;
+  if (recorded !== JSON.stringify(spec)) {
+    const started = Date.now();
+    const arch = withTinyTokenizer(architecture(spec.arch, { textLayers: spec.textLayers, visionLayers: spec.visionLayers }));
+    fs.rmSync(dir, { recursive: true, force: true });
+    writeModelFolder({
+      outDir: dir,
+      config: arch.config,
+      weights: randomWeights(arch.config, 1),
+      tokenizer: { kind: arch.tokenizer === 'tiny-qwen2' ? 'tiny-qwen2' : 'tiny-llama' },
+      decoder: spec.decoder,
+      quantize: spec.quantize,
+    });
+    fs.writeFileSync(marker, JSON.stringify(spec));
+    log(`built ${folderName(spec)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+  const { variant, suffix } = spec.quantize ? QUANT_VARIANT[spec.quantize] : { variant: 'fp32', suffix: '' };
+  const decoderName = `decoder_model_merged${suffix}.onnx`;
+  return {
+    spec,
+    dir,
+    variant,
+    decoderBytes: fileBytes(dir, [decoderName]),
+    modelBytes: fileBytes(dir, ['vision_encoder.onnx', 'embed_tokens.onnx', decoderName]),
+    decoderFile: path.join(dir, 'onnx', decoderName),
+  };
+}

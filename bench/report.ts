@@ -1,0 +1,106 @@
+// Medians per engine, the ratios the targets are stated in, and the printed (markdown) tables.
+import type { Bandwidth } from './bandwidth';
+import type { CaseKind, CaseOutput, RunFigures } from './cases/types';
+import { BuiltModel, variantLabel } from './models';
+import { median, medians, ratio } from './stats';
+
+export interface EngineSummary {
+  figures: RunFigures;
+  peakRssBytes: number;
+}
+
+export interface CaseSummary {
+  family: string;
+  variant: string;
+  decoderBytes: number;
+  modelBytes: number;
+  /** Bandwidth floor: decoder bytes read once per token at the measured bandwidth. */
+  floorTokS: number;
+  engines: Partial<Record<CaseKind, EngineSummary>>;
+  ratios: { oursVsTransformersJs: number; oursVsBare: number; oursVsFloor: number };
+}
+
+export interface FamilySummary {
+  name: string;
+  /** Vision encoder ms per onnxruntime session configuration. */
+  visionSweep: Record<string, number>;
+}
+
+export function summarize(model: BuiltModel, outputs: Partial<Record<CaseKind, CaseOutput[]>>, bandwidth: number): CaseSummary {
+  const engines: CaseSummary['engines'] = {};
+  for (const [kind, outs] of Object.entries(outputs) as Array<[CaseKind, CaseOutput[]]>) {
+    engines[kind] = {
+      figures: medians(outs.flatMap((o) => o.runs)),
+      peakRssBytes: median(outs.map((o) => o.peakRssBytes)),
+    };
+  }
+  const tok = (k: CaseKind) => engines[k]?.figures.decode_tok_s;
+  const floorTokS = bandwidth / model.decoderBytes;
+  return {
+    family: model.spec.name,
+    variant: variantLabel(model.spec),
+    decoderBytes: model.decoderBytes,
+    modelBytes: model.modelBytes,
+    floorTokS,
+    engines,
+    ratios: {
+      oursVsTransformersJs: ratio(tok('ours'), tok('transformers.js')),
+      oursVsBare: ratio(tok('ours'), tok('bare-ort')),
+      oursVsFloor: ratio(tok('ours'), floorTokS),
+    },
+  };
+}
+
+const f = (v: number | undefined, digits = 0) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
+
+export interface RunInfo {
+  bandwidth: Bandwidth;
+  loadStart: number[];
+  loadEnd: number[];
+  seconds: number;
+  repeats: number;
+  tokens: number;
+}
+
+export function printReport(cases: CaseSummary[], families: FamilySummary[], info: RunInfo): void {
+  const out: string[] = [];
+  out.push(`| model | decoder | engine | preprocess ms | vision ms | projector ms | prefill ms | TTFT ms | decode tok/s | peak RSS GB (× model) | event loop max ms |`);
+  out.push('|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+  for (const c of cases) {
+    for (const kind of ['ours', 'transformers.js', 'bare-ort'] as CaseKind[]) {
+      const e = c.engines[kind];
+      if (!e) continue;
+      const x = e.figures;
+      const rss = `${gb(e.peakRssBytes)} (${f(e.peakRssBytes / c.modelBytes, 2)})`;
+      out.push(`| ${c.family} | ${c.variant} | ${kind} | ${f(x.preprocess_ms)} | ${f(x.vision_ms)} | ${f(x.projector_ms)} | ${f(x.prefill_ms)} | ${f(x.ttft_ms)} | ${f(x.decode_tok_s, 2)} | ${rss} | ${f(x.event_loop_max_ms, 1)} |`);
+    }
+  }
+  out.push('');
+  out.push('| model | decoder | decoder GB | ours / transformers.js | ours / bare loop | floor tok/s | ours / floor |');
+  out.push('|---|---|--:|--:|--:|--:|--:|');
+  for (const c of cases) {
+    const r = c.ratios;
+    out.push(`| ${c.family} | ${c.variant} | ${gb(c.decoderBytes)} | ${f(r.oursVsTransformersJs, 2)} | ${f(r.oursVsBare, 2)} | ${f(c.floorTokS, 2)} | ${f(r.oursVsFloor, 2)} |`);
+  }
+  out.push('');
+  for (const fam of families) {
+    const sweep = Object.entries(fam.visionSweep).sort((a, b) => a[1] - b[1]);
+    const mine = cases.filter((c) => c.family === fam.name).map((c) => c.engines.ours?.figures.vision_ms ?? NaN);
+    const ours = median(mine);
+    if (sweep.length) {
+      out.push(`${fam.name} vision encoder: pipeline ${f(ours)} ms; best onnxruntime configuration "${sweep[0][0]}" ${f(sweep[0][1])} ms → ${f(ratio(ours, sweep[0][1]), 2)}×`);
+      out.push(`  sweep: ${sweep.map(([n, ms]) => `${n} ${f(ms)}`).join('; ')}`);
+    }
+    const int4 = cases.find((c) => c.family === fam.name && c.variant === 'optimized int4')?.engines.ours?.figures.decode_tok_s;
+    const tjsFp32 = cases.find((c) => c.family === fam.name && c.variant === 'portable fp32')?.engines['transformers.js']?.figures.decode_tok_s;
+    if (int4 !== undefined && tjsFp32 !== undefined) {
+      out.push(`${fam.name}: ours int4 ${f(int4, 2)} tok/s vs transformers.js fp32 (portable) ${f(tjsFp32, 2)} tok/s → ${f(ratio(int4, tjsFp32), 2)}×`);
+    }
+  }
+  const bw = info.bandwidth;
+  out.push(`memory read bandwidth ${f(bw.bytesPerSecond / 1e9, 1)} GB/s (threads ${f(bw.threadsSum / 1e9, 1)}, onnxruntime GEMV ${f(bw.ortGemv / 1e9, 1)}); ` +
+    `${info.repeats} repeat(s) (medians), ${info.tokens} tokens; load average ${info.loadStart.map((l) => l.toFixed(1)).join('/')} → ` +
+    `${info.loadEnd.map((l) => l.toFixed(1)).join('/')}; ${f(info.seconds)} s`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}

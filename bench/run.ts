@@ -1,0 +1,123 @@
+// `npm run bench`: builds (or reuses, under .cache/bench) the benchmark model folders, runs this project's
+// pipeline, transformers.js and a bare onnxruntime decode loop side by side on each, sweeps onnxruntime session
+// options for the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/.
+//   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only NAME[,NAME]]
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { measureBandwidth } from './bandwidth';
+import { CaseInput, CaseKind, CaseOutput, RESULT_PREFIX } from './cases/types';
+import { benchImage } from './image';
+import { BuiltModel, ensureModel, modelSpecs } from './models';
+import { CaseSummary, FamilySummary, printReport, summarize } from './report';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CACHE_DIR = path.join(ROOT, '.cache', 'bench');
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+const PROMPT = 'USER: <image>\nDescribe the image in detail. ASSISTANT:';
+const ENGINES: CaseKind[] = ['ours', 'transformers.js', 'bare-ort'];
+
+function log(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+function runCase(input: CaseInput): Promise<CaseOutput> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'case.js'), JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => {
+      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
+      if (code === 0 && line) resolve(JSON.parse(line.slice(RESULT_PREFIX.length)) as CaseOutput);
+      else reject(new Error(`${input.kind} on ${path.basename(input.model.dir)} exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      repeats: { type: 'string' },
+      tokens: { type: 'string' },
+      only: { type: 'string' },
+    },
+    strict: true,
+  });
+  const quick = values.quick ?? false;
+  const repeats = Number(values.repeats ?? (quick ? 1 : 3));
+  const tokens = Number(values.tokens ?? (quick ? 16 : 32));
+  if (!(Number.isInteger(repeats) && repeats >= 1)) throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
+  if (!(Number.isInteger(tokens) && tokens >= 2)) throw new Error(`--tokens must be an integer ≥ 2, got ${values.tokens}`);
+  const only = values.only?.split(',');
+  const specs = modelSpecs(quick).filter((s) => !only || only.includes(s.name));
+  if (specs.length === 0) throw new Error(`--only ${values.only} matches no model (names: ${[...new Set(modelSpecs(false).map((s) => s.name))].join(', ')})`);
+
+  const started = Date.now();
+  const loadStart = os.loadavg();
+  log(`${specs.length} model folders, ${repeats} repeat(s), ${tokens} tokens; load average ${loadStart.map((l) => l.toFixed(1)).join(' ')}`);
+  const image = await benchImage(CACHE_DIR);
+  const models: BuiltModel[] = specs.map((s) => ensureModel(s, CACHE_DIR, log));
+  const bandwidth = await measureBandwidth(CACHE_DIR);
+  log(`memory read bandwidth ${(bandwidth.bytesPerSecond / 1e9).toFixed(1)} GB/s`);
+
+  const outputs = new Map<BuiltModel, Partial<Record<CaseKind, CaseOutput[]>>>();
+  const errors: string[] = [];
+  const visionSweeps = new Map<string, Record<string, number>>();
+  for (const model of models) {
+    const perEngine: Partial<Record<CaseKind, CaseOutput[]>> = {};
+    outputs.set(model, perEngine);
+    const base = { model, image, tokens, repeats: 1, prompt: PROMPT };
+    // Engines alternate within each repeat, so a change in the machine's load hits all of them alike.
+    for (let r = 0; r < repeats; r++) {
+      let promptTokens = 0;
+      for (const kind of ENGINES) {
+        log(`${path.basename(model.dir)}: ${kind} (${r + 1}/${repeats})`);
+        try {
+          const out = await runCase({ ...base, kind, contextTokens: promptTokens });
+          if (kind === 'ours') promptTokens = out.runs[0].prompt_tokens;
+          (perEngine[kind] ??= []).push(out);
+        } catch (e) {
+          errors.push((e as Error).message);
+          log((e as Error).message);
+        }
+      }
+    }
+    if (!visionSweeps.has(model.spec.name)) {
+      log(`${model.spec.name}: vision encoder session-option sweep`);
+      try {
+        visionSweeps.set(model.spec.name, (await runCase({ ...base, kind: 'vision-sweep', repeats: 3 })).configs ?? {});
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+  }
+
+  const cases: CaseSummary[] = models.map((m) => summarize(m, outputs.get(m) ?? {}, bandwidth.bytesPerSecond));
+  const families: FamilySummary[] = [...new Set(models.map((m) => m.spec.name))].map((name) => ({
+    name,
+    visionSweep: visionSweeps.get(name) ?? {},
+  }));
+  const loadEnd = os.loadavg();
+  const seconds = (Date.now() - started) / 1000;
+  printReport(cases, families, { bandwidth, loadStart, loadEnd, seconds, repeats, tokens });
+  for (const e of errors) process.stdout.write(`error: ${e}\n`);
+
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const raw = models.map((m) => ({ folder: path.basename(m.dir), spec: m.spec, decoderBytes: m.decoderBytes, modelBytes: m.modelBytes, outputs: outputs.get(m) }));
+  fs.writeFileSync(file, JSON.stringify({
+    quick, repeats, tokens, prompt: PROMPT, seconds, loadStart, loadEnd, cores: os.availableParallelism(),
+    memoryBytes: os.totalmem(), bandwidth, cases, families, raw, errors,
+  }, null, 2));
+  log(`wrote ${path.relative(ROOT, file)} (${seconds.toFixed(0)} s in all)`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
