@@ -17,6 +17,7 @@ import { buildDecoderGraph, buildEmbedGraph, DecoderVariant } from './decoder';
 import type { Graph } from './graph';
 import { buildProjectorGraph } from './projector';
 import { parseQuantBits } from './quantize';
+import { appendSpecialTokens, SpecialToken } from './tokenizer-added-tokens';
 import type { WeightSource } from './weights';
 
 export type QuantizeName = 'int4' | 'int8';
@@ -41,8 +42,14 @@ const AUTO_EXTERNAL_BYTES = 1.8e9;
 /** MatMulNBits accuracy_level written by default: int8 activations, the fastest CPU path. */
 export const DEFAULT_ACCURACY_LEVEL = 4;
 
-/** A generated tiny tokenizer, or files to copy (a checkpoint's tokenizer, processor and generation configs). */
-export type TokenizerSource = { kind: 'tiny-llama' } | { kind: 'tiny-qwen2' } | { kind: 'files'; files: string[] };
+/**
+ * A generated tiny tokenizer, or files to copy (a checkpoint's tokenizer, processor and generation configs);
+ * specialTokens are added to the copied tokenizer.json when it lacks them (mmpretrain v1's <im_start>/<im_end>).
+ */
+export type TokenizerSource =
+  | { kind: 'tiny-llama' }
+  | { kind: 'tiny-qwen2' }
+  | { kind: 'files'; files: string[]; specialTokens?: SpecialToken[] };
 
 export interface BuildProgress {
   file: string;
@@ -111,6 +118,7 @@ function writeTokenizer(dir: string, src: TokenizerSource): void {
       throw new Error('the checkpoint has no tokenizer.json: a model folder needs one (add it to the checkpoint folder)');
     }
     for (const f of src.files) fs.copyFileSync(f, path.join(dir, path.basename(f)));
+    if (src.specialTokens?.length) appendSpecialTokens(path.join(dir, 'tokenizer.json'), src.specialTokens);
   }
 }
 
