@@ -34,8 +34,10 @@ function checkOptions(options: PreprocessOptions): number {
   return cap;
 }
 
+/** libvips reports a broken file as one line per decoder complaint, often repeated: keep each once, on one line. */
 function undecodable(err: unknown): Error {
-  return new Error(`not a decodable image: ${err instanceof Error ? err.message : String(err)}`);
+  const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim()).filter(Boolean);
+  return new Error(`not a decodable image: ${[...new Set(lines)].join('; ')}`);
 }
 
 /** Refuses images above the pixel cap from the header alone, before any pixel is decoded. */
