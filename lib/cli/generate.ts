@@ -10,8 +10,9 @@ import { UsageError } from './usage-error';
 export const usage = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant fp32|fp16|q4|int8…]
        [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
-       [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
-A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.`;
+       [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
+A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
+--max-input-pixels refuses larger images before decoding them (default 100000000).`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -32,6 +33,7 @@ const OPTIONS = {
   'length-penalty': { type: 'string' },
   stop: { type: 'string', multiple: true },
   'ignore-eos': { type: 'boolean' },
+  'max-input-pixels': { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
   json: { type: 'boolean' },
@@ -96,6 +98,8 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
   if (!v.image) throw new UsageError('--image FILE is required');
   if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
   const options = generationOptions(v);
+  const maxInputPixels = number(v['max-input-pixels'], 'max-input-pixels', true);
+  if (maxInputPixels !== undefined && maxInputPixels < 1) throw new UsageError('--max-input-pixels must be at least 1');
   const image = readImage(v.image);
   try {
     const model = await LlavaModel.load(v.model, {
@@ -108,6 +112,7 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
       const result = await model.describe({
         image,
         prompt: v.prompt,
+        preprocess: maxInputPixels === undefined ? undefined : { maxInputPixels },
         options,
         onText: v.json ? undefined : (delta) => out.write(delta),
       });

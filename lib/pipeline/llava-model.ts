@@ -60,6 +60,8 @@ export interface LlavaResult {
 
 export interface DescribeRequest extends Omit<PromptInput, 'image'> {
   image: Uint8Array;
+  /** Decoding options (the pixel cap, the resize mode); the model fixes the size. */
+  preprocess?: Partial<PreprocessOptions>;
   options?: Partial<GenerationOptions>;
   onText?: (delta: string) => void;
   signal?: AbortSignal;
@@ -259,7 +261,7 @@ export class LlavaModel {
 
   /** The whole pipeline for one image: preprocess → vision → projector → prompt → generate. */
   async describe(request: DescribeRequest): Promise<LlavaResult> {
-    const image = await this.preprocess(request.image);
+    const image = await this.preprocess(request.image, request.preprocess);
     const features = await this.encodeImage(image, request.signal);
     const embeds = await this.project(features, request.signal);
     const result = await this.generate({
