@@ -4,6 +4,7 @@
 import type { WorkerSession } from '../runtime/types';
 import type { TensorValue } from '../runtime/tensor';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/float16';
+import { checkKvInputs } from './graph-check';
 
 export interface KvShape {
   layers: number;
@@ -47,24 +48,6 @@ function int64(values: ArrayLike<number>, dims: number[]): TensorValue {
   return { type: 'int64', dims, data };
 }
 
-/** Checks that the graph's fixed dimensions agree with config.json, so a mismatch fails with a clear message. */
-function checkKvDims(session: WorkerSession, shape: KvShape): void {
-  const pastNames = session.info.inputs.filter((i) => i.name.startsWith('past_key_values.'));
-  if (pastNames.length !== 2 * shape.layers) {
-    throw new Error(
-      `config.json says ${shape.layers} decoder layers but the decoder graph has ${pastNames.length / 2} (past_key_values inputs)`,
-    );
-  }
-  for (const p of pastNames) {
-    const [, heads, , dim] = p.shape;
-    if ((typeof heads === 'number' && heads !== shape.kvHeads) || (typeof dim === 'number' && dim !== shape.headDim)) {
-      throw new Error(
-        `config.json says ${shape.kvHeads} KV heads × head_dim ${shape.headDim} but decoder input ${p.name} has shape [${p.shape.join(', ')}]`,
-      );
-    }
-  }
-}
-
 export class KvDecoder {
   readonly vocabSize: number;
   private readonly embedsType: FloatType;
@@ -77,7 +60,7 @@ export class KvDecoder {
     private readonly decoderSession: WorkerSession,
     private readonly shape: KvShape,
   ) {
-    checkKvDims(decoderSession, shape);
+    checkKvInputs(decoderSession.info.inputs, shape);
     this.vocabSize = shape.vocabSize;
     this.inputNames = new Set(decoderSession.info.inputs.map((i) => i.name));
     this.embedsType = floatType(decoderSession, 'inputs_embeds');

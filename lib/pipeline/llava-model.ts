@@ -12,7 +12,7 @@ import type { PromptSegment } from './templates';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
 import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult } from './worker-tasks';
-import { headDim } from '../model/config';
+import { checkGraphsAgainstConfig, kvShape } from './graph-check';
 
 export interface LoadOptions {
   providers?: ProviderPreference;
@@ -128,6 +128,12 @@ export class LlavaModel {
       throw failed.reason;
     }
     const [vision, projector, embed, decoder] = leases.map((r) => (r as PromiseFulfilledResult<SessionLease | null>).value);
+    try {
+      checkGraphsAgainstConfig(folder.config, { vision: vision!.info, projector: projector?.info ?? null, embed: embed!.info, decoder: decoder!.info });
+    } catch (err) {
+      for (const lease of [vision, projector, embed, decoder]) lease?.release();
+      throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
+    }
     return new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true);
   }
 
@@ -210,13 +216,7 @@ export class LlavaModel {
       const payload: GeneratePayload = {
         embedKey: this.embed.info.key,
         decoderKey: this.decoder.info.key,
-        shape: {
-          layers: text.num_hidden_layers,
-          kvHeads: text.num_key_value_heads ?? text.num_attention_heads,
-          headDim: headDim(text),
-          hiddenSize: text.hidden_size,
-          vocabSize: text.vocab_size,
-        },
+        shape: kvShape(this.folder.config),
         tokenizerDir: this.folder.dir,
         ids: encoded.ids,
         imagePositions: encoded.imagePositions,

@@ -1,0 +1,90 @@
+// Checks a model folder's ONNX graphs against its config.json from the sessions' input/output metadata, so a
+// folder whose graphs and config disagree (hidden sizes, layer count, heads, vocabulary) fails when it is loaded,
+// with a message naming both values, instead of at the first generation. Symbolic dimensions are not checked.
+import type { LlavaConfig } from '../model/config';
+import { headDim } from '../model/config';
+import type { SessionInfo, TensorInfo } from '../runtime/types';
+import type { KvShape } from './decoder';
+
+/** The decoder's KV-cache geometry, from config.json. */
+export function kvShape(config: LlavaConfig): KvShape {
+  const text = config.text_config;
+  return {
+    layers: text.num_hidden_layers,
+    kvHeads: text.num_key_value_heads ?? text.num_attention_heads,
+    headDim: headDim(text),
+    hiddenSize: text.hidden_size,
+    vocabSize: text.vocab_size,
+  };
+}
+
+/** The past_key_values inputs agree with the configured layers, KV heads and head size. */
+export function checkKvInputs(inputs: TensorInfo[], shape: KvShape): void {
+  const pastNames = inputs.filter((i) => i.name.startsWith('past_key_values.'));
+  if (pastNames.length !== 2 * shape.layers) {
+    throw new Error(
+      `config.json says ${shape.layers} decoder layers but the decoder graph has ${pastNames.length / 2} (past_key_values inputs)`,
+    );
+  }
+  for (const p of pastNames) {
+    const [, heads, , dim] = p.shape;
+    if ((typeof heads === 'number' && heads !== shape.kvHeads) || (typeof dim === 'number' && dim !== shape.headDim)) {
+      throw new Error(
+        `config.json says ${shape.kvHeads} KV heads × head_dim ${shape.headDim} but decoder input ${p.name} has shape [${p.shape.join(', ')}]`,
+      );
+    }
+  }
+}
+
+export interface LoadedGraphs {
+  vision: SessionInfo;
+  projector: SessionInfo | null;
+  embed: SessionInfo;
+  decoder: SessionInfo;
+}
+
+function named(list: TensorInfo[], name: string, graph: string, io: 'input' | 'output'): TensorInfo {
+  const found = list.find((t) => t.name === name);
+  if (!found) throw new Error(`the ${graph} graph has no ${io} "${name}" (it has ${list.map((t) => t.name).join(', ') || 'none'})`);
+  return found;
+}
+
+/** Fails when a fixed dimension of `tensor` differs from what config.json implies. */
+function expectDim(tensor: TensorInfo, axis: number, expected: number, graph: string, setting: string): void {
+  const dim = tensor.shape.at(axis);
+  if (typeof dim === 'number' && dim !== expected) {
+    throw new Error(
+      `config.json ${setting} is ${expected} but the ${graph} graph's ${tensor.name} has ${dim} there ` +
+        `(shape [${tensor.shape.join(', ')}]): the config does not belong to these graphs`,
+    );
+  }
+}
+
+export function checkGraphsAgainstConfig(config: LlavaConfig, graphs: LoadedGraphs): void {
+  const text = config.text_config;
+  const imageSize = config.vision_config.image_size;
+  const pixels = graphs.vision.inputs[0];
+  if (!pixels) throw new Error('the vision encoder graph has no inputs');
+  expectDim(pixels, -1, imageSize, 'vision encoder', 'vision_config.image_size');
+  expectDim(pixels, -2, imageSize, 'vision encoder', 'vision_config.image_size');
+  const features = graphs.vision.outputs[0];
+  if (!features) throw new Error('the vision encoder graph has no outputs');
+  if (config.image_seq_length !== undefined) expectDim(features, 1, config.image_seq_length, 'vision encoder', 'image_seq_length');
+  if (graphs.projector) {
+    const projectorIn = graphs.projector.inputs[0];
+    const projectorOut = graphs.projector.outputs[0];
+    if (!projectorIn || !projectorOut) throw new Error('the multi_modal_projector graph needs one input and one output');
+    const visionWidth = features.shape.at(-1);
+    if (typeof visionWidth === 'number') expectDim(projectorIn, -1, visionWidth, 'multi_modal_projector', 'vision feature width (from the vision graph)');
+    expectDim(projectorOut, -1, text.hidden_size, 'multi_modal_projector', 'text_config.hidden_size');
+  } else {
+    // transformers.js layout: the vision graph ends with the projector.
+    expectDim(features, -1, text.hidden_size, 'vision encoder', 'text_config.hidden_size');
+  }
+  const embeds = graphs.embed.outputs[0];
+  if (!embeds) throw new Error('the embed_tokens graph has no outputs');
+  expectDim(embeds, -1, text.hidden_size, 'embed_tokens', 'text_config.hidden_size');
+  expectDim(named(graphs.decoder.inputs, 'inputs_embeds', 'decoder', 'input'), -1, text.hidden_size, 'decoder', 'text_config.hidden_size');
+  expectDim(named(graphs.decoder.outputs, 'logits', 'decoder', 'output'), -1, text.vocab_size, 'decoder', 'text_config.vocab_size');
+  checkKvInputs(graphs.decoder.inputs, kvShape(config));
+}
