@@ -201,6 +201,8 @@ export class LlavaModel {
       if (request.image && !request.image.projected) {
         throw new Error('image features must be projected before generation (run project first)');
       }
+      const segments = typeof request.prompt === 'string' ? [request.prompt] : request.prompt.map((s) => s.text);
+      if (segments.every((s) => s.trim() === '')) throw new Error('the prompt is empty: give a question or a prompt template');
       const text = this.folder.config.text_config;
       const imageTokenCount = request.image ? request.image.handle.dims[1] : 0;
       const encoded = this.tokenizer.encodePrompt(request.prompt, { imageTokenCount, style: this.preset.tokenization });

@@ -22,6 +22,7 @@ export function buildPrompt(preset: LlavaPreset, chatTemplate: string | null, in
   }
   if (input.prompt !== undefined && input.prompt.includes(IMAGE_MARKER)) return [templateText(input.prompt)];
   const question = input.prompt ?? input.question ?? DEFAULT_QUESTION;
+  if (question.trim() === '') throw new Error(`the ${input.prompt !== undefined ? 'prompt' : 'question'} is empty`);
   const image = input.image !== false;
   switch (preset.prompt.kind) {
     case 'template':
