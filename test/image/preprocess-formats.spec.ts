@@ -2,9 +2,8 @@
 
 import { strict as assert } from 'assert';
 import sharp from 'sharp';
-import { crc32, deflateSync } from 'zlib';
 import { preprocessImage } from '../../lib/pipeline/image-preprocess';
-import { clipOptions, colourAt, denormalise, encodePng, meanAbsDiff, paintedImage, testCard, toSharp } from './synthetic';
+import { clipOptions, colourAt, denormalise, encodePng, meanAbsDiff, paintedImage, pngClaiming, testCard, toSharp } from './synthetic';
 
 const RED = [220, 30, 30];
 const BLUE = [30, 30, 220];
@@ -15,29 +14,6 @@ async function outputColours(bytes: Buffer, mode: 'crop' | 'pad' | 'squash', siz
 
 function assertColour(actual: number[], expected: readonly number[], tolerance: number, where: string): void {
   actual.forEach((v, c) => assert.ok(Math.abs(v - expected[c]) <= tolerance, `${where}: ${actual} vs ${expected}`));
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const chunk = Buffer.alloc(12 + data.length);
-  chunk.writeUInt32BE(data.length, 0);
-  chunk.write(type, 4, 'latin1');
-  data.copy(chunk, 8);
-  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
-  return chunk;
-}
-
-/** A tiny PNG whose header claims width×height: a few bytes of pixel data, far too few for that size. */
-function pngClaiming(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, deflate, no filter, no interlace
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(16))),
-    pngChunk('IEND', Buffer.alloc(0)),
-  ]);
 }
 
 describe('image decoding', function () {

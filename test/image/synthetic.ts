@@ -1,6 +1,7 @@
 // Test images made at test time, and helpers to read preprocessing output back as 0–255 pixels.
 
 import sharp, { type Sharp } from 'sharp';
+import { crc32, deflateSync } from 'zlib';
 import type { PreprocessOptions } from '../../lib/pipeline/types';
 import type { RawImage } from '../support/pil-resize';
 
@@ -102,4 +103,27 @@ export function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number 
 export function colourAt(hwc: Float64Array, size: number, x: number, y: number): number[] {
   const i = (y * size + x) * 3;
   return [hwc[i], hwc[i + 1], hwc[i + 2]];
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const chunk = Buffer.alloc(12 + data.length);
+  chunk.writeUInt32BE(data.length, 0);
+  chunk.write(type, 4, 'latin1');
+  data.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
+  return chunk;
+}
+
+/** A decompression bomb in miniature: a tiny PNG whose header claims width×height, with far too little pixel data. */
+export function pngClaiming(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, deflate, no filter, no interlace
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(Buffer.alloc(16))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
