@@ -51,6 +51,15 @@ export function featuresFrom(value: unknown, what: string): ImageFeatures {
   return { handle: v.handle, projected: v.projected, ms: 0 };
 }
 
+/** The image-feature handles a message carries under msg.llava (imageFeatures, imageEmbeds or any other key). */
+export function featureHandlesOn(msg: object): TensorHandle[] {
+  const llava = (msg as { llava?: unknown }).llava;
+  if (!llava || typeof llava !== 'object') return [];
+  return Object.values(llava)
+    .map((v) => (v && typeof v === 'object' ? (v as Partial<FeaturesValue>).handle : undefined))
+    .filter(isTensorHandle);
+}
+
 export function featuresValue(f: ImageFeatures): FeaturesValue {
   return { handle: f.handle, projected: f.projected };
 }

@@ -2,6 +2,8 @@
 // unhandled rejection — Node-RED exits the process on one), report drops, and on close abort running work and
 // release references inside Node-RED's 15 s close timeout.
 import type { Node, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { getRuntime } from '../../lib/runtime';
+import { featureHandlesOn } from './image-values';
 import { AdmissionQueue, DropReason, QUEUE_POLICIES, QueueOptions, QueuePolicy, QueueState } from './queue';
 import { StatusReporter, errorMessage } from './status';
 
@@ -66,6 +68,7 @@ export function handleInput(node: Node, options: InputOptions): AdmissionQueue<D
   const queue = new AdmissionQueue<Delivery>(queueOptions, {
     run: async ({ msg, send, done }, signal) => {
       const failure = await runGuarded(() => options.process(msg, send, signal), done);
+      if (failure) releaseFeatures(node, msg);
       if (failure && !signal.aborted) status?.error(failure);
     },
     dropped: (delivery, reason) => reportDrop(node, options, delivery, reason),
@@ -91,6 +94,16 @@ export function handleInput(node: Node, options: InputOptions): AdmissionQueue<D
     })();
   });
   return queue;
+}
+
+/**
+ * A message that ended in an error goes no further, so nothing downstream frees the image features it carries
+ * (a bad question at the prompt node, bad options at generate): free them now, or an unattended flow leaks one
+ * runtime tensor per failed frame.
+ */
+function releaseFeatures(node: Node, msg: NodeMessageInFlow): void {
+  const handles = featureHandlesOn(msg);
+  if (handles.length) getRuntime().free(handles).catch((err) => node.warn(`could not free a failed message's image features: ${errorMessage(err)}`));
 }
 
 /** The latest-wins key: msg.topic as text ("" when absent, so untopiced messages share one slot). */
