@@ -1,7 +1,7 @@
 // Named LLaVA architectures (HF LlavaConfig values) that `llava build --preset` and the tests build from.
 // The tiny ones take their vocabulary and special ids from the tokenizers generated in lib/model/tiny-tokenizer.ts,
 // so a tiny model folder is self-consistent; the real-width ones use the published models' values.
-import type { LlavaConfig, TextConfig, VisionConfig } from './config';
+import { CLIP_VIT_L_336 as CLIP_L_336, LlavaConfig, TextConfig, VisionConfig } from './config';
 import { llamaTinyTokenizer, qwen2TinyTokenizer, TinyTokenizer } from './tiny-tokenizer';
 
 /** Which tokenizer a model folder gets: a generated tiny one, or files copied from a checkpoint. */
@@ -23,18 +23,6 @@ export interface ArchitectureOverrides {
   projectorType?: 'linear' | 'mlp2x_gelu';
 }
 
-const CLIP_L_336: VisionConfig = {
-  model_type: 'clip_vision_model',
-  hidden_size: 1024,
-  intermediate_size: 4096,
-  num_hidden_layers: 24,
-  num_attention_heads: 16,
-  image_size: 336,
-  patch_size: 14,
-  num_channels: 3,
-  hidden_act: 'quick_gelu',
-  layer_norm_eps: 1e-5,
-};
 
 const TINY_VISION: VisionConfig = {
   ...CLIP_L_336,

@@ -14,6 +14,20 @@ export interface VisionConfig {
   layer_norm_eps: number;
 }
 
+/** openai/clip-vit-large-patch14-336, the vision tower of LLaVA-1.5 (and HF LlavaConfig's default). */
+export const CLIP_VIT_L_336: Readonly<VisionConfig> = Object.freeze({
+  model_type: 'clip_vision_model',
+  hidden_size: 1024,
+  intermediate_size: 4096,
+  num_hidden_layers: 24,
+  num_attention_heads: 16,
+  image_size: 336,
+  patch_size: 14,
+  num_channels: 3,
+  hidden_act: 'quick_gelu',
+  layer_norm_eps: 1e-5,
+});
+
 export interface TextConfig {
   model_type: string; // 'llama' | 'qwen2'
   vocab_size: number;

@@ -95,17 +95,9 @@ const PRESET_LIST: LlavaPreset[] = [
 
 export const PRESET_NAMES: readonly string[] = PRESET_LIST.map((p) => p.name);
 
-/** Other spellings in use (the model node's menu). */
-const PRESET_ALIASES: Record<string, string> = {
-  'mmpretrain-v1-caption': 'llava-7b-v1_caption',
-  'mmpretrain-v1.5-caption': 'llava-7b-v1.5_caption',
-  'mmpretrain-v1.5-vqa': 'llava-7b-v1.5_vqa',
-};
-
 /** A copy of the named preset (callers may change it freely). */
 export function getPreset(name: string): LlavaPreset {
-  const canonical = PRESET_ALIASES[name] ?? name;
-  const preset = PRESET_LIST.find((p) => p.name === canonical);
+  const preset = PRESET_LIST.find((p) => p.name === name);
   if (!preset) throw new Error(`unknown preset "${name}"; known: ${PRESET_NAMES.join(', ')}`);
   return mergePreset(preset, {});
 }

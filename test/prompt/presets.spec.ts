@@ -1,3 +1,5 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { strict as assert } from 'assert';
 import { CLIP_MEAN, CLIP_STD, getPreset, mergePreset, PRESET_NAMES } from '../../lib/model/presets';
 import { isTemplateName } from '../../lib/pipeline/templates';
@@ -60,8 +62,12 @@ describe('presets', () => {
     assert.equal(base.preprocess.mode, 'squash');
   });
 
-  it('accepts the model node’s spellings and names the known presets for an unknown one', () => {
-    assert.equal(getPreset('mmpretrain-v1.5-vqa').name, 'llava-7b-v1.5_vqa');
+  it("offers exactly the known presets in the model node's menu, and names them for an unknown one", () => {
+    const html = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'nodes', 'llava-model.html'), 'utf8');
+    const select = html.match(/<select id="node-config-input-preset"[^>]*>([\s\S]*?)<\/select>/);
+    assert.ok(select, 'the model node has a preset menu');
+    const offered = [...select[1].matchAll(/<option value="([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(offered.filter((v) => v !== 'auto').sort(), [...PRESET_NAMES].sort());
     assert.throws(() => getPreset('llava-13b'), /unknown preset "llava-13b"; known: llava-7b-v1_caption/);
   });
 });

@@ -2,7 +2,7 @@
 // completed LlavaConfig plus a lazy WeightSource in the llava-hf naming convention.
 import * as fs from 'fs';
 import * as path from 'path';
-import type { LlavaConfig, TextConfig, VisionConfig } from '../../model/config';
+import { CLIP_VIT_L_336, LlavaConfig, TextConfig, VisionConfig } from '../../model/config';
 import { llavaWeightShapes } from '../weight-layout';
 import { WeightSource } from '../weights';
 import { openPytorchCheckpoint } from './pytorch';
@@ -90,18 +90,7 @@ const LLAVA_DEFAULTS = {
   multimodal_projector_bias: true,
 };
 /** LlavaConfig builds this CLIP ViT-L/14-336 when config.json has no vision_config at all. */
-const LLAVA_DEFAULT_VISION: VisionConfig = {
-  model_type: 'clip_vision_model',
-  hidden_size: 1024,
-  intermediate_size: 4096,
-  num_hidden_layers: 24,
-  num_attention_heads: 16,
-  image_size: 336,
-  patch_size: 14,
-  num_channels: 3,
-  hidden_act: 'quick_gelu',
-  layer_norm_eps: 1e-5,
-};
+const LLAVA_DEFAULT_VISION: VisionConfig = CLIP_VIT_L_336;
 /** Class defaults for fields missing from a vision_config that is present. */
 const VISION_CLASS_DEFAULTS: Record<string, VisionConfig> = {
   clip_vision_model: {

@@ -42,16 +42,13 @@ const RECIPES: Record<MmpretrainRecipe, RecipeFacts> = {
   'v1.5': { preset: 'llava-7b-v1.5_caption', imageSize: 336, projectorDepth: 2, imStartEnd: false },
 };
 
-/** Preset names (lib/model/presets.ts and their aliases) → the mmpretrain recipe they belong to. */
+/** Preset names (lib/model/presets.ts) → the mmpretrain recipe they belong to. */
 const PRESET_RECIPES: Record<string, MmpretrainRecipe> = {
   v1: 'v1',
   'v1.5': 'v1.5',
   'llava-7b-v1_caption': 'v1',
   'llava-7b-v1.5_caption': 'v1.5',
   'llava-7b-v1.5_vqa': 'v1.5',
-  'mmpretrain-v1-caption': 'v1',
-  'mmpretrain-v1.5-caption': 'v1.5',
-  'mmpretrain-v1.5-vqa': 'v1.5',
 };
 
 /** The key prefixes a CLIP VisionTransformer's weights carry in the checkpoints mmpretrain uses. */
