@@ -89,7 +89,16 @@ function pickFile(onnxDir: string, name: string, variant: string): string {
   throw new Error(
     present.length
       ? `model folder has no ${variant} ${name} (onnx/${name}${suffix}.onnx); available: ${present.join(', ')}`
-      : `model folder is missing onnx/${name}.onnx`,
+      : `model folder is missing onnx/${name}.onnx (${layoutHint(onnxDir)})`,
+  );
+}
+
+/** For a folder in no known layout: what it holds, and what a LLaVA folder holds. */
+function layoutHint(onnxDir: string): string {
+  const found = fs.readdirSync(onnxDir).filter((f) => f.endsWith('.onnx'));
+  return (
+    `onnx/ holds ${found.length ? found.join(', ') : 'no .onnx files'}; a LLaVA model folder has vision_encoder, embed_tokens and ` +
+    'decoder_model_merged, plus multi_modal_projector in the split layout'
   );
 }
 
