@@ -1,7 +1,8 @@
-// `llava build`: writes a model folder from a tiny or preset architecture with seeded random weights, or from a
-// Hugging Face LLaVA checkpoint folder (--from).
+// `llava build`: writes a model folder from a tiny or preset architecture with seeded random weights, from a
+// Hugging Face LLaVA checkpoint folder (--from), or from an mmpretrain LLaVA checkpoint (--from-mmpretrain).
 import { parseArgs } from 'util';
 import * as fs from 'fs';
+import * as path from 'path';
 import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../model/architectures';
 import type { LlavaConfig } from '../model/config';
 import type { ModelLayout } from '../model/folder';
@@ -10,23 +11,31 @@ import { openHfCheckpoint } from '../onnx/checkpoint/hf';
 import { openMmpretrainCheckpoint } from '../onnx/checkpoint/mmpretrain';
 import type { DecoderVariant } from '../onnx/decoder';
 import { randomWeights } from '../onnx/random-weights';
+import { checkSpecialTokens, SpecialToken } from '../onnx/tokenizer-added-tokens';
 import type { WeightSource } from '../onnx/weights';
 import { BuildProgress, QuantizeName, TokenizerSource, writeModelFolder } from '../onnx/write-model';
 
-export const usage = `usage: llava build (--tiny | --preset NAME --random | --from HF_DIR | --mmpretrain PTH ...) --out DIR [options]
+/** The seed's models (open-mmlab/mmpretrain configs/llava/*.py), each a preset of lib/model/presets.ts. */
+const MMPRETRAIN_MODELS = ['llava-7b-v1_caption', 'llava-7b-v1.5_caption', 'llava-7b-v1.5_vqa'];
+
+export const usage = `usage: llava build (--tiny | --preset NAME --random | --from HF_DIR | --from-mmpretrain PTH ...) --out DIR [options]
 
   --tiny                 tiny LLaMA-based test model (same as --preset tiny --random)
   --preset NAME          architecture: ${ARCHITECTURE_NAMES.join(', ')}
   --random               seeded random weights for the preset (--seed N, default 0); real-width presets get the
                          tiny tokenizer of their family, with the config's special ids pointing at it
   --from HF_DIR          convert a Hugging Face LLaVA checkpoint folder (safetensors or PyTorch .bin)
-  --mmpretrain PTH       convert an mmpretrain LLaVA checkpoint, with --recipe v1|v1.5 (or an mmpretrain preset
-                         name), --vision-checkpoint PTH (the CLIP ViT it names) and --tokenizer DIR;
-                         --vision-heads/--text-heads N when heads are not 64/128 wide
+  --from-mmpretrain PTH  convert an mmpretrain LLaVA checkpoint (llava-7b-v1*_liuhaotian_*.pth) to the split layout:
+                           --preset NAME    the seed model to run it as: ${MMPRETRAIN_MODELS.join(' | ')};
+                                            recorded in config.json, so the pipeline and the nodes use that preset
+                           --vision PTH     the CLIP ViT-L checkpoint that model's config names
+                           --tokenizer DIR  the tokenizer folder it names, with a tokenizer.json (v1's <im_start>/
+                                            <im_end> are added to the copy when it lacks them)
+                           --vision-heads/--text-heads N  only when heads are not 64/128 wide (tiny test models)
   --out DIR              output model folder (must be empty unless --force)
-  --layers N             decoder layers (default: the preset's or checkpoint's; with --from, keeps the first N)
+  --layers N             decoder layers (default: the preset's or checkpoint's; from a checkpoint, keeps the first N)
   --vision-layers N      vision encoder layers (default: the preset's)
-  --layout L             transformers-js (projector inside vision_encoder, default) | split
+  --layout L             transformers-js (projector inside vision_encoder, default) | split (--from-mmpretrain: split)
   --decoder V            optimized (com.microsoft GroupQueryAttention, default) | portable (standard ops)
   --quantize Q           int4 | int8: block-32 MatMulNBits decoder weights (needs --decoder optimized)
   --accuracy-level N     MatMulNBits accuracy_level: 4 = int8 activations (default, fastest on CPU), 0 = fp32 compute
@@ -39,9 +48,8 @@ const OPTIONS = {
   preset: { type: 'string' },
   random: { type: 'boolean' },
   from: { type: 'string' },
-  mmpretrain: { type: 'string' },
-  recipe: { type: 'string' },
-  'vision-checkpoint': { type: 'string' },
+  'from-mmpretrain': { type: 'string' },
+  vision: { type: 'string' },
   tokenizer: { type: 'string' },
   'vision-heads': { type: 'string' },
   'text-heads': { type: 'string' },
@@ -95,28 +103,16 @@ interface Source {
 function resolveSource(v: { [K in keyof typeof OPTIONS]?: string | boolean }): Source {
   const layers = count('layers', v.layers as string | undefined);
   const visionLayers = count('vision-layers', v['vision-layers'] as string | undefined);
-  const chosen = [v.tiny && '--tiny', v.preset && '--preset', v.from && '--from', v.mmpretrain && '--mmpretrain'].filter(Boolean);
+  const mmpretrain = v['from-mmpretrain'] as string | undefined;
+  // With --from-mmpretrain, --preset names the seed model rather than an architecture.
+  const chosen = [v.tiny && '--tiny', v.preset && !mmpretrain && '--preset', v.from && '--from', mmpretrain && '--from-mmpretrain'].filter(Boolean);
   if (chosen.length !== 1) {
-    throw new UsageError(`choose exactly one of --tiny, --preset NAME --random, --from HF_DIR, --mmpretrain PTH${chosen.length ? ` (got ${chosen.join(', ')})` : ''}`);
+    throw new UsageError(`choose exactly one of --tiny, --preset NAME --random, --from HF_DIR, --from-mmpretrain PTH${chosen.length ? ` (got ${chosen.join(', ')})` : ''}`);
   }
-  const mmpretrainOnly = ['recipe', 'vision-checkpoint', 'tokenizer', 'vision-heads', 'text-heads'] as const;
+  const mmpretrainOnly = ['vision', 'tokenizer', 'vision-heads', 'text-heads'] as const;
   const misplaced = mmpretrainOnly.filter((k) => v[k] !== undefined);
-  if (!v.mmpretrain && misplaced.length) throw new UsageError(`--${misplaced[0]} applies to --mmpretrain only`);
-  if (v.mmpretrain) {
-    if (v.random || v.seed !== undefined || visionLayers !== undefined) throw new UsageError('--random/--seed/--vision-layers apply to presets, not to --mmpretrain');
-    if (!v.recipe) throw new UsageError('--mmpretrain needs --recipe v1|v1.5 (or an mmpretrain preset name)');
-    if (!v.tokenizer) throw new UsageError('--mmpretrain needs --tokenizer DIR (the tokenizer its config names, e.g. liuhaotian/llava-v1.5-7b)');
-    const ckpt = openMmpretrainCheckpoint({
-      llava: v.mmpretrain as string,
-      vision: v['vision-checkpoint'] as string | undefined,
-      preset: v.recipe as string,
-      tokenizer: v.tokenizer as string,
-      visionHeads: count('vision-heads', v['vision-heads'] as string | undefined),
-      textHeads: count('text-heads', v['text-heads'] as string | undefined),
-    });
-    if (layers !== undefined) ckpt.config.text_config.num_hidden_layers = Math.min(layers, ckpt.config.text_config.num_hidden_layers);
-    return { config: ckpt.config, weights: ckpt.weights, tokenizer: { kind: 'files', files: ckpt.tokenizerFiles }, label: `mmpretrain ${v.mmpretrain}` };
-  }
+  if (!mmpretrain && misplaced.length) throw new UsageError(`--${misplaced[0]} applies to --from-mmpretrain only`);
+  if (mmpretrain) return mmpretrainSource(v, mmpretrain, layers, visionLayers);
   if (v.from) {
     if (v.random || v.seed !== undefined) throw new UsageError('--random/--seed apply to presets, not to --from');
     const ckpt = openHfCheckpoint(v.from as string);
@@ -135,6 +131,42 @@ function resolveSource(v: { [K in keyof typeof OPTIONS]?: string | boolean }): S
   return { config: arch.config, weights: randomWeights(arch.config, seed), tokenizer, label: `preset ${name}, random seed ${seed}` };
 }
 
+function mmpretrainSource(v: { [K in keyof typeof OPTIONS]?: string | boolean }, pth: string, layers?: number, visionLayers?: number): Source {
+  const name = v.preset as string | undefined;
+  if (!name || !MMPRETRAIN_MODELS.includes(name)) {
+    throw new UsageError(`--from-mmpretrain needs --preset NAME, one of ${MMPRETRAIN_MODELS.join(', ')}${name ? ` (got "${name}")` : ''}`);
+  }
+  if (v.random || v.seed !== undefined || visionLayers !== undefined) throw new UsageError('--random/--seed/--vision-layers apply to architecture presets, not to --from-mmpretrain');
+  if (v.layout !== undefined && v.layout !== 'split') throw new UsageError('--from-mmpretrain writes the split layout (the seed\'s preprocessing and prompts are not transformers.js\'s)');
+  if (!v.vision) throw new UsageError(`--from-mmpretrain needs --vision PTH (the CLIP ViT-L checkpoint ${name}'s config names)`);
+  if (!v.tokenizer) throw new UsageError(`--from-mmpretrain needs --tokenizer DIR (the tokenizer ${name}'s config names, with a tokenizer.json)`);
+  const ckpt = openMmpretrainCheckpoint({
+    llava: pth,
+    vision: v.vision as string,
+    preset: name,
+    tokenizer: v.tokenizer as string,
+    visionHeads: count('vision-heads', v['vision-heads'] as string | undefined),
+    textHeads: count('text-heads', v['text-heads'] as string | undefined),
+  });
+  // Checked before any graph is written: a 7B build takes minutes.
+  const tokenizerJson = ckpt.tokenizerFiles.find((f) => path.basename(f) === 'tokenizer.json');
+  if (!tokenizerJson) {
+    throw new Error(`${v.tokenizer} has no tokenizer.json (mmpretrain uses the fast tokenizer: save one with transformers' AutoTokenizer, see the README)`);
+  }
+  const specialTokens: SpecialToken[] = ckpt.imStartEnd
+    ? [{ id: ckpt.imStartEnd.startId, content: '<im_start>' }, { id: ckpt.imStartEnd.endId, content: '<im_end>' }]
+    : [];
+  checkSpecialTokens(tokenizerJson, specialTokens);
+  ckpt.config['node-red-contrib-llava'] = { ...ckpt.config['node-red-contrib-llava'], preset: name };
+  if (layers !== undefined) ckpt.config.text_config.num_hidden_layers = Math.min(layers, ckpt.config.text_config.num_hidden_layers);
+  return {
+    config: ckpt.config,
+    weights: ckpt.weights,
+    tokenizer: { kind: 'files', files: ckpt.tokenizerFiles, specialTokens },
+    label: `mmpretrain ${name} (${path.basename(pth)})`,
+  };
+}
+
 export async function run(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -144,7 +176,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const v = parsed.values;
   if (!v.out) throw new UsageError('--out DIR is required');
-  const layout = oneOf<ModelLayout>('layout', v.layout, ['transformers-js', 'split'], 'transformers-js');
+  const layout = oneOf<ModelLayout>('layout', v.layout, ['transformers-js', 'split'], v['from-mmpretrain'] ? 'split' : 'transformers-js');
   const decoder = oneOf<DecoderVariant>('decoder', v.decoder, ['optimized', 'portable'], 'optimized');
   const quantize = v.quantize === undefined ? undefined : oneOf<QuantizeName>('quantize', v.quantize, ['int4', 'int8'], 'int4');
   if (quantize && decoder === 'portable') throw new UsageError('--quantize needs --decoder optimized (MatMulNBits is a com.microsoft op)');

@@ -66,7 +66,7 @@ describe('llava build (CLI)', () => {
     assert.ok(maxAbsDiff(image_features.data as Float32Array, ref.data) < 1e-4);
   });
 
-  it('--mmpretrain converts an mmpretrain v1.5 checkpoint pair (feature layer −1, image token −200)', async () => {
+  it('--from-mmpretrain converts an mmpretrain v1.5 checkpoint pair (feature layer −1, image token −200)', async () => {
     const dir = path.join(root, 'mmpre');
     fs.mkdirSync(dir);
     const tok = llamaTinyTokenizer();
@@ -74,10 +74,11 @@ describe('llava build (CLI)', () => {
     torchSave(path.join(dir, 'clip.pth'), clipVision('backbone.', 336));
     torchSave(path.join(dir, 'llava.pth'), llavaLanguage(tok.vocabSize, 2));
     const out = path.join(root, 'from-mmpre');
-    const r = llava('build', '--mmpretrain', path.join(dir, 'llava.pth'), '--vision-checkpoint', path.join(dir, 'clip.pth'),
-      '--recipe', 'v1.5', '--tokenizer', path.join(dir, 'tokenizer'), '--vision-heads', '2', '--text-heads', '3', '--out', out);
+    const r = llava('build', '--from-mmpretrain', path.join(dir, 'llava.pth'), '--vision', path.join(dir, 'clip.pth'),
+      '--preset', 'llava-7b-v1.5_caption', '--tokenizer', path.join(dir, 'tokenizer'), '--vision-heads', '2', '--text-heads', '3', '--out', out);
     assert.equal(r.status, 0, r.stderr);
     const folder = openModelFolder(out);
+    assert.equal(folder.layout, 'split');
     assert.equal(folder.config.vision_feature_layer, -1);
     assert.equal(folder.config.image_token_index, -200);
     assert.equal((folder.config['node-red-contrib-llava'] as Record<string, unknown>).preset, 'llava-7b-v1.5_caption');
@@ -87,8 +88,8 @@ describe('llava build (CLI)', () => {
     const pixels = wave(3 * 336 * 336, 1);
     const s = await ort.InferenceSession.create(folder.files.vision);
     const { image_features } = await s.run({ pixel_values: new ort.Tensor('float32', pixels, [1, 3, 336, 336]) });
-    assert.deepEqual(image_features.dims, [1, 576, 24]);
-    const ref = referenceProjector(weights, config, referenceVision(weights, config, pixels, 1));
+    assert.deepEqual(image_features.dims, [1, 576, 16]);
+    const ref = referenceVision(weights, config, pixels, 1);
     assert.ok(maxAbsDiff(image_features.data as Float32Array, ref.data) < 1e-4);
   });
 
