@@ -1,5 +1,6 @@
 // The benchmark's model folders, built with the project's builder (random weights) and cached under .cache/bench.
-// A folder is reused when its recorded build spec matches; otherwise it is rebuilt.
+// A folder is reused when its recorded build spec and builder fingerprint match; otherwise it is rebuilt.
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { architecture, withTinyTokenizer } from '../lib/model/architectures';
@@ -29,6 +30,18 @@ export interface BuiltModel {
 }
 
 const MARKER = 'bench-spec.json';
+/** Compiled sources that decide what the builder writes: a change to any of them rebuilds the cached folders. */
+const BUILDER_DIRS = [path.join(__dirname, '..', 'lib', 'onnx'), path.join(__dirname, '..', 'lib', 'model')];
+
+function builderFingerprint(): string {
+  const hash = crypto.createHash('sha256');
+  for (const dir of BUILDER_DIRS) {
+    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
+      hash.update(f).update(fs.readFileSync(path.join(dir, f)));
+    }
+  }
+  return hash.digest('hex').slice(0, 16);
+}
 
 /** Vision layers built for the real-width models (LLaVA uses layer −2, so one fewer runs). */
 export const BENCH_VISION_LAYERS = 4;
@@ -71,7 +84,8 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
   const dir = path.join(cacheDir, folderName(spec));
   const marker = path.join(dir, MARKER);
   const recorded = fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : null;
-  if (recorded !== JSON.stringify(spec)) {
+  const wanted = JSON.stringify({ spec, builder: builderFingerprint() });
+  if (recorded !== wanted) {
     const started = Date.now();
     const arch = withTinyTokenizer(architecture(spec.arch, { textLayers: spec.textLayers, visionLayers: spec.visionLayers }));
     fs.rmSync(dir, { recursive: true, force: true });
@@ -83,7 +97,7 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
       decoder: spec.decoder,
       quantize: spec.quantize,
     });
-    fs.writeFileSync(marker, JSON.stringify(spec));
+    fs.writeFileSync(marker, wanted);
     log(`built ${folderName(spec)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
   const { variant, suffix } = spec.quantize ? QUANT_VARIANT[spec.quantize] : { variant: 'fp32', suffix: '' };

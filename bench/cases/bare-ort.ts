@@ -1,5 +1,5 @@
 // The floor for pipeline overhead: onnxruntime alone running the same decoder file one token at a time, feeding
-// each step's present back as past and nothing else (fixed embeddings, no sampling). It starts from a zero cache of
+// each step's present back as past and nothing else (fixed embeddings, no sampling, the pipeline's session options). It starts from a zero cache of
 // the prompt's length, so each step attends over as many positions as the pipeline's steps do.
 import * as os from 'os';
 import * as ort from 'onnxruntime-node';
@@ -12,7 +12,11 @@ function fixedDim(d: number | string): number {
 
 export async function runBareOrt(input: CaseInput): Promise<CaseOutput> {
   const promptTokens = input.contextTokens ?? 0;
-  const session = await ort.InferenceSession.create(input.model.decoderFile, { intraOpNumThreads: os.availableParallelism() });
+  // The pipeline's session options (lib/runtime/session-host.ts), so the gap between the two is the pipeline's own cost.
+  const session = await ort.InferenceSession.create(input.model.decoderFile, {
+    intraOpNumThreads: os.availableParallelism(),
+    extra: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' },
+  });
   const meta = new Map(session.inputMetadata.map((m) => [m.name, m]));
   const shapeOf = (name: string) => (meta.get(name) as ort.InferenceSession.TensorValueMetadata).shape;
   const hidden = fixedDim(shapeOf('inputs_embeds')[2]);
