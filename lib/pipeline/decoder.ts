@@ -48,11 +48,23 @@ function int64(values: ArrayLike<number>, dims: number[]): TensorValue {
   return { type: 'int64', dims, data };
 }
 
+/** An all-ones int64 attention mask; masks are views of one buffer that grows by doubling (ORT only reads it). */
+class OnesMask {
+  private ones = new BigInt64Array(0);
+
+  tensor(batch: number, total: number): TensorValue {
+    const n = batch * total;
+    if (this.ones.length < n) this.ones = new BigInt64Array(Math.max(n, 2 * this.ones.length)).fill(1n);
+    return { type: 'int64', dims: [batch, total], data: this.ones.subarray(0, n) };
+  }
+}
+
 export class KvDecoder {
   readonly vocabSize: number;
   private readonly embedsType: FloatType;
   private readonly kvType: FloatType;
   private readonly inputNames: Set<string>;
+  private readonly mask = new OnesMask();
   private cache: KvCache;
 
   constructor(
@@ -118,13 +130,11 @@ export class KvDecoder {
       ...this.cache.tensors,
       inputs_embeds: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
     };
-    if (this.inputNames.has('attention_mask')) {
-      feeds.attention_mask = int64(new Array(batch * total).fill(1), [batch, total]);
-    }
+    if (this.inputNames.has('attention_mask')) feeds.attention_mask = this.mask.tensor(batch, total);
     if (this.inputNames.has('position_ids')) {
-      const pos = new Array<number>(batch * count);
-      for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = length + i;
-      feeds.position_ids = int64(pos, [batch, count]);
+      const pos = new BigInt64Array(batch * count);
+      for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = BigInt(length + i);
+      feeds.position_ids = { type: 'int64', dims: [batch, count], data: pos };
     }
     if (this.inputNames.has('use_cache_branch')) {
       feeds.use_cache_branch = { type: 'bool', dims: [1], data: new Uint8Array([length > 0 ? 1 : 0]) };
