@@ -156,6 +156,21 @@ describe('mmpretrain seed models: llava build --from-mmpretrain, then generation
     });
   });
 
+  it('the README\'s 7B recipe on a tiny checkpoint: --quantize int4 build, then llava generate --variant q4', async () => {
+    const converted = convertTinySeedModel(tmp(), 'llava-7b-v1.5_vqa', { extraArgs: ['--quantize', 'int4'] });
+    const folder = openModelFolder(converted.dir, 'q4');
+    assert.ok(folder.files.decoder.endsWith('decoder_model_merged_q4.onnx'));
+    assert.equal((folder.config['node-red-contrib-llava'] as Record<string, unknown>).preset, 'llava-7b-v1.5_vqa');
+    const imageFile = path.join(tmp(), 'q4-image.png');
+    fs.writeFileSync(imageFile, image);
+    const r = llavaCli('generate', '--model', converted.dir, '--variant', 'q4', '--image', imageFile,
+      '--prompt', 'What is the colour of the car?', '--max-new-tokens', '4', '--provider', 'cpu', '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.image_token_count, 576);
+    assert.equal(out.token_ids.length, 4);
+  });
+
   it('explains what is wrong, before writing anything', () => {
     const dir = fs.mkdtempSync(path.join(tmp(), 'bad-'));
     const tokenizerDir = path.join(dir, 'tokenizer');
