@@ -11,7 +11,7 @@ export interface CliCommand {
 /** Add a command here: name → summary and lazy module. */
 export const COMMANDS: Record<string, CliCommand> = {
   generate: { summary: 'caption an image or answer a question about it', load: () => import('./cli/generate') },
-  build: { summary: 'build an ONNX LLaVA model folder (tiny, random preset, or from a HF checkpoint)', load: () => import('./cli/build') },
+  build: { summary: 'build an ONNX LLaVA model folder (tiny, random preset, a HF checkpoint, or an mmpretrain checkpoint)', load: () => import('./cli/build') },
 };
 
 

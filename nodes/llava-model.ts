@@ -44,7 +44,7 @@ export = function register(RED: NodeAPI): void {
       return LlavaModel.load(def.modelDir, {
         providers: providers(def.provider),
         threads: threads > 0 ? threads : undefined,
-        variant: def.variant || 'fp32',
+        variant: def.variant || 'auto',
         preset: def.preset && def.preset !== 'auto' ? def.preset : undefined,
         signal: abort.signal,
       });

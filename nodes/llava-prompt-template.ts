@@ -55,7 +55,10 @@ export = function register(RED: NodeAPI): void {
       if (preset === 'custom') return renderCustom(def.template, msg);
       if (preset === 'model') {
         const model = await (client as ModelClient).model();
-        return model.prompt({ question: await question(msg, questionProp), system });
+        const p = model.preset.prompt;
+        // A caption preset's template carries its own instruction: no question to read.
+        const asks = p.kind !== 'template' || templateTakesQuestion(p.template);
+        return model.prompt({ question: asks ? await question(msg, questionProp) : undefined, system });
       }
       if (!isTemplateName(preset)) throw new Error(`unknown template "${preset}"`);
       return renderTemplate(preset, {

@@ -7,7 +7,7 @@ import { LlavaModel } from '../pipeline/llava-model';
 import type { GenerationOptions } from '../pipeline/types';
 import { UsageError } from './usage-error';
 
-export const usage = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant fp32|fp16|q4|int8…]
+export const usage = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
        [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
        [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]

@@ -113,13 +113,27 @@ function validateConfig(c: LlavaConfig, file: string): void {
   }
 }
 
-export function openModelFolder(dir: string, variant = 'fp32'): ModelFolder {
+/**
+ * The variant 'auto' opens: the one config.json records (folders this package builds), else fp32 when the
+ * decoder has it, else the only decoder variant present.
+ */
+function autoVariant(config: LlavaConfig, onnxDir: string): string {
+  const recorded = config['node-red-contrib-llava']?.variant;
+  if (typeof recorded === 'string' && recorded in WEIGHT_VARIANTS) return recorded;
+  const present = variantsPresent(onnxDir, 'decoder_model_merged');
+  if (present.length === 0 || present.includes('fp32')) return 'fp32';
+  if (present.length === 1) return present[0];
+  throw new Error(`model folder has decoder variants ${present.join(', ')} and no fp32 one: choose a weight variant`);
+}
+
+/** Opens a model folder with the given weight variant ('auto' by default: see autoVariant). */
+export function openModelFolder(dir: string, requested = 'auto'): ModelFolder {
   const root = path.resolve(dir);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
     throw new Error(`model folder not found: ${dir}`);
   }
-  if (!(variant in WEIGHT_VARIANTS)) {
-    throw new Error(`unknown weight variant "${variant}"; one of: ${Object.keys(WEIGHT_VARIANTS).join(', ')}`);
+  if (requested !== 'auto' && !(requested in WEIGHT_VARIANTS)) {
+    throw new Error(`unknown weight variant "${requested}"; one of: auto, ${Object.keys(WEIGHT_VARIANTS).join(', ')}`);
   }
   // HF LlavaConfig defaults for fields a config.json may omit.
   const raw = readJson<Partial<LlavaConfig>>(path.join(root, 'config.json'), 'config.json');
@@ -133,6 +147,7 @@ export function openModelFolder(dir: string, variant = 'fp32'): ModelFolder {
 
   const onnxDir = path.join(root, 'onnx');
   if (!fs.existsSync(onnxDir)) throw new Error(`model folder has no onnx/ subfolder: ${dir}`);
+  const variant = requested === 'auto' ? autoVariant(config, onnxDir) : requested;
   const hasProjector = variantsPresent(onnxDir, 'multi_modal_projector').length > 0;
   const layout: ModelLayout = hasProjector ? 'split' : 'transformers-js';
   const files: ModelFiles = {

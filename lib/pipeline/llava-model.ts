@@ -17,7 +17,7 @@ import { checkGraphsAgainstConfig, kvShape } from './graph-check';
 export interface LoadOptions {
   providers?: ProviderPreference;
   threads?: number;
-  /** Weight variant (file suffix): fp32, fp16, q4, int8… */
+  /** Weight variant (file suffix): fp32, fp16, q4, int8…; default auto (the folder's recorded variant, else fp32). */
   variant?: string;
   /** Preset name; default: the one recorded in the folder's config, else llava-1.5-hf. */
   preset?: string;
@@ -108,7 +108,7 @@ export class LlavaModel {
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
-    const folder = openModelFolder(dir, options.variant ?? 'fp32');
+    const folder = openModelFolder(dir, options.variant ?? 'auto');
     const preset = presetFor(folder, options);
     const tokenizer = PromptTokenizer.fromFolder(folder.dir);
     const runtime = options.runtime ?? getRuntime();

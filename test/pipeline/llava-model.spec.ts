@@ -103,6 +103,19 @@ describe('LlavaModel on tiny built models', function () {
     }
   });
 
+  it("opens the weight variant a folder was built with when none is named", async () => {
+    const tiny = tinyModel({ decoder: 'optimized', quantize: 'int4' });
+    const model = await LlavaModel.load(tiny.dir);
+    try {
+      assert.equal(model.folder.variant, 'q4');
+      assert.match(model.folder.files.decoder, /decoder_model_merged_q4\.onnx$/);
+      const result = await model.describe({ image, question: 'Hi', options: { maxNewTokens: 3, ignoreEos: true } });
+      assert.equal(result.tokenIds.length, 3);
+    } finally {
+      model.close();
+    }
+  });
+
   it('samples reproducibly under a seed', async () => {
     const model = await LlavaModel.load(tinyModel({ decoder: 'portable' }).dir);
     try {
