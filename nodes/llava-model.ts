@@ -47,6 +47,7 @@ export = function register(RED: NodeAPI): void {
         variant: def.variant || 'auto',
         preset: def.preset && def.preset !== 'auto' ? def.preset : undefined,
         signal: abort.signal,
+        onProgress: (loaded, total) => setState({ state: 'loading', progress: `${loaded}/${total}` }),
       });
     })();
     loading.then(

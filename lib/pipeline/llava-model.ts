@@ -26,6 +26,8 @@ export interface LoadOptions {
   prefixReuse?: boolean;
   runtime?: Runtime;
   signal?: AbortSignal;
+  /** Called as each ONNX session finishes loading (large models take a while per file). */
+  onProgress?: (loaded: number, total: number) => void;
 }
 
 /** Image features in the runtime, by handle: `projected` once they are in the LLM's embedding space. */
@@ -113,9 +115,14 @@ export class LlavaModel {
     const tokenizer = PromptTokenizer.fromFolder(folder.dir);
     const runtime = options.runtime ?? getRuntime();
     await runtime.registerTaskModule(MODULE_PATH);
-    const open = (file: string) =>
-      runtime.openSession({ modelPath: file, providers: options.providers, threads: options.threads }, options.signal);
     const files = folder.files;
+    const total = files.projector ? 4 : 3;
+    let loaded = 0;
+    const open = async (file: string) => {
+      const lease = await runtime.openSession({ modelPath: file, providers: options.providers, threads: options.threads }, options.signal);
+      options.onProgress?.(++loaded, total);
+      return lease;
+    };
     const leases = await Promise.allSettled([
       open(files.vision),
       files.projector ? open(files.projector) : Promise.resolve(null),

@@ -135,6 +135,18 @@ describe('LLaVA nodes in Node-RED', function () {
     assert.equal(b.keep, 42);
   });
 
+  it('shows loading progress, then ready with the provider, in the status of nodes that use the model', async () => {
+    await helper.load(llavaNodes, flow(tiny().dir, [{ id: 'encode', type: 'llava-clip-encode', model: 'model', wires: [[]] }]));
+    // The test helper wraps node methods in sinon spies.
+    const encode = helper.getNode('encode') as unknown as { status: { args: Array<[{ text?: string }]> } };
+    const texts = () => encode.status.args.map((a) => a[0].text ?? '');
+    const deadline = Date.now() + 30_000;
+    while (!texts().includes('ready (cpu)') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const seen = texts();
+    assert.ok(seen.includes('loading model 4/4'), seen.join(' | '));
+    assert.equal(seen.at(-1), 'ready (cpu)');
+  });
+
   it('sends bad input to a Catch node with a message that says what was wrong', async () => {
     await helper.load([...llavaNodes, ...coreNodes], flow(tiny().dir, pipeline()));
     const cases: Array<[Msg, RegExp]> = [
