@@ -96,6 +96,11 @@ function eosIds(folder: ModelFolder, tokenizer: PromptTokenizer): number[] {
 
 export class LlavaModel {
   private closed = false;
+  /**
+   * Image features this model made that are not yet consumed (by project or generate) or freed. close() frees
+   * them: a message lost in transit while Node-RED stops a flow would otherwise hold its tensor for good.
+   */
+  private readonly liveImages = new Map<string, TensorHandle>();
 
   private constructor(
     readonly folder: ModelFolder,
@@ -156,6 +161,16 @@ export class LlavaModel {
     if (this.closed) throw new Error('this LLaVA model has been closed');
   }
 
+  /** Tracks a handle this model made; one that arrives after close() (its job was running) is freed at once. */
+  private async adopt(handle: TensorHandle): Promise<TensorHandle> {
+    if (this.closed) {
+      await this.runtime.free(handle).catch(() => undefined);
+      throw new Error('this LLaVA model has been closed');
+    }
+    this.liveImages.set(handle.handle, handle);
+    return handle;
+  }
+
   preprocess(bytes: Uint8Array, overrides: Partial<PreprocessOptions> = {}): Promise<PreprocessedImage> {
     return preprocessImage(bytes, { ...this.preset.preprocess, ...overrides, size: this.preset.preprocess.size });
   }
@@ -175,7 +190,7 @@ export class LlavaModel {
       { [input.name]: { type: 'float32', dims: [1, 3, size, size], data: pixels } },
       { keep: [output], signal, label: 'clip encode' },
     );
-    return { handle: r.handles[output], projected: this.projector === null, ms: r.ms };
+    return { handle: await this.adopt(r.handles[output]), projected: this.projector === null, ms: r.ms };
   }
 
   /** Maps vision features into the LLM's embedding space (split layout); passes projected features through. */
@@ -186,14 +201,16 @@ export class LlavaModel {
     const output = this.projector.info.outputs[0].name;
     try {
       const r = await this.runtime.run(this.projector, { [input]: features.handle }, { keep: [output], signal, label: 'project' });
-      return { handle: r.handles[output], projected: true, ms: r.ms };
+      return { handle: await this.adopt(r.handles[output]), projected: true, ms: r.ms };
     } finally {
+      this.liveImages.delete(features.handle.handle);
       await this.runtime.free(features.handle);
     }
   }
 
   /** Frees image features that will not reach generation (a dropped message). */
   releaseImage(features: ImageFeatures): Promise<void> {
+    this.liveImages.delete(features.handle.handle);
     return this.runtime.free(features.handle);
   }
 
@@ -203,6 +220,7 @@ export class LlavaModel {
 
   async generate(request: GenerateRequest): Promise<LlavaResult> {
     const freeImage = request.image !== null && !request.keepImage;
+    if (freeImage) this.liveImages.delete(request.image!.handle.handle);
     try {
       this.assertOpen();
       if (request.image && !request.image.projected) {
@@ -286,10 +304,16 @@ export class LlavaModel {
     return result;
   }
 
-  /** Releases this model's sessions (they unload after the runtime's grace period if nobody else uses them). */
+  /**
+   * Frees the image features it made that nobody consumed, and releases this model's sessions (they unload after
+   * the runtime's grace period if nobody else uses them).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const unconsumed = [...this.liveImages.values()];
+    this.liveImages.clear();
+    if (unconsumed.length) this.runtime.free(unconsumed).catch(() => undefined);
     for (const lease of [this.vision, this.projector, this.embed, this.decoder]) lease?.release();
   }
 }
