@@ -46,14 +46,14 @@ describe('reliability: runtime', function () {
     const inFlight = ['m0', 'm1', 'm2'];
     inFlight.forEach((tag, i) => helper.getNode('aload').receive({ tag, payload: frames[i], question: 'what?' }));
     await ledger.settle(inFlight);
-    const first = ledger.only('m0');
-    assert.equal(first.kind, 'error');
-    assert.match(first.msg.error.message, /inference worker exited \(code 9\)/);
-    assert.equal(first.msg.error.source.id, 'agenerate');
-    // The others were queued behind it (in the runtime or at generate): each ends once, in an output or the error.
-    for (const tag of ['m1', 'm2']) {
+    // The one generating when the worker died fails with the reason (which one is first depends on decode order).
+    const crashed = inFlight.map((t) => ledger.only(t)).filter((o) => /inference worker exited \(code 9\)/.test(o.msg.error?.message));
+    assert.ok(crashed.length >= 1, 'the generation in progress fails with the worker exit');
+    assert.ok(crashed.some((o) => o.msg.error.source.id === 'agenerate'));
+    // The others were queued behind it: each ends once, in an output or an error saying their image features were
+    // in the worker that died ("expired tensor handle …: it was made by an inference worker that has since exited").
+    for (const tag of inFlight) {
       const o = ledger.only(tag);
-      // (its image features were in the worker that died: "expired tensor handle … inference worker … has since exited")
       assert.ok(o.kind === 'output' || /inference worker (exited \(code 9\)|that has since exited)/.test(o.msg.error?.message), `${tag}: ${o.kind} ${o.msg.error?.message}`);
     }
     assert.equal(runtime.stats().workerRestarts, restarts + 1);
@@ -78,9 +78,11 @@ describe('reliability: runtime', function () {
     const started = Date.now();
     await helper.setFlows(nodes as any, 'full');
     const closeMs = Date.now() - started;
-    assert.ok(closeMs < 15_000, `redeploy took ${closeMs} ms`);
-    const deadline = Date.now() + 2_000;
-    while ((runtime.stats().running || runtime.stats().queued) && Date.now() < deadline) await delay(10);
+    // Node-RED allows 15 s; cancelled work stops at once (one 400-token generation alone takes ~0.3 s here).
+    assert.ok(closeMs < 1_000, `redeploy took ${closeMs} ms`);
+    // Six 400-token generations would keep the worker busy for seconds; cancelled, it is idle at once.
+    const deadline = Date.now() + 300;
+    while ((runtime.stats().running || runtime.stats().queued) && Date.now() < deadline) await delay(5);
     assert.deepEqual([runtime.stats().running, runtime.stats().queued], [null, 0], 'the old jobs are gone');
     assert.equal(await handlesSettle(baseline), baseline, 'every image-feature handle released');
 
