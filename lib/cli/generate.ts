@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import { parseArgs } from 'util';
 import { getRuntime } from '../runtime';
 import type { ProviderPreference } from '../runtime/types';
+import { assertDecodable } from '../pipeline/image-preprocess';
 import { LlavaModel } from '../pipeline/llava-model';
 import type { GenerationOptions } from '../pipeline/types';
 import { UsageError } from './usage-error';
@@ -101,6 +102,7 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
   const maxInputPixels = number(v['max-input-pixels'], 'max-input-pixels', true);
   if (maxInputPixels !== undefined && maxInputPixels < 1) throw new UsageError('--max-input-pixels must be at least 1');
   const image = readImage(v.image);
+  await assertDecodable(image, maxInputPixels);
   try {
     const model = await LlavaModel.load(v.model, {
       preset: v.preset,

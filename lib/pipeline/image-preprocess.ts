@@ -76,6 +76,22 @@ async function decodeRgb(bytes: Buffer, cap: number): Promise<RgbImage> {
   return { data, width: info.width, height: info.height };
 }
 
+/** Refuses empty input and images over the cap, then decodes. */
+async function decodeChecked(bytes: Uint8Array, cap: number): Promise<RgbImage> {
+  const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (input.length === 0) throw new Error('not a decodable image: the input is empty (0 bytes)');
+  await checkPixelCap(input, cap);
+  return decodeRgb(input, cap);
+}
+
+/**
+ * Fails as preprocessImage would on an input that is not an image or is over the pixel cap, without needing the
+ * model's geometry: the CLI checks its image before spending time (and ORT's provider probing) on a model load.
+ */
+export async function assertDecodable(bytes: Uint8Array, maxInputPixels = DEFAULT_MAX_INPUT_PIXELS): Promise<void> {
+  await decodeChecked(bytes, maxInputPixels);
+}
+
 /** LLaVA's pad colour: tuple(int(x*255) for x in image_mean). */
 export function padColour(mean: readonly number[]): number[] {
   return mean.map((m) => Math.min(255, Math.max(0, Math.trunc(m * 255))));
@@ -116,10 +132,7 @@ function normalise(rgb: Uint8Array, size: number, mean: readonly number[], std: 
 export async function preprocessImage(bytes: Uint8Array, options: PreprocessOptions): Promise<PreprocessedImage> {
   const started = performance.now();
   const cap = checkOptions(options);
-  const input = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (input.length === 0) throw new Error('not a decodable image: the input is empty (0 bytes)');
-  await checkPixelCap(input, cap);
-  const decoded = await decodeRgb(input, cap);
+  const decoded = await decodeChecked(bytes, cap);
   const { size } = options;
   const plan = planResize(options.mode, decoded.width, decoded.height, size);
   const padding = squarePadding(decoded, plan, options.mean, cap);
