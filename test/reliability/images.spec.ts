@@ -105,6 +105,12 @@ describe('reliability: images', function () {
       assert.equal(after.code, 0, after.stderr);
     });
 
+    it('refuses a bad image before loading the model: one line even with the default provider (no ORT probing output)', async () => {
+      const run = await runCli(['generate', '--model', tiny().dir, '--image', file('junk.bin', Buffer.from('GIF89a but not really'))]);
+      assertOneLineFailure(run, /not a decodable image: /, 'default provider');
+      assert.ok(run.ms < 5_000, `refused in ${run.ms} ms`);
+    });
+
     it('takes the pixel cap from --max-input-pixels and names it; --verbose adds the stack', async () => {
       const image = file('frame.jpg', await frame(3));
       assertOneLineFailure(await cli(image, ['--max-input-pixels', '1000']), /image is 64×48 .*maxInputPixels cap of 1000 /, 'lowered cap');
