@@ -39,7 +39,8 @@ export async function main(argv: string[]): Promise<number> {
     return (await mod.run(rest)) ?? 0;
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    process.stderr.write(`llava: ${verbose && e.stack ? e.stack : e.message}\n`);
+    // One line unless --verbose: some messages (node's parseArgs, native libraries) span several.
+    process.stderr.write(`llava: ${verbose && e.stack ? e.stack : e.message.replace(/\s*\n\s*/g, ' ')}\n`);
     return e instanceof UsageError ? 2 : 1;
   }
 }
