@@ -79,10 +79,6 @@ export class Ledger {
     for (const id of ids.dropped ?? []) listen(id, 'dropped');
   }
 
-  get size(): number {
-    return this.outcomes.size;
-  }
-
   /** Waits until `tags` all have an outcome; rejects naming the ones that never ended. */
   async settle(tags: string[], timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
