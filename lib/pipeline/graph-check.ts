@@ -74,8 +74,10 @@ export function checkGraphsAgainstConfig(config: LlavaConfig, graphs: LoadedGrap
     const projectorIn = graphs.projector.inputs[0];
     const projectorOut = graphs.projector.outputs[0];
     if (!projectorIn || !projectorOut) throw new Error('the multi_modal_projector graph needs one input and one output');
-    const visionWidth = features.shape.at(-1);
-    if (typeof visionWidth === 'number') expectDim(projectorIn, -1, visionWidth, 'multi_modal_projector', 'vision feature width (from the vision graph)');
+    const [made, taken] = [features.shape.at(-1), projectorIn.shape.at(-1)];
+    if (typeof made === 'number' && typeof taken === 'number' && made !== taken) {
+      throw new Error(`the vision encoder graph makes ${made}-wide features but the multi_modal_projector graph takes ${taken}: the graphs do not belong together`);
+    }
     expectDim(projectorOut, -1, text.hidden_size, 'multi_modal_projector', 'text_config.hidden_size');
   } else {
     // transformers.js layout: the vision graph ends with the projector.
