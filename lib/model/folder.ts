@@ -78,10 +78,14 @@ function variantsPresent(onnxDir: string, name: string): string[] {
     .map(([variant]) => variant);
 }
 
-/** Picks `name{suffix}.onnx`, falling back to fp32 for parts that exist only in fp32 (small graphs often do). */
-function pickFile(onnxDir: string, name: string, variant: string): string {
+/**
+ * Picks `name{suffix}.onnx`. The small graphs (vision, embeddings, projector) fall back to fp32, since exports
+ * often quantize only the decoder; the decoder itself must exist in the variant asked for.
+ */
+function pickFile(onnxDir: string, name: string, variant: string, fallBackToFp32 = true): string {
   const suffix = WEIGHT_VARIANTS[variant];
-  for (const candidate of [`${name}${suffix}.onnx`, `${name}.onnx`]) {
+  const candidates = fallBackToFp32 ? [`${name}${suffix}.onnx`, `${name}.onnx`] : [`${name}${suffix}.onnx`];
+  for (const candidate of candidates) {
     const file = path.join(onnxDir, candidate);
     if (fs.existsSync(file)) return file;
   }
@@ -153,7 +157,7 @@ export function openModelFolder(dir: string, requested = 'auto'): ModelFolder {
   const files: ModelFiles = {
     vision: pickFile(onnxDir, 'vision_encoder', variant),
     embed: pickFile(onnxDir, 'embed_tokens', variant),
-    decoder: pickFile(onnxDir, 'decoder_model_merged', variant),
+    decoder: pickFile(onnxDir, 'decoder_model_merged', variant, false),
     ...(hasProjector ? { projector: pickFile(onnxDir, 'multi_modal_projector', variant) } : {}),
   };
 

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { NodeStatus } from 'node-red';
+import { openModelFolder } from '../../lib/model/folder';
 import { getRuntime } from '../../lib/runtime';
 import { helper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
@@ -159,6 +160,15 @@ describe('reliability: models', function () {
     const good = await cli(tiny().dir);
     assert.equal(good.code, 0, good.stderr);
     assert.ok(good.stdout.trim().length > 0);
+  });
+
+  it('a weight variant the folder lacks is an error naming the ones it has, not a silent fp32 run', () => {
+    const fp32Only = tinyModel({ layout: 'split', decoder: 'portable' });
+    assert.throws(() => openModelFolder(fp32Only.dir, 'q4'), /model folder has no q4 decoder_model_merged .*available: fp32/);
+    const q4Only = tinyModel({ decoder: 'optimized', quantize: 'int4' });
+    assert.throws(() => openModelFolder(q4Only.dir, 'fp32'), /model folder has no fp32 decoder_model_merged .*available: q4/);
+    // The small graphs exist only in fp32 and are shared by every variant.
+    assert.match(openModelFolder(q4Only.dir, 'q4').files.vision, /vision_encoder\.onnx$/);
   });
 
   it('two flows loading the same model at once share one load and both caption', async () => {
