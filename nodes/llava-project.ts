@@ -1,5 +1,5 @@
 // project: image features → embeddings in the LLM's space (the split layout's projector; features the vision
-// encoder already projected pass through). The features' handle is consumed.
+// encoder already projected pass through). The features' handle is consumed, also when its message is dropped.
 import type { Node, NodeAPI } from 'node-red';
 import { featuresFrom, featuresValue } from './shared/image-values';
 import { runStageNode, StageDef } from './shared/stage';
@@ -19,6 +19,7 @@ export = function register(RED: NodeAPI): void {
         const embeds = await model.project(features, signal);
         return { value: featuresValue(embeds), ms: embeds.ms };
       },
+      release: (model, features) => model.releaseImage(features),
     });
   }
   RED.nodes.registerType('llava-project', ProjectNode);
