@@ -18,9 +18,9 @@ export interface StageDef extends NodeDef, AdmissionConfig {
 }
 
 /**
- * A stage's admission when its editor fields are absent (flows saved before stages had a queue): queue in order,
- * so a general flow loses nothing to a short burst, but at most this many wait, so a sustained burst cannot hold
- * unbounded pixels or features. Drops are counted in the status.
+ * A stage's admission when its editor fields are absent or blank (flows saved before stages had a queue): queue
+ * in order, so a general flow loses nothing to a short burst, but at most this many wait, so a sustained burst
+ * cannot hold unbounded pixels or features. Drops are counted in the status.
  */
 export const STAGE_QUEUE_DEFAULTS = { queuePolicy: 'fifo', queueLength: 10, dropped: 'status' } as const;
 
@@ -53,7 +53,7 @@ export function runStageNode<I>(RED: NodeAPI, node: Node, def: StageDef, stage: 
     admission = admissionFromConfig(
       {
         queuePolicy: def.queuePolicy ?? STAGE_QUEUE_DEFAULTS.queuePolicy,
-        queueLength: def.queueLength ?? STAGE_QUEUE_DEFAULTS.queueLength,
+        queueLength: def.queueLength === undefined || def.queueLength === '' ? STAGE_QUEUE_DEFAULTS.queueLength : def.queueLength,
         dropped: def.dropped ?? STAGE_QUEUE_DEFAULTS.dropped,
       },
       outputs,

@@ -5,6 +5,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { GENERATION_OPTION_NAMES } from '../../nodes/shared/generation-options';
+import { STAGE_QUEUE_DEFAULTS } from '../../nodes/shared/stage';
 import { nodeRedDir, repoRoot } from '../support/node-red';
 
 // acorn and semver come with Node-RED (its Function node and registry use them); take Node-RED's own copies.
@@ -179,6 +180,26 @@ describe('package: scorecard checks (offline)', () => {
       ['queuePolicy', 'queueLength', 'dropped'].map((k) => d('llava-generate')[k].value),
       ['latest', 1, 'status'],
     );
+    // A new stage node in the editor starts with what the runtime uses for a flow without the fields.
+    const { queuePolicy, queueLength, dropped } = STAGE_QUEUE_DEFAULTS;
+    assert.deepStrictEqual([queuePolicy, queueLength, dropped], ['fifo', 10, 'status']);
+    for (const stage of ['llava-clip-encode', 'llava-project']) {
+      assert.deepStrictEqual(['queuePolicy', 'queueLength', 'dropped', 'outputs'].map((k) => d(stage)[k].value), [queuePolicy, queueLength, dropped, 1], stage);
+    }
+  });
+
+  it('the queued nodes (clip encode, project, llm generate) offer the same queue choices and document the dropped output', () => {
+    const options = (html: string, field: string) =>
+      [...(new RegExp(`<select id="node-input-${field}"[^>]*>([\\s\\S]*?)</select>`).exec(html)?.[1] ?? '').matchAll(/value="([^"]+)"/g)].map((m) => m[1]);
+    for (const type of ['llava-clip-encode', 'llava-project', 'llava-generate']) {
+      const html = htmlFor(type);
+      assert.deepStrictEqual(options(html, 'queuePolicy'), ['latest', 'fifo', 'drop-new'], type);
+      assert.deepStrictEqual(options(html, 'dropped'), ['status', 'output', 'error'], type);
+      assert.ok(html.includes('id="node-input-queueLength"') && html.includes('id="node-input-outputs"'), `${type}: waiting and outputs fields`);
+      const help = html.slice(html.indexOf('data-help-name'));
+      assert.match(help, /<dt>llava\.dropped <span class="property-type">object<\/span><\/dt>/, `${type} documents msg.llava.dropped`);
+      for (const reason of ['superseded', 'full', 'busy', 'closed']) assert.ok(help.includes(`<code>${reason}</code>`), `${type}: reason ${reason}`);
+    }
   });
 
   it('llm generate: the editor has every generation option the adapter accepts, and its help documents each', () => {
@@ -241,6 +262,7 @@ describe('package: scorecard checks (offline)', () => {
     assert.strictEqual(camera.find((n) => n.type === 'mqtt in').topic, 'camera/+/snapshot');
     assert.strictEqual(camera.find((n) => n.type === 'mqtt in').datatype, 'buffer');
     assert.strictEqual(camera.find((n) => n.type === 'llava-generate').queuePolicy, 'latest');
+    assert.strictEqual(camera.find((n) => n.type === 'llava-clip-encode').queuePolicy, 'latest', 'one waiting frame per camera before the vision encoder');
   });
 
   it('the published tarball has each node .js with its .html and the icons beside them, the examples, and no tests', function () {
