@@ -12,7 +12,7 @@ import { openMmpretrainCheckpoint } from '../../lib/onnx/checkpoint/mmpretrain';
 import { clipVision, llavaLanguage } from '../support/checkpoint-writers/mmpretrain-tiny';
 import { writeSafetensors } from '../support/checkpoint-writers/safetensors';
 import { torchSave } from '../support/checkpoint-writers/torch-save';
-import { maxAbsDiff, referenceProjector, referenceVision } from '../support/reference';
+import { emptyRefCache, maxAbsDiff, referenceDecoder, referenceEmbed, referenceProjector, referenceVision } from '../support/reference';
 import { wave } from './support';
 
 const CLI = path.join(__dirname, '..', '..', 'lib', 'cli.js');
@@ -39,18 +39,47 @@ describe('llava build (CLI)', () => {
     assert.equal(fs.readFileSync(folder.files.decoder).includes('GroupQueryAttention'), false);
   });
 
-  it('--from converts a Hugging Face checkpoint (safetensors + tokenizer) with int8 decoder weights', async () => {
-    const arch = architecture('tiny');
-    const c = arch.config;
+  /** A Hugging Face LLaVA checkpoint folder (llava-hf names, safetensors) with seeded random tiny weights. */
+  function hfCheckpoint(name: string) {
+    const c = architecture('tiny').config;
     const weights = randomWeights(c, 9);
-    const hf = path.join(root, 'hf');
+    const hf = path.join(root, name);
     fs.mkdirSync(hf);
     fs.writeFileSync(path.join(hf, 'config.json'), JSON.stringify(c));
-    writeSafetensors(path.join(hf, 'model.safetensors'), weights.names().map((name) => {
-      const w = weights.get(name)!;
-      return { name, shape: w.shape, dtype: 'float32' as const, data: w.read() };
+    writeSafetensors(path.join(hf, 'model.safetensors'), weights.names().map((n) => {
+      const w = weights.get(n)!;
+      return { name: n, shape: w.shape, dtype: 'float32' as const, data: w.read() };
     }));
     writeTinyTokenizer(hf, llamaTinyTokenizer());
+    return { c, weights, hf };
+  }
+
+  it('--from: decoder logits of the converted safetensors checkpoint equal the reference on the same weights', async () => {
+    const { c, weights, hf } = hfCheckpoint('hf-fp32');
+    const out = path.join(root, 'from-hf-fp32');
+    const r = llava('build', '--from', hf, '--out', out, '--decoder', 'portable');
+    assert.equal(r.status, 0, r.stderr);
+    const folder = openModelFolder(out);
+    const ids = [1, 40, 41, 42, 43];
+    const embeds = referenceEmbed(weights, c, ids);
+    const ref = referenceDecoder(weights, c, { embeds, attentionMask: ids.map(() => 1), positionIds: ids.map((_, i) => i), past: emptyRefCache(c, 1) });
+    const t = c.text_config;
+    const kv = [1, t.num_key_value_heads, 0, t.hidden_size / t.num_attention_heads];
+    const feeds: Record<string, ort.Tensor> = {
+      inputs_embeds: new ort.Tensor('float32', Float32Array.from(embeds.data), embeds.dims),
+      attention_mask: new ort.Tensor('int64', BigInt64Array.from(ids.map(() => 1n)), [1, ids.length]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, ids.length]),
+    };
+    for (let l = 0; l < t.num_hidden_layers; l++) {
+      for (const k of ['key', 'value']) feeds[`past_key_values.${l}.${k}`] = new ort.Tensor('float32', new Float32Array(0), kv);
+    }
+    const s = await ort.InferenceSession.create(folder.files.decoder);
+    const { logits } = await s.run(feeds);
+    assert.ok(maxAbsDiff(logits.data as Float32Array, ref.logits.data) < 1e-4);
+  });
+
+  it('--from converts a Hugging Face checkpoint (safetensors + tokenizer) with int8 decoder weights', async () => {
+    const { c, weights, hf } = hfCheckpoint('hf');
     const out = path.join(root, 'from-hf');
     const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8', '--accuracy-level', '0');
     assert.equal(r.status, 0, r.stderr);
