@@ -14,7 +14,8 @@ interface ImageLoadDef extends NodeDef {
   inputType: string;
   output: string;
   outputType: string;
-  resize: 'model' | ResizeMode;
+  /** Not `resize`: the editor keeps its own redraw flag under that name on every node. */
+  resizeMode: 'model' | ResizeMode;
   maxInputPixels: number | string;
 }
 
@@ -33,10 +34,10 @@ export = function register(RED: NodeAPI): void {
         const model = await client.model();
         const bytes = await resolveImageInput(value, { allowedRoots: client.imageRoots });
         const image = await model.preprocess(bytes, {
-          ...(def.resize && def.resize !== 'model' ? { mode: def.resize } : {}),
+          ...(def.resizeMode && def.resizeMode !== 'model' ? { mode: def.resizeMode } : {}),
           ...(maxInputPixels ? { maxInputPixels } : {}),
         });
-        const mode = def.resize && def.resize !== 'model' ? def.resize : model.preset.preprocess.mode;
+        const mode = def.resizeMode && def.resizeMode !== 'model' ? def.resizeMode : model.preset.preprocess.mode;
         writeProperty(RED, this, output, msg, pixelsValue(image.pixels, image.size, mode, image.sourceWidth, image.sourceHeight));
         recordTiming(msg, 'preprocess_ms', image.ms);
         send(msg);
