@@ -5,9 +5,8 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
-import { getRuntime } from '../../lib/runtime';
 import { useTmpDir } from '../support/checkpoint-writers/tmp-dir';
-import { coreNode, helper, repoRoot } from '../support/node-red';
+import { coreNode, helper, repoRoot, useNodeRedHelper } from '../support/node-red';
 import { convertTinySeedModel, SeedModel, seedTestImage } from './support';
 
 const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map(
@@ -18,6 +17,7 @@ const coreNodes = ['common/20-inject.js', 'common/21-debug.js', 'common/90-comme
 type Msg = Record<string, any>;
 
 describe('mmpretrain seed models in the caption example flow', function () {
+  useNodeRedHelper();
   const tmp = useTmpDir('llava-seed-nr');
   let image: Buffer;
   let imageFile: string;
@@ -26,12 +26,6 @@ describe('mmpretrain seed models in the caption example flow', function () {
     image = await seedTestImage();
     imageFile = path.join(tmp(), 'image.png');
     fs.writeFileSync(imageFile, image);
-    await helper.startServer();
-  });
-  afterEach(() => helper.unload());
-  after(async () => {
-    await helper.stopServer();
-    await getRuntime().dispose();
   });
 
   /** examples/caption.json with the model config at `modelDir` (preset as shipped: "auto") and the prompt `template`. */

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { renderTemplate } from '../../lib/pipeline/templates';
 import { getRuntime } from '../../lib/runtime';
-import { coreNode, helper, repoRoot } from '../support/node-red';
+import { coreNode, helper, repoRoot, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 
 const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map(
@@ -57,6 +57,7 @@ const pipeline = (generate: Msg = {}): Msg[] => [
 ];
 
 describe('LLaVA nodes in Node-RED', function () {
+  useNodeRedHelper();
   let dir: string;
   let imageFile: string;
   let image: Buffer;
@@ -67,12 +68,8 @@ describe('LLaVA nodes in Node-RED', function () {
     image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 180, g: 40, b: 90 } } }).jpeg().toBuffer();
     imageFile = path.join(dir, 'frame.jpg');
     fs.writeFileSync(imageFile, image);
-    await helper.startServer();
   });
-  afterEach(() => helper.unload());
   after(async () => {
-    await helper.stopServer();
-    await getRuntime().dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -7,7 +7,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { getRuntime } from '../../lib/runtime';
 import type { RuntimeStats } from '../../lib/runtime/types';
-import { helper, repoRoot } from '../support/node-red';
+import { helper, repoRoot, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 
 const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project'].map((t) =>
@@ -62,11 +62,11 @@ function statusTexts(id: string): string[] {
 }
 
 describe('LLaVA stage nodes: bounded admission queue (clip encode, project)', function () {
+  useNodeRedHelper();
   const tiny = () => tinyModel({ layout: 'split', decoder: 'portable' });
   let pixels: Msg;
 
   before(async () => {
-    await helper.startServer();
     // Preprocessed pixels as image load makes them, sent straight to clip encode so the burst is a burst.
     const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 140, b: 200 } } }).jpeg().toBuffer();
     await helper.load(llavaNodes, flow(tiny().dir, [
@@ -78,11 +78,6 @@ describe('LLaVA stage nodes: bounded admission queue (clip encode, project)', fu
     await until('image load', () => loaded.length === 1);
     pixels = loaded[0].llava.pixels;
     await helper.unload();
-  });
-  afterEach(() => helper.unload());
-  after(async () => {
-    await helper.stopServer();
-    await getRuntime().dispose();
   });
 
   /** A clip encode node with the given queue fields, its outputs to helpers `out` and `dropped`; model loaded. */

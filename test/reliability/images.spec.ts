@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { getRuntime } from '../../lib/runtime';
-import { helper } from '../support/node-red';
+import { helper, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 import {
   catchTab, CliRun, frame, handlesSettle, ImageCase, imageCases, inBatches, Ledger, llavaNodes, modelConfig, modelSettled,
@@ -14,6 +14,7 @@ import {
 } from './support';
 
 describe('reliability: images', function () {
+  useNodeRedHelper();
   const tiny = () => tinyModel({ layout: 'split', decoder: 'portable' });
   let cases: ImageCase[];
   let dir: string;
@@ -21,12 +22,8 @@ describe('reliability: images', function () {
   before(async () => {
     cases = await imageCases();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-rel-images-'));
-    await helper.startServer();
   });
-  afterEach(() => helper.unload());
   after(async () => {
-    await helper.stopServer();
-    await getRuntime().dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -8,7 +8,7 @@ import * as path from 'path';
 import type { NodeStatus } from 'node-red';
 import { openModelFolder } from '../../lib/model/folder';
 import { getRuntime } from '../../lib/runtime';
-import { helper } from '../support/node-red';
+import { helper, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 import {
   catchTab, frame, handlesSettle, inBatches, Ledger, llavaNodes, modelConfig, modelSettled, Msg, onTab, pipeline, runCli, stderrLines,
@@ -86,6 +86,7 @@ function logged(level: 'ERROR' | 'WARN'): Array<{ id: string; msg: string }> {
 }
 
 describe('reliability: models', function () {
+  useNodeRedHelper();
   const tiny = () => tinyModel({ layout: 'split', decoder: 'portable' });
   let root: string;
   const folders = new Map<string, string>();
@@ -100,12 +101,8 @@ describe('reliability: models', function () {
       folders.set(b.name, dir);
     });
     image = await frame(7);
-    await helper.startServer();
   });
-  afterEach(() => helper.unload());
   after(async () => {
-    await helper.stopServer();
-    await getRuntime().dispose();
     fs.rmSync(root, { recursive: true, force: true });
   });
 

@@ -7,11 +7,12 @@ import * as path from 'path';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { renderTemplate } from '../../lib/pipeline/templates';
 import { getRuntime } from '../../lib/runtime';
-import { helper } from '../support/node-red';
+import { helper, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 import { catchTab, frame, handlesSettle, Ledger, llavaNodes, modelConfig, modelSettled, onTab, pipeline, runCli, stderrLines } from './support';
 
 describe('reliability: prompts', function () {
+  useNodeRedHelper();
   const tiny = () => tinyModel({ layout: 'split', decoder: 'portable' });
   let image: Buffer;
   let model: LlavaModel;
@@ -22,13 +23,9 @@ describe('reliability: prompts', function () {
   before(async () => {
     image = await frame(5);
     model = await LlavaModel.load(tiny().dir, { providers: 'cpu' });
-    await helper.startServer();
   });
-  afterEach(() => helper.unload());
   after(async () => {
     model.close();
-    await helper.stopServer();
-    await getRuntime().dispose();
   });
 
   async function loadFlow() {

@@ -5,12 +5,12 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { getRuntime } from '../../lib/runtime';
-import { helper } from '../support/node-red';
+import { helper, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 import { catchTab, frame, Ledger, llavaNodes, modelConfig, modelSettled, onTab, pipeline } from './support';
 
 describe('reliability: security', function () {
+  useNodeRedHelper();
   const tiny = () => tinyModel({ layout: 'split', decoder: 'portable' });
   let dir: string;
   let root: string;
@@ -28,12 +28,8 @@ describe('reliability: security', function () {
     fs.writeFileSync(path.join(outside, 'secret.jpg'), image);
     fs.symlinkSync(path.join(outside, 'secret.jpg'), path.join(root, 'link.jpg'));
     fs.mkdirSync(path.join(root, 'folder.jpg'));
-    await helper.startServer();
   });
-  afterEach(() => helper.unload());
   after(async () => {
-    await helper.stopServer();
-    await getRuntime().dispose();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

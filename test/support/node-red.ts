@@ -6,6 +6,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import helper = require('node-red-node-test-helper');
+import { getRuntime } from '../../lib/runtime';
 
 /** The node-red package folder in use. */
 export const nodeRedDir = path.dirname(require.resolve(path.join(process.env.LLAVA_NODE_RED || 'node-red', 'package.json')));
@@ -13,6 +14,19 @@ export const nodeRedDir = path.dirname(require.resolve(path.join(process.env.LLA
 helper.init(require.resolve(nodeRedDir));
 
 export { helper };
+
+/**
+ * The test helper's lifecycle in the enclosing describe block: Node-RED's test server up before, flows unloaded
+ * after each test, server and the shared inference runtime stopped after.
+ */
+export function useNodeRedHelper(): void {
+  before(() => helper.startServer());
+  afterEach(() => helper.unload());
+  after(async () => {
+    await helper.stopServer();
+    await getRuntime().dispose();
+  });
+}
 
 /** A core node's module (e.g. "common/25-catch.js"), from the same Node-RED install, for helper.load. */
 export function coreNode(file: string): any {
