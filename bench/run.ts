@@ -32,8 +32,13 @@ function runCase(input: CaseInput): Promise<CaseOutput> {
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => {
       const line = stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
-      if (code === 0 && line) resolve(JSON.parse(line.slice(RESULT_PREFIX.length)) as CaseOutput);
-      else reject(new Error(`${input.kind} on ${path.basename(input.model.dir)} exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+      if (code === 0 && line) {
+        resolve(JSON.parse(line.slice(RESULT_PREFIX.length)) as CaseOutput);
+        return;
+      }
+      const lines = stderr.trim().split('\n');
+      const reason = lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.slice(-3).join(' | ');
+      reject(new Error(`${input.kind} on ${path.basename(input.model.dir)} exited ${code}: ${reason}`));
     });
   });
 }
