@@ -5,7 +5,8 @@
 //   split:           the same, but vision_encoder's image_features are the selected CLIP features (vision width),
 //                    and onnx/multi_modal_projector.onnx maps image_features → image_embeds (text width)
 // plus config.json, preprocessor_config.json, processor_config.json, generation_config.json and the tokenizer files.
-// Graphs whose weights approach the 2 GB protobuf limit get external data (`<file>.onnx_data`).
+// Graphs with more than ~64 MB of weights get external data (`<file>.onnx_data`), which onnxruntime maps instead
+// of copying into its heap.
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ModelLayout } from '../model/folder';
@@ -37,8 +38,12 @@ export const QUANT_VARIANT: Record<QuantizeName, { variant: string; suffix: stri
   int8: { variant: 'int8', suffix: '_int8' },
 };
 
-/** Graphs with more weight bytes than this are written with external data when externalData is 'auto'. */
-const AUTO_EXTERNAL_BYTES = 1.8e9;
+/**
+ * Graphs with more weight bytes than this are written with external data when externalData is 'auto'. onnxruntime
+ * maps an external data file rather than reading the protobuf into its heap, so only the pages a run touches are
+ * resident: Qwen2-0.5B's 545 MB embed_tokens peaks at ~90 MB resident instead of ~1.1 GB. Tiny graphs stay inline.
+ */
+const AUTO_EXTERNAL_BYTES = 64e6;
 /** MatMulNBits accuracy_level written by default: int8 activations, the fastest CPU path. */
 export const DEFAULT_ACCURACY_LEVEL = 4;
 
@@ -67,7 +72,9 @@ export interface WriteModelOptions {
   decoder?: DecoderVariant;
   quantize?: QuantizeName;
   accuracyLevel?: number;
-  /** true: every graph; false: none (fails over 2 GB); 'auto' (default): graphs over ~1.8 GB of weights. */
+  /** Decoder logits: 'all' positions (default) or the 'last' only (faster prefill, see DecoderOptions). */
+  logits?: 'all' | 'last';
+  /** true: every graph; false: none (fails over 2 GB); 'auto' (default): graphs over ~64 MB of weights. */
   externalData?: boolean | 'auto';
   /** Replace the model files of an existing folder (otherwise a non-empty outDir is an error). */
   overwrite?: boolean;
@@ -164,7 +171,7 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
     ['vision_encoder', buildVisionEncoderGraph(opts.weights, c, { withProjector: layout === 'transformers-js' })],
     ...(layout === 'split' ? [['multi_modal_projector', buildProjectorGraph(opts.weights, c)] as [string, Graph]] : []),
     ['embed_tokens', buildEmbedGraph(opts.weights, c)],
-    [`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant })],
+    [`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant, logits: opts.logits })],
   ];
 
   prepareFolder(dir, onnxDir, opts);
