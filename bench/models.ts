@@ -96,6 +96,8 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
       tokenizer: { kind: arch.tokenizer === 'tiny-qwen2' ? 'tiny-qwen2' : 'tiny-llama' },
       decoder: spec.decoder,
       quantize: spec.quantize,
+      // The generation loop reads the last position's logits only; transformers.js slices the same row.
+      logits: 'last',
     });
     fs.writeFileSync(marker, wanted);
     log(`built ${folderName(spec)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
