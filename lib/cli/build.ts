@@ -39,7 +39,9 @@ export const usage = `usage: llava build (--tiny | --preset NAME --random | --fr
   --decoder V            optimized (com.microsoft GroupQueryAttention, default) | portable (standard ops)
   --quantize Q           int4 | int8: block-32 MatMulNBits decoder weights (needs --decoder optimized)
   --accuracy-level N     MatMulNBits accuracy_level: 4 = int8 activations (default, fastest on CPU), 0 = fp32 compute
-  --external-data        always write weights to .onnx_data files (automatic for graphs over ~1.8 GB)
+  --logits L             last (default: lm_head on the last position only; faster prefill, less memory;
+                         all a generator needs) | all (every position, e.g. for scoring a text)
+  --external-data        always write weights to .onnx_data files (automatic for graphs over 64 MB)
   --force                replace the model files in a non-empty --out folder
   --verbose              stack traces on errors`;
 
@@ -61,6 +63,7 @@ const OPTIONS = {
   quantize: { type: 'string' },
   seed: { type: 'string' },
   'accuracy-level': { type: 'string' },
+  logits: { type: 'string' },
   'external-data': { type: 'boolean' },
   force: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -178,6 +181,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!v.out) throw new UsageError('--out DIR is required');
   const layout = oneOf<ModelLayout>('layout', v.layout, ['transformers-js', 'split'], v['from-mmpretrain'] ? 'split' : 'transformers-js');
   const decoder = oneOf<DecoderVariant>('decoder', v.decoder, ['optimized', 'portable'], 'optimized');
+  const logits = oneOf<'last' | 'all'>('logits', v.logits, ['last', 'all'], 'last');
   const quantize = v.quantize === undefined ? undefined : oneOf<QuantizeName>('quantize', v.quantize, ['int4', 'int8'], 'int4');
   if (quantize && decoder === 'portable') throw new UsageError('--quantize needs --decoder optimized (MatMulNBits is a com.microsoft op)');
   const accuracyLevel = v['accuracy-level'] === undefined ? undefined : Number(oneOf('accuracy-level', v['accuracy-level'], ['0', '1', '2', '3', '4'], '4'));
@@ -196,6 +200,7 @@ export async function run(argv: string[]): Promise<number> {
     decoder,
     quantize,
     accuracyLevel,
+    logits,
     externalData: v['external-data'] ? true : 'auto',
     overwrite: v.force,
     source: source.label,
