@@ -23,9 +23,19 @@ function nodeIdOfType(page: Page, type: string): Promise<string> {
   }, type);
 }
 
+/** Opens a node's edit dialog, as a double-click does (a notification may cover the node itself). */
 async function openNode(page: Page, type: string): Promise<void> {
-  await page.dblclick(`g[id="${await nodeIdOfType(page, type)}"] .red-ui-flow-node`);
+  const id = await nodeIdOfType(page, type);
+  await page.evaluate((nodeId: string) => {
+    const RED = (globalThis as any).RED;
+    RED.editor.edit(RED.nodes.node(nodeId));
+  }, id);
   await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
+}
+
+/** Waits until no notification (imported, deployed…) lies over the workspace. */
+function notificationsGone(page: Page): Promise<unknown> {
+  return page.waitForFunction(() => (globalThis as any).$('.red-ui-notification:visible').length === 0, undefined, { timeout: 30_000 });
 }
 
 describe('editor: the caption example, from import to a caption in the debug sidebar (Chromium)', function () {
@@ -83,6 +93,7 @@ describe('editor: the caption example, from import to a caption in the debug sid
     );
 
     await page.evaluate(() => (globalThis as any).RED.sidebar.show('debug'));
+    await notificationsGone(page);
     await page.click(`g[id="${await nodeIdOfType(page, 'inject')}"] .red-ui-flow-node-button`);
     const caption = await page.waitForFunction(
       () => {
