@@ -38,6 +38,22 @@ function notificationsGone(page: Page): Promise<unknown> {
   return page.waitForFunction(() => (globalThis as any).$('.red-ui-notification:visible').length === 0, undefined, { timeout: 30_000 });
 }
 
+/**
+ * Clicks an inject node's button until Node-RED confirms it ("Successfully injected"): on a loaded machine the
+ * workspace can still be moving (sidebar switch) when the click lands.
+ */
+async function pressInject(page: Page, id: string): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await notificationsGone(page);
+    await page.click(`g[id="${id}"] .red-ui-flow-node-button`);
+    const confirmed = await page
+      .waitForFunction(() => /Successfully injected/.test((globalThis as any).$('.red-ui-notification').text()), undefined, { timeout: 5_000 })
+      .then(() => true, () => false);
+    if (confirmed) return;
+  }
+  throw new Error('the inject button never confirmed an injection');
+}
+
 describe('editor: the caption example, from import to a caption in the debug sidebar (Chromium)', function () {
   let nr: RunningNodeRed;
   let browser: Browser;
@@ -93,17 +109,21 @@ describe('editor: the caption example, from import to a caption in the debug sid
     );
 
     await page.evaluate(() => (globalThis as any).RED.sidebar.show('debug'));
-    await notificationsGone(page);
-    await page.click(`g[id="${await nodeIdOfType(page, 'inject')}"] .red-ui-flow-node-button`);
-    const caption = await page.waitForFunction(
-      () => {
-        const $ = (globalThis as any).$;
-        const msg = $('.red-ui-debug-msg').filter((_: number, e: Element) => $(e).find('.red-ui-debug-msg-name').text().includes('caption'));
-        return msg.length ? msg.first().find('.red-ui-debug-msg-payload').text() : false;
-      },
-      undefined,
-      { timeout: 60_000 },
-    );
+    await pressInject(page, await nodeIdOfType(page, 'inject'));
+    const caption = await page
+      .waitForFunction(
+        () => {
+          const $ = (globalThis as any).$;
+          const msg = $('.red-ui-debug-msg').filter((_: number, e: Element) => $(e).find('.red-ui-debug-msg-name').text().includes('caption'));
+          return msg.length ? msg.first().find('.red-ui-debug-msg-payload').text() : false;
+        },
+        undefined,
+        { timeout: 60_000 },
+      )
+      .catch(async (err: Error) => {
+        const sidebar = await page.evaluate(() => (globalThis as any).$('.red-ui-debug-msg').text());
+        throw new Error(`${err.message}\ndebug sidebar: ${sidebar}\nNode-RED log:\n${nr.log().slice(-3000)}`);
+      });
     assert.ok(String(await caption.jsonValue()).length > 0, 'a caption in the debug sidebar');
 
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
