@@ -43,7 +43,11 @@ export type Op = keyof Operations;
 export type RequestOf<K extends Op> = { op: K } & Operations[K]['request'];
 export type AnyRequest = { [K in Op]: RequestOf<K> }[Op];
 
-export type ToWorker = { kind: 'request'; id: number; request: AnyRequest } | { kind: 'abort'; id: number };
+export type ToWorker =
+  | { kind: 'request'; id: number; request: AnyRequest }
+  | { kind: 'abort'; id: number }
+  /** Exit once the current ORT call returns (the worker reads messages only between calls). */
+  | { kind: 'shutdown' };
 
 export interface SerializedError {
   name: string;

@@ -29,6 +29,9 @@ export interface LinkEvents {
 
 const WORKER_SCRIPT = path.join(__dirname, 'worker.js');
 
+/** How long a shutting-down worker may finish its current ORT call (a 7B prefill on a CPU takes tens of seconds). */
+const SHUTDOWN_GRACE_MS = 120_000;
+
 export class WorkerLink {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
@@ -67,12 +70,22 @@ export class WorkerLink {
     if (this.alive && this.pending.has(id)) this.worker.postMessage({ kind: 'abort', id } satisfies ToWorker);
   }
 
-  /** Stops the worker; outstanding requests reject with `reason`. */
-  async terminate(reason: Error): Promise<void> {
+  /**
+   * Stops the worker; outstanding requests reject with `reason`. The worker is asked to exit and does so when its
+   * current ORT call returns: terminating a thread inside onnxruntime's native run aborts the whole process
+   * ("terminate called after throwing an instance of 'Napi::Error'"). Only a worker that does not exit within
+   * `graceMs` (stuck outside ORT) is terminated by force.
+   */
+  async terminate(reason: Error, graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     if (!this.alive) return;
     this.terminating = true;
     this.crash = reason;
-    await this.worker.terminate();
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.ref(); // keep the process alive until the worker is gone
+    this.worker.postMessage({ kind: 'shutdown' } satisfies ToWorker);
+    const force = setTimeout(() => void this.worker.terminate(), graceMs);
+    await exited;
+    clearTimeout(force);
   }
 
   private settle(id: number): Pending | undefined {

@@ -12,6 +12,13 @@ import { affineY, assertClose, chainFeeds, N, tempDir, writeAffine, writeChain }
 const TASKS = path.join(__dirname, 'fixtures', 'tasks.js');
 /** Matrix size of a chain run that keeps the worker busy while jobs queue behind it (about 0.4 s on 2 cores). */
 const BUSY = 768;
+/** A run long enough (≥ 0.3 s even on an idle machine) to act on while it executes. */
+const LONG = 1024;
+
+/** Resolves once the runtime reports `label` as the running job. */
+async function runningNow(runtime: InferenceRuntime, label: string): Promise<void> {
+  while (runtime.stats().running !== label) await new Promise((r) => setTimeout(r, 2));
+}
 
 function chainInputs(size: number): Record<string, TensorValue> {
   const f = chainFeeds(size);
@@ -97,14 +104,32 @@ describe('runtime worker', () => {
 
   it('a running run rejects as soon as it is aborted and the next job runs after it', async () => {
     const controller = new AbortController();
-    const running = rt.run(chainLease, chainInputs(BUSY), { signal: controller.signal });
+    const running = rt.run(chainLease, chainInputs(LONG), { signal: controller.signal, label: 'to abort' });
     const next = rt.run(chainLease, chainInputs(512), { label: 'next' });
-    await new Promise((r) => setTimeout(r, 100));
+    await runningNow(rt, 'to abort');
+    const order: string[] = [];
+    running.catch(() => order.push('aborted'));
+    next.then(() => order.push('next'));
     const abortedAt = Date.now();
     controller.abort();
     await assert.rejects(running, { name: 'AbortError' });
-    assert.ok(Date.now() - abortedAt < 100, 'rejected without waiting for the run to end');
+    assert.ok(Date.now() - abortedAt < 1000, 'rejected promptly (generous bound for a loaded machine)');
     assert.deepEqual((await next).values.y.dims, [512, 512]);
+    // `next` can only run once the aborted run has ended, so this order means the abort did not wait for it.
+    assert.deepEqual(order, ['aborted', 'next']);
+  });
+
+  it('disposing during a run lets the run end first (killing a thread inside ORT aborts the process), then fails what waits', async () => {
+    const own = new InferenceRuntime({ graceMs: 0 });
+    const lease = await own.openSession({ modelPath: chain, providers: 'cpu' });
+    const running = own.run(lease, chainInputs(LONG), { label: 'long chain' });
+    const queued = own.run(lease, chainInputs(512), { label: 'queued' });
+    await runningNow(own, 'long chain');
+    await own.dispose();
+    assert.deepEqual((await running).values.y.dims, [LONG, LONG], 'the run in progress finished and delivered');
+    await assert.rejects(queued, /disposed/);
+    // this process is still alive to see it: a forced terminate mid-run would have aborted it
+    assert.equal(own.isDisposed, true);
   });
 
   it('aborts a running task through its AbortSignal inside the worker', async () => {
