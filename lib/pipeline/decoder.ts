@@ -154,13 +154,14 @@ export class KvDecoder {
 
     const logits = out.logits;
     if (!logits) throw new Error('decoder graph has no output "logits"');
-    const all = toFloat32(logits);
     const positions = logits.dims[1];
     const vocab = logits.dims[2];
     const rows: Float32Array[] = [];
     for (let b = 0; b < batch; b++) {
+      // Only each sequence's last position is read: view it, and convert just that row from fp16.
       const start = (b * positions + positions - 1) * vocab;
-      rows.push(all.subarray(start, start + vocab));
+      const row = (logits.data as Float32Array | Uint16Array).subarray(start, start + vocab);
+      rows.push(toFloat32({ ...logits, data: row }));
     }
     return rows;
   }
