@@ -1,7 +1,7 @@
 // Turns a request (a question, or a full prompt written by hand) into prompt segments with the preset's template.
 import type { LlavaPreset } from '../model/presets';
 import { chatMessages, LLAVA_15_CHAT_TEMPLATE, renderChatTemplate } from './chat-template';
-import { HistoryTurn, IMAGE_MARKER, PromptSegment, renderCustomTemplate, renderTemplate, templateText } from './templates';
+import { CAPTION_INSTRUCTION, HistoryTurn, IMAGE_MARKER, PromptSegment, renderCustomTemplate, renderTemplate, templateText } from './templates';
 
 export interface PromptInput {
   /** A whole prompt. With `<image>` it is used as written; without, it is the question put into the template. */
@@ -13,15 +13,13 @@ export interface PromptInput {
   image?: boolean;
 }
 
-/** What caption presets ask when no question is given (the seed's caption instruction). */
-export const DEFAULT_QUESTION = 'Describe the image in detail.';
 
 export function buildPrompt(preset: LlavaPreset, chatTemplate: string | null, input: PromptInput): PromptSegment[] {
   if (input.prompt !== undefined && input.question !== undefined) {
     throw new Error('give either a prompt or a question, not both');
   }
   if (input.prompt !== undefined && input.prompt.includes(IMAGE_MARKER)) return [templateText(input.prompt)];
-  const question = input.prompt ?? input.question ?? DEFAULT_QUESTION;
+  const question = input.prompt ?? input.question ?? CAPTION_INSTRUCTION;
   if (question.trim() === '') throw new Error(`the ${input.prompt !== undefined ? 'prompt' : 'question'} is empty`);
   const image = input.image !== false;
   switch (preset.prompt.kind) {

@@ -52,7 +52,8 @@ const MMPRETRAIN_V15_META =
   "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.";
 const MMPRETRAIN_V1_META =
   'You are LLaVA, a large language and vision assistant trained by UW Madison WAIV Lab.You are able to understand the visual content that the user provides, and assist the user with a variety of tasks using natural language.Follow the instructions carefully and explain your answers in detail.';
-const CAPTION_INSTRUCTION = 'Describe the image in detail.';
+/** The seed's caption instruction; also what a prompt asks when no question is given. */
+export const CAPTION_INSTRUCTION = 'Describe the image in detail.';
 
 /** The mmpretrain configs' prompts (configs/llava/*.py); note their mixed-case "User:". Single turn only. */
 const MMPRETRAIN_TEMPLATES = {
