@@ -33,6 +33,12 @@ async function openNode(page: Page, type: string): Promise<void> {
   await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
 }
 
+/** Presses a dialog's button and waits until its tray has closed (the editor opens no other dialog meanwhile). */
+async function confirm(page: Page, button: string): Promise<void> {
+  await page.click(button);
+  await page.waitForSelector(button, { state: 'hidden' });
+}
+
 /** Waits until no notification (imported, deployed…) lies over the workspace. */
 function notificationsGone(page: Page): Promise<unknown> {
   return page.waitForFunction(() => (globalThis as any).$('.red-ui-notification:visible').length === 0, undefined, { timeout: 30_000 });
@@ -83,7 +89,7 @@ describe('editor: the caption example, from import to a caption in the debug sid
     await page.click('#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples a');
     await page.click('#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label:has-text("node-red-contrib-llava")');
     await page.click('#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label:has-text("caption")');
-    await page.click('#red-ui-clipboard-dialog-ok');
+    await confirm(page, '#red-ui-clipboard-dialog-ok');
     await page.mouse.click(400, 300); // drop the imported nodes on the workspace
 
     // The model folder, through image load's model selector ▸ edit.
@@ -91,13 +97,13 @@ describe('editor: the caption example, from import to a caption in the debug sid
     assert.strictEqual(await page.inputValue('#node-input-resizeMode'), 'model', 'the resize mode survives import');
     await page.click('#node-input-btn-model-edit');
     await page.fill('#node-config-input-modelDir', model.dir);
-    await page.click('#node-config-dialog-ok');
-    await page.click('#node-dialog-ok');
+    await confirm(page, '#node-config-dialog-ok');
+    await confirm(page, '#node-dialog-ok');
 
     // The picture to caption.
     await openNode(page, 'file in');
     await page.fill('.form-row:has(#node-input-filename) input.red-ui-typedInput-input', image);
-    await page.click('#node-dialog-ok');
+    await confirm(page, '#node-dialog-ok');
 
     await page.click('#red-ui-header-button-deploy');
     await page.waitForFunction(() => !(globalThis as any).RED.nodes.dirty());
