@@ -4,6 +4,25 @@
 // only makes the loader lean harder on the class defaults. Fixtures shrink
 // the widths with `tiny()`; every other field stays as published, so the loader meets what it will meet on the Hub.
 
+/** CLIPImageProcessor's preprocessor_config.json as llava-hf writes it (shortest edge, centre crop, CLIP mean/std). */
+function clipImageProcessor(size: number) {
+  return {
+    crop_size: { height: size, width: size },
+    do_center_crop: true,
+    do_convert_rgb: true,
+    do_normalize: true,
+    do_rescale: true,
+    do_resize: true,
+    image_mean: [0.48145466, 0.4578275, 0.40821073],
+    image_processor_type: 'CLIPImageProcessor',
+    image_std: [0.26862954, 0.26130258, 0.27577711],
+    processor_class: 'LlavaProcessor',
+    resample: 3,
+    rescale_factor: 0.00392156862745098,
+    size: { shortest_edge: size },
+  };
+}
+
 /** Xenova/tiny-random-LlavaForConditionalGeneration, the transformers.js test model.
  * https://huggingface.co/Xenova/tiny-random-LlavaForConditionalGeneration/blob/main/config.json (copies:
  * https://huggingface.co/trl-internal-testing/tiny-random-LlavaForConditionalGeneration/blob/main/config.json,
@@ -43,24 +62,23 @@ export const TINY_RANDOM_LLAVA = {
   },
   /** https://huggingface.co/Xenova/tiny-random-LlavaForConditionalGeneration/blob/main/preprocessor_config.json
    * (CLIPImageProcessor as llava-hf writes it, at the tower's 30 px). */
-  preprocessor: {
-    crop_size: { height: 30, width: 30 },
-    do_center_crop: true,
-    do_convert_rgb: true,
-    do_normalize: true,
-    do_rescale: true,
-    do_resize: true,
-    image_mean: [0.48145466, 0.4578275, 0.40821073],
-    image_processor_type: 'CLIPImageProcessor',
-    image_std: [0.26862954, 0.26130258, 0.27577711],
-    processor_class: 'LlavaProcessor',
-    resample: 3,
-    rescale_factor: 0.00392156862745098,
-    size: { shortest_edge: 30 },
-  },
+  preprocessor: clipImageProcessor(30),
   /** https://huggingface.co/Xenova/tiny-random-LlavaForConditionalGeneration/blob/main/processor_config.json: the
    * count transformers.js expands <image> to is 15·15 + 0 = 225 (llava-family.md §2.1). */
   processor: { num_additional_image_tokens: 0, patch_size: 2, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'default' },
+};
+
+/** The vision_config llava-hf's CLIP-L/336 LLaVAs save (models.md §3). */
+const LLAVA_HF_CLIP_L_336 = {
+  hidden_size: 1024,
+  image_size: 336,
+  intermediate_size: 4096,
+  model_type: 'clip_vision_model',
+  num_attention_heads: 16,
+  num_hidden_layers: 24,
+  patch_size: 14,
+  projection_dim: 768,
+  vocab_size: 32000,
 };
 
 /** llava-hf/llava-1.5-7b-hf: text_config leaves hidden size, layers and heads to LlamaConfig (4096/32/32).
@@ -83,36 +101,12 @@ export const LLAVA_15_7B = {
       vocab_size: 32064,
     },
     tie_word_embeddings: false,
-    vision_config: {
-      hidden_size: 1024,
-      image_size: 336,
-      intermediate_size: 4096,
-      model_type: 'clip_vision_model',
-      num_attention_heads: 16,
-      num_hidden_layers: 24,
-      patch_size: 14,
-      projection_dim: 768,
-      vocab_size: 32000,
-    },
+    vision_config: LLAVA_HF_CLIP_L_336,
     vision_feature_layer: -2,
     vision_feature_select_strategy: 'default',
   },
   /** https://huggingface.co/llava-hf/llava-1.5-7b-hf/blob/main/preprocessor_config.json */
-  preprocessor: {
-    crop_size: { height: 336, width: 336 },
-    do_center_crop: true,
-    do_convert_rgb: true,
-    do_normalize: true,
-    do_rescale: true,
-    do_resize: true,
-    image_mean: [0.48145466, 0.4578275, 0.40821073],
-    image_processor_type: 'CLIPImageProcessor',
-    image_std: [0.26862954, 0.26130258, 0.27577711],
-    processor_class: 'LlavaProcessor',
-    resample: 3,
-    rescale_factor: 0.00392156862745098,
-    size: { shortest_edge: 336 },
-  },
+  preprocessor: clipImageProcessor(336),
 };
 
 /** llava-hf/bakLlava-v1-hf: Mistral-7B text whose text_config leaves hidden size, layers and heads to MistralConfig.
@@ -135,17 +129,7 @@ export const BAKLLAVA = {
       vocab_size: 32064,
     },
     tie_word_embeddings: false,
-    vision_config: {
-      hidden_size: 1024,
-      image_size: 336,
-      intermediate_size: 4096,
-      model_type: 'clip_vision_model',
-      num_attention_heads: 16,
-      num_hidden_layers: 24,
-      patch_size: 14,
-      projection_dim: 768,
-      vocab_size: 32000,
-    },
+    vision_config: LLAVA_HF_CLIP_L_336,
     vision_feature_layer: -2,
     vision_feature_select_strategy: 'default',
   },
