@@ -2,17 +2,18 @@
 import * as fs from 'fs';
 import { parseArgs } from 'util';
 import { getRuntime } from '../runtime';
+import { isProviderChoice, PROVIDER_CHOICES } from '../runtime/providers';
 import type { ProviderPreference } from '../runtime/types';
 import { assertDecodable } from '../pipeline/image-preprocess';
 import { LlavaModel } from '../pipeline/llava-model';
+import { GENERATION_OPTION_NAMES, GENERATION_OPTION_SPECS, generationFlagsUsage } from '../pipeline/generation/option-spec';
 import type { GenerationOptions } from '../pipeline/types';
 import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
 export const usage = `usage: llava generate --model DIR|ORG/NAME[@REV] [--no-pull] --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
-       [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
-       [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
-       [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
+       ${generationFlagsUsage()}
+       [--max-input-pixels N] [--provider ${PROVIDER_CHOICES.join('|')}] [--threads N] [--json] [--verbose]
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
 --max-input-pixels refuses larger images before decoding them (default 100000000).
 ${MODEL_HELP}`;
@@ -24,19 +25,8 @@ const OPTIONS = {
   prompt: { type: 'string' },
   preset: { type: 'string' },
   variant: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  'min-new-tokens': { type: 'string' },
+  ...generationFlags(),
   greedy: { type: 'boolean' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  'top-p': { type: 'string' },
-  'min-p': { type: 'string' },
-  seed: { type: 'string' },
-  'repetition-penalty': { type: 'string' },
-  'num-beams': { type: 'string' },
-  'length-penalty': { type: 'string' },
-  stop: { type: 'string', multiple: true },
-  'ignore-eos': { type: 'boolean' },
   'max-input-pixels': { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
@@ -53,30 +43,34 @@ function number(value: string | undefined, flag: string, integer = false): numbe
   return n;
 }
 
-const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'];
-
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
+/** parseArgs options for the generation flags, from the option specs: numbers are read as text and checked here. */
+function generationFlags(): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
+  const flags: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const name of GENERATION_OPTION_NAMES) {
+    const { flag, kind } = GENERATION_OPTION_SPECS[name];
+    if (flag) flags[flag] = kind === 'boolean' ? { type: 'boolean' } : kind === 'strings' ? { type: 'string', multiple: true } : { type: 'string' };
+  }
+  return flags;
+}
+
+/** The generation options the flags set; their ranges are checked with the request, like every other caller's. */
 function generationOptions(v: Values): Partial<GenerationOptions> {
-  const sampling = ['temperature', 'top-k', 'top-p', 'min-p', 'seed'].filter((k) => v[k as keyof Values] !== undefined);
+  const given = v as Record<string, string | string[] | boolean | undefined>;
+  const options: Record<string, unknown> = {};
+  const sampling: string[] = [];
+  for (const name of GENERATION_OPTION_NAMES) {
+    const spec = GENERATION_OPTION_SPECS[name];
+    const value = spec.flag === undefined ? undefined : given[spec.flag];
+    if (value === undefined) continue;
+    if (spec.sampling) sampling.push(spec.flag!);
+    options[name] = spec.kind === 'integer' || spec.kind === 'number' ? number(value as string, spec.flag!, spec.kind === 'integer') : value;
+  }
   if (v.greedy && sampling.length) throw new UsageError(`--greedy cannot be combined with --${sampling.join(', --')}`);
-  const options: Partial<GenerationOptions> = {
-    maxNewTokens: number(v['max-new-tokens'], 'max-new-tokens', true),
-    minNewTokens: number(v['min-new-tokens'], 'min-new-tokens', true),
-    temperature: number(v.temperature, 'temperature'),
-    topK: number(v['top-k'], 'top-k', true),
-    topP: number(v['top-p'], 'top-p'),
-    minP: number(v['min-p'], 'min-p'),
-    seed: number(v.seed, 'seed', true),
-    repetitionPenalty: number(v['repetition-penalty'], 'repetition-penalty'),
-    numBeams: number(v['num-beams'], 'num-beams', true),
-    lengthPenalty: number(v['length-penalty'], 'length-penalty'),
-    stopStrings: v.stop,
-    ignoreEos: v['ignore-eos'],
-  };
   if (v.greedy) options.doSample = false;
   else if (sampling.length) options.doSample = true;
-  return Object.fromEntries(Object.entries(options).filter(([, x]) => x !== undefined));
+  return options as Partial<GenerationOptions>;
 }
 
 function parse(argv: string[]): Values {
@@ -100,7 +94,7 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
   const v = parse(argv);
   if (!v.model) throw new UsageError('--model DIR or --model org/name is required');
   if (!v.image) throw new UsageError('--image FILE is required');
-  if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
+  if (v.provider && !isProviderChoice(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
   const options = generationOptions(v);
   const maxInputPixels = number(v['max-input-pixels'], 'max-input-pixels', true);
   if (maxInputPixels !== undefined && maxInputPixels < 1) throw new UsageError('--max-input-pixels must be at least 1');

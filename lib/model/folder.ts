@@ -4,7 +4,7 @@
 //   split:           the same, but vision_encoder stops before the projector and onnx/multi_modal_projector follows
 import * as fs from 'fs';
 import * as path from 'path';
-import type { LlavaConfig } from './config';
+import { LlavaConfig, RECORD_KEY } from './config';
 import { completeLlavaConfig } from './hf-config';
 
 export type ModelLayout = 'transformers-js' | 'split';
@@ -127,7 +127,7 @@ function imageTokenIdOf(tokenizerFile: string): number | undefined {
  * decoder has it, else the only decoder variant present.
  */
 function autoVariant(config: LlavaConfig, onnxDir: string): string {
-  const recorded = config['node-red-contrib-llava']?.variant;
+  const recorded = config[RECORD_KEY]?.variant;
   if (typeof recorded === 'string' && recorded in WEIGHT_VARIANTS) return recorded;
   const present = variantsPresent(onnxDir, 'decoder_model_merged');
   if (present.length === 0 || present.includes('fp32')) return 'fp32';

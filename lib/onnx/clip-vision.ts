@@ -2,6 +2,7 @@
 // embeddings, pre_layrnorm, pre-LN encoder layers (quick_gelu MLP). It returns hidden_states[vision_feature_layer]
 // (HF indexing: 0 = pre_layrnorm output, i = output of layer i; −2 = output of layer N−1). Layers after the selected
 // one are not built, and post_layernorm is never applied. Strategy 'default' drops the CLS token.
+import { GRAPH_IO } from '../model/graph-io';
 import type { LlavaConfig } from '../model/config';
 import { BuildContext, fromHeads, layerNorm, linear, toHeads, weightInitializer } from './blocks';
 import { Graph } from './graph';
@@ -98,10 +99,10 @@ export function buildVisionEncoderGraph(weights: WeightSource, c: LlavaConfig, o
   const g = new Graph('vision_encoder');
   const v = c.vision_config;
   const ctx: BuildContext = { g, weights };
-  const pixels = g.input('pixel_values', 'float32', ['batch_size', v.num_channels ?? 3, v.image_size, v.image_size]);
+  const pixels = g.input(GRAPH_IO.pixelValues, 'float32', ['batch_size', v.num_channels ?? 3, v.image_size, v.image_size]);
   let features = addVisionTower(ctx, c, pixels);
   if (opts.withProjector) features = addProjector(ctx, c, features);
   const width = opts.withProjector ? c.text_config.hidden_size : v.hidden_size;
-  g.output(features, 'float32', ['batch_size', visionTokenCount(c), width], 'image_features');
+  g.output(features, 'float32', ['batch_size', visionTokenCount(c), width], GRAPH_IO.imageFeatures);
   return g;
 }

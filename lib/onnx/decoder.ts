@@ -3,6 +3,7 @@
 // past_key_values.{i}.key/value [B,kvh,P,hd] → logits [B,S,V], present.{i}.key/value [B,kvh,T,hd] (T = P+S).
 // Variants share that I/O: 'portable' (standard ops) and 'optimized' (com.microsoft GroupQueryAttention,
 // SimplifiedLayerNormalization/SkipSimplifiedLayerNormalization, MatMulNBits when quantized).
+import { GRAPH_IO } from '../model/graph-io';
 import { headDim, LlavaConfig, TextConfig } from '../model/config';
 import { BuildContext, linear, QuantOptions, rmsNorm, weightInitializer } from './blocks';
 import { LayerKv, optimizedAttention, optimizedShared, portableAttention, portableShared } from './decoder-attention';
@@ -22,17 +23,6 @@ export interface DecoderOptions {
    */
   logits?: 'all' | 'last';
 }
-
-export const DECODER_IO = {
-  inputsEmbeds: 'inputs_embeds',
-  attentionMask: 'attention_mask',
-  positionIds: 'position_ids',
-  logits: 'logits',
-  pastKey: (i: number) => `past_key_values.${i}.key`,
-  pastValue: (i: number) => `past_key_values.${i}.value`,
-  presentKey: (i: number) => `present.${i}.key`,
-  presentValue: (i: number) => `present.${i}.value`,
-} as const;
 
 export function checkTextConfig(t: TextConfig): void {
   const hd = headDim(t);
@@ -72,17 +62,17 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
   const h = t.hidden_size;
   const eps = t.rms_norm_eps;
   const qkvBias = hasQkvBias(c);
-  const embeds = g.input(DECODER_IO.inputsEmbeds, 'float32', ['batch_size', 'sequence_length', h]);
-  const mask = g.input(DECODER_IO.attentionMask, 'int64', ['batch_size', 'total_sequence_length']);
-  const positions = g.input(DECODER_IO.positionIds, 'int64', ['batch_size', 'sequence_length']);
+  const embeds = g.input(GRAPH_IO.inputsEmbeds, 'float32', ['batch_size', 'sequence_length', h]);
+  const mask = g.input(GRAPH_IO.attentionMask, 'int64', ['batch_size', 'total_sequence_length']);
+  const positions = g.input(GRAPH_IO.positionIds, 'int64', ['batch_size', 'sequence_length']);
   const kvShape = (len: string) => ['batch_size', t.num_key_value_heads, len, hd];
   const kvs: LayerKv[] = [];
   for (let i = 0; i < t.num_hidden_layers; i++) {
     kvs.push({
-      pastKey: g.input(DECODER_IO.pastKey(i), 'float32', kvShape('past_sequence_length')),
-      pastValue: g.input(DECODER_IO.pastValue(i), 'float32', kvShape('past_sequence_length')),
-      presentKey: DECODER_IO.presentKey(i),
-      presentValue: DECODER_IO.presentValue(i),
+      pastKey: g.input(GRAPH_IO.past(i, 'key'), 'float32', kvShape('past_sequence_length')),
+      pastValue: g.input(GRAPH_IO.past(i, 'value'), 'float32', kvShape('past_sequence_length')),
+      presentKey: GRAPH_IO.present(i, 'key'),
+      presentValue: GRAPH_IO.present(i, 'value'),
     });
   }
   const layerPrefix = (i: number) => `${TEXT_PREFIX}.layers.${i}`;
@@ -121,7 +111,7 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
   const logits = linear(ctx, normed, 'language_model.lm_head', h, t.vocab_size, {
     bias: false, quantizable: true, ...(lmHead !== 'language_model.lm_head.weight' ? { weightName: lmHead } : {}),
   });
-  g.output(logits, 'float32', ['batch_size', lastOnly ? 1 : 'sequence_length', t.vocab_size], DECODER_IO.logits);
+  g.output(logits, 'float32', ['batch_size', lastOnly ? 1 : 'sequence_length', t.vocab_size], GRAPH_IO.logits);
   for (const kv of kvs) {
     g.output(kv.presentKey, 'float32', kvShape('total_sequence_length'));
     g.output(kv.presentValue, 'float32', kvShape('total_sequence_length'));
@@ -133,9 +123,9 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
 export function buildEmbedGraph(weights: WeightSource, c: LlavaConfig): Graph {
   const t = c.text_config;
   const g = new Graph('embed_tokens');
-  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
+  const ids = g.input(GRAPH_IO.inputIds, 'int64', ['batch_size', 'sequence_length']);
   const table = weightInitializer({ g, weights }, `${TEXT_PREFIX}.embed_tokens.weight`, [t.vocab_size, t.hidden_size]);
-  g.output(g.op('Gather', [table, ids], { axis: 0 }), 'float32', ['batch_size', 'sequence_length', t.hidden_size], 'inputs_embeds');
+  g.output(g.op('Gather', [table, ids], { axis: 0 }), 'float32', ['batch_size', 'sequence_length', t.hidden_size], GRAPH_IO.inputsEmbeds);
   return g;
 }
 

@@ -1,4 +1,5 @@
 // The LLaVA multimodal projector: 'linear' (v1, one Linear) or 'mlp2x_gelu' (v1.5, Linear → exact erf GELU → Linear).
+import { GRAPH_IO } from '../model/graph-io';
 import { LlavaConfig, projectorType } from '../model/config';
 import { BuildContext, linear } from './blocks';
 import { Graph } from './graph';
@@ -19,7 +20,7 @@ export function addProjector(ctx: BuildContext, c: LlavaConfig, features: string
 /** multi_modal_projector (split layout): image_features [B, tokens, vision_hidden] → image_embeds [B, tokens, text_hidden]. */
 export function buildProjectorGraph(weights: WeightSource, c: LlavaConfig): Graph {
   const g = new Graph('multi_modal_projector');
-  const features = g.input('image_features', 'float32', ['batch_size', 'num_image_tokens', c.vision_config.hidden_size]);
-  g.output(addProjector({ g, weights }, c, features), 'float32', ['batch_size', 'num_image_tokens', c.text_config.hidden_size], 'image_embeds');
+  const features = g.input(GRAPH_IO.imageFeatures, 'float32', ['batch_size', 'num_image_tokens', c.vision_config.hidden_size]);
+  g.output(addProjector({ g, weights }, c, features), 'float32', ['batch_size', 'num_image_tokens', c.text_config.hidden_size], GRAPH_IO.imageEmbeds);
   return g;
 }

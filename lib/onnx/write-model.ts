@@ -7,10 +7,11 @@
 // plus config.json, preprocessor_config.json, processor_config.json, generation_config.json and the tokenizer files.
 // Graphs with more than ~64 MB of weights get external data (`<file>.onnx_data`), which onnxruntime maps instead
 // of copying into its heap.
+import { GRAPH_IO } from '../model/graph-io';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ModelLayout } from '../model/folder';
-import type { LlavaConfig } from '../model/config';
+import { LlavaConfig, RECORD_KEY } from '../model/config';
 import { llamaTinyTokenizer, qwen2TinyTokenizer, writeTinyTokenizer } from '../model/tiny-tokenizer';
 import type { QuantOptions } from './blocks';
 import { buildVisionEncoderGraph, visionTokenCount } from './clip-vision';
@@ -22,15 +23,6 @@ import { appendSpecialTokens, SpecialToken } from './tokenizer-added-tokens';
 import type { WeightSource } from './weights';
 
 export type QuantizeName = 'int4' | 'int8';
-
-/** Names of the graphs' image inputs/outputs, also recorded in config.json. */
-export const MODEL_IO = {
-  pixelValues: 'pixel_values',
-  imageFeatures: 'image_features',
-  imageEmbeds: 'image_embeds',
-  inputIds: 'input_ids',
-  inputsEmbeds: 'inputs_embeds',
-} as const;
 
 /** File suffix (transformers.js dtype naming, see lib/model/folder.ts) of a quantized decoder. */
 export const QUANT_VARIANT: Record<QuantizeName, { variant: string; suffix: string }> = {
@@ -178,21 +170,21 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   for (const [name, graph] of graphs) write(name, graph);
 
   const vision = layout === 'split'
-    ? { vision_encoder: { input: MODEL_IO.pixelValues, output: MODEL_IO.imageFeatures, width: c.vision_config.hidden_size },
-      multi_modal_projector: { input: MODEL_IO.imageFeatures, output: MODEL_IO.imageEmbeds, width: c.text_config.hidden_size } }
-    : { vision_encoder: { input: MODEL_IO.pixelValues, output: MODEL_IO.imageFeatures, width: c.text_config.hidden_size } };
+    ? { vision_encoder: { input: GRAPH_IO.pixelValues, output: GRAPH_IO.imageFeatures, width: c.vision_config.hidden_size },
+      multi_modal_projector: { input: GRAPH_IO.imageFeatures, output: GRAPH_IO.imageEmbeds, width: c.text_config.hidden_size } }
+    : { vision_encoder: { input: GRAPH_IO.pixelValues, output: GRAPH_IO.imageFeatures, width: c.text_config.hidden_size } };
   const config: LlavaConfig = {
     ...c,
     image_seq_length: visionTokenCount(c),
-    'node-red-contrib-llava': {
-      ...c['node-red-contrib-llava'],
+    [RECORD_KEY]: {
+      ...c[RECORD_KEY],
       source: opts.source,
       layout,
       decoder,
       quantize: opts.quantize ?? null,
       ...(quant ? { accuracy_level: quant.accuracyLevel } : {}),
       variant,
-      io: { ...vision, embed_tokens: { input: MODEL_IO.inputIds, output: MODEL_IO.inputsEmbeds } },
+      io: { ...vision, embed_tokens: { input: GRAPH_IO.inputIds, output: GRAPH_IO.inputsEmbeds } },
     },
     'transformers.js_config': {
       dtype: { vision_encoder: 'fp32', embed_tokens: 'fp32', decoder_model_merged: variant },

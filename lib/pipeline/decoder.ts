@@ -4,15 +4,8 @@
 import type { WorkerSession } from '../runtime/types';
 import type { TensorValue } from '../runtime/tensor';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/float16';
+import { GRAPH_IO, KvShape } from '../model/graph-io';
 import { checkKvInputs } from './graph-check';
-
-export interface KvShape {
-  layers: number;
-  kvHeads: number;
-  headDim: number;
-  hiddenSize: number;
-  vocabSize: number;
-}
 
 /** Past keys/values of every layer for `batch` sequences of `length` tokens, in the session's names and dtype. */
 export interface KvCache {
@@ -75,8 +68,8 @@ export class KvDecoder {
     checkKvInputs(decoderSession.info.inputs, shape);
     this.vocabSize = shape.vocabSize;
     this.inputNames = new Set(decoderSession.info.inputs.map((i) => i.name));
-    this.embedsType = floatType(decoderSession, 'inputs_embeds');
-    this.kvType = floatType(decoderSession, 'past_key_values.0.key');
+    this.embedsType = floatType(decoderSession, GRAPH_IO.inputsEmbeds);
+    this.kvType = floatType(decoderSession, GRAPH_IO.past(0, 'key'));
     this.cache = this.emptyCache(1);
   }
 
@@ -84,8 +77,8 @@ export class KvDecoder {
     const tensors: Record<string, TensorValue> = {};
     const dims = [batch, this.shape.kvHeads, 0, this.shape.headDim];
     for (let l = 0; l < this.shape.layers; l++) {
-      for (const kv of ['key', 'value']) {
-        tensors[`past_key_values.${l}.${kv}`] =
+      for (const kv of ['key', 'value'] as const) {
+        tensors[GRAPH_IO.past(l, kv)] =
           this.kvType === 'float32'
             ? { type: 'float32', dims, data: new Float32Array(0) }
             : { type: 'float16', dims, data: new Uint16Array(0) };
@@ -115,7 +108,7 @@ export class KvDecoder {
       }
     }
     const out = await this.embedSession.run({ input_ids: int64(ids, [1, ids.length]) });
-    const embeds = out.inputs_embeds ?? Object.values(out)[0];
+    const embeds = out[GRAPH_IO.inputsEmbeds] ?? Object.values(out)[0];
     return toFloat32(embeds);
   }
 
@@ -128,31 +121,31 @@ export class KvDecoder {
     const total = length + count;
     const feeds: Record<string, TensorValue> = {
       ...this.cache.tensors,
-      inputs_embeds: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
+      [GRAPH_IO.inputsEmbeds]: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
     };
-    if (this.inputNames.has('attention_mask')) feeds.attention_mask = this.mask.tensor(batch, total);
-    if (this.inputNames.has('position_ids')) {
+    if (this.inputNames.has(GRAPH_IO.attentionMask)) feeds[GRAPH_IO.attentionMask] = this.mask.tensor(batch, total);
+    if (this.inputNames.has(GRAPH_IO.positionIds)) {
       const pos = new BigInt64Array(batch * count);
       for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = BigInt(length + i);
-      feeds.position_ids = { type: 'int64', dims: [batch, count], data: pos };
+      feeds[GRAPH_IO.positionIds] = { type: 'int64', dims: [batch, count], data: pos };
     }
-    if (this.inputNames.has('use_cache_branch')) {
-      feeds.use_cache_branch = { type: 'bool', dims: [1], data: new Uint8Array([length > 0 ? 1 : 0]) };
+    if (this.inputNames.has(GRAPH_IO.useCacheBranch)) {
+      feeds[GRAPH_IO.useCacheBranch] = { type: 'bool', dims: [1], data: new Uint8Array([length > 0 ? 1 : 0]) };
     }
-    if (this.inputNames.has('num_logits_to_keep')) feeds.num_logits_to_keep = int64([1], []);
+    if (this.inputNames.has(GRAPH_IO.numLogitsToKeep)) feeds[GRAPH_IO.numLogitsToKeep] = int64([1], []);
 
     const out = await this.decoderSession.run(feeds);
     const tensors: Record<string, TensorValue> = {};
     for (let l = 0; l < this.shape.layers; l++) {
-      for (const kv of ['key', 'value']) {
-        const present = out[`present.${l}.${kv}`];
-        if (!present) throw new Error(`decoder graph has no output present.${l}.${kv}`);
-        tensors[`past_key_values.${l}.${kv}`] = present;
+      for (const kv of ['key', 'value'] as const) {
+        const present = out[GRAPH_IO.present(l, kv)];
+        if (!present) throw new Error(`decoder graph has no output ${GRAPH_IO.present(l, kv)}`);
+        tensors[GRAPH_IO.past(l, kv)] = present;
       }
     }
     this.cache = { batch, length: total, tensors };
 
-    const logits = out.logits;
+    const logits = out[GRAPH_IO.logits];
     if (!logits) throw new Error('decoder graph has no output "logits"');
     const positions = logits.dims[1];
     const vocab = logits.dims[2];

@@ -4,7 +4,8 @@
 import type { TaskIO, TaskModule, WorkerContext } from '../runtime/types';
 import type { TensorHandle } from '../runtime/tensor';
 import { generate } from './generation';
-import { KvCache, KvDecoder, KvShape, toFloat32 } from './decoder';
+import type { KvShape } from '../model/graph-io';
+import { KvCache, KvDecoder, toFloat32 } from './decoder';
 import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions } from './types';
 
