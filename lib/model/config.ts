@@ -2,7 +2,7 @@
 // Only the fields this package reads; unknown fields are kept by the JSON but not typed.
 
 export interface VisionConfig {
-  model_type: string; // 'clip_vision_model'
+  model_type: string; // 'clip_vision_model' | 'siglip_vision_model'
   hidden_size: number;
   intermediate_size: number;
   num_hidden_layers: number;
@@ -10,7 +10,7 @@ export interface VisionConfig {
   image_size: number;
   patch_size: number;
   num_channels?: number;
-  hidden_act: string; // 'quick_gelu'
+  hidden_act: string; // 'quick_gelu' (CLIP) | 'gelu_pytorch_tanh' (SigLIP)
   layer_norm_eps: number;
 }
 
@@ -29,7 +29,7 @@ export const CLIP_VIT_L_336: Readonly<VisionConfig> = Object.freeze({
 });
 
 export interface TextConfig {
-  model_type: string; // 'llama' | 'qwen2'
+  model_type: string; // 'llama' | 'mistral' | 'qwen2'
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -45,6 +45,10 @@ export interface TextConfig {
   bos_token_id?: number;
   eos_token_id?: number | number[];
   attention_bias?: boolean;
+  /** Mistral: keys more than this many positions back are masked (null: no window). */
+  sliding_window?: number | null;
+  /** Qwen2: whether sliding_window applies at all (false in every LLaVA-family Qwen2). */
+  use_sliding_window?: boolean;
 }
 
 export interface LlavaConfig {

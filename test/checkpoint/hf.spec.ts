@@ -89,11 +89,17 @@ describe('checkpoint/hf', () => {
       [4096, 32, 11008, 32000],
     );
     assert.equal(completeLlavaConfig({ model_type: 'llava', image_token_id: 151646 }).image_token_index, 151646);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llama' }), /not a LLaVA config: model_type is "llama"/);
+    assert.throws(() => completeLlavaConfig({ model_type: 'llama' }),
+      /not a LLaVA config the builder supports: model_type is "llama" \(supported: llava \(LlavaForConditionalGeneration\) or llava_qwen2 \(nanoLLaVA\)\)/);
     assert.throws(() => completeLlavaConfig({ model_type: 'llava_llama' }), /original haotian-liu LLaVA folder/);
+    assert.throws(() => completeLlavaConfig({ model_type: 'llava_next' }), /model_type is "llava_next"/);
     assert.throws(
-      () => completeLlavaConfig({ model_type: 'llava', vision_config: { model_type: 'siglip_vision_model' } }),
-      /vision_config\.model_type "siglip_vision_model" is not supported/,
+      () => completeLlavaConfig({ model_type: 'llava', vision_config: { model_type: 'dinov2' } }),
+      /vision_config\.model_type "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/,
+    );
+    assert.throws(
+      () => completeLlavaConfig({ model_type: 'llava', text_config: { model_type: 'gemma' } }),
+      /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/,
     );
   });
 

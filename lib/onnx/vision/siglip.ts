@@ -1,0 +1,90 @@
+// The SigLIP vision tower (transformers models/siglip/modeling_siglip.py SiglipVisionTransformer), as
+// llava-interleave / llava-onevision / nanoLLaVA use it: patch conv WITH bias and "valid" padding (384/14 gives
+// 27×27 = 729 patches, the last 6 pixels of each side unused), learned position embeddings for the patches only (no
+// CLS), no pre-norm, pre-LN encoder layers with gelu_pytorch_tanh. post_layernorm is applied to last_hidden_state
+// only; SiglipEncoder's hidden_states are the layer outputs before it, and LLaVA reads hidden_states, so it is never
+// built. The attention-pooling head (vision_use_head) is unused too.
+import type { LlavaConfig, VisionConfig } from '../../model/config';
+import { BuildContext, weightInitializer } from '../blocks';
+import { VISION_PREFIX, WeightShapes } from '../weight-names';
+import { patchGrid, VisionTower } from './tower';
+import { checkActivation, vitEncoderLayer, vitLayerShapes } from './vit-layer';
+
+const E = `${VISION_PREFIX}.embeddings`;
+
+/** google/siglip-so400m-patch14-384's vision tower, the one the SigLIP LLaVAs use. */
+export const SIGLIP_SO400M_384: Readonly<VisionConfig> = Object.freeze({
+  model_type: 'siglip_vision_model',
+  hidden_size: 1152,
+  intermediate_size: 4304,
+  num_hidden_layers: 27,
+  num_attention_heads: 16,
+  image_size: 384,
+  patch_size: 14,
+  num_channels: 3,
+  hidden_act: 'gelu_pytorch_tanh',
+  layer_norm_eps: 1e-6,
+});
+
+export const SIGLIP_VISION: VisionTower = {
+  modelType: 'siglip_vision_model',
+  // SiglipVisionConfig() (configuration_siglip.py).
+  classDefaults: Object.freeze({
+    model_type: 'siglip_vision_model',
+    hidden_size: 768,
+    intermediate_size: 3072,
+    num_hidden_layers: 12,
+    num_attention_heads: 12,
+    image_size: 224,
+    patch_size: 16,
+    num_channels: 3,
+    hidden_act: 'gelu_pytorch_tanh',
+    layer_norm_eps: 1e-6,
+  }),
+
+  tokens: (v) => patchGrid(v) ** 2,
+
+  check: checkActivation,
+
+  // llava-hf/llava-interleave-qwen-0.5b-hf's preprocessor_config.json: a bicubic squash to height × width, mean/std 0.5.
+  imageProcessor: (v) => ({
+    image_processor_type: 'SiglipImageProcessor',
+    processor_class: 'LlavaProcessor',
+    do_resize: true,
+    size: { height: v.image_size, width: v.image_size },
+    resample: 3,
+    do_rescale: true,
+    rescale_factor: 1 / 255,
+    do_normalize: true,
+    image_mean: [0.5, 0.5, 0.5],
+    image_std: [0.5, 0.5, 0.5],
+    do_convert_rgb: true,
+  }),
+
+  weightShapes(v: VisionConfig, layers: number): WeightShapes {
+    const d = v.hidden_size;
+    const out: WeightShapes = [
+      [`${E}.patch_embedding.weight`, [d, v.num_channels ?? 3, v.patch_size, v.patch_size]],
+      [`${E}.patch_embedding.bias`, [d]],
+      [`${E}.position_embedding.weight`, [patchGrid(v) ** 2, d]],
+    ];
+    for (let i = 0; i < layers; i++) vitLayerShapes(out, v, `${VISION_PREFIX}.encoder.layers.${i}`);
+    return out;
+  },
+
+  addEncoder(ctx: BuildContext, c: LlavaConfig, pixelValues: string, layers: number): string {
+    const { g } = ctx;
+    const v = c.vision_config;
+    const d = v.hidden_size;
+    // No pads: ONNX Conv floors (S − P) / P + 1, as PyTorch's padding="valid".
+    const conv = g.op('Conv', [
+      pixelValues,
+      weightInitializer(ctx, `${E}.patch_embedding.weight`, [d, v.num_channels ?? 3, v.patch_size, v.patch_size]),
+      weightInitializer(ctx, `${E}.patch_embedding.bias`, [d]),
+    ], { kernel_shape: [v.patch_size, v.patch_size], strides: [v.patch_size, v.patch_size] }, { name: `${E}/PatchConv` });
+    const patchTokens = g.op('Transpose', [g.op('Reshape', [conv, g.constInt64([0, d, -1])])], { perm: [0, 2, 1] });
+    let x = g.op('Add', [patchTokens, weightInitializer(ctx, `${E}.position_embedding.weight`, [patchGrid(v) ** 2, d])], {}, { name: `${E}/AddPositions` });
+    for (let i = 0; i < layers; i++) x = vitEncoderLayer(ctx, v, x, `${VISION_PREFIX}.encoder.layers.${i}`);
+    return x;
+  },
+};

@@ -1,0 +1,27 @@
+// What a vision tower module provides to the builder: its config class defaults, its weight names and shapes,
+// and its encoder graph. lib/onnx/vision/index.ts picks the module by vision_config.model_type.
+import type { LlavaConfig, VisionConfig } from '../../model/config';
+import type { BuildContext } from '../blocks';
+import type { WeightShapes } from '../weight-names';
+
+export interface VisionTower {
+  /** vision_config.model_type, e.g. clip_vision_model. */
+  modelType: string;
+  /** transformers' config-class defaults, for the fields a vision_config leaves out. */
+  classDefaults: Readonly<VisionConfig>;
+  /** Tokens the encoder outputs per image: patches, plus a CLS token if the tower has one. */
+  tokens(v: VisionConfig): number;
+  /** Checks the config; throws a clear error for what the graph cannot build. */
+  check(v: VisionConfig): void;
+  /** Weights of the embeddings and of encoder layers 0…layers−1 (post-norms and heads are never used by LLaVA). */
+  weightShapes(v: VisionConfig, layers: number): WeightShapes;
+  /** preprocessor_config.json for a folder built without the checkpoint's own (the tower's usual processor). */
+  imageProcessor(v: VisionConfig): Record<string, unknown>;
+  /** hidden_states[layers] on pixel_values [B, C, S, S]: the embeddings (index 0) then `layers` encoder layers. */
+  addEncoder(ctx: BuildContext, c: LlavaConfig, pixelValues: string, layers: number): string;
+}
+
+/** Patches per side: image_size / patch_size floored (a stride-patch conv drops a partial patch at the edge). */
+export function patchGrid(v: VisionConfig): number {
+  return Math.floor(v.image_size / v.patch_size);
+}
