@@ -3,6 +3,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { completeLlavaConfig, normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
 import type { ConvertibleCheckpoint } from '../../lib/onnx/checkpoint';
+import { attentionWindow } from '../../lib/onnx/text/llama';
+import { visionLayersUsed, visionTokenCount } from '../../lib/onnx/vision';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
 import { TensorToWrite, seededValues } from '../support/checkpoint-writers/encode';
 import { writeSafetensors, writeShardedSafetensors } from '../support/checkpoint-writers/safetensors';
@@ -101,6 +103,65 @@ describe('checkpoint/hf', () => {
       () => completeLlavaConfig({ model_type: 'llava', text_config: { model_type: 'gemma' } }),
       /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/,
     );
+  });
+
+  it('completes the published llava-hf and nanoLLaVA configs with their class defaults', () => {
+    // llava-hf/bakLlava-v1-hf (blame main): text_config leaves hidden/layers/heads to MistralConfig.
+    const bak = completeLlavaConfig({
+      architectures: ['LlavaForConditionalGeneration'], ignore_index: -100, image_token_index: 32000, model_type: 'llava', pad_token_id: 32001,
+      projector_hidden_act: 'gelu',
+      text_config: {
+        _name_or_path: 'mistralai/Mistral-7B-v0.1', architectures: ['MistralForCausalLM'], intermediate_size: 14336, max_position_embeddings: 32768,
+        model_type: 'mistral', num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 10000.0, sliding_window: 4096, torch_dtype: 'bfloat16', vocab_size: 32064,
+      },
+      vision_config: {
+        hidden_size: 1024, image_size: 336, intermediate_size: 4096, model_type: 'clip_vision_model', num_attention_heads: 16, num_hidden_layers: 24,
+        patch_size: 14, projection_dim: 768, vocab_size: 32000,
+      },
+      vision_feature_layer: -2, vision_feature_select_strategy: 'default', vocab_size: 32064,
+    });
+    const t = bak.text_config;
+    assert.deepEqual([t.hidden_size, t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads, t.hidden_act], [4096, 32, 32, 8, 'silu']);
+    assert.equal(attentionWindow(t), 4096);
+    assert.equal(visionTokenCount(bak), 576);
+
+    // llava-hf/llava-interleave-qwen-0.5b-hf (blame 187fe5eb): SigLIP without hidden_act/eps, Qwen2 without rms_norm_eps.
+    const interleave = completeLlavaConfig({
+      architectures: ['LlavaForConditionalGeneration'], image_token_index: 151646, model_type: 'llava', projector_hidden_act: 'gelu',
+      text_config: {
+        hidden_size: 1024, intermediate_size: 2816, max_position_embeddings: 32768, model_type: 'qwen2', num_attention_heads: 16,
+        num_hidden_layers: 24, num_key_value_heads: 16, rope_theta: 1000000.0, sliding_window: 32768, tie_word_embeddings: true,
+        use_sliding_window: false, vocab_size: 152000,
+      },
+      tie_word_embeddings: true,
+      vision_config: {
+        hidden_size: 1152, image_size: 384, intermediate_size: 4304, model_type: 'siglip_vision_model', num_attention_heads: 16,
+        num_hidden_layers: 26, patch_size: 14, vision_use_head: false,
+      },
+      vision_feature_layer: -1, vision_feature_select_strategy: 'full',
+    });
+    assert.deepEqual([interleave.vision_config.hidden_act, interleave.vision_config.layer_norm_eps], ['gelu_pytorch_tanh', 1e-6]);
+    assert.equal(interleave.text_config.rms_norm_eps, 1e-6);
+    assert.equal(attentionWindow(interleave.text_config), null);
+    assert.deepEqual([visionTokenCount(interleave), visionLayersUsed(interleave)], [729, 26]);
+
+    // qnguyen3/nanoLLaVA (flat llava_qwen2, Xenova/nanoLLaVA commit 4da9593 diff): the tower comes from mm_vision_tower.
+    const nano = completeLlavaConfig({
+      architectures: ['LlavaQwen2ForCausalLM'], model_type: 'llava_qwen2', mm_vision_tower: 'google/siglip-so400m-patch14-384', mm_hidden_size: 1152,
+      mm_projector_type: 'mlp2x_gelu', image_aspect_ratio: 'pad', hidden_size: 1024, intermediate_size: 2816, num_hidden_layers: 24,
+      num_attention_heads: 16, num_key_value_heads: 16, vocab_size: 151936, rope_theta: 1000000.0, rms_norm_eps: 1e-6, tie_word_embeddings: false,
+      bos_token_id: 151645, eos_token_id: 151645, max_position_embeddings: 32768, hidden_act: 'silu', use_sliding_window: false,
+    });
+    assert.deepEqual([nano.vision_config.model_type, nano.vision_config.num_hidden_layers, nano.vision_config.hidden_size], ['siglip_vision_model', 27, 1152]);
+    assert.deepEqual([visionLayersUsed(nano), visionTokenCount(nano), nano.vision_feature_select_strategy], [26, 729, 'full']);
+    assert.deepEqual([nano.text_config.model_type, nano.text_config.hidden_size, nano.text_config.vocab_size], ['qwen2', 1024, 151936]);
+    assert.equal('mm_vision_tower' in nano.text_config, false);
+    assert.equal(nano.image_token_index, -200);
+    assert.equal(nano.projector_type, 'mlp2x_gelu');
+    assert.throws(() => completeLlavaConfig({ model_type: 'llava_qwen2', mm_vision_tower: 'openai/clip-vit-large-patch14-336' }),
+      /mm_vision_tower "openai\/clip-vit-large-patch14-336" is not a known tower and there is no vision_config/);
+    assert.throws(() => completeLlavaConfig({ model_type: 'llava_qwen2', mm_vision_tower: 'google/siglip-so400m-patch14-384', mm_projector_type: 'ldp' }),
+      /mm_projector_type "ldp" is not supported/);
   });
 
   it('opens a sharded safetensors folder with llava-hf names, shapes, values and tokenizer files', () => {
