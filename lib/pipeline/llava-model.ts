@@ -101,6 +101,8 @@ export class LlavaModel {
    * them: a message lost in transit while Node-RED stops a flow would otherwise hold its tensor for good.
    */
   private readonly liveImages = new Map<string, TensorHandle>();
+  /** Which open model made each live image, so a holder can free one without knowing its model. */
+  private static readonly owners = new Map<string, LlavaModel>();
 
   private constructor(
     readonly folder: ModelFolder,
@@ -168,7 +170,27 @@ export class LlavaModel {
       throw new Error('this LLaVA model has been closed');
     }
     this.liveImages.set(handle.handle, handle);
+    LlavaModel.owners.set(handle.handle, this);
     return handle;
+  }
+
+  /** The image is consumed or freed: this model no longer answers for it. */
+  private disown(handle: TensorHandle): void {
+    this.liveImages.delete(handle.handle);
+    LlavaModel.owners.delete(handle.handle);
+  }
+
+  /**
+   * Frees image features through the models that made them. A handle no open model answers for was consumed
+   * already, or freed when its model closed: nothing to do.
+   */
+  static async releaseHandles(handles: readonly TensorHandle[]): Promise<void> {
+    await Promise.all(
+      handles.map((h) => {
+        const owner = LlavaModel.owners.get(h.handle);
+        return owner?.releaseHandle(h);
+      }),
+    );
   }
 
   preprocess(bytes: Uint8Array, overrides: Partial<PreprocessOptions> = {}): Promise<PreprocessedImage> {
@@ -203,15 +225,18 @@ export class LlavaModel {
       const r = await this.runtime.run(this.projector, { [input]: features.handle }, { keep: [output], signal, label: 'project' });
       return { handle: await this.adopt(r.handles[output]), projected: true, ms: r.ms };
     } finally {
-      this.liveImages.delete(features.handle.handle);
-      await this.runtime.free(features.handle);
+      await this.releaseHandle(features.handle);
     }
   }
 
   /** Frees image features that will not reach generation (a dropped message). */
   releaseImage(features: ImageFeatures): Promise<void> {
-    this.liveImages.delete(features.handle.handle);
-    return this.runtime.free(features.handle);
+    return this.releaseHandle(features.handle);
+  }
+
+  private releaseHandle(handle: TensorHandle): Promise<void> {
+    this.disown(handle);
+    return this.runtime.free(handle);
   }
 
   prompt(input: PromptInput): PromptSegment[] {
@@ -220,7 +245,7 @@ export class LlavaModel {
 
   async generate(request: GenerateRequest): Promise<LlavaResult> {
     const freeImage = request.image !== null && !request.keepImage;
-    if (freeImage) this.liveImages.delete(request.image!.handle.handle);
+    if (freeImage) this.disown(request.image!.handle);
     try {
       this.assertOpen();
       if (request.image && !request.image.projected) {
@@ -312,7 +337,7 @@ export class LlavaModel {
     if (this.closed) return;
     this.closed = true;
     const unconsumed = [...this.liveImages.values()];
-    this.liveImages.clear();
+    for (const handle of unconsumed) this.disown(handle);
     if (unconsumed.length) this.runtime.free(unconsumed).catch(() => undefined);
     for (const lease of [this.vision, this.projector, this.embed, this.decoder]) lease?.release();
   }

@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { completeLlavaConfig, normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
+import { completeLlavaConfig } from '../../lib/model/hf-config';
+import { normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
 import type { ConvertibleCheckpoint } from '../../lib/onnx/checkpoint';
 import { attentionWindow } from '../../lib/onnx/text/llama';
 import { visionLayersUsed, visionTokenCount } from '../../lib/onnx/vision';
@@ -91,77 +92,40 @@ describe('checkpoint/hf', () => {
       [4096, 32, 11008, 32000],
     );
     assert.equal(completeLlavaConfig({ model_type: 'llava', image_token_id: 151646 }).image_token_index, 151646);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llama' }),
-      /not a LLaVA config the builder supports: model_type is "llama" \(supported: llava \(LlavaForConditionalGeneration\) or llava_qwen2 \(nanoLLaVA\)\)/);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llava_llama' }), /original haotian-liu LLaVA folder/);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llava_next' }), /model_type is "llava_next"/);
-    assert.throws(
-      () => completeLlavaConfig({ model_type: 'llava', vision_config: { model_type: 'dinov2' } }),
-      /vision_config\.model_type "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/,
-    );
-    assert.throws(
-      () => completeLlavaConfig({ model_type: 'llava', text_config: { model_type: 'gemma' } }),
-      /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/,
-    );
   });
 
-  it('completes the published llava-hf and nanoLLaVA configs with their class defaults', () => {
-    // llava-hf/bakLlava-v1-hf (blame main): text_config leaves hidden/layers/heads to MistralConfig.
-    const bak = completeLlavaConfig({
-      architectures: ['LlavaForConditionalGeneration'], ignore_index: -100, image_token_index: 32000, model_type: 'llava', pad_token_id: 32001,
-      projector_hidden_act: 'gelu',
-      text_config: {
-        _name_or_path: 'mistralai/Mistral-7B-v0.1', architectures: ['MistralForCausalLM'], intermediate_size: 14336, max_position_embeddings: 32768,
-        model_type: 'mistral', num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 10000.0, sliding_window: 4096, torch_dtype: 'bfloat16', vocab_size: 32064,
-      },
-      vision_config: {
-        hidden_size: 1024, image_size: 336, intermediate_size: 4096, model_type: 'clip_vision_model', num_attention_heads: 16, num_hidden_layers: 24,
-        patch_size: 14, projection_dim: 768, vocab_size: 32000,
-      },
-      vision_feature_layer: -2, vision_feature_select_strategy: 'default', vocab_size: 32064,
-    });
-    const t = bak.text_config;
-    assert.deepEqual([t.hidden_size, t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads, t.hidden_act], [4096, 32, 32, 8, 'silu']);
-    assert.equal(attentionWindow(t), 4096);
-    assert.equal(visionTokenCount(bak), 576);
+  it('refuses a model type or text model the builder cannot make yet, before reading weights', () => {
+    for (const [config, expected] of [
+      [{ ...TINY_CONFIG, model_type: 'llava_onevision' }, /model_type "llava_onevision" cannot be built yet .*the builder converts llava, llava_qwen2/],
+      [{ ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'gemma' } }, /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/],
+      [{ ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'qwen2', num_key_value_heads: 3, use_sliding_window: true } }, /qwen2 use_sliding_window is not supported/],
+    ] as const) {
+      const dir = path.join(tmp(), `refused-${config.model_type}-${config.text_config.model_type}`);
+      writeFolder(dir, config);
+      assert.throws(() => openHfCheckpoint(dir), expected);
+    }
+  });
 
-    // llava-hf/llava-interleave-qwen-0.5b-hf (blame 187fe5eb): SigLIP without hidden_act/eps, Qwen2 without rms_norm_eps.
+  it('the published SigLIP and Mistral configs, as the builder reads them: 729 tokens, the layers used, the window', () => {
+    // llava-hf/llava-interleave-qwen-0.5b-hf (blame 187fe5eb): SigLIP without hidden_act/eps, 26 layers, −1, full.
     const interleave = completeLlavaConfig({
       architectures: ['LlavaForConditionalGeneration'], image_token_index: 151646, model_type: 'llava', projector_hidden_act: 'gelu',
-      text_config: {
-        hidden_size: 1024, intermediate_size: 2816, max_position_embeddings: 32768, model_type: 'qwen2', num_attention_heads: 16,
-        num_hidden_layers: 24, num_key_value_heads: 16, rope_theta: 1000000.0, sliding_window: 32768, tie_word_embeddings: true,
-        use_sliding_window: false, vocab_size: 152000,
-      },
-      tie_word_embeddings: true,
-      vision_config: {
-        hidden_size: 1152, image_size: 384, intermediate_size: 4304, model_type: 'siglip_vision_model', num_attention_heads: 16,
-        num_hidden_layers: 26, patch_size: 14, vision_use_head: false,
-      },
+      text_config: { hidden_size: 1024, intermediate_size: 2816, model_type: 'qwen2', num_attention_heads: 16, num_hidden_layers: 24, num_key_value_heads: 16, vocab_size: 152000 },
+      vision_config: { hidden_size: 1152, image_size: 384, intermediate_size: 4304, model_type: 'siglip_vision_model', num_attention_heads: 16, num_hidden_layers: 26, patch_size: 14, vision_use_head: false },
       vision_feature_layer: -1, vision_feature_select_strategy: 'full',
     });
-    assert.deepEqual([interleave.vision_config.hidden_act, interleave.vision_config.layer_norm_eps], ['gelu_pytorch_tanh', 1e-6]);
-    assert.equal(interleave.text_config.rms_norm_eps, 1e-6);
-    assert.equal(attentionWindow(interleave.text_config), null);
-    assert.deepEqual([visionTokenCount(interleave), visionLayersUsed(interleave)], [729, 26]);
-
-    // qnguyen3/nanoLLaVA (flat llava_qwen2, Xenova/nanoLLaVA commit 4da9593 diff): the tower comes from mm_vision_tower.
+    assert.deepEqual([visionTokenCount(interleave), visionLayersUsed(interleave), attentionWindow(interleave.text_config)], [729, 26, null]);
+    // qnguyen3/nanoLLaVA's flat config: so400m from mm_vision_tower, the last of its 27 layers skipped.
     const nano = completeLlavaConfig({
-      architectures: ['LlavaQwen2ForCausalLM'], model_type: 'llava_qwen2', mm_vision_tower: 'google/siglip-so400m-patch14-384', mm_hidden_size: 1152,
-      mm_projector_type: 'mlp2x_gelu', image_aspect_ratio: 'pad', hidden_size: 1024, intermediate_size: 2816, num_hidden_layers: 24,
-      num_attention_heads: 16, num_key_value_heads: 16, vocab_size: 151936, rope_theta: 1000000.0, rms_norm_eps: 1e-6, tie_word_embeddings: false,
-      bos_token_id: 151645, eos_token_id: 151645, max_position_embeddings: 32768, hidden_act: 'silu', use_sliding_window: false,
+      model_type: 'llava_qwen2', mm_vision_tower: 'google/siglip-so400m-patch14-384', mm_projector_type: 'mlp2x_gelu', hidden_size: 1024,
+      intermediate_size: 2816, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 16, vocab_size: 151936,
+    }, { imageTokenId: -200 });
+    assert.deepEqual([visionTokenCount(nano), visionLayersUsed(nano)], [729, 26]);
+    // llava-hf/bakLlava-v1-hf (blame main): MistralConfig widths, a 4096-token window.
+    const bak = completeLlavaConfig({
+      model_type: 'llava', text_config: { intermediate_size: 14336, max_position_embeddings: 32768, model_type: 'mistral', num_key_value_heads: 8, rms_norm_eps: 1e-5, sliding_window: 4096, vocab_size: 32064 },
     });
-    assert.deepEqual([nano.vision_config.model_type, nano.vision_config.num_hidden_layers, nano.vision_config.hidden_size], ['siglip_vision_model', 27, 1152]);
-    assert.deepEqual([visionLayersUsed(nano), visionTokenCount(nano), nano.vision_feature_select_strategy], [26, 729, 'full']);
-    assert.deepEqual([nano.text_config.model_type, nano.text_config.hidden_size, nano.text_config.vocab_size], ['qwen2', 1024, 151936]);
-    assert.equal('mm_vision_tower' in nano.text_config, false);
-    assert.equal(nano.image_token_index, -200);
-    assert.equal(nano.projector_type, 'mlp2x_gelu');
-    assert.throws(() => completeLlavaConfig({ model_type: 'llava_qwen2', mm_vision_tower: 'openai/clip-vit-large-patch14-336' }),
-      /mm_vision_tower "openai\/clip-vit-large-patch14-336" is not a known tower and there is no vision_config/);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llava_qwen2', mm_vision_tower: 'google/siglip-so400m-patch14-384', mm_projector_type: 'ldp' }),
-      /mm_projector_type "ldp" is not supported/);
+    assert.deepEqual([attentionWindow(bak.text_config), visionTokenCount(bak)], [4096, 576]);
   });
 
   it('opens a sharded safetensors folder with llava-hf names, shapes, values and tokenizer files', () => {

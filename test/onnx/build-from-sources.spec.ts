@@ -92,7 +92,8 @@ describe('llava build --from: the public LLaVA-family checkpoint layouts', () =>
         /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/],
       ['tower', (c) => ({ ...c, vision_config: { ...(c.vision_config as object), model_type: 'dinov2' } }),
         /vision_config\.model_type "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/],
-      ['type', (c) => ({ ...c, model_type: 'llava_next', architectures: ['LlavaNextForConditionalGeneration'] }), /model_type is "llava_next" \(supported: llava \(LlavaForConditionalGeneration\) or llava_qwen2/],
+      ['type', (c) => ({ ...c, model_type: 'llava_next', architectures: ['LlavaNextForConditionalGeneration'] }), /model_type is "llava_next" \(LLaVA-NeXT/],
+      ['onevision', (c) => ({ ...c, model_type: 'llava_onevision' }), /model_type "llava_onevision" cannot be built yet/],
     ];
     const src = LLAVA_SOURCES[1]();
     for (const [label, edit, message] of cases) {
@@ -106,5 +107,14 @@ describe('llava build --from: the public LLaVA-family checkpoint layouts', () =>
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.equal(fs.existsSync(out), false, `${label}: ${out} was created`);
     }
+  });
+
+  it('nanoLLaVA without an <image> token in its tokenizer gets the LLaVA codebase\'s image index −200', () => {
+    const src = LLAVA_SOURCES[4]();
+    const dir = path.join(root, 'nano-no-image-token');
+    writeLlavaSource(dir, src);
+    assert.equal(openHfCheckpoint(dir).config.image_token_index, src.tokenizer.imageTokenId);
+    fs.rmSync(path.join(dir, 'tokenizer.json'));
+    assert.equal(openHfCheckpoint(dir).config.image_token_index, -200);
   });
 });

@@ -2,10 +2,11 @@
 // completed LlavaConfig plus a lazy WeightSource in the llava-hf naming convention.
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLIP_VIT_L_336, LlavaConfig, TextConfig, VisionConfig } from '../../model/config';
-import { TEXT_MODELS, TextModel } from '../text/llama';
-import { VISION_TOWERS } from '../vision';
-import { SIGLIP_SO400M_384 } from '../vision/siglip';
+import type { LlavaConfig } from '../../model/config';
+import { imageTokenIdOf } from '../../model/folder';
+import { completeLlavaConfig } from '../../model/hf-config';
+import { checkTextConfig } from '../text/llama';
+import { checkVisionConfig } from '../vision';
 import { requiredWeightShapes } from '../weight-layout';
 import { WeightSource } from '../weights';
 import { openPytorchCheckpoint } from './pytorch';
@@ -44,13 +45,19 @@ export function openHfCheckpoint(dir: string): HfCheckpoint {
   } catch (e) {
     throw new Error(`${configFile} is not valid JSON: ${(e as Error).message}`);
   }
-  const config = completeLlavaConfig(raw, configFile);
-  const names = raw.model_type === 'llava_qwen2' ? LLAVA_QWEN2_NAMES : LLAVA_NAMES;
+  const config = completeLlavaConfig(raw, { where: configFile, imageTokenId: imageTokenWhenUnnamed(raw, dir) });
+  const layout = NAME_LAYOUTS[config.model_type];
+  if (!layout) {
+    throw new Error(`${configFile}: model_type "${config.model_type}" cannot be built yet (its anyres tiling and image_newline are not ` +
+      `implemented); the builder converts ${Object.keys(NAME_LAYOUTS).join(', ')}`);
+  }
+  checkVisionConfig(config);
+  checkTextConfig(config.text_config);
   const weightFile = WEIGHT_FILES.find(([name]) => fs.existsSync(path.join(dir, name)));
   if (!weightFile) {
     throw new Error(`${dir} has no weights: expected one of ${WEIGHT_FILES.map(([n]) => n).join(', ')}`);
   }
-  const weights = normaliseLlavaNames(weightFile[1](path.join(dir, weightFile[0])), names);
+  const weights = normaliseLlavaNames(weightFile[1](path.join(dir, weightFile[0])), layout);
   checkWeightsMatchConfig(weights, config, path.join(dir, weightFile[0]));
   return { dir, config, weights, tokenizerFiles: tokenizerFilesIn(dir), processorFiles: filesIn(dir, PROCESSOR_FILES) };
 }
@@ -70,9 +77,10 @@ const LLAVA_NAMES: NameRules = [
 ];
 
 /**
- * nanoLLaVA (llava_qwen2) keeps the LLaVA/Bunny codebase names: the Qwen2 model's own model.* and lm_head.*, the
- * SigLIP tower wrapped as model.vision_tower.vision_tower.vision_model.*, and the projector as an nn.Sequential
- * model.mm_projector.{0,2} (Linear, GELU, Linear) or a single Linear model.mm_projector.
+ * nanoLLaVA (llava_qwen2) keeps the LLaVA/Bunny codebase names (qnguyen3/nanoLLaVA modeling_llava_qwen2.py; the same
+ * prefixes mlx-vlm's nanoLlava `sanitize` maps): the Qwen2 model's own model.* and lm_head.*, the SigLIP tower wrapped
+ * as model.vision_tower.vision_tower.vision_model.*, the projector as nn.Sequential model.mm_projector.{0,2} (Linear,
+ * GELU, Linear) or a single Linear model.mm_projector.
  */
 const LLAVA_QWEN2_NAMES: NameRules = [
   ['model.vision_tower.vision_tower.', 'vision_tower.'],
@@ -83,12 +91,24 @@ const LLAVA_QWEN2_NAMES: NameRules = [
   ['lm_head.', 'language_model.lm_head.'],
 ];
 
+/** The model types the builder converts, with their checkpoints' tensor-name layout. */
+const NAME_LAYOUTS: Record<string, NameRules> = { llava: LLAVA_NAMES, llava_qwen2: LLAVA_QWEN2_NAMES };
+
+/** The LLaVA codebase's IMAGE_TOKEN_INDEX: its prompt code splices the image in where the tokenizer has no token. */
+const LLAVA_CODEBASE_IMAGE_TOKEN = -200;
+
+/** The image token of a config that names none: the tokenizer's <image>, else (llava_qwen2) the LLaVA codebase's. */
+function imageTokenWhenUnnamed(raw: Record<string, unknown>, dir: string): number | undefined {
+  if (raw.image_token_index !== undefined || raw.image_token_id !== undefined) return undefined;
+  return imageTokenIdOf(path.join(dir, 'tokenizer.json')) ?? (raw.model_type === 'llava_qwen2' ? LLAVA_CODEBASE_IMAGE_TOKEN : undefined);
+}
+
 function renameWith(rules: NameRules, name: string): string {
   for (const [from, to] of rules) if (name.startsWith(from)) return to + name.slice(from.length);
   return name;
 }
 
-/** A checkpoint tensor name in the llava-hf convention (see LLAVA_NAMES). */
+/** A llava checkpoint tensor name in the llava-hf convention (see LLAVA_NAMES). */
 export function normaliseLlavaName(name: string): string {
   return renameWith(LLAVA_NAMES, name);
 }
@@ -104,124 +124,7 @@ export function normaliseLlavaNames(source: WeightSource, rules: NameRules = LLA
   return table;
 }
 
-// Defaults of transformers' LlavaConfig (configuration_llava.py), used for the fields a config.json leaves out; the
-// vision and text defaults come from the architecture modules (lib/onnx/vision, lib/onnx/text), which list the
-// towers and text models the builder implements.
-const LLAVA_DEFAULTS = {
-  image_token_index: 32000,
-  projector_hidden_act: 'gelu',
-  vision_feature_select_strategy: 'default',
-  vision_feature_layer: -2,
-  image_seq_length: 576,
-  multimodal_projector_bias: true,
-};
-/** LlavaConfig builds this CLIP ViT-L/14-336 when config.json has no vision_config at all. */
-const LLAVA_DEFAULT_VISION: VisionConfig = CLIP_VIT_L_336;
-const VISION_CLASS_DEFAULTS: Record<string, VisionConfig> = Object.fromEntries(VISION_TOWERS.map((t) => [t.modelType, t.classDefaults]));
-const TEXT_CLASS_DEFAULTS: Record<string, TextModel['classDefaults']> = Object.fromEntries(TEXT_MODELS.map((m) => [m.modelType, m.classDefaults]));
-
-const SUPPORTED_MODEL_TYPES = 'llava (LlavaForConditionalGeneration) or llava_qwen2 (nanoLLaVA)';
-
-/** A config.json object as a complete LlavaConfig: the fields it omits get transformers' defaults. */
-export function completeLlavaConfig(raw: Record<string, unknown>, where = 'config.json'): LlavaConfig {
-  if (raw.model_type === 'llava_qwen2') return completeLlavaQwen2Config(raw, where);
-  const architectures = raw.architectures as string[] | undefined;
-  if (raw.model_type !== 'llava' && !architectures?.includes('LlavaForConditionalGeneration')) {
-    const original = typeof raw.model_type === 'string' && raw.model_type.startsWith('llava_');
-    throw new Error(
-      `${where} is not a LLaVA config the builder supports: model_type is ${JSON.stringify(raw.model_type)} ` +
-        `(supported: ${SUPPORTED_MODEL_TYPES})` +
-        (original ? '; this looks like an original haotian-liu LLaVA folder, use its llava-hf conversion instead' : ''),
-    );
-  }
-  // image_token_id is transformers' alias (attribute_map) for image_token_index.
-  if (raw.image_token_index === undefined && typeof raw.image_token_id === 'number') {
-    raw = { ...raw, image_token_index: raw.image_token_id };
-  }
-  const vision = completeSection(raw.vision_config, VISION_CLASS_DEFAULTS, 'clip_vision_model', LLAVA_DEFAULT_VISION, where, 'vision_config');
-  const text = completeText(raw.text_config ?? {}, where);
-  const config = { ...LLAVA_DEFAULTS, ...raw, model_type: 'llava', vision_config: vision, text_config: text } as LlavaConfig;
-  if (typeof config.vision_feature_layer !== 'number') {
-    throw new Error(`${where}: vision_feature_layer ${JSON.stringify(config.vision_feature_layer)} is not supported (one layer index only)`);
-  }
-  if (config.vision_feature_select_strategy !== 'default' && config.vision_feature_select_strategy !== 'full') {
-    throw new Error(`${where}: vision_feature_select_strategy must be "default" or "full"`);
-  }
-  return config;
-}
-
-function completeText(section: unknown, where: string, defaultType = 'llama'): TextConfig {
-  const text = completeSection(section, TEXT_CLASS_DEFAULTS, defaultType, TEXT_CLASS_DEFAULTS[defaultType], where, 'text_config');
-  return { ...text, num_key_value_heads: text.num_key_value_heads ?? text.num_attention_heads } as TextConfig;
-}
-
-/** The vision towers nanoLLaVA-style configs name in mm_vision_tower (their config.json has no vision_config). */
-const KNOWN_VISION_TOWERS: Record<string, VisionConfig> = { 'google/siglip-so400m-patch14-384': SIGLIP_SO400M_384 };
-/** The LLaVA codebase's IMAGE_TOKEN_INDEX: the image placeholder is spliced in by the prompt code, not the tokenizer. */
-const LLAVA_CODEBASE_IMAGE_TOKEN = -200;
-const FLAT_TEXT_FIELDS = [
-  ...Object.keys(TEXT_CLASS_DEFAULTS.qwen2), 'num_key_value_heads', 'head_dim', 'bos_token_id', 'eos_token_id', 'attention_bias',
-  'sliding_window', 'use_sliding_window',
-];
-
-/**
- * nanoLLaVA (qnguyen3/nanoLLaVA, model_type llava_qwen2, Bunny-derived custom code): the Qwen2 text fields at the top
- * level (Xenova/nanoLLaVA adds text_config and vision_config, used when present), mm_vision_tower naming the SigLIP
- * tower, mm_projector_type. Its SigLipVisionTower deletes the last encoder layer and reads hidden_states[-1], i.e.
- * transformers' hidden_states[-2] of the whole tower, with all 729 patch tokens.
- */
-function completeLlavaQwen2Config(raw: Record<string, unknown>, where: string): LlavaConfig {
-  const flatText = Object.fromEntries(FLAT_TEXT_FIELDS.filter((k) => raw[k] !== undefined).map((k) => [k, raw[k]]));
-  const text = completeText(raw.text_config ?? { ...flatText, model_type: 'qwen2' }, where, 'qwen2');
-  let vision: VisionConfig;
-  if (raw.vision_config !== undefined) {
-    vision = completeSection(raw.vision_config, VISION_CLASS_DEFAULTS, 'siglip_vision_model', SIGLIP_SO400M_384, where, 'vision_config');
-  } else {
-    const known = KNOWN_VISION_TOWERS[raw.mm_vision_tower as string];
-    if (!known) {
-      throw new Error(`${where}: mm_vision_tower ${JSON.stringify(raw.mm_vision_tower)} is not a known tower and there is no vision_config ` +
-        `(known: ${Object.keys(KNOWN_VISION_TOWERS).join(', ')})`);
-    }
-    vision = { ...known };
-  }
-  const projector = (raw.mm_projector_type as string | undefined) ?? 'linear';
-  if (projector !== 'mlp2x_gelu' && projector !== 'linear') {
-    throw new Error(`${where}: mm_projector_type "${projector}" is not supported (mlp2x_gelu, linear)`);
-  }
-  return {
-    model_type: 'llava',
-    architectures: ['LlavaForConditionalGeneration'],
-    image_token_index: typeof raw.image_token_index === 'number' ? raw.image_token_index : LLAVA_CODEBASE_IMAGE_TOKEN,
-    ...(typeof raw.pad_token_id === 'number' ? { pad_token_id: raw.pad_token_id } : {}),
-    vision_feature_layer: -2,
-    vision_feature_select_strategy: 'full',
-    projector_hidden_act: projector === 'linear' ? 'linear' : 'gelu',
-    projector_type: projector,
-    multimodal_projector_bias: true,
-    vision_config: vision,
-    text_config: text,
-  };
-}
-
-function completeSection<T extends { model_type: string }>(
-  section: unknown,
-  classDefaults: Record<string, T>,
-  defaultType: string,
-  whenAbsent: T,
-  where: string,
-  key: string,
-): T {
-  if (section === undefined || section === null) return { ...whenAbsent };
-  if (typeof section !== 'object') throw new Error(`${where}: ${key} is not an object`);
-  const modelType = (section as { model_type?: string }).model_type ?? defaultType;
-  const defaults = classDefaults[modelType];
-  if (!defaults) {
-    throw new Error(`${where}: ${key}.model_type "${modelType}" is not supported (supported: ${Object.keys(classDefaults).join(', ')})`);
-  }
-  return { ...defaults, ...(section as object), model_type: modelType };
-}
-
-/** Every weight the config implies must be present with its shape; catches configs that do not fit the weights. */
+/** Every weight a build reads must be present with its shape; catches configs that do not fit the weights. */
 function checkWeightsMatchConfig(weights: WeightSource, config: LlavaConfig, where: string): void {
   if (!weights.names().some((n) => n.startsWith('vision_tower.')) || !weights.names().some((n) => n.startsWith('language_model.'))) {
     throw new Error(`${where} does not hold LLaVA weights (no vision_tower.* and language_model.* tensors)`);

@@ -1,83 +1,25 @@
-// The LLaMA-family text decoders the builder implements (one graph, lib/onnx/decoder.ts): per model_type, the
-// config class defaults, q/k/v biases and the attention window; and the weight names and shapes they share.
-//   llama   (models/llama/configuration_llama.py LlamaConfig)
-//   mistral (models/mistral/configuration_mistral.py MistralConfig): LLaMA with grouped KV heads and a sliding
-//           window; the graph masks keys more than sliding_window positions back, as transformers does.
-//   qwen2   (models/qwen2/configuration_qwen2.py Qwen2Config): q/k/v biases; use_sliding_window is off in every
-//           LLaVA-family Qwen2 (and refused when on: its window only applies to some layers).
+// The LLaMA-family text decoders the builder implements (one graph, lib/onnx/decoder.ts): per model_type, q/k/v
+// biases and the attention window; and the weight names and shapes they share. (Their config class defaults are in
+// lib/model/hf-config.ts, shared with the folder loader.)
+//   llama
+//   mistral: LLaMA with grouped KV heads and a sliding window; the graph masks keys sliding_window or more
+//            positions back, as transformers does.
+//   qwen2:   q/k/v biases; use_sliding_window is off in every LLaVA-family Qwen2 (and refused when on: its window
+//            applies to some layers only).
 import { headDim, LlavaConfig, TextConfig } from '../../model/config';
 import { LM_HEAD, linearShapes, TEXT_PREFIX, WeightShapes } from '../weight-names';
 
 export interface TextModel {
   modelType: string;
-  /** transformers' config-class defaults, for the fields a text_config leaves out (num_key_value_heads: heads). */
-  classDefaults: Readonly<Omit<TextConfig, 'num_key_value_heads'> & { num_key_value_heads?: number }>;
   /** Whether q/k/v projections carry biases when the config does not say (attention_bias). */
   qkvBias: boolean;
 }
 
-const LLAMA: TextModel = {
-  modelType: 'llama',
-  classDefaults: Object.freeze({
-    model_type: 'llama',
-    vocab_size: 32000,
-    hidden_size: 4096,
-    intermediate_size: 11008,
-    num_hidden_layers: 32,
-    num_attention_heads: 32,
-    max_position_embeddings: 2048,
-    rms_norm_eps: 1e-6,
-    rope_theta: 10000,
-    hidden_act: 'silu',
-    tie_word_embeddings: false,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    attention_bias: false,
-  }),
-  qkvBias: false,
-};
-
-const MISTRAL: TextModel = {
-  modelType: 'mistral',
-  classDefaults: Object.freeze({
-    model_type: 'mistral',
-    vocab_size: 32000,
-    hidden_size: 4096,
-    intermediate_size: 14336,
-    num_hidden_layers: 32,
-    num_attention_heads: 32,
-    num_key_value_heads: 8,
-    max_position_embeddings: 4096 * 32,
-    rms_norm_eps: 1e-6,
-    rope_theta: 10000,
-    hidden_act: 'silu',
-    tie_word_embeddings: false,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    sliding_window: 4096,
-  }),
-  qkvBias: false,
-};
-
-const QWEN2: TextModel = {
-  modelType: 'qwen2',
-  classDefaults: Object.freeze({
-    model_type: 'qwen2',
-    vocab_size: 151936,
-    hidden_size: 4096,
-    intermediate_size: 22016,
-    num_hidden_layers: 32,
-    num_attention_heads: 32,
-    max_position_embeddings: 32768,
-    rms_norm_eps: 1e-6,
-    rope_theta: 10000,
-    hidden_act: 'silu',
-    tie_word_embeddings: false,
-  }),
-  qkvBias: true,
-};
-
-export const TEXT_MODELS: readonly TextModel[] = [LLAMA, MISTRAL, QWEN2];
+export const TEXT_MODELS: readonly TextModel[] = [
+  { modelType: 'llama', qkvBias: false },
+  { modelType: 'mistral', qkvBias: false },
+  { modelType: 'qwen2', qkvBias: true },
+];
 
 export function textModel(t: TextConfig): TextModel {
   const model = TEXT_MODELS.find((m) => m.modelType === t.model_type);

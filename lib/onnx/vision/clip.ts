@@ -11,20 +11,6 @@ const E = `${VISION_PREFIX}.embeddings`;
 
 export const CLIP_VISION: VisionTower = {
   modelType: 'clip_vision_model',
-  // CLIPVisionConfig() (configuration_clip.py).
-  classDefaults: Object.freeze({
-    model_type: 'clip_vision_model',
-    hidden_size: 768,
-    intermediate_size: 3072,
-    num_hidden_layers: 12,
-    num_attention_heads: 12,
-    image_size: 224,
-    patch_size: 32,
-    num_channels: 3,
-    hidden_act: 'quick_gelu',
-    layer_norm_eps: 1e-5,
-  }),
-
   tokens: (v) => patchGrid(v) ** 2 + 1,
 
   check: checkActivation,

@@ -44,7 +44,8 @@ export function visionWeightShapes(c: LlavaConfig, layers = c.vision_config.num_
   return visionTower(c).weightShapes(c.vision_config, layers);
 }
 
-function checkVisionConfig(c: LlavaConfig): VisionTower {
+/** The tower module for the config, after checking what its graph cannot build (a clear error). */
+export function checkVisionConfig(c: LlavaConfig): VisionTower {
   const tower = visionTower(c);
   const v = c.vision_config;
   tower.check(v);

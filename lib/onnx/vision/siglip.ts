@@ -12,36 +12,8 @@ import { checkActivation, vitEncoderLayer, vitLayerShapes } from './vit-layer';
 
 const E = `${VISION_PREFIX}.embeddings`;
 
-/** google/siglip-so400m-patch14-384's vision tower, the one the SigLIP LLaVAs use. */
-export const SIGLIP_SO400M_384: Readonly<VisionConfig> = Object.freeze({
-  model_type: 'siglip_vision_model',
-  hidden_size: 1152,
-  intermediate_size: 4304,
-  num_hidden_layers: 27,
-  num_attention_heads: 16,
-  image_size: 384,
-  patch_size: 14,
-  num_channels: 3,
-  hidden_act: 'gelu_pytorch_tanh',
-  layer_norm_eps: 1e-6,
-});
-
 export const SIGLIP_VISION: VisionTower = {
   modelType: 'siglip_vision_model',
-  // SiglipVisionConfig() (configuration_siglip.py).
-  classDefaults: Object.freeze({
-    model_type: 'siglip_vision_model',
-    hidden_size: 768,
-    intermediate_size: 3072,
-    num_hidden_layers: 12,
-    num_attention_heads: 12,
-    image_size: 224,
-    patch_size: 16,
-    num_channels: 3,
-    hidden_act: 'gelu_pytorch_tanh',
-    layer_norm_eps: 1e-6,
-  }),
-
   tokens: (v) => patchGrid(v) ** 2,
 
   check: checkActivation,

@@ -1,5 +1,5 @@
-// What a vision tower module provides to the builder: its config class defaults, its weight names and shapes,
-// and its encoder graph. lib/onnx/vision/index.ts picks the module by vision_config.model_type.
+// What a vision tower module provides to the builder: its weight names and shapes, its encoder graph and its usual
+// image processor (its config class defaults are in lib/model/hf-config.ts, shared with the folder loader). lib/onnx/vision/index.ts picks the module by vision_config.model_type.
 import type { LlavaConfig, VisionConfig } from '../../model/config';
 import type { BuildContext } from '../blocks';
 import type { WeightShapes } from '../weight-names';
@@ -7,8 +7,6 @@ import type { WeightShapes } from '../weight-names';
 export interface VisionTower {
   /** vision_config.model_type, e.g. clip_vision_model. */
   modelType: string;
-  /** transformers' config-class defaults, for the fields a vision_config leaves out. */
-  classDefaults: Readonly<VisionConfig>;
   /** Tokens the encoder outputs per image: patches, plus a CLS token if the tower has one. */
   tokens(v: VisionConfig): number;
   /** Checks the config; throws a clear error for what the graph cannot build. */

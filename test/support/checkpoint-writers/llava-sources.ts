@@ -182,7 +182,8 @@ function nanoLlava(): LlavaSource {
       vision_config: { ...vision, num_image_tokens: 16 },
     },
     expected: {
-      model_type: 'llava', image_token_index: -200, vision_feature_layer: -2, vision_feature_select_strategy: 'full',
+      // No image_token_index: the tokenizer's <image> (the LLaVA codebase's −200 when it has none).
+      model_type: 'llava_qwen2', image_token_index: tok.imageTokenId, vision_feature_layer: -2, vision_feature_select_strategy: 'full',
       projector_hidden_act: 'gelu', vision_config: { ...SIGLIP_EXPECTED, num_hidden_layers: 3 }, text_config: { ...text, model_type: 'qwen2' },
     },
     tokenizer: tok,
