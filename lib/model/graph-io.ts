@@ -8,6 +8,9 @@ export const DECODER_IO = {
   inputsEmbeds: 'inputs_embeds',
   attentionMask: 'attention_mask',
   positionIds: 'position_ids',
+  /** Optional inputs of public exports: optimum's merged decoders, transformers' num_logits_to_keep. */
+  useCacheBranch: 'use_cache_branch',
+  numLogitsToKeep: 'num_logits_to_keep',
   logits: 'logits',
   pastPrefix: 'past_key_values.',
   pastKey: (i: number) => `past_key_values.${i}.key`,

@@ -2,10 +2,11 @@
 // it: bias-free patch conv, class embedding, position embeddings for CLS + patches, pre_layrnorm, then pre-LN
 // encoder layers with quick_gelu. post_layernorm only feeds the pooled CLS output, which LLaVA never reads.
 import type { LlavaConfig, VisionConfig } from '../../model/config';
+import { CLIP_MEAN, CLIP_STD } from '../../model/presets';
 import { BuildContext, layerNorm, weightInitializer } from '../blocks';
 import { VISION_PREFIX, WeightShapes } from '../weight-names';
-import { patchGrid, VisionTower } from './tower';
-import { checkActivation, vitEncoderLayer, vitLayerShapes } from './vit-layer';
+import { imageProcessorJson, patchGrid, VisionTower } from './tower';
+import { checkActivation, patchTokens, vitEncoderLayer, vitLayerShapes } from './vit-layer';
 
 const E = `${VISION_PREFIX}.embeddings`;
 
@@ -16,21 +17,9 @@ export const CLIP_VISION: VisionTower = {
   check: checkActivation,
 
   // llava-hf/llava-1.5-7b-hf's preprocessor_config.json: shortest edge, centre crop, CLIP statistics.
-  imageProcessor: (v) => ({
-    image_processor_type: 'CLIPImageProcessor',
-    processor_class: 'LlavaProcessor',
-    do_resize: true,
-    size: { shortest_edge: v.image_size },
-    resample: 3,
-    do_center_crop: true,
-    crop_size: { height: v.image_size, width: v.image_size },
-    do_rescale: true,
-    rescale_factor: 1 / 255,
-    do_normalize: true,
-    image_mean: [0.48145466, 0.4578275, 0.40821073],
-    image_std: [0.26862954, 0.26130258, 0.27577711],
-    do_convert_rgb: true,
-  }),
+  imageProcessor: (v) => imageProcessorJson('CLIPImageProcessor',
+    { size: { shortest_edge: v.image_size }, do_center_crop: true, crop_size: { height: v.image_size, width: v.image_size } },
+    [...CLIP_MEAN], [...CLIP_STD]),
 
   weightShapes(v: VisionConfig, layers: number): WeightShapes {
     const d = v.hidden_size;
@@ -49,13 +38,10 @@ export const CLIP_VISION: VisionTower = {
     const { g } = ctx;
     const v = c.vision_config;
     const d = v.hidden_size;
-    const conv = g.op('Conv', [pixelValues, weightInitializer(ctx, `${E}.patch_embedding.weight`, [d, v.num_channels ?? 3, v.patch_size, v.patch_size])],
-      { kernel_shape: [v.patch_size, v.patch_size], strides: [v.patch_size, v.patch_size] }, { name: `${E}/PatchConv` });
-    const patchTokens = g.op('Transpose', [g.op('Reshape', [conv, g.constInt64([0, d, -1])])], { perm: [0, 2, 1] });
     const batch = g.op('Slice', [g.op('Shape', [pixelValues]), g.constInt64([0]), g.constInt64([1])]);
     const clsShape = g.op('Concat', [batch, g.constInt64([1, d])], { axis: 0 });
     const cls = g.op('Expand', [weightInitializer(ctx, `${E}.class_embedding`, [d]), clsShape], {}, { name: `${E}/ClassToken` });
-    const tokens = g.op('Concat', [cls, patchTokens], { axis: 1 });
+    const tokens = g.op('Concat', [cls, patchTokens(ctx, v, pixelValues, false)], { axis: 1 });
     let x = g.op('Add', [tokens, weightInitializer(ctx, `${E}.position_embedding.weight`, [patchGrid(v) ** 2 + 1, d])], {}, { name: `${E}/AddPositions` });
     x = layerNorm(ctx, x, `${VISION_PREFIX}.pre_layrnorm`, d, v.layer_norm_eps);
     for (let i = 0; i < layers; i++) x = vitEncoderLayer(ctx, v, x, `${VISION_PREFIX}.encoder.layers.${i}`);

@@ -7,31 +7,20 @@
 import type { LlavaConfig, VisionConfig } from '../../model/config';
 import { BuildContext, weightInitializer } from '../blocks';
 import { VISION_PREFIX, WeightShapes } from '../weight-names';
-import { patchGrid, VisionTower } from './tower';
-import { checkActivation, vitEncoderLayer, vitLayerShapes } from './vit-layer';
+import { imageProcessorJson, patchGrid, VisionTower } from './tower';
+import { checkActivation, patchTokens, vitEncoderLayer, vitLayerShapes } from './vit-layer';
 
 const E = `${VISION_PREFIX}.embeddings`;
 
 export const SIGLIP_VISION: VisionTower = {
   modelType: 'siglip_vision_model',
+
   tokens: (v) => patchGrid(v) ** 2,
 
   check: checkActivation,
 
   // llava-hf/llava-interleave-qwen-0.5b-hf's preprocessor_config.json: a bicubic squash to height × width, mean/std 0.5.
-  imageProcessor: (v) => ({
-    image_processor_type: 'SiglipImageProcessor',
-    processor_class: 'LlavaProcessor',
-    do_resize: true,
-    size: { height: v.image_size, width: v.image_size },
-    resample: 3,
-    do_rescale: true,
-    rescale_factor: 1 / 255,
-    do_normalize: true,
-    image_mean: [0.5, 0.5, 0.5],
-    image_std: [0.5, 0.5, 0.5],
-    do_convert_rgb: true,
-  }),
+  imageProcessor: (v) => imageProcessorJson('SiglipImageProcessor', { size: { height: v.image_size, width: v.image_size } }, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
 
   weightShapes(v: VisionConfig, layers: number): WeightShapes {
     const d = v.hidden_size;
@@ -48,14 +37,7 @@ export const SIGLIP_VISION: VisionTower = {
     const { g } = ctx;
     const v = c.vision_config;
     const d = v.hidden_size;
-    // No pads: ONNX Conv floors (S − P) / P + 1, as PyTorch's padding="valid".
-    const conv = g.op('Conv', [
-      pixelValues,
-      weightInitializer(ctx, `${E}.patch_embedding.weight`, [d, v.num_channels ?? 3, v.patch_size, v.patch_size]),
-      weightInitializer(ctx, `${E}.patch_embedding.bias`, [d]),
-    ], { kernel_shape: [v.patch_size, v.patch_size], strides: [v.patch_size, v.patch_size] }, { name: `${E}/PatchConv` });
-    const patchTokens = g.op('Transpose', [g.op('Reshape', [conv, g.constInt64([0, d, -1])])], { perm: [0, 2, 1] });
-    let x = g.op('Add', [patchTokens, weightInitializer(ctx, `${E}.position_embedding.weight`, [patchGrid(v) ** 2, d])], {}, { name: `${E}/AddPositions` });
+    let x = g.op('Add', [patchTokens(ctx, v, pixelValues, true), weightInitializer(ctx, `${E}.position_embedding.weight`, [patchGrid(v) ** 2, d])], {}, { name: `${E}/AddPositions` });
     for (let i = 0; i < layers; i++) x = vitEncoderLayer(ctx, v, x, `${VISION_PREFIX}.encoder.layers.${i}`);
     return x;
   },

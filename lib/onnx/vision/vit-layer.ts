@@ -1,9 +1,23 @@
 // The pre-LN transformer encoder layer CLIP and SigLIP share (same weight names under `encoder.layers.{i}`):
 // x + out_proj(attention(layer_norm1(x))), then x + fc2(act(fc1(layer_norm2(x)))). Only the MLP activation differs.
 import type { VisionConfig } from '../../model/config';
-import { BuildContext, fromHeads, layerNorm, linear, toHeads } from '../blocks';
+import { BuildContext, fromHeads, layerNorm, linear, toHeads, weightInitializer } from '../blocks';
 import type { Graph } from '../graph';
-import { linearShapes, WeightShapes } from '../weight-names';
+import { linearShapes, VISION_PREFIX, WeightShapes } from '../weight-names';
+
+/**
+ * embeddings.patch_embedding on pixel_values [B, C, S, S] → patch tokens [B, (S/P)², d], row-major. A stride-P conv
+ * without pads floors S/P, as PyTorch does (padding "valid", or CLIP's default 0).
+ */
+export function patchTokens(ctx: BuildContext, v: VisionConfig, pixelValues: string, withBias: boolean): string {
+  const { g } = ctx;
+  const e = `${VISION_PREFIX}.embeddings.patch_embedding`;
+  const d = v.hidden_size;
+  const inputs = [pixelValues, weightInitializer(ctx, `${e}.weight`, [d, v.num_channels ?? 3, v.patch_size, v.patch_size])];
+  if (withBias) inputs.push(weightInitializer(ctx, `${e}.bias`, [d]));
+  const conv = g.op('Conv', inputs, { kernel_shape: [v.patch_size, v.patch_size], strides: [v.patch_size, v.patch_size] }, { name: `${e}/Conv` });
+  return g.op('Transpose', [g.op('Reshape', [conv, g.constInt64([0, d, -1])])], { perm: [0, 2, 1] }, { name: `${e}/Tokens` });
+}
 
 /** The vision MLP activations transformers' ACT2FN names, as ONNX ops. */
 const ACTIVATIONS: Record<string, (g: Graph, x: string, name: string) => string> = {
