@@ -6,7 +6,7 @@ import { CLIP_MEAN, CLIP_STD } from '../../model/presets';
 import { BuildContext, layerNorm, weightInitializer } from '../blocks';
 import { VISION_PREFIX, WeightShapes } from '../weight-names';
 import { imageProcessorJson, patchGrid, VisionTower } from './tower';
-import { checkActivation, patchTokens, vitEncoderLayer, vitLayerShapes } from './vit-layer';
+import { checkActivation, patchTokens, vitEncoder, vitEncoderShapes } from './vit-layer';
 
 const E = `${VISION_PREFIX}.embeddings`;
 
@@ -30,8 +30,7 @@ export const CLIP_VISION: VisionTower = {
       [`${VISION_PREFIX}.pre_layrnorm.weight`, [d]],
       [`${VISION_PREFIX}.pre_layrnorm.bias`, [d]],
     ];
-    for (let i = 0; i < layers; i++) vitLayerShapes(out, v, `${VISION_PREFIX}.encoder.layers.${i}`);
-    return out;
+    return vitEncoderShapes(out, v, layers);
   },
 
   addEncoder(ctx: BuildContext, c: LlavaConfig, pixelValues: string, layers: number): string {
@@ -44,7 +43,6 @@ export const CLIP_VISION: VisionTower = {
     const tokens = g.op('Concat', [cls, patchTokens(ctx, v, pixelValues, false)], { axis: 1 });
     let x = g.op('Add', [tokens, weightInitializer(ctx, `${E}.position_embedding.weight`, [patchGrid(v) ** 2 + 1, d])], {}, { name: `${E}/AddPositions` });
     x = layerNorm(ctx, x, `${VISION_PREFIX}.pre_layrnorm`, d, v.layer_norm_eps);
-    for (let i = 0; i < layers; i++) x = vitEncoderLayer(ctx, v, x, `${VISION_PREFIX}.encoder.layers.${i}`);
-    return x;
+    return vitEncoder(ctx, v, x, layers);
   },
 };

@@ -8,7 +8,7 @@ import type { LlavaConfig, VisionConfig } from '../../model/config';
 import { BuildContext, weightInitializer } from '../blocks';
 import { VISION_PREFIX, WeightShapes } from '../weight-names';
 import { imageProcessorJson, patchGrid, VisionTower } from './tower';
-import { checkActivation, patchTokens, vitEncoderLayer, vitLayerShapes } from './vit-layer';
+import { checkActivation, patchTokens, vitEncoder, vitEncoderShapes } from './vit-layer';
 
 const E = `${VISION_PREFIX}.embeddings`;
 
@@ -29,16 +29,13 @@ export const SIGLIP_VISION: VisionTower = {
       [`${E}.patch_embedding.bias`, [d]],
       [`${E}.position_embedding.weight`, [patchGrid(v) ** 2, d]],
     ];
-    for (let i = 0; i < layers; i++) vitLayerShapes(out, v, `${VISION_PREFIX}.encoder.layers.${i}`);
-    return out;
+    return vitEncoderShapes(out, v, layers);
   },
 
   addEncoder(ctx: BuildContext, c: LlavaConfig, pixelValues: string, layers: number): string {
-    const { g } = ctx;
     const v = c.vision_config;
-    const d = v.hidden_size;
-    let x = g.op('Add', [patchTokens(ctx, v, pixelValues, true), weightInitializer(ctx, `${E}.position_embedding.weight`, [patchGrid(v) ** 2, d])], {}, { name: `${E}/AddPositions` });
-    for (let i = 0; i < layers; i++) x = vitEncoderLayer(ctx, v, x, `${VISION_PREFIX}.encoder.layers.${i}`);
-    return x;
+    const positions = weightInitializer(ctx, `${E}.position_embedding.weight`, [patchGrid(v) ** 2, v.hidden_size]);
+    const x = ctx.g.op('Add', [patchTokens(ctx, v, pixelValues, true), positions], {}, { name: `${E}/AddPositions` });
+    return vitEncoder(ctx, v, x, layers);
   },
 };

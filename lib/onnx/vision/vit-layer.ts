@@ -62,3 +62,15 @@ export function vitLayerShapes(out: WeightShapes, v: VisionConfig, prefix: strin
   linearShapes(out, `${prefix}.mlp.fc1`, d, v.intermediate_size, true);
   linearShapes(out, `${prefix}.mlp.fc2`, v.intermediate_size, d, true);
 }
+
+/** Encoder layers 0…layers−1 on x: hidden_states[layers] when x is the embeddings. */
+export function vitEncoder(ctx: BuildContext, v: VisionConfig, x: string, layers: number): string {
+  for (let i = 0; i < layers; i++) x = vitEncoderLayer(ctx, v, x, `${VISION_PREFIX}.encoder.layers.${i}`);
+  return x;
+}
+
+/** The weights of encoder layers 0…layers−1. */
+export function vitEncoderShapes(out: WeightShapes, v: VisionConfig, layers: number): WeightShapes {
+  for (let i = 0; i < layers; i++) vitLayerShapes(out, v, `${VISION_PREFIX}.encoder.layers.${i}`);
+  return out;
+}
