@@ -28,13 +28,21 @@ export interface ModelFiles {
   decoder: string;
 }
 
+/** preprocessor_config.json: a Hugging Face image processor's settings (lib/pipeline/image-preprocess-config.ts reads them). */
 export interface PreprocessorConfig {
+  image_processor_type?: string;
+  processor_class?: string;
+  do_resize?: boolean;
+  size?: { shortest_edge?: number; height?: number; width?: number; longest_edge?: number } | number;
+  do_center_crop?: boolean;
+  crop_size?: { height: number; width: number } | number;
+  resample?: number;
+  do_rescale?: boolean;
+  rescale_factor?: number;
+  do_normalize?: boolean;
   image_mean?: number[];
   image_std?: number[];
-  size?: { shortest_edge?: number; height?: number; width?: number } | number;
-  crop_size?: { height: number; width: number } | number;
-  do_center_crop?: boolean;
-  resample?: number;
+  do_pad?: boolean;
 }
 
 export interface GenerationConfig {

@@ -2,7 +2,8 @@
 // image, project, generate) and `describe()`, which runs them all. Heavy work happens in the inference worker;
 // between stages image features stay there behind handles.
 import { openModelFolder, ModelFolder } from '../model/folder';
-import { getPreset, LlavaPreset, mergePreset, PresetOverrides } from '../model/presets';
+import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from '../model/presets';
+import { preprocessFromConfig } from './image-preprocess-config';
 import { getRuntime } from '../runtime';
 import type { TensorHandle } from '../runtime/tensor';
 import type { ProviderFailure, ProviderPreference, Runtime, SessionLease } from '../runtime/types';
@@ -72,19 +73,19 @@ export interface DescribeRequest extends Omit<PromptInput, 'image'> {
 const MODULE_PATH = require.resolve('./worker-tasks');
 const RECORDED_PRESET_KEY = 'node-red-contrib-llava';
 
-function presetFor(folder: ModelFolder, options: LoadOptions): LlavaPreset {
+/**
+ * The preset with its preprocessing complete: the folder's preprocessor_config.json, under what the preset fixes
+ * explicitly (the mmpretrain presets' squash), under the caller's overrides; the graph fixes the size.
+ */
+function presetFor(folder: ModelFolder, options: LoadOptions): ResolvedPreset {
   const recorded = folder.config[RECORDED_PRESET_KEY]?.preset;
   const base = getPreset(options.preset ?? (typeof recorded === 'string' ? recorded : 'llava-1.5-hf'));
-  const p = folder.preprocessor;
-  // The graph fixes the input size; the folder's preprocessor_config gives mean/std (preset overrides still win).
-  const fromFolder: PresetOverrides = {
-    preprocess: {
-      size: folder.config.vision_config.image_size,
-      ...(p.image_mean?.length === 3 ? { mean: p.image_mean as [number, number, number] } : {}),
-      ...(p.image_std?.length === 3 ? { std: p.image_std as [number, number, number] } : {}),
-    },
-  };
-  return mergePreset(mergePreset(base, fromFolder), options.overrides ?? {});
+  const size = folder.config.vision_config.image_size;
+  const fromFolder = preprocessFromConfig(folder.preprocessor, size);
+  const merged = mergePreset(mergePreset({ ...base, preprocess: fromFolder }, { preprocess: base.preprocess }), options.overrides ?? {});
+  const preprocess = { ...merged.preprocess, size } as PreprocessOptions;
+  if (preprocess.mode !== 'crop' && preprocess.mode !== 'pad') delete preprocess.shortestEdge;
+  return { ...merged, preprocess };
 }
 
 function eosIds(folder: ModelFolder, tokenizer: PromptTokenizer): number[] {
@@ -106,7 +107,7 @@ export class LlavaModel {
 
   private constructor(
     readonly folder: ModelFolder,
-    readonly preset: LlavaPreset,
+    readonly preset: ResolvedPreset,
     readonly tokenizer: PromptTokenizer,
     private readonly runtime: Runtime,
     private readonly vision: SessionLease,
