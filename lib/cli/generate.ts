@@ -6,17 +6,20 @@ import type { ProviderPreference } from '../runtime/types';
 import { assertDecodable } from '../pipeline/image-preprocess';
 import { LlavaModel } from '../pipeline/llava-model';
 import type { GenerationOptions } from '../pipeline/types';
+import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
-export const usage = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
+export const usage = `usage: llava generate --model DIR|ORG/NAME[@REV] [--no-pull] --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
        [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
        [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
---max-input-pixels refuses larger images before decoding them (default 100000000).`;
+--max-input-pixels refuses larger images before decoding them (default 100000000).
+${MODEL_HELP}`;
 
 const OPTIONS = {
   model: { type: 'string' },
+  'no-pull': { type: 'boolean' },
   image: { type: 'string' },
   prompt: { type: 'string' },
   preset: { type: 'string' },
@@ -95,7 +98,7 @@ function readImage(file: string): Buffer {
 /** Streams the text to stdout, or with --json prints one JSON object as the last line. */
 export async function run(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const v = parse(argv);
-  if (!v.model) throw new UsageError('--model DIR is required');
+  if (!v.model) throw new UsageError('--model DIR or --model org/name is required');
   if (!v.image) throw new UsageError('--image FILE is required');
   if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
   const options = generationOptions(v);
@@ -104,7 +107,7 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
   const image = readImage(v.image);
   await assertDecodable(image, maxInputPixels);
   try {
-    const model = await LlavaModel.load(v.model, {
+    const model = await LlavaModel.load(await modelFolder(v.model, { variant: v.variant, noPull: v['no-pull'] }), {
       preset: v.preset,
       variant: v.variant,
       providers: v.provider as ProviderPreference | undefined,
