@@ -10,8 +10,10 @@ export interface VisionConfig {
   image_size: number;
   patch_size: number;
   num_channels?: number;
-  hidden_act: string; // 'quick_gelu'
+  hidden_act: string; // 'quick_gelu' (CLIP), 'gelu_pytorch_tanh' (SigLIP)
   layer_norm_eps: number;
+  /** SigLIP's attention-pooling head; LLaVA configs set false (the head is not used). */
+  vision_use_head?: boolean;
 }
 
 /** openai/clip-vit-large-patch14-336, the vision tower of LLaVA-1.5 (and HF LlavaConfig's default). */
@@ -29,7 +31,7 @@ export const CLIP_VIT_L_336: Readonly<VisionConfig> = Object.freeze({
 });
 
 export interface TextConfig {
-  model_type: string; // 'llama' | 'qwen2'
+  model_type: string; // 'llama' | 'mistral' | 'qwen2'
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -45,10 +47,12 @@ export interface TextConfig {
   bos_token_id?: number;
   eos_token_id?: number | number[];
   attention_bias?: boolean;
+  /** Mistral's sliding attention window (null: none); it matters only past that many positions. */
+  sliding_window?: number | null;
 }
 
 export interface LlavaConfig {
-  model_type: string; // 'llava'
+  model_type: string; // 'llava' | 'llava_onevision' | 'llava_qwen2' (lib/model/hf-config.ts)
   architectures?: string[];
   image_token_index: number;
   /** Which vision hidden state feeds the projector: -2 (HF/original LLaVA), -1 (mmpretrain's code). */

@@ -50,16 +50,21 @@ function encoderLayer(ctx: BuildContext, c: LlavaConfig, x: string, i: number): 
   return g.op('Add', [x1, f2], {}, { name: `${p}/Residual2` });
 }
 
+/** Fails for a vision tower this builder cannot make. */
+export function checkVisionConfig(v: LlavaConfig['vision_config']): void {
+  if (v.model_type !== 'clip_vision_model') {
+    throw new Error(`vision tower "${v.model_type}" is not supported by the builder: only CLIP (clip_vision_model) is`);
+  }
+  if (v.image_size % v.patch_size !== 0) throw new Error(`image_size ${v.image_size} is not a multiple of patch_size ${v.patch_size}`);
+}
+
 /** Adds the vision tower on `pixelValues` [B, C, S, S]; returns the selected features [B, tokens, vision_hidden]. */
 export function addVisionTower(ctx: BuildContext, c: LlavaConfig, pixelValues: string): string {
   const { g } = ctx;
   const v = c.vision_config;
   const d = v.hidden_size;
   const ch = v.num_channels ?? 3;
-  if (v.model_type !== 'clip_vision_model') {
-    throw new Error(`vision tower "${v.model_type}" is not supported: only CLIP (clip_vision_model) is`);
-  }
-  if (v.image_size % v.patch_size !== 0) throw new Error(`image_size ${v.image_size} is not a multiple of patch_size ${v.patch_size}`);
+  checkVisionConfig(v);
   if (d % v.num_attention_heads !== 0) throw new Error(`vision hidden_size ${d} is not divisible by ${v.num_attention_heads} heads`);
   if (!['default', 'full'].includes(c.vision_feature_select_strategy)) {
     throw new Error(`vision_feature_select_strategy "${c.vision_feature_select_strategy}" must be "default" or "full"`);

@@ -1,7 +1,8 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { completeLlavaConfig, normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
+import { completeLlavaConfig } from '../../lib/model/hf-config';
+import { normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
 import type { ConvertibleCheckpoint } from '../../lib/onnx/checkpoint';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
 import { TensorToWrite, seededValues } from '../support/checkpoint-writers/encode';
@@ -89,12 +90,17 @@ describe('checkpoint/hf', () => {
       [4096, 32, 11008, 32000],
     );
     assert.equal(completeLlavaConfig({ model_type: 'llava', image_token_id: 151646 }).image_token_index, 151646);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llama' }), /not a LLaVA config: model_type is "llama"/);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llava_llama' }), /original haotian-liu LLaVA folder/);
-    assert.throws(
-      () => completeLlavaConfig({ model_type: 'llava', vision_config: { model_type: 'siglip_vision_model' } }),
-      /vision_config\.model_type "siglip_vision_model" is not supported/,
-    );
+  });
+
+  it('refuses a tower or text model the builder cannot make yet, before reading weights', () => {
+    for (const [config, expected] of [
+      [{ ...TINY_CONFIG, vision_config: { ...TINY_CONFIG.vision_config, model_type: 'siglip_vision_model' } }, /vision tower "siglip_vision_model" is not supported by the builder/],
+      [{ ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'gemma' } }, /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/],
+    ] as const) {
+      const dir = path.join(tmp(), `refused-${config.vision_config.model_type}-${config.text_config.model_type}`);
+      writeFolder(dir, config);
+      assert.throws(() => openHfCheckpoint(dir), expected);
+    }
   });
 
   it('opens a sharded safetensors folder with llava-hf names, shapes, values and tokenizer files', () => {
