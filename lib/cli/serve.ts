@@ -1,6 +1,9 @@
 // `llava serve`: this project's runtime as an OpenAI-compatible server, so one machine with the model serves many
 // Node-RED instances (or any OpenAI client).
+import * as fs from 'fs';
 import * as path from 'path';
+import { resolveModel } from '../hub/pull';
+import { looksLikeRepoId } from '../hub/repo-id';
 import { LocalEngine } from '../engine/local-engine';
 import { DEFAULT_MAX_BODY_BYTES, OpenAiServer } from '../engine/openai-server';
 import { LlavaModel } from '../pipeline/llava-model';
@@ -9,12 +12,13 @@ import type { ProviderPreference } from '../runtime/types';
 import { apiKey, number, parseOptions, PROVIDERS } from './args';
 import { UsageError } from './usage-error';
 
-export const usage = `usage: llava serve --model DIR [--model-name NAME] [--host 127.0.0.1] [--port 8080] [--api-key K]
+export const usage = `usage: llava serve --model DIR|ORG/NAME [--model-name NAME] [--host 127.0.0.1] [--port 8080] [--api-key K]
        [--parallel N] [--queue N] [--max-body-mb N] [--allow-remote-images] [--max-input-pixels N]
        [--preset NAME] [--variant auto|fp32|q4|…] [--provider auto|cpu|cuda|webgpu] [--threads N]
 Serves GET /v1/models, POST /v1/chat/completions (plain and streaming; one image per request as a data: URI in
-the first user message) and GET /health (503 while the model loads). --model-name is the id clients send as
-"model" (default: the folder's name). Listens on loopback unless --host says otherwise; --api-key (or the
+the first user message) and GET /health (503 while the model loads or downloads). A Hub id is pulled into the
+Hub cache first (as llava pull does). --model-name is the id clients send as "model" (default: the Hub id, or the
+folder's name). Listens on loopback unless --host says otherwise; --api-key (or the
 LLAVA_API_KEY environment variable, which stays out of the process list) makes /v1/* require
 "Authorization: Bearer K". --parallel generations run at once (default 1; one machine's runtime runs one ORT call
 at a time, so more only overlaps image decoding and streaming), --queue more wait (default 16), later ones get 429.
@@ -56,16 +60,17 @@ export async function run(argv: string[]): Promise<number> {
   const maxBodyMb = number(v['max-body-mb'], 'max-body-mb');
   if (maxBodyMb !== undefined && !(maxBodyMb > 0)) throw new UsageError('--max-body-mb must be positive');
   const key = apiKey(v['api-key']);
-  const modelName = v['model-name'] ?? path.basename(path.resolve(v.model));
+  const modelName = v['model-name'] ?? (!fs.existsSync(v.model) && looksLikeRepoId(v.model) ? v.model : path.basename(path.resolve(v.model)));
   const log = (line: string) => process.stderr.write(`llava serve: ${line}\n`);
   if (!LOOPBACK.has(host) && !key) log(`warning: listening on ${host} without an API key: anyone who reaches this port can use the model`);
 
-  const loading = LlavaModel.load(v.model, {
+  // A Hub id is pulled into the Hub cache (or found there) while /health already answers 503.
+  const loading = resolveModel(v.model, { variant: v.variant }).then((dir) => LlavaModel.load(dir, {
     preset: v.preset,
     variant: v.variant,
     providers: v.provider as ProviderPreference | undefined,
     threads: number(v.threads, 'threads', true),
-  }).then((model) => new LocalEngine(model));
+  })).then((model) => new LocalEngine(model));
   const server = new OpenAiServer({
     engine: loading,
     modelName,
