@@ -9,20 +9,24 @@ import type { GenerationOptions } from '../pipeline/types';
 import { IMAGE_MARKER } from '../pipeline/templates';
 import { RemoteEngine } from '../engine/remote-engine';
 import { apiKey, number, parseOptions, PROVIDERS } from './args';
+import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
-export const usage = `usage: llava generate (--model DIR | --engine URL --engine-model NAME [--api-key K] [--image-max-side N])
-       --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…] [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
+export const usage = `usage: llava generate (--model DIR|ORG/NAME[@REV] [--no-pull] | --engine URL --engine-model NAME [--api-key K] [--image-max-side N])
+       --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
+       [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
        [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
 --max-input-pixels refuses larger images before decoding them (default 100000000).
+${MODEL_HELP}
 --engine sends the request to an OpenAI-compatible server (llava serve, vLLM, llama-server, Ollama's /v1…) instead
 of running the model here; the API key may come from LLAVA_API_KEY instead of --api-key. Beams, top-k, min-p,
 repetition and length penalties, min-new-tokens and ignore-eos are not part of that API and are refused.`;
 
 const OPTIONS = {
   model: { type: 'string' },
+  'no-pull': { type: 'boolean' },
   engine: { type: 'string' },
   'engine-model': { type: 'string' },
   'api-key': { type: 'string' },
@@ -91,7 +95,7 @@ function readImage(file: string): Buffer {
 export async function run(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const v = parse(argv);
   if (v.engine) return runRemote(v, out);
-  if (!v.model) throw new UsageError('--model DIR (or --engine URL) is required');
+  if (!v.model) throw new UsageError('--model DIR, --model org/name or --engine URL is required');
   if (!v.image) throw new UsageError('--image FILE is required');
   if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
   const options = generationOptions(v);
@@ -100,7 +104,7 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
   const image = readImage(v.image);
   await assertDecodable(image, maxInputPixels);
   try {
-    const model = await LlavaModel.load(v.model, {
+    const model = await LlavaModel.load(await modelFolder(v.model, { variant: v.variant, noPull: v['no-pull'] }), {
       preset: v.preset,
       variant: v.variant,
       providers: v.provider as ProviderPreference | undefined,

@@ -2,7 +2,6 @@
 // Node-RED instances (or any OpenAI client).
 import * as fs from 'fs';
 import * as path from 'path';
-import { resolveModel } from '../hub/pull';
 import { looksLikeRepoId } from '../hub/repo-id';
 import { LocalEngine } from '../engine/local-engine';
 import { DEFAULT_MAX_BODY_BYTES, OpenAiServer } from '../engine/openai-server';
@@ -10,24 +9,26 @@ import { LlavaModel } from '../pipeline/llava-model';
 import { getRuntime } from '../runtime';
 import type { ProviderPreference } from '../runtime/types';
 import { apiKey, number, parseOptions, PROVIDERS } from './args';
+import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
-export const usage = `usage: llava serve --model DIR|ORG/NAME [--model-name NAME] [--host 127.0.0.1] [--port 8080] [--api-key K]
+export const usage = `usage: llava serve --model DIR|ORG/NAME[@REV] [--no-pull] [--model-name NAME] [--host 127.0.0.1] [--port 8080] [--api-key K]
        [--parallel N] [--queue N] [--max-body-mb N] [--allow-remote-images] [--max-input-pixels N]
        [--preset NAME] [--variant auto|fp32|q4|…] [--provider auto|cpu|cuda|webgpu] [--threads N]
 Serves GET /v1/models, POST /v1/chat/completions (plain and streaming; one image per request as a data: URI in
-the first user message) and GET /health (503 while the model loads or downloads). A Hub id is pulled into the
-Hub cache first (as llava pull does). --model-name is the id clients send as "model" (default: the Hub id, or the
-folder's name). Listens on loopback unless --host says otherwise; --api-key (or the
+the first user message) and GET /health (503 while the model loads or downloads). --model-name is the id
+clients send as "model" (default: the Hub id, or the folder's name). Listens on loopback unless --host says otherwise; --api-key (or the
 LLAVA_API_KEY environment variable, which stays out of the process list) makes /v1/* require
 "Authorization: Bearer K". --parallel generations run at once (default 1; one machine's runtime runs one ORT call
 at a time, so more only overlaps image decoding and streaming), --queue more wait (default 16), later ones get 429.
 Requests over --max-body-mb (default 20) get 413. http(s) image URLs are refused unless --allow-remote-images.
 Omitted temperature means the model preset's decoding; temperature 0 is greedy. The first line on stdout is
-"listening on http://HOST:PORT".`;
+"listening on http://HOST:PORT".
+${MODEL_HELP}`;
 
 const OPTIONS = {
   model: { type: 'string' },
+  'no-pull': { type: 'boolean' },
   'model-name': { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
@@ -65,7 +66,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!LOOPBACK.has(host) && !key) log(`warning: listening on ${host} without an API key: anyone who reaches this port can use the model`);
 
   // A Hub id is pulled into the Hub cache (or found there) while /health already answers 503.
-  const loading = resolveModel(v.model, { variant: v.variant }).then((dir) => LlavaModel.load(dir, {
+  const loading = modelFolder(v.model, { variant: v.variant, noPull: v['no-pull'] }).then((dir) => LlavaModel.load(dir, {
     preset: v.preset,
     variant: v.variant,
     providers: v.provider as ProviderPreference | undefined,
