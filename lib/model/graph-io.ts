@@ -1,36 +1,20 @@
-// The contract between the ONNX graphs and the code that runs them: the names of their inputs and outputs (what
-// the builder writes, the pipeline feeds and reads, and config.json records) and the decoder's KV-cache geometry.
-// The names are the transformers.js / Optimum layout's, so exported folders and ours load the same way.
+// The model folder's graph contract: the ONNX graphs' input and output names (transformers.js's LLaVA layout,
+// plus this project's split multi_modal_projector). The builder writes them and the pipeline feeds and reads them.
+export const VISION_IO = { pixelValues: 'pixel_values', imageFeatures: 'image_features' } as const;
+export const PROJECTOR_IO = { imageFeatures: 'image_features', imageEmbeds: 'image_embeds' } as const;
+export const EMBED_IO = { inputIds: 'input_ids', inputsEmbeds: 'inputs_embeds' } as const;
 
-export const GRAPH_IO = {
-  /** vision_encoder input. */
-  pixelValues: 'pixel_values',
-  /** vision_encoder output, multi_modal_projector input. */
-  imageFeatures: 'image_features',
-  /** multi_modal_projector output. */
-  imageEmbeds: 'image_embeds',
-  /** embed_tokens input. */
-  inputIds: 'input_ids',
-  /** embed_tokens output, decoder input. */
+export const DECODER_IO = {
   inputsEmbeds: 'inputs_embeds',
   attentionMask: 'attention_mask',
   positionIds: 'position_ids',
-  /** Optional decoder input of some exports: how many last positions get logits. */
-  numLogitsToKeep: 'num_logits_to_keep',
-  /** Decoder input of merged exports with an If node: whether the past is used. */
+  /** Optional inputs of public exports: optimum's merged decoders, transformers' num_logits_to_keep. */
   useCacheBranch: 'use_cache_branch',
+  numLogitsToKeep: 'num_logits_to_keep',
   logits: 'logits',
-  /** The decoder's past key/value inputs all start with this. */
   pastPrefix: 'past_key_values.',
-  past: (layer: number, kv: 'key' | 'value') => `past_key_values.${layer}.${kv}`,
-  present: (layer: number, kv: 'key' | 'value') => `present.${layer}.${kv}`,
+  pastKey: (i: number) => `past_key_values.${i}.key`,
+  pastValue: (i: number) => `past_key_values.${i}.value`,
+  presentKey: (i: number) => `present.${i}.key`,
+  presentValue: (i: number) => `present.${i}.value`,
 } as const;
-
-/** The decoder's KV-cache geometry, from config.json. */
-export interface KvShape {
-  layers: number;
-  kvHeads: number;
-  headDim: number;
-  hiddenSize: number;
-  vocabSize: number;
-}

@@ -1,11 +1,19 @@
 // The LLaMA-family decoder with its KV cache, driven inside the inference worker. It speaks the
 // transformers.js decoder_model_merged contract (inputs_embeds, attention_mask, position_ids,
 // past_key_values.{i}.key/value → logits, present.{i}.key/value), taking names and dtypes from the session.
+import { DECODER_IO } from '../model/graph-io';
 import type { WorkerSession } from '../runtime/types';
 import type { TensorValue } from '../runtime/tensor';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/float16';
-import { GRAPH_IO, KvShape } from '../model/graph-io';
 import { checkKvInputs } from './graph-check';
+
+export interface KvShape {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  vocabSize: number;
+}
 
 /** Past keys/values of every layer for `batch` sequences of `length` tokens, in the session's names and dtype. */
 export interface KvCache {
@@ -68,8 +76,8 @@ export class KvDecoder {
     checkKvInputs(decoderSession.info.inputs, shape);
     this.vocabSize = shape.vocabSize;
     this.inputNames = new Set(decoderSession.info.inputs.map((i) => i.name));
-    this.embedsType = floatType(decoderSession, GRAPH_IO.inputsEmbeds);
-    this.kvType = floatType(decoderSession, GRAPH_IO.past(0, 'key'));
+    this.embedsType = floatType(decoderSession, DECODER_IO.inputsEmbeds);
+    this.kvType = floatType(decoderSession, DECODER_IO.pastKey(0));
     this.cache = this.emptyCache(1);
   }
 
@@ -77,8 +85,8 @@ export class KvDecoder {
     const tensors: Record<string, TensorValue> = {};
     const dims = [batch, this.shape.kvHeads, 0, this.shape.headDim];
     for (let l = 0; l < this.shape.layers; l++) {
-      for (const kv of ['key', 'value'] as const) {
-        tensors[GRAPH_IO.past(l, kv)] =
+      for (const name of [DECODER_IO.pastKey(l), DECODER_IO.pastValue(l)]) {
+        tensors[name] =
           this.kvType === 'float32'
             ? { type: 'float32', dims, data: new Float32Array(0) }
             : { type: 'float16', dims, data: new Uint16Array(0) };
@@ -108,7 +116,7 @@ export class KvDecoder {
       }
     }
     const out = await this.embedSession.run({ input_ids: int64(ids, [1, ids.length]) });
-    const embeds = out[GRAPH_IO.inputsEmbeds] ?? Object.values(out)[0];
+    const embeds = out.inputs_embeds ?? Object.values(out)[0];
     return toFloat32(embeds);
   }
 
@@ -121,32 +129,32 @@ export class KvDecoder {
     const total = length + count;
     const feeds: Record<string, TensorValue> = {
       ...this.cache.tensors,
-      [GRAPH_IO.inputsEmbeds]: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
+      [DECODER_IO.inputsEmbeds]: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
     };
-    if (this.inputNames.has(GRAPH_IO.attentionMask)) feeds[GRAPH_IO.attentionMask] = this.mask.tensor(batch, total);
-    if (this.inputNames.has(GRAPH_IO.positionIds)) {
+    if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(batch, total);
+    if (this.inputNames.has(DECODER_IO.positionIds)) {
       const pos = new BigInt64Array(batch * count);
       for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = BigInt(length + i);
-      feeds[GRAPH_IO.positionIds] = { type: 'int64', dims: [batch, count], data: pos };
+      feeds[DECODER_IO.positionIds] = { type: 'int64', dims: [batch, count], data: pos };
     }
-    if (this.inputNames.has(GRAPH_IO.useCacheBranch)) {
-      feeds[GRAPH_IO.useCacheBranch] = { type: 'bool', dims: [1], data: new Uint8Array([length > 0 ? 1 : 0]) };
+    if (this.inputNames.has(DECODER_IO.useCacheBranch)) {
+      feeds[DECODER_IO.useCacheBranch] = { type: 'bool', dims: [1], data: new Uint8Array([length > 0 ? 1 : 0]) };
     }
-    if (this.inputNames.has(GRAPH_IO.numLogitsToKeep)) feeds[GRAPH_IO.numLogitsToKeep] = int64([1], []);
+    if (this.inputNames.has(DECODER_IO.numLogitsToKeep)) feeds[DECODER_IO.numLogitsToKeep] = int64([1], []);
 
     const out = await this.decoderSession.run(feeds);
     const tensors: Record<string, TensorValue> = {};
     for (let l = 0; l < this.shape.layers; l++) {
-      for (const kv of ['key', 'value'] as const) {
-        const present = out[GRAPH_IO.present(l, kv)];
-        if (!present) throw new Error(`decoder graph has no output ${GRAPH_IO.present(l, kv)}`);
-        tensors[GRAPH_IO.past(l, kv)] = present;
+      for (const [past, presentName] of [[DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]]) {
+        const present = out[presentName];
+        if (!present) throw new Error(`decoder graph has no output ${presentName}`);
+        tensors[past] = present;
       }
     }
     this.cache = { batch, length: total, tensors };
 
-    const logits = out[GRAPH_IO.logits];
-    if (!logits) throw new Error('decoder graph has no output "logits"');
+    const logits = out[DECODER_IO.logits];
+    if (!logits) throw new Error(`decoder graph has no output "${DECODER_IO.logits}"`);
     const positions = logits.dims[1];
     const vocab = logits.dims[2];
     const rows: Float32Array[] = [];

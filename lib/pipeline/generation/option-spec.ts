@@ -16,7 +16,8 @@ export interface GenerationOptionSpec {
   sampling?: boolean;
 }
 
-export type GenerationOptionName = Exclude<keyof GenerationOptions, 'eosTokenIds'>;
+/** eosTokenIds come from the model; a JSON answer format is given as a schema, not a number or flag. */
+export type GenerationOptionName = Exclude<keyof GenerationOptions, 'eosTokenIds' | 'format'>;
 
 export const GENERATION_OPTION_SPECS: Record<GenerationOptionName, GenerationOptionSpec> = {
   maxNewTokens: { kind: 'integer', min: 1, flag: 'max-new-tokens', arg: 'N' },
