@@ -3,7 +3,7 @@
 // alone when offline.
 import * as fs from 'fs';
 import * as path from 'path';
-import { RepoCache } from './cache';
+import { RepoCache, repoFolderName } from './cache';
 import { HubClient, HubError, RepoFile } from './client';
 import { formatRepoRef, looksLikeRepoId, parseRepoRef, RepoRef } from './repo-id';
 import { parseVariantSpec, selectFiles, Selection } from './select';
@@ -95,9 +95,10 @@ async function fetchSnapshot(
   const byName = new Map(listed.map((f) => [f.name, f]));
   const spec = parseVariantSpec(options.variant);
   let downloadedBytes = 0;
-  const get = async (file: RepoFile, done: number, total: number) => {
+  // Progress events follow the plan event; the config fetched before the plan reports none.
+  const get = async (file: RepoFile, done: number, total: number, report = true) => {
     const got = await fetchFile(client, cache, ref.repo, commit, file, options, settings, (fileBytes) =>
-      progress({ type: 'progress', file: file.name, fileBytes, fileSize: file.size, bytes: done + fileBytes, total }),
+      report && progress({ type: 'progress', file: file.name, fileBytes, fileSize: file.size, bytes: done + fileBytes, total }),
     );
     downloadedBytes += got;
     options.onProgress?.({ type: 'file', file: file.name, size: file.size, downloaded: got > 0 });
@@ -112,7 +113,7 @@ async function fetchSnapshot(
 
   // config.json first: 'auto' prefers the variant it records.
   const config = byName.get('config.json');
-  if (config && spec.base === 'auto') await get(config, 0, config.size);
+  if (config && spec.base === 'auto') await get(config, 0, config.size, false);
   const selection = selectFiles([...byName.keys()], spec, options.include, recordedVariant(config && cache.cachedFile(commit, 'config.json')));
   const files = selection.files.map((n) => byName.get(n) as RepoFile);
   const plan = files.map((f) => ({ name: f.name, size: f.size, cached: cache.cachedFile(commit, f.name) !== undefined }));
@@ -211,6 +212,25 @@ export function fromCache(ref: RepoRef, options: Pick<PullOptions, 'variant' | '
   return { ref, commit, dir: cache.snapshotDir(commit), selection, downloadedBytes: 0 };
 }
 
+/**
+ * Where `llava pull --build` puts the ONNX folder converted from a checkpoint repo: beside the Hub cache (not in
+ * it, which other tools scan), one folder per commit and quantization.
+ */
+export function buildDir(settings: HubSettings, repo: string, commit: string, quantize?: string): string {
+  return path.join(path.dirname(settings.cacheDir), 'llava-builds', repoFolderName(repo), quantize ? `${commit}-${quantize}` : commit);
+}
+
+/** The converted folder of a checkpoint repo's snapshot (the build whose quantization the variant names first). */
+function builtFolder(settings: HubSettings, result: PullResult, variant = 'auto'): string {
+  const order = /q4/.test(variant) ? ['int4', undefined, 'int8'] : /int8/.test(variant) ? ['int8', undefined, 'int4'] : [undefined, 'int4', 'int8'];
+  for (const q of order) {
+    const dir = buildDir(settings, result.ref.repo, result.commit, q);
+    if (fs.existsSync(path.join(dir, 'config.json'))) return dir;
+  }
+  const name = formatRepoRef(result.ref);
+  throw new Error(`${name} is a checkpoint repo (safetensors, no ONNX graphs): convert it once with npx llava pull ${name} --build [--quantize int4]`);
+}
+
 export interface ResolveOptions extends PullOptions {
   /** false: use the cache only, never download (--no-pull). */
   pull?: boolean;
@@ -224,6 +244,9 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
   if (fs.existsSync(model) || !looksLikeRepoId(model)) return model;
   const ref = parseRepoRef(model);
   const settings = options.settings ?? hubSettings();
-  if (options.pull === false && !settings.offline) return fromCache(ref, options, settings, `${model} is not a folder and pulling is off`).dir;
-  return (await pull(ref, { ...options, settings })).dir;
+  const result =
+    options.pull === false && !settings.offline
+      ? fromCache(ref, options, settings, `${model} is not a folder and pulling is off`)
+      : await pull(ref, { ...options, settings });
+  return result.selection.kind === 'checkpoint' ? builtFolder(settings, result, options.variant) : result.dir;
 }

@@ -83,7 +83,7 @@ function layoutHint(onnxDir: string): string {
 }
 
 /** The id of the tokenizer's `<image>` added token, if it has one (for configs that name no image token). */
-function imageTokenIdOf(tokenizerFile: string): number | undefined {
+export function imageTokenIdOf(tokenizerFile: string): number | undefined {
   if (!fs.existsSync(tokenizerFile)) return undefined;
   const added = readJson<{ added_tokens?: Array<{ id: number; content: string }> }>(tokenizerFile, 'tokenizer.json').added_tokens;
   return added?.find((t) => t.content === '<image>')?.id;

@@ -3,6 +3,7 @@
 // with a message naming both values, instead of at the first generation. Symbolic dimensions are not checked.
 import type { LlavaConfig } from '../model/config';
 import { headDim } from '../model/config';
+import { DECODER_IO, VISION_IO } from '../model/graph-io';
 import type { SessionInfo, TensorInfo } from '../runtime/types';
 import type { KvShape } from './decoder';
 
@@ -20,7 +21,7 @@ export function kvShape(config: LlavaConfig): KvShape {
 
 /** The past_key_values inputs agree with the configured layers, KV heads and head size. */
 export function checkKvInputs(inputs: TensorInfo[], shape: KvShape): void {
-  const pastNames = inputs.filter((i) => i.name.startsWith('past_key_values.'));
+  const pastNames = inputs.filter((i) => i.name.startsWith(DECODER_IO.pastPrefix));
   if (pastNames.length !== 2 * shape.layers) {
     throw new Error(
       `config.json says ${shape.layers} decoder layers but the decoder graph has ${pastNames.length / 2} (past_key_values inputs)`,
@@ -76,13 +77,13 @@ const PIXEL_TYPES = ['float32', 'float16'];
 export function visionInputs(info: SessionInfo): VisionInputs {
   const inputs = info.inputs;
   if (inputs.length === 0) throw new Error('the vision encoder graph has no inputs');
-  const pixels = inputs.find((i) => i.name === 'pixel_values') ?? (inputs.length === 1 ? inputs[0] : undefined);
+  const pixels = inputs.find((i) => i.name === VISION_IO.pixelValues) ?? (inputs.length === 1 ? inputs[0] : undefined);
   if (!pixels) throw new Error(`the vision encoder graph has no pixel_values input (it has ${inputs.map((i) => i.name).join(', ')})`);
   if (!PIXEL_TYPES.includes(pixels.type)) throw new Error(`the vision encoder input ${pixels.name} is ${pixels.type}; float32 or float16 pixels are supported`);
   if (pixels.shape.length !== 4 && pixels.shape.length !== 5) {
     throw new Error(`the vision encoder input ${pixels.name} has shape [${pixels.shape.join(', ')}]; [batch, 3, size, size] or [batch, images, 3, size, size] is supported`);
   }
-  const imageSizes = inputs.find((i) => i.name === 'image_sizes');
+  const imageSizes = inputs.find((i) => i.name === VISION_IO.imageSizes);
   if (imageSizes && imageSizes.type !== 'int64') throw new Error(`the vision encoder input image_sizes is ${imageSizes.type}; int64 is supported`);
   const unknown = inputs.filter((i) => i !== pixels && i !== imageSizes);
   if (unknown.length) {
@@ -96,7 +97,7 @@ export function visionInputs(info: SessionInfo): VisionInputs {
 
 /** The vision encoder's features output: image_features (transformers.js reads that name), else its first output. */
 export function visionOutput(info: SessionInfo): TensorInfo {
-  const features = info.outputs.find((o) => o.name === 'image_features') ?? info.outputs[0];
+  const features = info.outputs.find((o) => o.name === VISION_IO.imageFeatures) ?? info.outputs[0];
   if (!features) throw new Error('the vision encoder graph has no outputs');
   return features;
 }
@@ -128,7 +129,7 @@ export function checkGraphsAgainstConfig(config: LlavaConfig, graphs: LoadedGrap
   const embeds = graphs.embed.outputs[0];
   if (!embeds) throw new Error('the embed_tokens graph has no outputs');
   expectDim(embeds, -1, text.hidden_size, 'embed_tokens', 'text_config.hidden_size');
-  expectDim(named(graphs.decoder.inputs, 'inputs_embeds', 'decoder', 'input'), -1, text.hidden_size, 'decoder', 'text_config.hidden_size');
-  expectDim(named(graphs.decoder.outputs, 'logits', 'decoder', 'output'), -1, text.vocab_size, 'decoder', 'text_config.vocab_size');
+  expectDim(named(graphs.decoder.inputs, DECODER_IO.inputsEmbeds, 'decoder', 'input'), -1, text.hidden_size, 'decoder', 'text_config.hidden_size');
+  expectDim(named(graphs.decoder.outputs, DECODER_IO.logits, 'decoder', 'output'), -1, text.vocab_size, 'decoder', 'text_config.vocab_size');
   checkKvInputs(graphs.decoder.inputs, kvShape(config));
 }

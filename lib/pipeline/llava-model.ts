@@ -121,7 +121,6 @@ export class LlavaModel {
 
   static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
     const folder = openModelFolder(dir, options.variant ?? 'auto');
-    const preset = presetFor(folder, options);
     const tokenizer = PromptTokenizer.fromFolder(folder.dir);
     const runtime = options.runtime ?? getRuntime();
     await runtime.registerTaskModule(MODULE_PATH);
@@ -145,8 +144,11 @@ export class LlavaModel {
       throw failed.reason;
     }
     const [vision, projector, embed, decoder] = leases.map((r) => (r as PromiseFulfilledResult<SessionLease | null>).value);
+    let preset: ResolvedPreset;
     try {
       checkGraphsAgainstConfig(folder.config, { vision: vision!.info, projector: projector?.info ?? null, embed: embed!.info, decoder: decoder!.info });
+      // After the graph check: a config that does not fit its graphs is the first thing to say.
+      preset = presetFor(folder, options);
     } catch (err) {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);

@@ -1,11 +1,12 @@
 // Weight-variant files as exports ship them, written with our graph layer at test time: fp16 graphs whose
 // inputs/outputs stay float32 (transformers.js quantize.py, keep_io_types) or are float16 themselves.
 import type { LlavaConfig } from '../../lib/model/config';
+import { EMBED_IO, VISION_IO } from '../../lib/model/graph-io';
 import { BuildContext } from '../../lib/onnx/blocks';
-import { addVisionTower, visionTokenCount } from '../../lib/onnx/clip-vision';
+import { addVisionTower, visionTokenCount } from '../../lib/onnx/vision';
 import { Graph, tensor } from '../../lib/onnx/graph';
 import { addProjector } from '../../lib/onnx/projector';
-import { TEXT_PREFIX } from '../../lib/onnx/weight-layout';
+import { TEXT_PREFIX } from '../../lib/onnx/weight-names';
 import type { WeightSource } from '../../lib/onnx/weights';
 import { floatArrayToHalf } from '../../lib/util/float16';
 
@@ -20,11 +21,11 @@ export function fp16VisionGraph(weights: WeightSource, c: LlavaConfig, io: Fp16I
   const g = new Graph('vision_encoder');
   const v = c.vision_config;
   const ctx: BuildContext = { g, weights };
-  const input = g.input('pixel_values', io, ['batch_size', 3, v.image_size, v.image_size]);
+  const input = g.input(VISION_IO.pixelValues, io, ['batch_size', 3, v.image_size, v.image_size]);
   const half = io === 'float16' ? input : g.op('Cast', [input], { to: FLOAT16 });
   const features = addProjector(ctx, c, addVisionTower(ctx, c, g.op('Cast', [half], { to: FLOAT })));
   const out = g.op('Cast', [features], { to: FLOAT16 });
-  g.output(io === 'float16' ? out : g.op('Cast', [out], { to: FLOAT }), io, ['batch_size', visionTokenCount(c), c.text_config.hidden_size], 'image_features');
+  g.output(io === 'float16' ? out : g.op('Cast', [out], { to: FLOAT }), io, ['batch_size', visionTokenCount(c), c.text_config.hidden_size], VISION_IO.imageFeatures);
   return g;
 }
 
@@ -32,10 +33,10 @@ export function fp16VisionGraph(weights: WeightSource, c: LlavaConfig, io: Fp16I
 export function fp16EmbedGraph(weights: WeightSource, c: LlavaConfig, io: Fp16Io): Graph {
   const t = c.text_config;
   const g = new Graph('embed_tokens');
-  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
+  const ids = g.input(EMBED_IO.inputIds, 'int64', ['batch_size', 'sequence_length']);
   const name = `${TEXT_PREFIX}.embed_tokens.weight`;
   const table = g.initializer(name, tensor('float16', [t.vocab_size, t.hidden_size], floatArrayToHalf(weights.get(name)!.read())));
   const rows = g.op('Gather', [table, ids], { axis: 0 });
-  g.output(io === 'float16' ? rows : g.op('Cast', [rows], { to: FLOAT }), io, ['batch_size', 'sequence_length', t.hidden_size], 'inputs_embeds');
+  g.output(io === 'float16' ? rows : g.op('Cast', [rows], { to: FLOAT }), io, ['batch_size', 'sequence_length', t.hidden_size], EMBED_IO.inputsEmbeds);
   return g;
 }
