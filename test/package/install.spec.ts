@@ -67,9 +67,10 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
     }
     for (const icon of fs.readdirSync(path.join(repoRoot, 'icons'))) assert.ok(files.includes(`dist/nodes/icons/${icon}`), icon);
     for (const f of ['package.json', 'README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli.js']) assert.ok(files.includes(f), f);
+    for (const f of fs.readdirSync(path.join(repoRoot, 'resources'))) assert.ok(files.includes(`resources/${f}`), `resources/${f} (the shared editor script)`);
     const stray = files.filter((f) => /^(dist\/)?(test|bench|scripts)\/|\.map$|\.tsbuildinfo$|^\.|\/\.|\.tgz$|\.onnx$|\.safetensors$|^(lib|nodes)\/.*\.ts$/.test(f));
     assert.deepStrictEqual(stray, []);
-    assert.ok(files.every((f) => /^(dist\/(lib|nodes)\/|examples\/[a-z-]+\.json$|package\.json$|README\.md$|LICENSE$)/.test(f)), 'only dist/lib, dist/nodes, examples and docs');
+    assert.ok(files.every((f) => /^(dist\/(lib|nodes)\/|resources\/|examples\/[a-z-]+\.json$|package\.json$|README\.md$|LICENSE$)/.test(f)), 'only dist/lib, dist/nodes, resources, examples and docs');
     // Sanity bounds (0.18 MB packed, 0.7 MB unpacked, ~200 files when written): a model, a cache or a test
     // fixture that slips in breaks them.
     assert.ok(packed.size < 1_000_000, `packed ${packed.size} bytes`);
@@ -185,7 +186,7 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
       assert.doesNotMatch(nr.log(), /\[(error|warn)\].*llava|Waiting for missing types/i, nr.log());
     });
 
-    it('serves their editor definitions, help and icons', async () => {
+    it('serves their editor definitions, help, icons and the shared editor script', async () => {
       const html = await (await fetch(`${nr.url}/nodes`, { headers: { Accept: 'text/html' } })).text();
       for (const type of NODE_TYPES) {
         assert.ok(html.includes(`RED.nodes.registerType('${type}'`) || html.includes(`RED.nodes.registerType("${type}"`), `${type} registers`);
@@ -195,6 +196,11 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
         const res = await fetch(`${nr.url}/icons/node-red-contrib-llava/${icon}`);
         assert.strictEqual(res.status, 200, icon);
         assert.match(await res.text(), /^<svg[\s>]/, `${icon} is the SVG`);
+      }
+      for (const f of fs.readdirSync(path.join(repoRoot, 'resources'))) {
+        const res = await fetch(`${nr.url}/resources/node-red-contrib-llava/${f}`);
+        assert.strictEqual(res.status, 200, f);
+        assert.strictEqual(await res.text(), fs.readFileSync(path.join(repoRoot, 'resources', f), 'utf8'), f);
       }
     });
 
