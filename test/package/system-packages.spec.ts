@@ -107,7 +107,7 @@ describe('package: test provisioning of mosquitto and chromium (a fresh machine,
     assert.deepStrictEqual(lastLines(r, 4), [
       '3 tests in 2 suites were not run: mosquitto and chromium are not installed and this process cannot install them (not root, and sudo asks for a password).',
       '  - mqtt suite (2 tests; needs mosquitto)',
-      '  - editor suite (1 tests; needs chromium)',
+      '  - editor suite (1 test; needs chromium)',
       'To run them: sudo apt-get update && sudo apt-get install -y --no-install-recommends mosquitto chromium',
     ]);
   });

@@ -56,10 +56,11 @@ export function requireSystemPackages(ctx: Mocha.Context, ...names: SystemPackag
 function printNotRun(): void {
   const tests = notRun.reduce((sum, s) => sum + s.tests, 0);
   const absent = [...new Set(notRun.flatMap((s) => s.missing))];
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   const lines = [
     '',
-    `${tests} tests in ${notRun.length} suites were not run: ${absent.join(' and ')} ${absent.length > 1 ? 'are' : 'is'} not installed and this process cannot install ${absent.length > 1 ? 'them' : 'it'} (${provisioned?.reason}).`,
-    ...notRun.map((s) => `  - ${s.suite} (${s.tests} tests; needs ${s.missing.join(', ')})`),
+    `${count(tests, 'test')} in ${count(notRun.length, 'suite')} ${tests === 1 ? 'was' : 'were'} not run: ${absent.join(' and ')} ${absent.length > 1 ? 'are' : 'is'} not installed and this process cannot install ${absent.length > 1 ? 'them' : 'it'} (${provisioned?.reason}).`,
+    ...notRun.map((s) => `  - ${s.suite} (${count(s.tests, 'test')}; needs ${s.missing.join(', ')})`),
     `To run them: ${systemPackages.installCommand(absent)}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
