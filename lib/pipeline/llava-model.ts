@@ -13,6 +13,7 @@ import type { PromptSegment } from './templates';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
 import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult } from './worker-tasks';
+import { compileJsonFormat, parseJsonAnswer } from './generation/json-schema';
 import { checkGraphsAgainstConfig, kvShape } from './graph-check';
 
 export interface LoadOptions {
@@ -59,6 +60,8 @@ export interface LlavaResult {
   /** Prompt tokens whose KV cache came from the previous request (the part before the image). */
   prefixReusedTokens: number;
   timings: Timings;
+  /** With a JSON format: the parsed answer (it matches the schema). */
+  json?: unknown;
 }
 
 export interface DescribeRequest extends Omit<PromptInput, 'image'> {
@@ -262,6 +265,8 @@ export class LlavaModel {
       if (encoded.imageCount > 1) throw new Error(`the prompt has ${encoded.imageCount} <image> slots; one image per prompt is supported`);
       assertFitsContext(encoded, text.max_position_embeddings);
       const options: GenerationOptions = { ...this.preset.generation, ...request.options } as GenerationOptions;
+      // An unsupported keyword or invalid schema fails here, before any work in the worker.
+      if (options.format) compileJsonFormat(options.format);
       options.eosTokenIds ??= eosIds(this.folder, this.tokenizer);
       // Never generate past the model's positions.
       options.maxNewTokens = Math.min(options.maxNewTokens, text.max_position_embeddings - encoded.ids.length);
@@ -287,7 +292,9 @@ export class LlavaModel {
           else request.onProgress?.(event.tokens, event.tokensPerSecond);
         },
       });
+      const json = options.format ? parseJsonAnswer(r.text, r.jsonComplete === true, r.finishReason, r.tokenIds.length) : undefined;
       return {
+        ...(options.format ? { json } : {}),
         text: r.text,
         tokenIds: r.tokenIds,
         promptTokenCount: r.promptTokenCount,
@@ -303,6 +310,7 @@ export class LlavaModel {
           first_token_ms: r.first_token_ms,
           decode_ms: r.decode_ms,
           decode_tokens_per_s: r.decode_tokens_per_s,
+          ...(r.json_mask_ms_per_token !== undefined ? { json_mask_ms_per_token: r.json_mask_ms_per_token } : {}),
         },
       };
     } catch (err) {
