@@ -13,6 +13,7 @@
 // {} and true accept any JSON value; false accepts nothing (an invalid schema here).
 // Output is compact: no whitespace between tokens, one optional space or newline before the document.
 import type { FinishReason, JsonFormat } from '../types';
+import { advanceBytes, initialState, isComplete } from './json-grammar';
 import { compilePattern, PatternMachine } from './json-pattern';
 
 export type GrammarNode =
@@ -348,4 +349,37 @@ export class AnswerCutOffError extends Error {
 export function parseJsonAnswer(text: string, complete: boolean, finishReason: FinishReason, tokens: number): unknown {
   if (!complete) throw new AnswerCutOffError(text, finishReason, tokens);
   return JSON.parse(text);
+}
+
+/**
+ * The response_format an OpenAI-compatible server takes for a JSON format: json_object, or json_schema with the
+ * canonical schema (strict, as the constrained decoder here is).
+ */
+export function openAiResponseFormat(format: JsonFormat): { type: string; [key: string]: unknown } {
+  const { schema } = compileJsonFormat(format);
+  if (format.type === 'json') return { type: 'json_object' };
+  return { type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } };
+}
+
+/** Whether a parsed value matches the compiled schema (its compact JSON is a complete document of the grammar). */
+export function matchesSchema(value: unknown, compiled: CompiledSchema): boolean {
+  const text = JSON.stringify(value);
+  if (text === undefined) return false;
+  return isComplete(advanceBytes(initialState(compiled.root), encoder.encode(text)));
+}
+
+/**
+ * The parsed answer of an engine that constrains on its own side (a remote server given the response format): cut
+ * off unless it ended with EOS, and checked against the schema here.
+ */
+export function parseCheckedJsonAnswer(text: string, finishReason: FinishReason, tokens: number, format: JsonFormat): unknown {
+  if (finishReason !== 'eos') throw new AnswerCutOffError(text, finishReason, tokens);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`the answer is not valid JSON (${(e as Error).message}): ${text}`);
+  }
+  if (!matchesSchema(value, compileJsonFormat(format).compiled)) throw new Error(`the answer does not match the JSON schema: ${text}`);
+  return value;
 }
