@@ -11,7 +11,7 @@ import { buildPrompt, PromptInput } from './prompt';
 import type { PromptSegment } from './templates';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
-import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult } from './worker-tasks';
+import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult, WARMUP_TASK, WarmupPayload, WarmupResult } from './worker-tasks';
 import { checkGraphsAgainstConfig, kvShape } from './graph-check';
 
 export interface LoadOptions {
@@ -24,6 +24,11 @@ export interface LoadOptions {
   overrides?: PresetOverrides;
   /** Reuse the KV cache of the prompt before the image across requests (default true). */
   prefixReuse?: boolean;
+  /**
+   * Run one dummy frame (vision, a prefill as long as an image prompt, two decode steps) while loading, so the
+   * first caption is as fast as the next (default true; sessions already warmed by another load are skipped).
+   */
+  warmup?: boolean;
   runtime?: Runtime;
   signal?: AbortSignal;
   /** Called as each ONNX session finishes loading (large models take a while per file). */
@@ -101,6 +106,8 @@ export class LlavaModel {
    * them: a message lost in transit while Node-RED stops a flow would otherwise hold its tensor for good.
    */
   private readonly liveImages = new Map<string, TensorHandle>();
+  /** What the load's warm-up did (null when it was turned off). */
+  warmup: WarmupResult | null = null;
 
   private constructor(
     readonly folder: ModelFolder,
@@ -146,7 +153,29 @@ export class LlavaModel {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
     }
-    return new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true);
+    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true);
+    if (options.warmup ?? true) {
+      try {
+        model.warmup = await model.warm(options.signal);
+      } catch (err) {
+        model.close();
+        throw new Error(`model folder ${folder.dir}: warm-up run failed: ${(err as Error).message}`);
+      }
+    }
+    return model;
+  }
+
+  private warm(signal?: AbortSignal): Promise<WarmupResult> {
+    const payload: WarmupPayload = {
+      vision: { key: this.vision.info.key, input: this.vision.info.inputs[0].name, size: this.preset.preprocess.size },
+      projectorKey: this.projector?.info.key ?? null,
+      embedKey: this.embed.info.key,
+      decoderKey: this.decoder.info.key,
+      shape: kvShape(this.folder.config),
+      textTokens: 8,
+      steps: 2,
+    };
+    return this.runtime.task<WarmupResult>(WARMUP_TASK, payload, { signal, label: 'warm-up' });
   }
 
   get provider(): string {
