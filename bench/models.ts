@@ -7,6 +7,8 @@ import { architecture, withTinyTokenizer } from '../lib/model/architectures';
 import type { DecoderVariant } from '../lib/onnx/decoder';
 import { randomWeights } from '../lib/onnx/random-weights';
 import { QUANT_VARIANT, QuantizeName, writeModelFolder } from '../lib/onnx/write-model';
+import type { LlavaConfig } from '../lib/model/config';
+import { GgufType, writeGguf } from './gguf';
 
 export interface ModelSpec {
   /** Short name in the table. */
@@ -30,6 +32,7 @@ export interface BuiltModel {
 }
 
 const MARKER = 'bench-spec.json';
+const WEIGHT_SEED = 1;
 /** Compiled sources that decide what the builder writes: a change to any of them rebuilds the cached folders. */
 const BUILDER_DIRS = [path.join(__dirname, '..', 'lib', 'onnx'), path.join(__dirname, '..', 'lib', 'model')];
 
@@ -92,7 +95,7 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
     writeModelFolder({
       outDir: dir,
       config: arch.config,
-      weights: randomWeights(arch.config, 1),
+      weights: randomWeights(arch.config, WEIGHT_SEED),
       tokenizer: { kind: arch.tokenizer === 'tiny-qwen2' ? 'tiny-qwen2' : 'tiny-llama' },
       decoder: spec.decoder,
       quantize: spec.quantize,
@@ -112,4 +115,25 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
     modelBytes: fileBytes(dir, ['vision_encoder.onnx', 'embed_tokens.onnx', decoderName]),
     decoderFile: path.join(dir, 'onnx', decoderName),
   };
+}
+
+/**
+ * The llama.cpp counterpart of an optimized folder: its text decoder's weights (the same seeded values) as a GGUF,
+ * F32 for fp32 and Q4_0 for int4 (every matrix, like `llama-quantize --pure`: our int4 quantizes every matrix too).
+ * Written next to the folder's graphs, so a rebuilt folder gets a new one.
+ */
+export function ensureGguf(model: BuiltModel, log: (line: string) => void): string | null {
+  const types: Record<string, GgufType> = { fp32: 'F32', int4: 'Q4_0' };
+  const type = model.spec.decoder === 'optimized' ? types[model.spec.quantize ?? 'fp32'] : undefined;
+  if (!type) return null;
+  const file = path.join(model.dir, `llama-cpp-${type}.gguf`);
+  if (!fs.existsSync(file)) {
+    const started = Date.now();
+    const config = JSON.parse(fs.readFileSync(path.join(model.dir, 'config.json'), 'utf8')) as LlavaConfig;
+    const partial = `${file}.partial`;
+    writeGguf(partial, config, randomWeights(config, WEIGHT_SEED), type);
+    fs.renameSync(partial, file);
+    log(`wrote ${path.basename(model.dir)}/${path.basename(file)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+  return file;
 }
