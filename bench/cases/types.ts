@@ -16,6 +16,8 @@ export interface CaseInput {
   contextTokens?: number;
   /** ours: LlavaModel's warm-up at load (default true; false shows what it saves). */
   warmup?: boolean;
+  /** ours, bare-ort: onnxruntime session config entries over the pipeline's (lib/runtime/session-host.ts). */
+  sessionConfig?: Record<string, string>;
   /** llama.cpp: the GGUF written from the same weights. */
   gguf?: string;
 }

@@ -9,7 +9,7 @@ import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions } from './types';
 
 export const GENERATE_TASK = 'llava.generate';
-export const WARMUP_TASK = 'llava.warmup';
+export const WARMED_TASK = 'llava.warmed';
 
 export interface GeneratePayload {
   embedKey: string;
@@ -162,57 +162,23 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
   }
 }
 
-export interface WarmupPayload {
-  vision: { key: string; input: string; size: number };
-  projectorKey: string | null;
-  embedKey: string;
-  decoderKey: string;
-  shape: KvShape;
-  /** Text positions prefilled after the image's rows (the image rows come from the vision output's length). */
-  textTokens: number;
-  /** Decode steps after the prefill. */
-  steps: number;
-}
-
-export interface WarmupResult {
-  /** False when every session had been warmed before (a model loaded twice shares its sessions). */
-  ran: boolean;
-  prefillTokens: number;
-  ms: number;
+export interface WarmedPayload {
+  keys: string[];
+  /** Record the sessions as warmed (after a warm-up ran). */
+  mark: boolean;
 }
 
 /** Sessions that have run a warm-up; a reloaded session is a new object and is warmed again. */
 const warmed = new WeakSet<WorkerSession>();
 
-/**
- * One frame's work on dummy inputs: the vision encoder (and projector) on a blank image, a prefill as long as a real
- * image prompt, and a few decode steps. A session's first run pays for first touch of its (memory-mapped) weights,
- * the arena's growth to a prompt's size and the thread pool's start; this moves that cost from the first caption
- * to the model's load. Nothing it computes is kept, and the prefix cache is not touched.
- */
-async function warmupTask(ctx: WorkerContext, p: WarmupPayload): Promise<TaskResult> {
-  const started = performance.now();
-  const sessions = [p.vision.key, p.projectorKey, p.embedKey, p.decoderKey].filter((k): k is string => k !== null).map((k) => ctx.session(k));
-  if (sessions.every((s) => warmed.has(s))) return { result: { ran: false, prefillTokens: 0, ms: 0 } satisfies WarmupResult };
-  const { size } = p.vision;
-  const vision = ctx.session(p.vision.key);
-  let features = Object.values(await vision.run({ [p.vision.input]: { type: 'float32', dims: [1, 3, size, size], data: new Float32Array(3 * size * size) } }))[0];
-  if (p.projectorKey) {
-    const projector = ctx.session(p.projectorKey);
-    features = Object.values(await projector.run({ [projector.info.inputs[0].name]: features }))[0];
-  }
-  const imageRows = features.dims.length === 3 ? features.dims[1] : 0;
-  const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
-  const count = imageRows + p.textTokens;
-  // Spread ids over the vocabulary; their values do not matter, only the shapes.
-  const ids = Array.from({ length: count }, (_, i) => (i * 7919) % p.shape.vocabSize);
-  await decoder.forward(await decoder.embed(ids), count);
-  for (let i = 0; i < p.steps; i++) await decoder.step([ids[i % count]], [0]);
-  for (const s of sessions) warmed.add(s);
-  return { result: { ran: true, prefillTokens: count, ms: performance.now() - started } satisfies WarmupResult };
+/** Whether every session has been warmed (a model loaded twice shares its sessions); with `mark`, records them. */
+function warmedTask(ctx: WorkerContext, p: WarmedPayload): TaskResult {
+  const sessions = p.keys.map((k) => ctx.session(k));
+  if (p.mark) for (const s of sessions) warmed.add(s);
+  return { result: sessions.every((s) => warmed.has(s)) };
 }
 
 export const tasks: TaskModule['tasks'] = {
   [GENERATE_TASK]: generateTask,
-  [WARMUP_TASK]: warmupTask,
+  [WARMED_TASK]: warmedTask,
 };

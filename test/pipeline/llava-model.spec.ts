@@ -103,7 +103,7 @@ describe('LlavaModel on tiny built models', function () {
     }
   });
 
-  it('warms its sessions once at load with a frame as long as an image prompt; output still equals the reference', async () => {
+  it('warms its sessions once at load with a caption of a blank frame; output still equals the reference', async () => {
     // Its own weights, so its sessions are new to this worker.
     const tiny = tinyModel({ layout: 'split', decoder: 'optimized', seed: 41 });
     const model = await LlavaModel.load(tiny.dir);
@@ -111,13 +111,13 @@ describe('LlavaModel on tiny built models', function () {
     const cold = await LlavaModel.load(tiny.dir, { warmup: false });
     try {
       assert.equal(model.warmup?.ran, true);
-      assert.equal(model.warmup?.prefillTokens, tiny.config.image_seq_length! + 8);
+      const caption = model.tokenizer.encodePrompt(model.prompt({}), { imageTokenCount: tiny.config.image_seq_length!, style: model.preset.tokenization });
+      assert.equal(model.warmup?.prefillTokens, caption.ids.length, 'a caption prompt with its image rows');
       assert.ok(model.warmup!.ms > 0);
       assert.equal(sharing.warmup?.ran, false, 'a second load shares the warmed sessions');
       assert.equal(cold.warmup, null);
       const result = await model.describe({ image, question: 'What is in the picture?', options: { maxNewTokens: 6, ignoreEos: true } });
       assert.deepEqual(result.tokenIds, await expectedIds(tiny, model, image, 'What is in the picture?', 6));
-      assert.equal(result.prefixReusedTokens, 0, 'the warm-up leaves no prefix cache behind');
     } finally {
       model.close();
       sharing.close();
