@@ -5,7 +5,8 @@
 import * as fs from 'fs';
 import type { LlavaConfig } from '../lib/model/config';
 import { headDim } from '../lib/model/config';
-import { hasQkvBias, LM_HEAD, TEXT_PREFIX } from '../lib/onnx/weight-layout';
+import { hasQkvBias } from '../lib/onnx/text/llama';
+import { LM_HEAD, TEXT_PREFIX } from '../lib/onnx/weight-names';
 import type { WeightSource } from '../lib/onnx/weights';
 import { floatToHalf } from '../lib/util/float16';
 

@@ -1,22 +1,36 @@
 // `llava generate`: caption an image or answer a question about it from the command line.
 import * as fs from 'fs';
-import { parseArgs } from 'util';
+import type { parseArgs } from 'util';
 import { getRuntime } from '../runtime';
 import type { ProviderPreference } from '../runtime/types';
 import { assertDecodable } from '../pipeline/image-preprocess';
 import { LlavaModel } from '../pipeline/llava-model';
 import type { GenerationOptions } from '../pipeline/types';
+import { IMAGE_MARKER } from '../pipeline/templates';
+import { RemoteEngine } from '../engine/remote-engine';
+import { apiKey, number, parseOptions, PROVIDERS } from './args';
+import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
-export const usage = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
+export const usage = `usage: llava generate (--model DIR|ORG/NAME[@REV] [--no-pull] | --engine URL --engine-model NAME [--api-key K] [--image-max-side N])
+       --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
        [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
        [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
---max-input-pixels refuses larger images before decoding them (default 100000000).`;
+--max-input-pixels refuses larger images before decoding them (default 100000000).
+${MODEL_HELP}
+--engine sends the request to an OpenAI-compatible server (llava serve, vLLM, llama-server, Ollama's /v1…) instead
+of running the model here; the API key may come from LLAVA_API_KEY instead of --api-key. Beams, top-k, min-p,
+repetition and length penalties, min-new-tokens and ignore-eos are not part of that API and are refused.`;
 
 const OPTIONS = {
   model: { type: 'string' },
+  'no-pull': { type: 'boolean' },
+  engine: { type: 'string' },
+  'engine-model': { type: 'string' },
+  'api-key': { type: 'string' },
+  'image-max-side': { type: 'string' },
   image: { type: 'string' },
   prompt: { type: 'string' },
   preset: { type: 'string' },
@@ -40,17 +54,6 @@ const OPTIONS = {
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
 } as const;
-
-function number(value: string | undefined, flag: string, integer = false): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got "${value}"`);
-  }
-  return n;
-}
-
-const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'];
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
@@ -77,11 +80,7 @@ function generationOptions(v: Values): Partial<GenerationOptions> {
 }
 
 function parse(argv: string[]): Values {
-  try {
-    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true }).values;
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  return parseOptions(argv, OPTIONS) as Values;
 }
 
 function readImage(file: string): Buffer {
@@ -95,7 +94,8 @@ function readImage(file: string): Buffer {
 /** Streams the text to stdout, or with --json prints one JSON object as the last line. */
 export async function run(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const v = parse(argv);
-  if (!v.model) throw new UsageError('--model DIR is required');
+  if (v.engine) return runRemote(v, out);
+  if (!v.model) throw new UsageError('--model DIR, --model org/name or --engine URL is required');
   if (!v.image) throw new UsageError('--image FILE is required');
   if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
   const options = generationOptions(v);
@@ -104,7 +104,7 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
   const image = readImage(v.image);
   await assertDecodable(image, maxInputPixels);
   try {
-    const model = await LlavaModel.load(v.model, {
+    const model = await LlavaModel.load(await modelFolder(v.model, { variant: v.variant, noPull: v['no-pull'] }), {
       preset: v.preset,
       variant: v.variant,
       providers: v.provider as ProviderPreference | undefined,
@@ -137,5 +137,50 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
     return 0;
   } finally {
     await getRuntime().dispose();
+  }
+}
+
+/** `--engine URL`: the same request through an OpenAI-compatible server. */
+async function runRemote(v: Values, out: NodeJS.WritableStream): Promise<number> {
+  if (v.model) throw new UsageError('give --model or --engine, not both');
+  if (!v['engine-model']) throw new UsageError('--engine-model NAME is required with --engine (the name the server serves)');
+  if (!v.image) throw new UsageError('--image FILE is required');
+  for (const local of ['preset', 'variant', 'provider', 'threads'] as const) {
+    if (v[local] !== undefined) throw new UsageError(`--${local} is for a local model; the server at --engine chooses its own`);
+  }
+  if (v.prompt?.includes(IMAGE_MARKER)) throw new UsageError('with --engine, --prompt is the question only: the server writes the prompt with its own template');
+  const engine = new RemoteEngine({
+    baseUrl: v.engine!,
+    model: v['engine-model'],
+    apiKey: apiKey(v['api-key']),
+    imageMaxSide: number(v['image-max-side'], 'image-max-side', true),
+  });
+  const controller = new AbortController();
+  const stop = () => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', stop);
+  try {
+    const result = await engine.generate({
+      image: readImage(v.image),
+      chat: v.prompt === undefined ? {} : { question: v.prompt },
+      options: generationOptions(v),
+      maxInputPixels: number(v['max-input-pixels'], 'max-input-pixels', true),
+      signal: controller.signal,
+      onEvent: v.json ? undefined : (e) => e.type === 'text' && out.write(e.delta),
+    });
+    out.write(
+      v.json
+        ? JSON.stringify({
+            text: result.text,
+            finish_reason: result.finishReason,
+            usage: result.usage ?? null,
+            engine: result.ranOn,
+            timings: result.timings,
+          }) + '\n'
+        : '\n',
+    );
+    return 0;
+  } finally {
+    process.off('SIGINT', stop);
+    await engine.close();
   }
 }

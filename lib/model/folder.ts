@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { LlavaConfig } from './config';
+import { completeLlavaConfig } from './hf-config';
 
 export type ModelLayout = 'transformers-js' | 'split';
 
@@ -27,13 +28,21 @@ export interface ModelFiles {
   decoder: string;
 }
 
+/** preprocessor_config.json: a Hugging Face image processor's settings (lib/pipeline/image-preprocess-config.ts reads them). */
 export interface PreprocessorConfig {
+  image_processor_type?: string;
+  processor_class?: string;
+  do_resize?: boolean;
+  size?: { shortest_edge?: number; height?: number; width?: number; longest_edge?: number } | number;
+  do_center_crop?: boolean;
+  crop_size?: { height: number; width: number } | number;
+  resample?: number;
+  do_rescale?: boolean;
+  rescale_factor?: number;
+  do_normalize?: boolean;
   image_mean?: number[];
   image_std?: number[];
-  size?: { shortest_edge?: number; height?: number; width?: number } | number;
-  crop_size?: { height: number; width: number } | number;
-  do_center_crop?: boolean;
-  resample?: number;
+  do_pad?: boolean;
 }
 
 export interface GenerationConfig {
@@ -106,15 +115,11 @@ function layoutHint(onnxDir: string): string {
   );
 }
 
-function validateConfig(c: LlavaConfig, file: string): void {
-  const missing = ['image_token_index', 'vision_config', 'text_config'].filter(
-    (k) => (c as unknown as Record<string, unknown>)[k] === undefined,
-  );
-  if (missing.length) throw new Error(`${file} is not a LLaVA config: missing ${missing.join(', ')}`);
-  const t = c.text_config;
-  for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'vocab_size'] as const) {
-    if (typeof t[k] !== 'number') throw new Error(`${file}: text_config.${k} must be a number`);
-  }
+/** The id of the tokenizer's `<image>` added token, if it has one (for configs that name no image token). */
+export function imageTokenIdOf(tokenizerFile: string): number | undefined {
+  if (!fs.existsSync(tokenizerFile)) return undefined;
+  const added = readJson<{ added_tokens?: Array<{ id: number; content: string }> }>(tokenizerFile, 'tokenizer.json').added_tokens;
+  return added?.find((t) => t.content === '<image>')?.id;
 }
 
 /**
@@ -139,15 +144,11 @@ export function openModelFolder(dir: string, requested = 'auto'): ModelFolder {
   if (requested !== 'auto' && !(requested in WEIGHT_VARIANTS)) {
     throw new Error(`unknown weight variant "${requested}"; one of: auto, ${Object.keys(WEIGHT_VARIANTS).join(', ')}`);
   }
-  // HF LlavaConfig defaults for fields a config.json may omit.
-  const raw = readJson<Partial<LlavaConfig>>(path.join(root, 'config.json'), 'config.json');
-  const config = {
-    vision_feature_layer: -2,
-    vision_feature_select_strategy: 'default',
-    projector_hidden_act: 'gelu',
-    ...raw,
-  } as LlavaConfig;
-  validateConfig(config, 'config.json');
+  const raw = readJson<Record<string, unknown>>(path.join(root, 'config.json'), 'config.json');
+  const config = completeLlavaConfig(raw, {
+    imageTokenId:
+      raw.image_token_index === undefined && raw.image_token_id === undefined ? imageTokenIdOf(path.join(root, 'tokenizer.json')) : undefined,
+  });
 
   const onnxDir = path.join(root, 'onnx');
   if (!fs.existsSync(onnxDir)) throw new Error(`model folder has no onnx/ subfolder: ${dir}`);

@@ -3,6 +3,7 @@
 // with a message naming both values, instead of at the first generation. Symbolic dimensions are not checked.
 import type { LlavaConfig } from '../model/config';
 import { headDim } from '../model/config';
+import { DECODER_IO } from '../model/graph-io';
 import type { SessionInfo, TensorInfo } from '../runtime/types';
 import type { KvShape } from './decoder';
 
@@ -20,7 +21,7 @@ export function kvShape(config: LlavaConfig): KvShape {
 
 /** The past_key_values inputs agree with the configured layers, KV heads and head size. */
 export function checkKvInputs(inputs: TensorInfo[], shape: KvShape): void {
-  const pastNames = inputs.filter((i) => i.name.startsWith('past_key_values.'));
+  const pastNames = inputs.filter((i) => i.name.startsWith(DECODER_IO.pastPrefix));
   if (pastNames.length !== 2 * shape.layers) {
     throw new Error(
       `config.json says ${shape.layers} decoder layers but the decoder graph has ${pastNames.length / 2} (past_key_values inputs)`,
@@ -86,7 +87,7 @@ export function checkGraphsAgainstConfig(config: LlavaConfig, graphs: LoadedGrap
   const embeds = graphs.embed.outputs[0];
   if (!embeds) throw new Error('the embed_tokens graph has no outputs');
   expectDim(embeds, -1, text.hidden_size, 'embed_tokens', 'text_config.hidden_size');
-  expectDim(named(graphs.decoder.inputs, 'inputs_embeds', 'decoder', 'input'), -1, text.hidden_size, 'decoder', 'text_config.hidden_size');
-  expectDim(named(graphs.decoder.outputs, 'logits', 'decoder', 'output'), -1, text.vocab_size, 'decoder', 'text_config.vocab_size');
+  expectDim(named(graphs.decoder.inputs, DECODER_IO.inputsEmbeds, 'decoder', 'input'), -1, text.hidden_size, 'decoder', 'text_config.hidden_size');
+  expectDim(named(graphs.decoder.outputs, DECODER_IO.logits, 'decoder', 'output'), -1, text.vocab_size, 'decoder', 'text_config.vocab_size');
   checkKvInputs(graphs.decoder.inputs, kvShape(config));
 }

@@ -2,7 +2,8 @@
 // image, project, generate) and `describe()`, which runs them all. Heavy work happens in the inference worker;
 // between stages image features stay there behind handles.
 import { openModelFolder, ModelFolder } from '../model/folder';
-import { getPreset, LlavaPreset, mergePreset, PresetOverrides } from '../model/presets';
+import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from '../model/presets';
+import { preprocessFromConfig } from './image-preprocess-config';
 import { getRuntime } from '../runtime';
 import type { TensorHandle } from '../runtime/tensor';
 import type { ProviderFailure, ProviderPreference, Runtime, SessionLease } from '../runtime/types';
@@ -89,19 +90,19 @@ export interface DescribeRequest extends Omit<PromptInput, 'image'> {
 const MODULE_PATH = require.resolve('./worker-tasks');
 const RECORDED_PRESET_KEY = 'node-red-contrib-llava';
 
-function presetFor(folder: ModelFolder, options: LoadOptions): LlavaPreset {
+/**
+ * The preset with its preprocessing complete: the folder's preprocessor_config.json, under what the preset fixes
+ * explicitly (the mmpretrain presets' squash), under the caller's overrides; the graph fixes the size.
+ */
+function presetFor(folder: ModelFolder, options: LoadOptions): ResolvedPreset {
   const recorded = folder.config[RECORDED_PRESET_KEY]?.preset;
   const base = getPreset(options.preset ?? (typeof recorded === 'string' ? recorded : 'llava-1.5-hf'));
-  const p = folder.preprocessor;
-  // The graph fixes the input size; the folder's preprocessor_config gives mean/std (preset overrides still win).
-  const fromFolder: PresetOverrides = {
-    preprocess: {
-      size: folder.config.vision_config.image_size,
-      ...(p.image_mean?.length === 3 ? { mean: p.image_mean as [number, number, number] } : {}),
-      ...(p.image_std?.length === 3 ? { std: p.image_std as [number, number, number] } : {}),
-    },
-  };
-  return mergePreset(mergePreset(base, fromFolder), options.overrides ?? {});
+  const size = folder.config.vision_config.image_size;
+  const fromFolder = preprocessFromConfig(folder.preprocessor, size);
+  const merged = mergePreset(mergePreset({ ...base, preprocess: fromFolder }, { preprocess: base.preprocess }), options.overrides ?? {});
+  const preprocess = { ...merged.preprocess, size } as PreprocessOptions;
+  if (preprocess.mode !== 'crop' && preprocess.mode !== 'pad') delete preprocess.shortestEdge;
+  return { ...merged, preprocess };
 }
 
 function eosIds(folder: ModelFolder, tokenizer: PromptTokenizer): number[] {
@@ -120,10 +121,12 @@ export class LlavaModel {
   private readonly liveImages = new Map<string, TensorHandle>();
   /** What the load's warm-up did (null when it was turned off). */
   warmup: WarmupResult | null = null;
+  /** Which open model made each live image, so a holder can free one without knowing its model. */
+  private static readonly owners = new Map<string, LlavaModel>();
 
   private constructor(
     readonly folder: ModelFolder,
-    readonly preset: LlavaPreset,
+    readonly preset: ResolvedPreset,
     readonly tokenizer: PromptTokenizer,
     private readonly runtime: Runtime,
     private readonly vision: SessionLease,
@@ -214,7 +217,27 @@ export class LlavaModel {
       throw new Error('this LLaVA model has been closed');
     }
     this.liveImages.set(handle.handle, handle);
+    LlavaModel.owners.set(handle.handle, this);
     return handle;
+  }
+
+  /** The image is consumed or freed: this model no longer answers for it. */
+  private disown(handle: TensorHandle): void {
+    this.liveImages.delete(handle.handle);
+    LlavaModel.owners.delete(handle.handle);
+  }
+
+  /**
+   * Frees image features through the models that made them. A handle no open model answers for was consumed
+   * already, or freed when its model closed: nothing to do.
+   */
+  static async releaseHandles(handles: readonly TensorHandle[]): Promise<void> {
+    await Promise.all(
+      handles.map((h) => {
+        const owner = LlavaModel.owners.get(h.handle);
+        return owner?.releaseHandle(h);
+      }),
+    );
   }
 
   preprocess(bytes: Uint8Array, overrides: Partial<PreprocessOptions> = {}): Promise<PreprocessedImage> {
@@ -249,15 +272,18 @@ export class LlavaModel {
       const r = await this.runtime.run(this.projector, { [input]: features.handle }, { keep: [output], signal, label: 'project' });
       return { handle: await this.adopt(r.handles[output]), projected: true, ms: r.ms };
     } finally {
-      this.liveImages.delete(features.handle.handle);
-      await this.runtime.free(features.handle);
+      await this.releaseHandle(features.handle);
     }
   }
 
   /** Frees image features that will not reach generation (a dropped message). */
   releaseImage(features: ImageFeatures): Promise<void> {
-    this.liveImages.delete(features.handle.handle);
-    return this.runtime.free(features.handle);
+    return this.releaseHandle(features.handle);
+  }
+
+  private releaseHandle(handle: TensorHandle): Promise<void> {
+    this.disown(handle);
+    return this.runtime.free(handle);
   }
 
   prompt(input: PromptInput): PromptSegment[] {
@@ -266,7 +292,7 @@ export class LlavaModel {
 
   async generate(request: GenerateRequest): Promise<LlavaResult> {
     const freeImage = request.image !== null && !request.keepImage;
-    if (freeImage) this.liveImages.delete(request.image!.handle.handle);
+    if (freeImage) this.disown(request.image!.handle);
     try {
       this.assertOpen();
       if (request.image && !request.image.projected) {
@@ -358,7 +384,7 @@ export class LlavaModel {
     if (this.closed) return;
     this.closed = true;
     const unconsumed = [...this.liveImages.values()];
-    this.liveImages.clear();
+    for (const handle of unconsumed) this.disown(handle);
     if (unconsumed.length) this.runtime.free(unconsumed).catch(() => undefined);
     for (const lease of [this.vision, this.projector, this.embed, this.decoder]) lease?.release();
   }

@@ -3,9 +3,19 @@
 /** crop: HF CLIPImageProcessor; pad: original LLaVA-1.5 expand2square then crop; squash: mmpretrain resize to size×size. */
 export type ResizeMode = 'crop' | 'pad' | 'squash';
 
+/** PIL's resampling filters the image processors use (resample 3 and 2). */
+export type Resample = 'bicubic' | 'bilinear';
+
 export interface PreprocessOptions {
   mode: ResizeMode;
+  /** The square the vision tower takes (the crop size in crop and pad modes). */
   size: number;
+  /** crop and pad: the shortest edge is resized to this before the centre size×size crop (default: size). */
+  shortestEdge?: number;
+  /** Default bicubic. */
+  resample?: Resample;
+  /** The factor 8-bit values are multiplied by before mean/std (default 1/255; 1 for a processor that does not rescale). */
+  rescale?: number;
   mean: [number, number, number];
   std: [number, number, number];
   /** Decompression-bomb guard (sharp limitInputPixels). */

@@ -70,7 +70,7 @@ const BROKEN: BrokenFolder[] = [
   },
   { name: 'no onnx folder', spoil: (d) => fs.rmSync(path.join(d, 'onnx'), { recursive: true }), expect: /model folder has no onnx\/ subfolder/ },
   { name: 'config.json not JSON', spoil: (d) => fs.writeFileSync(path.join(d, 'config.json'), '{"text_config": '), expect: /config\.json is not valid JSON/ },
-  { name: 'not a LLaVA config', spoil: (d) => fs.writeFileSync(path.join(d, 'config.json'), '{"model_type":"bert"}'), expect: /config\.json is not a LLaVA config: missing image_token_index/ },
+  { name: 'not a LLaVA config', spoil: (d) => fs.writeFileSync(path.join(d, 'config.json'), '{"model_type":"bert"}'), expect: /config\.json is not a supported LLaVA config: model_type is "bert"; supported: llava, llava_onevision, llava_qwen2/ },
 ];
 
 /** The last status a node showed (the test helper spies on Node.prototype.status). */
