@@ -72,7 +72,7 @@ export function variantLabel(spec: ModelSpec): string {
   return `${spec.decoder} ${spec.quantize ?? 'fp32'}`;
 }
 
-function folderName(spec: ModelSpec): string {
+export function folderName(spec: ModelSpec): string {
   return `${spec.name}-${spec.decoder}-${spec.quantize ?? 'fp32'}`;
 }
 

@@ -2,7 +2,7 @@
 // pipeline, transformers.js, a bare onnxruntime decode loop and llama.cpp (on a GGUF of the same weights) side by
 // side on each, the int4 pair again beside a busy-loop neighbour process, sweeps onnxruntime session options for
 // the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/.
-//   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only NAME[,NAME]] [--engines LABEL[,LABEL]]
+//   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only FAMILY|FOLDER[,…]] [--engines LABEL[,LABEL]]
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -11,7 +11,7 @@ import { parseArgs } from 'util';
 import { measureBandwidth } from './bandwidth';
 import { CaseInput, CaseKind, CaseOutput, RESULT_PREFIX } from './cases/types';
 import { benchImage } from './image';
-import { BuiltModel, ensureGguf, ensureModel, modelSpecs } from './models';
+import { BuiltModel, ensureGguf, ensureModel, folderName, modelSpecs } from './models';
 import { CaseSummary, FamilySummary, printReport, summarize } from './report';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
   const engineLabels = values.engines?.split(',');
   const unknown = engineLabels?.filter((l) => !ENGINES.some((e) => e.label === l));
   if (unknown?.length) throw new Error(`--engines: unknown ${unknown.join(', ')} (labels: ${ENGINES.map((e) => e.label).join(', ')})`);
-  const specs = modelSpecs(quick).filter((s) => !only || only.includes(s.name));
+  const specs = modelSpecs(quick).filter((s) => !only || only.includes(s.name) || only.includes(folderName(s)));
   if (specs.length === 0) throw new Error(`--only ${values.only} matches no model (names: ${[...new Set(modelSpecs(false).map((s) => s.name))].join(', ')})`);
 
   const started = Date.now();
