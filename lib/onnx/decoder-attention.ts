@@ -1,4 +1,5 @@
-// Self-attention for the LLaMA/Qwen2 decoder in two forms with the same inputs and outputs:
+// Self-attention for the LLaMA-family decoder in two forms with the same inputs and outputs (and the same mask:
+// causal, padding, Mistral's sliding window):
 //  - portable: standard ONNX ops (rotate-half RoPE, Concat KV cache, GQA by broadcasting query groups over shared
 //    KV heads, causal+padding mask via Where);
 //  - optimized: com.microsoft RotaryEmbedding on q/k (from position_ids) and GroupQueryAttention without rotary.

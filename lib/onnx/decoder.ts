@@ -1,4 +1,5 @@
-// The LLaMA / Qwen2 text decoder as transformers.js's decoder_model_merged, plus the embed_tokens graph.
+// The LLaMA-family text decoder (llama, mistral, qwen2: lib/onnx/text/llama.ts) as transformers.js's
+// decoder_model_merged, plus the embed_tokens graph. I/O names: lib/model/graph-io.ts.
 // Decoder I/O: inputs_embeds [B,S,H] f32, attention_mask int64 [B,T], position_ids int64 [B,S],
 // past_key_values.{i}.key/value [B,kvh,P,hd] → logits [B,S,V], present.{i}.key/value [B,kvh,T,hd] (T = P+S).
 // Variants share that I/O: 'portable' (standard ops) and 'optimized' (com.microsoft GroupQueryAttention,

@@ -2,7 +2,7 @@
 //   transformers-js: onnx/vision_encoder.onnx (pixel_values → image_features, projector inside),
 //                    onnx/embed_tokens.onnx (input_ids → inputs_embeds),
 //                    onnx/decoder_model_merged{suffix}.onnx (suffix _q4 / _int8 when quantized)
-//   split:           the same, but vision_encoder's image_features are the selected CLIP features (vision width),
+//   split:           the same, but vision_encoder's image_features are the selected tower features (vision width),
 //                    and onnx/multi_modal_projector.onnx maps image_features → image_embeds (text width)
 // plus config.json, preprocessor_config.json, processor_config.json, generation_config.json and the tokenizer files.
 // Graphs with more than ~64 MB of weights get external data (`<file>.onnx_data`), which onnxruntime maps instead

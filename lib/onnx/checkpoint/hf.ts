@@ -1,5 +1,6 @@
-// Opens a Hugging Face LLaVA model folder (llava-hf layout: config.json, weights, tokenizer files) as a
-// completed LlavaConfig plus a lazy WeightSource in the llava-hf naming convention.
+// Opens a Hugging Face LLaVA checkpoint folder (config.json, weights, tokenizer files): llava-hf's
+// LlavaForConditionalGeneration (both tensor-name layouts) or nanoLLaVA's llava_qwen2 (LLaVA/Bunny codebase names), as a
+// completed LlavaConfig (lib/model/hf-config.ts) plus a lazy WeightSource in the llava-hf naming convention.
 import * as fs from 'fs';
 import * as path from 'path';
 import type { LlavaConfig } from '../../model/config';
