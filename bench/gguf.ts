@@ -193,7 +193,7 @@ export function writeGguf(file: string, config: LlavaConfig, weights: WeightSour
       type: tensorType,
       bytes: tensorBytes(ne, tensorType),
       data: () => {
-        let x = w.read() as Float32Array;
+        let x = w.read();
         if (!(x instanceof Float32Array)) throw new Error(`${hfName}: the GGUF writer takes float32 weights`);
         if (opts.heads && arch === 'llama') x = permuteRope(x, opts.heads, w.shape[1]);
         return tensorType === 'F32' ? Buffer.from(x.buffer, x.byteOffset, x.byteLength) : quantizeQ4_0(x);

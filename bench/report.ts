@@ -1,6 +1,6 @@
 // Medians per engine, the ratios the targets are stated in, and the printed (markdown) tables.
 import type { Bandwidth } from './bandwidth';
-import type { CaseKind, CaseOutput, RunFigures } from './cases/types';
+import type { CaseOutput, RunFigures } from './cases/types';
 import { BuiltModel, variantLabel } from './models';
 import { PIPELINE_VISION } from './cases/vision-sweep';
 import { median, medians, ratio } from './stats';

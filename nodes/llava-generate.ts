@@ -41,14 +41,15 @@ interface GenerateDef extends NodeDef {
 function promptFrom(value: unknown, what: string): PromptSegment[] | string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
-  if (Array.isArray(value) && value.every((s) => s && typeof s.text === 'string' && typeof s.user === 'boolean')) return value as PromptSegment[];
+  const segments = value as Array<{ text?: unknown; user?: unknown } | null>;
+  if (Array.isArray(value) && segments.every((s) => s && typeof s.text === 'string' && typeof s.user === 'boolean')) return value as PromptSegment[];
   throw new Error(`${what} is not a prompt (expected the output of a prompt template node, or a string)`);
 }
 
 /** The question for a remote engine: the prompt template's msg.llava.chat, or a prompt given as text. */
 function chatFrom(msg: NodeMessage, prompt: PromptSegment[] | string | undefined, what: string): ChatPrompt {
   const chat = (msg as { llava?: { chat?: unknown } }).llava?.chat;
-  if (chat && typeof chat === 'object' && !Array.isArray(chat)) return chat as ChatPrompt;
+  if (chat && typeof chat === 'object' && !Array.isArray(chat)) return chat;
   if (typeof prompt === 'string') return prompt.trim() ? { question: prompt } : {};
   if (prompt === undefined) return {};
   throw new Error(`${what} is a rendered prompt but msg.llava.chat is missing: a remote engine needs the question (use a prompt template node, or give the prompt as text)`);
@@ -87,7 +88,7 @@ export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>
     const prompt = promptFrom(await kit.read('prompt', msg), kit.describe('prompt'));
     let seq = 0;
     const partial = (payload: string, final: boolean) =>
-      out({ _msgid: msg._msgid, topic: msg.topic, payload, llava: { seq: seq++, final } } as NodeMessage, 1);
+      out({ _msgid: msg._msgid, topic: msg.topic, payload, llava: { seq: seq++, final } }, 1);
     const onText = kit.def.stream ? (delta: string) => partial(delta, false) : undefined;
     kit.status.working('prefill');
     const llava = ((msg as { llava?: Record<string, unknown> }).llava ??= {});

@@ -1,7 +1,7 @@
 // llava-model: the config node that says which engine runs the model: this process (a model folder loaded once on
 // the shared runtime) or an OpenAI-compatible server (its URL, model name and API key, the key in Node-RED's
 // credentials). Every node that uses it waits for the load or the server's reachability and shows it.
-import type { Node, NodeAPI, NodeDef } from 'node-red';
+import type { NodeAPI, NodeDef } from 'node-red';
 import { LocalEngine } from '../lib/engine/local-engine';
 import { RemoteEngine } from '../lib/engine/remote-engine';
 import type { Engine, EngineRequest, EngineState } from '../lib/engine/types';
@@ -38,7 +38,7 @@ function providers(value: string): ProviderPreference {
 
 export = function register(RED: NodeAPI): void {
   function LlavaModelNode(this: ModelConfigNode, def: LlavaModelDef): void {
-    RED.nodes.createNode(this as Node, def);
+    RED.nodes.createNode(this, def);
     const node = this as ModelConfigNode & { imageRoots: string[]; modelState: ModelState };
     const listeners = new Set<(s: ModelState) => void>();
     const setState = (s: ModelState) => {
@@ -102,7 +102,7 @@ export = function register(RED: NodeAPI): void {
 const RECHECK_MS = 30_000;
 
 function positive(value: unknown, what: string): number | undefined {
-  if (value === undefined || value === null || String(value).trim() === '') return undefined;
+  if (value === undefined || value === null || String(value as string | number).trim() === '') return undefined;
   const n = Number(value);
   if (!(n > 0)) throw new Error(`${what} must be a positive number, got ${JSON.stringify(value)}`);
   return n;
@@ -150,7 +150,7 @@ function startRemote(node: ModelConfigNode, def: LlavaModelDef, setState: (s: Mo
     if (closed) return;
     if (s.state === 'ready') setState({ state: 'ready', provider: s.detail, fallbackReasons: [] });
     else if (s.state === 'unreachable' || s.state === 'error') setState({ state: 'error', error: new Error(s.error) });
-    timer = setTimeout(check, RECHECK_MS);
+    timer = setTimeout(() => void check(), RECHECK_MS);
     timer.unref();
   };
   void check();
@@ -173,6 +173,6 @@ function startRemote(node: ModelConfigNode, def: LlavaModelDef, setState: (s: Mo
   node.on('close', (done: () => void) => {
     closed = true;
     clearTimeout(timer);
-    engine.close().finally(() => done());
+    void engine.close().finally(() => done());
   });
 }

@@ -35,7 +35,7 @@ function fieldText(value: unknown, field: string): string {
   if (value === undefined || value === null) throw new Error(`template field {{${field}}} is empty`);
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) throw new Error(`template field {{${field}}} is binary data, not text`);
-  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return typeof value === 'object' ? JSON.stringify(value) : String(value as string | number | boolean);
 }
 
 type Preset = 'model' | 'custom' | TemplateName;

@@ -37,7 +37,7 @@ export async function runBareOrt(input: CaseInput): Promise<CaseOutput> {
         };
         const out = await session.run(feeds);
         past = {};
-        for (const n of pastNames) past[n] = out[n.replace('past_key_values.', 'present.')] as ort.Tensor;
+        for (const n of pastNames) past[n] = out[n.replace('past_key_values.', 'present.')];
       };
       // One untimed step, then the same number of steps the pipeline times (tokens − 1).
       await step(promptTokens);

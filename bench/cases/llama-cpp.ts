@@ -10,6 +10,7 @@ import { CaseInput, CaseOutput, peakRssBytes, RunFigures } from './types';
 type NodeLlamaCpp = typeof import('node-llama-cpp');
 
 /** node-llama-cpp is an ES module; tsc's CommonJS output would turn import() into require(). */
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- a real import() of an ES module from CommonJS output (tsc turns import() into require)
 const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<NodeLlamaCpp>;
 
 export interface LlamaCppSession {
@@ -38,7 +39,7 @@ export async function llamaCppGreedy(sequence: LlamaContextSequence, prompt: num
   await sequence.clearHistory();
   const ids: number[] = [];
   for await (const token of sequence.evaluate(prompt as Token[], { temperature: 0 })) {
-    ids.push(token as unknown as number);
+    ids.push(token);
     if (ids.length >= count) break;
   }
   return ids;

@@ -86,7 +86,7 @@ export async function runVisionSweep(input: CaseInput): Promise<CaseOutput> {
     const pixels = new ort.Tensor('float32', Float32Array.from({ length: 3 * size * size }, (_, i) => Math.sin(i * 0.01)), [1, 3, size, size]);
     const result: Record<string, number> = {};
     const repeats = Math.max(5, input.repeats);
-    result[PIPELINE_VISION] = median(await timePipeline(input, pixels.data as Float32Array, repeats));
+    result[PIPELINE_VISION] = median(await timePipeline(input, pixels.data, repeats));
     for (const c of configs(os.availableParallelism())) {
       const times = await timeConfig(c.preOptimized ? optimizedFile : visionFile, c.options, pixels, repeats);
       result[c.name] = median(times);

@@ -81,7 +81,7 @@ function generationOptions(v: Values): Partial<GenerationOptions> {
   if (v.greedy && sampling.length) throw new UsageError(`--greedy cannot be combined with --${sampling.join(', --')}`);
   if (v.greedy) options.doSample = false;
   else if (sampling.length) options.doSample = true;
-  return options as Partial<GenerationOptions>;
+  return options;
 }
 
 /** --format / --json-schema: the JSON format, checked (an unsupported keyword fails before the model loads). */

@@ -6,7 +6,7 @@ import type { FinishReason, GenerationOptions } from '../pipeline/types';
 import { DEFAULT_REMOTE_IMAGE_SIDE, imageForRemote, jpegDataUri } from './image-for-remote';
 import { Semaphore } from './semaphore';
 import { SseParser } from './sse';
-import type { ChatPrompt, Engine, EngineRequest, EngineResult, EngineState, EngineUsage, ResponseFormat } from './types';
+import type { ChatPrompt, Engine, EngineRequest, EngineResult, EngineState, EngineUsage } from './types';
 
 export interface RemoteTimeouts {
   /** Until the server answers with its response headers (default 10 s). */
@@ -238,7 +238,7 @@ export class RemoteEngine implements Engine {
       stream: true,
       stream_options: { include_usage: true },
       ...sampling,
-      ...(request.responseFormat ? { response_format: request.responseFormat as ResponseFormat } : {}),
+      ...(request.responseFormat ? { response_format: request.responseFormat } : {}),
     });
     const signal = request.signal ? AbortSignal.any([request.signal, this.closing.signal]) : this.closing.signal;
     const release = await this.slots.acquire(signal);
@@ -283,7 +283,7 @@ export class RemoteEngine implements Engine {
         res = await fetch(`${this.base}/v1/chat/completions`, { method: 'POST', headers: this.headers(true), body, signal });
       } catch (err) {
         if (outer.aborted) throw outer.reason;
-        if (expired) throw new RemoteEngineError(`${this.base}: ${expired}`);
+        if (expired) throw new RemoteEngineError(`${this.base}: ${String(expired)}`);
         const code = connectionCode(err);
         throw new RemoteEngineError(`cannot reach ${this.base}: ${code ?? (err as Error).message}`, undefined, code !== undefined);
       }
@@ -329,7 +329,7 @@ export class RemoteEngine implements Engine {
         }
       } catch (err) {
         if (outer.aborted) throw outer.reason;
-        if (expired) throw new RemoteEngineError(`${this.base}: ${expired}${text ? ` (after ${tokens} pieces of text)` : ''}`);
+        if (expired) throw new RemoteEngineError(`${this.base}: ${String(expired)}${text ? ` (after ${tokens} pieces of text)` : ''}`);
         if (err instanceof RemoteEngineError) throw err;
         const code = connectionCode(err);
         if (firstTokenMs === undefined) {

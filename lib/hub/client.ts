@@ -89,7 +89,7 @@ export class HubClient {
     if (answer.status !== 200) throw this.statusError(answer, repo, revision);
     let info: { sha?: string; siblings?: { rfilename?: string; size?: number; blobId?: string; lfs?: { sha256?: string; size?: number } }[] };
     try {
-      info = JSON.parse(text);
+      info = JSON.parse(text) as typeof info;
     } catch {
       throw new HubError(`${url} did not answer JSON: is HF_ENDPOINT a Hub?`, answer.status);
     }

@@ -55,7 +55,7 @@ export function formatSize(n: number): string {
 function recordedVariant(configFile: string | undefined): string | undefined {
   if (!configFile) return undefined;
   try {
-    const v = JSON.parse(fs.readFileSync(configFile, 'utf8'))?.[RECORD_KEY]?.variant;
+    const v = (JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, { variant?: unknown } | undefined> | null)?.[RECORD_KEY]?.variant;
     return typeof v === 'string' ? v : undefined;
   } catch {
     return undefined;

@@ -275,7 +275,7 @@ export function completeLlavaConfig(raw: Record<string, unknown>, options: Compl
   ] as const) {
     const values = config[section] as unknown as Record<string, unknown>;
     for (const k of keys) {
-      if (!(typeof values[k] === 'number' && Number.isInteger(values[k]) && (values[k] as number) > 0)) {
+      if (!(typeof values[k] === 'number' && Number.isInteger(values[k]) && (values[k]) > 0)) {
         throw new Error(`${where}: ${section}.${k} must be a positive integer, got ${JSON.stringify(values[k])}`);
       }
     }

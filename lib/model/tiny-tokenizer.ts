@@ -243,7 +243,7 @@ const QWEN2_SPLIT_JS = /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\n\p{L}\p
 
 /** GPT-2 byte → printable character table used by ByteLevel pre-tokenizers and decoders. */
 export function bytesToUnicode(): string[] {
-  const table: string[] = new Array(256);
+  const table = new Array<string>(256);
   let extra = 0;
   for (let b = 0; b < 256; b++) {
     const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);

@@ -74,7 +74,7 @@ export function parseVariantSpec(spec: string | Record<string, string> | Variant
 /** `vision_encoder=fp16,embed_tokens=fp16,decoder_model_merged=q4`, or the one variant when all graphs agree. */
 export function formatVariants(chosen: Partial<Record<GraphName, string>>): string {
   const values = Object.values(chosen);
-  if (values.length > 0 && values.every((v) => v === values[0])) return values[0]!;
+  if (values.length > 0 && values.every((v) => v === values[0])) return values[0];
   return GRAPHS.filter((g) => chosen[g]).map((g) => `${g}=${chosen[g]}`).join(',');
 }
 

@@ -84,8 +84,8 @@ function attribute(name: string, v: AttrValue): AttributeProto {
   if (typeof v === 'number') return Number.isInteger(v) ? { name, type: 'int', value: v } : { name, type: 'float', value: v };
   if (typeof v === 'string') return { name, type: 'string', value: v };
   if (Array.isArray(v)) {
-    if (v.every((x) => typeof x === 'string')) return { name, type: 'strings', value: v as string[] };
-    if (v.every((x) => Number.isInteger(x))) return { name, type: 'ints', value: v as number[] };
+    if (v.every((x) => typeof x === 'string')) return { name, type: 'strings', value: v };
+    if (v.every((x) => Number.isInteger(x))) return { name, type: 'ints', value: v };
     throw new Error(`attribute ${name}: use floatsAttr() for float lists`);
   }
   if ('float' in v) return { name, type: 'float', value: v.float };

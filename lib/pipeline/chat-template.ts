@@ -78,7 +78,7 @@ export function renderChatTemplate(template: string, messages: ChatMessage[], op
   let last = 0;
   for (const m of marked.matchAll(pattern)) {
     segments.push(templateText(marked.slice(last, m.index)), userText(texts[Number(m[1])]));
-    last = (m.index as number) + m[0].length;
+    last = (m.index) + m[0].length;
   }
   segments.push(templateText(marked.slice(last)));
   const plain = render(messages);
@@ -95,7 +95,7 @@ export function readChatTemplate(modelDir: string): string | null {
   for (const file of ['chat_template.json', 'tokenizer_config.json']) {
     const full = path.join(modelDir, file);
     if (!fs.existsSync(full)) continue;
-    const template = pickTemplate(JSON.parse(fs.readFileSync(full, 'utf8')).chat_template, full);
+    const template = pickTemplate((JSON.parse(fs.readFileSync(full, 'utf8')) as { chat_template?: unknown }).chat_template, full);
     if (template !== null) return template;
   }
   return null;
@@ -106,7 +106,8 @@ function pickTemplate(value: unknown, file: string): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value === 'string') return value;
   if (Array.isArray(value)) {
-    const entry = value.find((t) => t && t.name === 'default') ?? value[0];
+    const entries = value as Array<{ name?: unknown; template?: unknown } | null>;
+    const entry = entries.find((t) => t?.name === 'default') ?? entries[0];
     if (entry && typeof entry.template === 'string') return entry.template;
   }
   throw new Error(`${file}: chat_template is neither a string nor a list of {name, template}`);

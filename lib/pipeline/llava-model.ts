@@ -195,7 +195,7 @@ export class LlavaModel {
    * from the first caption to the load.
    */
   private async warm(signal?: AbortSignal): Promise<WarmupResult> {
-    const keys = [this.vision, this.projector, this.embed, this.decoder].filter((l) => l !== null).map((l) => l!.info.key);
+    const keys = [this.vision, this.projector, this.embed, this.decoder].filter((l) => l !== null).map((l) => l.info.key);
     const warmed = (mark: boolean) => this.runtime.task<boolean>(WARMED_TASK, { keys, mark } satisfies WarmedPayload, { signal, label: 'warm-up' });
     if (await warmed(false)) return { ran: false, prefillTokens: 0, ms: 0 };
     const started = performance.now();
@@ -241,9 +241,9 @@ export class LlavaModel {
    */
   static async releaseHandles(handles: readonly TensorHandle[]): Promise<void> {
     await Promise.all(
-      handles.map((h) => {
+      handles.flatMap((h) => {
         const owner = LlavaModel.owners.get(h.handle);
-        return owner?.releaseHandle(h);
+        return owner ? [owner.releaseHandle(h)] : [];
       }),
     );
   }
@@ -321,7 +321,7 @@ export class LlavaModel {
       if (request.image && encoded.imagePositions.length === 0) throw new Error('an image was given but the prompt has no <image> slot');
       if (encoded.imageCount > 1) throw new Error(`the prompt has ${encoded.imageCount} <image> slots; one image per prompt is supported`);
       assertFitsContext(encoded, text.max_position_embeddings);
-      const options: GenerationOptions = { ...this.preset.generation, ...request.options } as GenerationOptions;
+      const options: GenerationOptions = { ...this.preset.generation, ...request.options };
       // The request's budget follows the one option rule; below, it is cut to the context left.
       checkNumberOption(GENERATION_OPTION_SPECS.maxNewTokens, options.maxNewTokens, 'Invalid generation options: maxNewTokens');
       // An unsupported keyword or invalid schema fails here, before any work in the worker.

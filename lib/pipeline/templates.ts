@@ -276,7 +276,7 @@ export function renderCustomTemplate(template: string, fields: Record<string, st
       throw new Error(`custom template uses {{${name}}} but no value was given for it`);
     }
     out.push(templateText(template.slice(last, m.index)), userText(requireText(fields[name], `field ${name}`)));
-    last = (m.index as number) + m[0].length;
+    last = (m.index) + m[0].length;
   }
   out.push(templateText(template.slice(last)));
   return mergeSegments(out);

@@ -66,9 +66,9 @@ function readJson(file: string): Record<string, unknown> {
     throw new Error(`cannot read ${path.basename(file)}: ${(e as Error).message}`);
   }
   try {
-    const value = JSON.parse(text);
+    const value = JSON.parse(text) as unknown;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not a JSON object');
-    return value;
+    return value as Record<string, unknown>;
   } catch (e) {
     throw new Error(`${path.basename(file)} is not valid: ${(e as Error).message}`);
   }

@@ -9,7 +9,7 @@ export function toOrtTensor(value: TensorValue, what: string): ort.Tensor {
 }
 
 export function fromOrtTensor(value: ort.OnnxValue, what: string): TensorValue {
-  const t = value as ort.Tensor;
+  const t = value;
   if (!isTensorType(t.type)) {
     throw new Error(`${what} has type ${t.type}, which the runtime does not carry`);
   }

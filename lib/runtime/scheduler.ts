@@ -42,7 +42,7 @@ export class Scheduler {
     const { signal } = job;
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<T>((resolve, reject) => {
-      const entry: Entry = { job, resolve: resolve as (v: unknown) => void, reject, detach: () => {} };
+      const entry: Entry = { job, resolve: resolve, reject, detach: () => {} };
       if (signal) {
         const onAbort = () => {
           if (this.current === entry) {

@@ -132,6 +132,7 @@ export interface TaskResult {
   transfer?: ArrayBuffer[];
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each task module declares its own payload type
 export type TaskHandler = (ctx: WorkerContext, payload: any, io: TaskIO) => Promise<TaskResult> | TaskResult;
 
 /** A task module exports `tasks`: name → handler. */

@@ -53,7 +53,7 @@ export class WorkerLink {
     const id = this.nextId++;
     const promise = new Promise<Operations[K]['reply']>((resolve, reject) => {
       if (!this.alive) throw this.crash ?? new Error('inference worker exited');
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent: options.onEvent });
+      this.pending.set(id, { resolve: resolve, reject, onEvent: options.onEvent });
       if (this.pending.size === 1) this.worker.ref();
       const message: ToWorker = { kind: 'request', id, request: request as AnyRequest };
       try {

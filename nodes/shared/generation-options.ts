@@ -25,11 +25,11 @@ export function generationOptionsFromConfig(config: Record<string, unknown>): Ge
       if (raw === true) out[name] = true;
     } else if (spec.kind === 'strings') {
       if (typeof raw === 'string' && raw.trim() !== '') out[name] = raw.split(/\r?\n/).filter((s) => s.length > 0);
-    } else if (raw !== undefined && raw !== null && String(raw).trim() !== '') {
+    } else if (raw !== undefined && raw !== null && String(raw as string | number).trim() !== '') {
       out[name] = checkNumberOption(spec, Number(raw), `editor field ${name}`);
     }
   }
-  return out as GenerationOverrides;
+  return out;
 }
 
 /** msg.llava.options, checked: unknown names and wrong types are errors naming them. Undefined → {}. */
@@ -52,16 +52,16 @@ export function generationOptionsFromMessage(value: unknown): GenerationOverride
       if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.length > 0)) {
         throw new Error(`${where} must be an array of non-empty strings`);
       }
-      out[name] = [...v];
+      out[name] = [...(v as string[])];
     } else {
       if (typeof v !== 'number') throw new Error(`${where} must be a number, got ${typeof v}`);
       out[name] = checkNumberOption(spec, v, where);
     }
   }
-  return out as GenerationOverrides;
+  return out;
 }
 
 /** Later layers win: preset defaults, then the editor, then the message. */
 export function mergeGenerationOptions(...layers: GenerationOverrides[]): GenerationOverrides {
-  return Object.assign({}, ...layers);
+  return Object.assign({}, ...layers) as GenerationOverrides;
 }

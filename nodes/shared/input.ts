@@ -124,7 +124,7 @@ function reportDrop(node: Node, options: InputOptions, { msg, send, done }: Deli
       dropped: { reason, at: new Date().toISOString() },
     };
     if (report.mode === 'output') {
-      const out: (NodeMessage | null)[] = new Array(report.outputs).fill(null);
+      const out = new Array<NodeMessage | null>(report.outputs).fill(null);
       out[report.output] = msg;
       send(out);
       done();

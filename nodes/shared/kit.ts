@@ -150,13 +150,13 @@ function startNode<D extends NodeDef, C>(RED: NodeAPI, node: Node, def: D, kind:
     ...admission,
     release: async (msg) => {
       const llava = (msg as { llava?: unknown }).llava;
-      const carried = llava && typeof llava === 'object' ? Object.values(llava) : [];
+      const carried: unknown[] = llava && typeof llava === 'object' ? Object.values(llava) : [];
       const held = await Promise.all((kind.holds ?? []).map((name) => kit.read(name, msg).catch(() => undefined)));
       await releaseImageValues([...held, ...carried]);
     },
     process: async (msg, send, signal) => {
       const out: Output = (m, output = 0) => {
-        const all: (NodeMessage | null)[] = new Array(outputs).fill(null);
+        const all = new Array<NodeMessage | null>(outputs).fill(null);
         all[output] = m;
         send(all);
       };

@@ -6,7 +6,6 @@ import { openMmpretrainCheckpoint } from '../../lib/onnx/checkpoint/mmpretrain';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
 import { TensorToWrite } from '../support/checkpoint-writers/encode';
 import { D, F, H, I, PATCH, TLAYERS, VLAYERS, clipVision, llavaLanguage, tensor } from '../support/checkpoint-writers/mmpretrain-tiny';
-import { OrderedDict } from '../support/checkpoint-writers/pickle-writer';
 import { torchSave } from '../support/checkpoint-writers/torch-save';
 import { useTmpDir } from '../support/checkpoint-writers/tmp-dir';
 
@@ -24,7 +23,7 @@ describe('checkpoint/mmpretrain', () => {
   ];
   before(() => {
     torchSave(file('clip-336.pth'), v15Vision, {
-      wrap: (sd) => new Map<unknown, unknown>([['meta', new Map([['epoch', 1]])], ['state_dict', sd as OrderedDict]]) as never,
+      wrap: (sd) => new Map<unknown, unknown>([['meta', new Map([['epoch', 1]])], ['state_dict', sd]]) as never,
     });
     torchSave(file('llava-v1.5.pth'), v15Llava);
     // v1: openai-clip_to_mmpretrain-clip.py keeps 'visual.' and renames visual.proj to visual_proj.proj.

@@ -105,9 +105,9 @@ describe('nodes/shared handleInput in Node-RED', function () {
     await helper.load([probeNode, catchNode, completeNode, statusNode], flow({}));
     const caught = collect('caught');
     const p = helper.getNode('p');
-    p.receive({ mode: 'throw-sync' } as NodeMessage);
-    p.receive({ mode: 'reject' } as NodeMessage);
-    p.receive({ mode: 'reject-string' } as NodeMessage);
+    p.receive({ mode: 'throw-sync' });
+    p.receive({ mode: 'reject' });
+    p.receive({ mode: 'reject-string' });
     await until(() => caught.length === 3, 'three caught errors');
     // Node-RED puts err.toString() in msg.error.message
     const messages = caught.map((m: any) => m.error.message).sort();
@@ -119,7 +119,7 @@ describe('nodes/shared handleInput in Node-RED', function () {
     await helper.load([probeNode, catchNode, completeNode, statusNode], flow({}));
     const out = collect('out');
     const completed = collect('completed');
-    helper.getNode('p').receive({ payload: 'hi' } as NodeMessage);
+    helper.getNode('p').receive({ payload: 'hi' });
     await until(() => out.length === 1 && completed.length === 1, 'output and complete');
     assert.strictEqual(out[0].payload, 'hi');
   });
@@ -133,7 +133,7 @@ describe('nodes/shared handleInput in Node-RED', function () {
     const drop = collect('drop');
     const statuses = collect('statuses');
     const p = helper.getNode('p');
-    for (const payload of ['a', 'b', 'c']) p.receive({ mode: 'hold', payload, llava: { keep: 1 } } as NodeMessage);
+    for (const payload of ['a', 'b', 'c']) p.receive({ mode: 'hold', payload, llava: { keep: 1 } });
     await until(() => drop.length === 1 && holding.has('a'), 'one drop');
     assert.strictEqual(drop[0].payload, 'c');
     assert.deepStrictEqual((drop[0] as any).llava.keep, 1);
@@ -156,10 +156,10 @@ describe('nodes/shared handleInput in Node-RED', function () {
     );
     const caught = collect('caught');
     const p = helper.getNode('p');
-    p.receive({ mode: 'hold', payload: 'cam1-a', topic: 'cam1' } as NodeMessage);
-    p.receive({ mode: 'hold', payload: 'cam1-b', topic: 'cam1' } as NodeMessage);
-    p.receive({ mode: 'hold', payload: 'cam2-a', topic: 'cam2' } as NodeMessage);
-    p.receive({ mode: 'hold', payload: 'cam1-c', topic: 'cam1' } as NodeMessage);
+    p.receive({ mode: 'hold', payload: 'cam1-a', topic: 'cam1' });
+    p.receive({ mode: 'hold', payload: 'cam1-b', topic: 'cam1' });
+    p.receive({ mode: 'hold', payload: 'cam2-a', topic: 'cam2' });
+    p.receive({ mode: 'hold', payload: 'cam1-c', topic: 'cam1' });
     await until(() => caught.length === 1, 'a caught drop');
     assert.strictEqual(caught[0].payload, 'cam1-b');
     assert.match((caught[0] as any).error.message, /dropped \(superseded\) for topic cam1/);
@@ -172,8 +172,8 @@ describe('nodes/shared handleInput in Node-RED', function () {
     );
     const drop = collect('drop');
     const p = helper.getNode('p');
-    p.receive({ mode: 'hold', payload: 'running' } as NodeMessage);
-    p.receive({ mode: 'hold', payload: 'waiting' } as NodeMessage);
+    p.receive({ mode: 'hold', payload: 'running' });
+    p.receive({ mode: 'hold', payload: 'waiting' });
     await until(() => holding.has('running'), 'first job');
     const t0 = Date.now();
     await helper.getNode('p').close(true);

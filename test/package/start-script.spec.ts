@@ -51,8 +51,8 @@ describe('package: npm start, first start (end to end)', function () {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let log = '';
-    child.stdout!.on('data', (d) => (log += d));
-    child.stderr!.on('data', (d) => (log += d));
+    child.stdout.on('data', (d) => (log += d));
+    child.stderr.on('data', (d) => (log += d));
     const waitFor = async (re: RegExp, what: string, ms: number) => {
       const end = Date.now() + ms;
       while (!re.test(log)) {

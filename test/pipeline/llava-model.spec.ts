@@ -142,7 +142,7 @@ describe('LlavaModel on tiny built models', function () {
       assert.equal(model.warmup?.ran, true);
       const caption = model.tokenizer.encodePrompt(model.prompt({}), { imageTokenCount: tiny.config.image_seq_length!, style: model.preset.tokenization });
       assert.equal(model.warmup?.prefillTokens, caption.ids.length, 'a caption prompt with its image rows');
-      assert.ok(model.warmup!.ms > 0);
+      assert.ok(model.warmup.ms > 0);
       assert.equal(sharing.warmup?.ran, false, 'a second load shares the warmed sessions');
       assert.equal(cold.warmup, null);
       const result = await model.describe({ image, question: 'What is in the picture?', options: { maxNewTokens: 6, ignoreEos: true } });

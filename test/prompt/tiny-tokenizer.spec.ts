@@ -54,7 +54,7 @@ describe('tiny tokenizers', () => {
     });
 
     it('tokenizer_config says add_bos_token, non-legacy, and carries the LLaVA-1.5 chat template', () => {
-      const c = tiny.tokenizerConfig as Record<string, unknown>;
+      const c = tiny.tokenizerConfig;
       assert.equal(c.add_bos_token, true);
       assert.equal(c.legacy, false);
       assert.match(String(c.chat_template), /ASSISTANT:/);

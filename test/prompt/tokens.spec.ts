@@ -10,7 +10,6 @@ import {
   renderCustomTemplate,
   renderTemplate,
   TEMPLATE_NAMES,
-  TemplateName,
   templateText,
 } from '../../lib/pipeline/templates';
 import { assertFitsContext, EncodedPrompt, PromptTokenizer, TokenizationStyle } from '../../lib/pipeline/tokens';
@@ -27,7 +26,7 @@ function plainPrompts(): Array<[string, PromptSegment[]]> {
     out.push([name, renderTemplate(name, { question: 'What is the man holding?' })]);
     if (!name.startsWith('mmpretrain') && name !== 'plain') {
       const history = [{ user: ' How many people are there?', assistant: 'There are three people. ' }];
-      out.push([`${name} + history`, renderTemplate(name as TemplateName, { question: 'Where is the photo taken?', history })]);
+      out.push([`${name} + history`, renderTemplate(name, { question: 'Where is the photo taken?', history })]);
     }
   }
   out.push(['llava-1.5 chat template', renderChatTemplate(LLAVA_15_CHAT_TEMPLATE, chatMessages('What are these?'))]);

@@ -111,7 +111,7 @@ describe('runtime worker', () => {
       order.push('aborted');
       runningWhenRejected = rt.stats().running;
     });
-    next.then(() => order.push('next'));
+    void next.then(() => order.push('next'));
     controller.abort();
     await assert.rejects(running, { name: 'AbortError' });
     // Promptly: the caller's promise settled while the worker was still inside that run (not when ORT returned).

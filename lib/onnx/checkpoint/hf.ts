@@ -42,7 +42,7 @@ export function openHfCheckpoint(dir: string): HfCheckpoint {
   if (!fs.existsSync(configFile)) throw new Error(`${dir} is not a Hugging Face model folder: it has no config.json`);
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    raw = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new Error(`${configFile} is not valid JSON: ${(e as Error).message}`);
   }

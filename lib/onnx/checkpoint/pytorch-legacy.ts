@@ -68,7 +68,7 @@ function parseLegacy(file: string, head: Buffer, size: number): PickleValue {
     throw new Error(`${where}: the storage key list is missing`);
   }
   pos = keys.end;
-  for (const key of keys.value as string[]) {
+  for (const key of keys.value) {
     const storage = storages.get(key);
     if (!storage) throw new Error(`${where}: storage '${key}' is listed but never used`);
     if (pos + 8 > size) throw new Error(`${where}: file ends before storage '${key}'`);

@@ -44,7 +44,7 @@ export class SafetensorsFile implements WeightSource {
         this.skipped.push(name);
         continue;
       }
-      const [begin, end] = entry.data_offsets;
+      const [begin] = entry.data_offsets;
       this.table.add({
         name,
         shape: entry.shape,

@@ -11,7 +11,7 @@ export type ShardSource = WeightSource & { skipped: string[] };
 export function openShardIndex(indexFile: string, openShard: (file: string) => ShardSource): ShardSource {
   let index: { weight_map?: Record<string, unknown> };
   try {
-    index = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
+    index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as typeof index;
   } catch (e) {
     throw new Error(`${indexFile}: cannot read the checkpoint index: ${(e as Error).message}`);
   }

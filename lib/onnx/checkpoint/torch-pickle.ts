@@ -44,7 +44,7 @@ export function parseStoragePid(pid: PickleValue, where: string): { type: Storag
   if (!Array.isArray(pid) || pid.length < 5 || pid[0] !== 'storage') {
     throw new Error(`${where}: unexpected persistent id ${describe(pid)}; expected ('storage', type, key, location, numel)`);
   }
-  const [, type, key, , numel, ...rest] = pid;
+  const [, type, key, , numel, ...rest] = pid as PickleValue[];
   if (!(type instanceof StorageType) || typeof key !== 'string' || !Number.isInteger(numel) || (numel as number) < 0) {
     throw new Error(`${where}: malformed storage id ${describe(pid)}`);
   }
@@ -106,7 +106,7 @@ export function stateDictEntries(where: string, root: PickleValue): Map<string, 
   const hasTensors = (m: Map<PickleValue, PickleValue>) => [...m.values()].some((v) => v instanceof TensorRef);
   let dict: Map<PickleValue, PickleValue> = root;
   if (!hasTensors(root)) {
-    const nested = NESTED_STATE_DICT_KEYS.map((k) => root.get(k)).find((v) => v instanceof Map && hasTensors(v));
+    const nested = NESTED_STATE_DICT_KEYS.map((k): PickleValue => root.get(k)).find((v) => v instanceof Map && hasTensors(v));
     if (!nested) throw new Error(`${where}: no tensors found at the top level or under ${NESTED_STATE_DICT_KEYS.join('/')}`);
     dict = nested as Map<PickleValue, PickleValue>;
   }

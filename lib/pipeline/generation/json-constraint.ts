@@ -89,9 +89,9 @@ export class JsonSchemaConstraint implements LogitsProcessor {
 
   private irregularContinuations(top: StringFrame, state: ParseState): Int32Array {
     let byNode = this.continuations.get(top.parent!);
-    if (!byNode) this.continuations.set(top.parent!, (byNode = new Map()));
+    if (!byNode) this.continuations.set(top.parent!, (byNode = new Map<GrammarNode, Map<string, Int32Array>>()));
     let byKey = byNode.get(top.node);
-    if (!byKey) byNode.set(top.node, (byKey = new Map()));
+    if (!byKey) byNode.set(top.node, (byKey = new Map<string, Int32Array>()));
     const key = top.continuationKey();
     let ids = byKey.get(key);
     if (!ids) {

@@ -6,7 +6,6 @@
 // state; an empty state means the byte cannot continue any document that matches. Frames remember their last
 // result, so alternatives that rejoin the same continuation give the same frame object and are merged.
 import type { GrammarNode, NumberBounds, PropertyRule } from './json-schema';
-import type { PatternMachine } from './json-pattern';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -357,7 +356,7 @@ export class StringFrame extends Frame {
 
   protected feed(b: number, out: Frame[]): void {
     const node = this.node;
-    const machine = node.pattern as PatternMachine | null;
+    const machine = node.pattern;
     if (this.text.atBoundary()) {
       if (b === QUOTE) {
         if (this.length >= node.minLength && (machine === null || machine.accepts(this.pattern!))) push(out, this.parent!);

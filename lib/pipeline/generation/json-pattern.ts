@@ -242,7 +242,7 @@ export class PatternMachine {
 
   /** Whether some code point in [lo, hi] can come next (a multi-byte character whose first bytes are read). */
   canStepInRange(current: readonly number[], lo: number, hi: number): boolean {
-    return current.some((s) => this.states[s].set !== null && meetsRange(this.states[s].set!, lo, hi));
+    return current.some((s) => this.states[s].set !== null && meetsRange(this.states[s].set, lo, hi));
   }
 
   accepts(current: readonly number[]): boolean {

@@ -158,7 +158,7 @@ const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
  * (Replace/Metaspace "▁" → space, ByteFallback). Special added tokens get null.
  */
 export function tokenBytes(tokenizer: Tokenizer): Array<Uint8Array | null> {
-  const chain = decoderChain(tokenizer.decoder?.config as DecoderConfig | undefined);
+  const chain = decoderChain(tokenizer.decoder?.config);
   const types = chain.map((d) => d.type);
   const supported = ['ByteLevel', 'Replace', 'ByteFallback', 'Fuse', 'Strip', 'Metaspace'];
   const unsupported = types.filter((t) => !supported.includes(t));
@@ -177,7 +177,7 @@ export function tokenBytes(tokenizer: Tokenizer): Array<Uint8Array | null> {
   const vocab = tokenizer.get_vocab(true);
   let size = 0;
   for (const id of vocab.values()) size = Math.max(size, id + 1);
-  const out: Array<Uint8Array | null> = new Array(size).fill(null);
+  const out = new Array<Uint8Array | null>(size).fill(null);
   for (const [piece, id] of vocab) {
     if (special.get(id) === true) continue;
     if (special.has(id)) {

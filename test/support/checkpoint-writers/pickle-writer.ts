@@ -64,7 +64,10 @@ export class PickleWriter {
     if (v === null) this.bytes(0x4e);
     else if (v === true) this.bytes(0x88);
     else if (v === false) this.bytes(0x89);
-    else if (typeof v === 'number') Number.isInteger(v) ? this.int(v) : this.float(v);
+    else if (typeof v === 'number') {
+      if (Number.isInteger(v)) this.int(v);
+      else this.float(v);
+    }
     else if (v instanceof Float) this.float(v.value);
     else if (typeof v === 'string') this.string(v);
     else if (Buffer.isBuffer(v)) throw new Error('bytes are not needed by these tests');
