@@ -4,7 +4,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { GENERATION_OPTION_NAMES } from '../../nodes/shared/generation-options';
+import { GENERATION_OPTION_NAMES } from '../../lib/pipeline/generation/option-spec';
 import { STAGE_QUEUE_DEFAULTS } from '../../nodes/shared/stage';
 import { nodeRedDir, repoRoot } from '../support/node-red';
 
