@@ -3,7 +3,14 @@
 import type { NodeDef, NodeMessage } from 'node-red';
 import { imageFeaturesOf } from '../lib/pipeline/image-values';
 import type { PromptSegment } from '../lib/pipeline/templates';
-import { generationOptionsFromConfig, generationOptionsFromMessage, mergeGenerationOptions } from './shared/generation-options';
+import {
+  generationOptionsFromConfig,
+  generationOptionsFromMessage,
+  GenerationOverrides,
+  mergeGenerationOptions,
+  outputFormatFromConfig,
+  outputFormatFromMessage,
+} from './shared/generation-options';
 import { defineNode, stageTimings } from './shared/kit';
 
 interface GenerateDef extends NodeDef {
@@ -28,6 +35,9 @@ interface GenerateDef extends NodeDef {
   stopStrings: string;
   ignoreEos: boolean;
   stream: boolean;
+  /** text, json (any object) or schema (the schema field). */
+  outputFormat?: string;
+  schema?: string;
   queuePolicy: string;
   queueLength: number | string;
   dropped: string;
@@ -40,16 +50,20 @@ function promptFrom(value: unknown, what: string): PromptSegment[] | string | un
   throw new Error(`${what} is not a prompt (expected the output of a prompt template node, or a string)`);
 }
 
-export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>({
+export = defineNode<GenerateDef, GenerationOverrides>({
   type: 'llava-generate',
   properties: { prompt: 'msg.llava.prompt', embeds: 'msg.llava.imageEmbeds', output: 'msg.payload' },
   queue: { queuePolicy: 'latest', queueLength: 1, dropped: 'status' },
   // The text, then the streamed partials.
   outputs: 2,
   holds: ['embeds'],
-  configure: (def) => generationOptionsFromConfig(def as unknown as Record<string, unknown>),
+  configure: (def) => ({
+    ...generationOptionsFromConfig(def as unknown as Record<string, unknown>),
+    ...outputFormatFromConfig(def as unknown as Record<string, unknown>),
+  }),
   process: async (kit, msg, out, signal) => {
-    const options = mergeGenerationOptions(kit.config, generationOptionsFromMessage((msg as { llava?: { options?: unknown } }).llava?.options));
+    const given = (msg as { llava?: { options?: unknown; schema?: unknown } }).llava;
+    const options = mergeGenerationOptions(kit.config, generationOptionsFromMessage(given?.options), outputFormatFromMessage(given?.schema));
     const embeds = await kit.read('embeds', msg);
     const image = embeds === undefined || embeds === null ? null : imageFeaturesOf(embeds, kit.describe('embeds'));
     const model = await kit.model();
@@ -67,7 +81,8 @@ export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>
       onProgress: (_tokens, rate) => kit.status.generating(rate),
     });
     if (kit.def.stream) partial('', true);
-    kit.write('output', msg, result.text);
+    // A JSON answer goes out parsed (it matches the schema); a cut-off one was an error at Catch.
+    kit.write('output', msg, options.format ? result.json : result.text);
     // The handle was freed with the generation: don't leave it on the message.
     kit.forget('embeds', msg);
     const llava = ((msg as { llava?: Record<string, unknown> }).llava ??= {});
