@@ -14,12 +14,14 @@ import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
 export const usage = `usage: llava generate (--model DIR|ORG/NAME[@REV] [--no-pull] | --engine URL --engine-model NAME [--api-key K] [--image-max-side N])
-       --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
+       --image FILE [--prompt TEXT] [--preset NAME] [--variant V|GRAPH=V,…]
        [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
        [--format text|json] [--json-schema FILE|JSON] [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N]
        [--json] [--verbose]
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
+--variant: auto (default), one of fp32 fp16 q8 int8 uint8 q4 q4f16 q2 q2f16 q1 q1f16 bnb4, or per graph:
+vision_encoder=fp16,embed_tokens=fp16,decoder_model_merged=q4.
 --max-input-pixels refuses larger images before decoding them (default 100000000).
 --format json constrains the answer to a JSON object, --json-schema (a file or the schema itself) to a value matching
 the schema (see the README for the supported subset); the parsed answer is printed as one line of JSON. An answer cut

@@ -1,6 +1,7 @@
 // The model folder's graph contract: the ONNX graphs' input and output names (transformers.js's LLaVA layout,
 // plus this project's split multi_modal_projector). The builder writes them and the pipeline feeds and reads them.
-export const VISION_IO = { pixelValues: 'pixel_values', imageFeatures: 'image_features' } as const;
+/** image_sizes: (height, width) of the original image, an input some exports declare (LLaVA-NeXT/OneVision style). */
+export const VISION_IO = { pixelValues: 'pixel_values', imageSizes: 'image_sizes', imageFeatures: 'image_features' } as const;
 export const PROJECTOR_IO = { imageFeatures: 'image_features', imageEmbeds: 'image_embeds' } as const;
 export const EMBED_IO = { inputIds: 'input_ids', inputsEmbeds: 'inputs_embeds' } as const;
 

@@ -6,6 +6,7 @@ import type { Browser } from 'playwright-core';
 import * as fs from 'fs';
 import * as path from 'path';
 import { launchBrowser, openEditor, EditorPage } from '../support/browser';
+import { requireSystemPackages } from '../support/system-packages';
 import { RunningNodeRed, nodeRedDir, repoRoot, startNodeRed } from '../support/node-red';
 
 const nodeRedMajor = Number(JSON.parse(fs.readFileSync(path.join(nodeRedDir, 'package.json'), 'utf8')).version.split('.')[0]);
@@ -36,6 +37,7 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
   let editor: EditorPage;
 
   before(async function () {
+    requireSystemPackages(this, 'chromium');
     nr = await startNodeRed();
     browser = await launchBrowser();
     editor = await openEditor(browser, nr.url, { paletteTypes: Object.keys(PALETTE) });
