@@ -1,6 +1,8 @@
 // A loaded LLaVA model on the shared runtime: the stages the nodes wrap one by one (preprocess, encode the
 // image, project, generate) and `describe()`, which runs them all. Heavy work happens in the inference worker;
 // between stages image features stay there behind handles.
+import { RECORD_KEY } from '../model/config';
+import { checkNumberOption, GENERATION_OPTION_SPECS } from './generation/option-spec';
 import { openModelFolder, ModelFolder } from '../model/folder';
 import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from '../model/presets';
 import { preprocessFromConfig } from './image-preprocess-config';
@@ -93,14 +95,13 @@ export interface DescribeRequest extends Omit<PromptInput, 'image'> {
 }
 
 const MODULE_PATH = require.resolve('./worker-tasks');
-const RECORDED_PRESET_KEY = 'node-red-contrib-llava';
 
 /**
  * The preset with its preprocessing complete: the folder's preprocessor_config.json, under what the preset fixes
  * explicitly (the mmpretrain presets' squash), under the caller's overrides; the graph fixes the size.
  */
 function presetFor(folder: ModelFolder, options: LoadOptions): ResolvedPreset {
-  const recorded = folder.config[RECORDED_PRESET_KEY]?.preset;
+  const recorded = folder.config[RECORD_KEY]?.preset;
   const base = getPreset(options.preset ?? (typeof recorded === 'string' ? recorded : 'llava-1.5-hf'));
   const size = folder.config.vision_config.image_size;
   const fromFolder = preprocessFromConfig(folder.preprocessor, size);
@@ -321,6 +322,8 @@ export class LlavaModel {
       if (encoded.imageCount > 1) throw new Error(`the prompt has ${encoded.imageCount} <image> slots; one image per prompt is supported`);
       assertFitsContext(encoded, text.max_position_embeddings);
       const options: GenerationOptions = { ...this.preset.generation, ...request.options } as GenerationOptions;
+      // The request's budget follows the one option rule; below, it is cut to the context left.
+      checkNumberOption(GENERATION_OPTION_SPECS.maxNewTokens, options.maxNewTokens, 'Invalid generation options: maxNewTokens');
       // An unsupported keyword or invalid schema fails here, before any work in the worker.
       if (options.format) compileJsonFormat(options.format);
       options.eosTokenIds ??= eosIds(this.folder, this.tokenizer);

@@ -1,13 +1,13 @@
 // llava-generate's generation options: from the editor fields (empty = the model preset's value) and from
-// msg.llava.options (per message), checked by name and type so a typo is an error, not a silently ignored option.
+// msg.llava.options (per message), checked by name, type and range against the one option spec, so a typo is an
+// error, not a silently ignored option.
+import {
+  checkNumberOption,
+  GENERATION_OPTION_NAMES,
+  GENERATION_OPTION_SPECS,
+  isGenerationOptionName,
+} from '../../lib/pipeline/generation/option-spec';
 import type { GenerationOptions } from '../../lib/pipeline/types';
-
-const INTEGER_FIELDS = ['maxNewTokens', 'minNewTokens', 'topK', 'seed', 'numBeams'] as const;
-const NUMBER_FIELDS = ['temperature', 'topP', 'minP', 'repetitionPenalty', 'lengthPenalty'] as const;
-const BOOLEAN_FIELDS = ['doSample', 'ignoreEos'] as const;
-
-/** The option names a message may set in msg.llava.options (and the editor shows). */
-export const GENERATION_OPTION_NAMES: readonly string[] = [...INTEGER_FIELDS, ...NUMBER_FIELDS, ...BOOLEAN_FIELDS, 'stopStrings'];
 
 export type GenerationOverrides = Partial<GenerationOptions>;
 
@@ -17,15 +17,17 @@ export type GenerationOverrides = Partial<GenerationOptions>;
  */
 export function generationOptionsFromConfig(config: Record<string, unknown>): GenerationOverrides {
   const out: Record<string, unknown> = {};
-  for (const name of [...INTEGER_FIELDS, ...NUMBER_FIELDS]) {
+  for (const name of GENERATION_OPTION_NAMES) {
+    const spec = GENERATION_OPTION_SPECS[name];
     const raw = config[name];
-    if (raw === undefined || raw === null || String(raw).trim() === '') continue;
-    out[name] = checkNumber(name, Number(raw), `editor field ${name}`);
-  }
-  // The editor's checkboxes always have a value; only "on" departs from the preset.
-  for (const name of BOOLEAN_FIELDS) if (config[name] === true) out[name] = true;
-  if (typeof config.stopStrings === 'string' && config.stopStrings.trim() !== '') {
-    out.stopStrings = config.stopStrings.split(/\r?\n/).filter((s) => s.length > 0);
+    if (spec.kind === 'boolean') {
+      // The editor's checkboxes always have a value; only "on" departs from the preset.
+      if (raw === true) out[name] = true;
+    } else if (spec.kind === 'strings') {
+      if (typeof raw === 'string' && raw.trim() !== '') out[name] = raw.split(/\r?\n/).filter((s) => s.length > 0);
+    } else if (raw !== undefined && raw !== null && String(raw).trim() !== '') {
+      out[name] = checkNumberOption(spec, Number(raw), `editor field ${name}`);
+    }
   }
   return out as GenerationOverrides;
 }
@@ -39,19 +41,21 @@ export function generationOptionsFromMessage(value: unknown): GenerationOverride
   const out: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(value)) {
     const where = `msg.llava.options.${name}`;
-    if ((INTEGER_FIELDS as readonly string[]).includes(name) || (NUMBER_FIELDS as readonly string[]).includes(name)) {
-      if (typeof v !== 'number') throw new Error(`${where} must be a number, got ${typeof v}`);
-      out[name] = checkNumber(name, v, where);
-    } else if ((BOOLEAN_FIELDS as readonly string[]).includes(name)) {
+    if (!isGenerationOptionName(name)) {
+      throw new Error(`${where} is not a generation option (known: ${GENERATION_OPTION_NAMES.join(', ')})`);
+    }
+    const spec = GENERATION_OPTION_SPECS[name];
+    if (spec.kind === 'boolean') {
       if (typeof v !== 'boolean') throw new Error(`${where} must be true or false, got ${typeof v}`);
       out[name] = v;
-    } else if (name === 'stopStrings') {
+    } else if (spec.kind === 'strings') {
       if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.length > 0)) {
         throw new Error(`${where} must be an array of non-empty strings`);
       }
       out[name] = [...v];
     } else {
-      throw new Error(`${where} is not a generation option (known: ${GENERATION_OPTION_NAMES.join(', ')})`);
+      if (typeof v !== 'number') throw new Error(`${where} must be a number, got ${typeof v}`);
+      out[name] = checkNumberOption(spec, v, where);
     }
   }
   return out as GenerationOverrides;
@@ -60,16 +64,4 @@ export function generationOptionsFromMessage(value: unknown): GenerationOverride
 /** Later layers win: preset defaults, then the editor, then the message. */
 export function mergeGenerationOptions(...layers: GenerationOverrides[]): GenerationOverrides {
   return Object.assign({}, ...layers);
-}
-
-function checkNumber(name: string, value: number, where: string): number {
-  if (!Number.isFinite(value)) throw new Error(`${where} must be a finite number, got ${value}`);
-  if ((INTEGER_FIELDS as readonly string[]).includes(name)) {
-    if (!Number.isInteger(value)) throw new Error(`${where} must be a whole number, got ${value}`);
-    const min = name === 'numBeams' || name === 'maxNewTokens' ? 1 : 0;
-    if (value < min) throw new Error(`${where} must be ≥ ${min}, got ${value}`);
-  } else if (name !== 'lengthPenalty' && value < 0) {
-    throw new Error(`${where} must be ≥ 0, got ${value}`);
-  }
-  return value;
 }
