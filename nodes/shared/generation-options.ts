@@ -7,7 +7,8 @@ import {
   GENERATION_OPTION_SPECS,
   isGenerationOptionName,
 } from '../../lib/pipeline/generation/option-spec';
-import type { GenerationOptions } from '../../lib/pipeline/types';
+import { compileJsonFormat } from '../../lib/pipeline/generation/json-schema';
+import type { GenerationOptions, JsonFormat } from '../../lib/pipeline/types';
 
 export type GenerationOverrides = Partial<GenerationOptions>;
 
@@ -64,4 +65,32 @@ export function generationOptionsFromMessage(value: unknown): GenerationOverride
 /** Later layers win: preset defaults, then the editor, then the message. */
 export function mergeGenerationOptions(...layers: GenerationOverrides[]): GenerationOverrides {
   return Object.assign({}, ...layers) as GenerationOverrides;
+}
+
+/** The editor's output formats: text, any JSON object, or JSON matching the schema field. */
+export const OUTPUT_FORMATS = ['text', 'json', 'schema'] as const;
+
+/**
+ * The answer format set in the editor, compiled now so an unsupported keyword or an invalid schema fails the node
+ * when it is deployed. Text (or no setting, a flow saved before the field) → {}.
+ */
+export function outputFormatFromConfig(config: Record<string, unknown>): { format?: JsonFormat } {
+  const chosen = config.outputFormat ?? 'text';
+  if (!(OUTPUT_FORMATS as readonly unknown[]).includes(chosen)) throw new Error(`output format must be one of ${OUTPUT_FORMATS.join(', ')}, got ${JSON.stringify(chosen)}`);
+  if (chosen === 'text') return {};
+  const format: JsonFormat = chosen === 'json' ? { type: 'json' } : { type: 'json_schema', schema: config.schema };
+  compileJsonFormat(format);
+  return { format };
+}
+
+/** msg.llava.schema (an object or JSON text): the answer must match it, whatever the editor says. */
+export function outputFormatFromMessage(schema: unknown): { format?: JsonFormat } {
+  if (schema === undefined || schema === null) return {};
+  const format: JsonFormat = { type: 'json_schema', schema };
+  try {
+    compileJsonFormat(format);
+  } catch (e) {
+    throw new Error(`msg.llava.schema: ${(e as Error).message}`);
+  }
+  return { format };
 }
