@@ -15,6 +15,10 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
       // Methods handed on as callbacks are arrow properties or bound where it matters; the rule cannot tell.
       '@typescript-eslint/unbound-method': 'off',
+      // It flags assertions that are needed (its --fix removed one that broke the build) and contradicts
+      // no-base-to-string; tsc's strict mode is the check on types.
+      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
+      'prefer-const': ['error', { destructuring: 'all' }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
