@@ -1,10 +1,13 @@
 // llava-model: the config node that names a model folder and how to run it. It loads the model once on the
 // shared runtime; every node that uses it waits for that load and shows its outcome.
 import type { Node, NodeAPI, NodeDef } from 'node-red';
+import * as fs from 'fs';
+import { looksLikeRepoId } from '../lib/hub/repo-id';
 import { LlavaModel } from '../lib/pipeline/llava-model';
 import type { ProviderName, ProviderPreference } from '../lib/runtime/types';
 import { ModelConfigNode, ModelState, parseRoots } from './shared/model-client';
 import { errorMessage } from './shared/status';
+import { registerHubAdmin, startDownload } from './llava-model-hub';
 
 interface LlavaModelDef extends NodeDef {
   modelDir: string;
@@ -22,6 +25,18 @@ function providers(value: string): ProviderPreference {
 }
 
 export = function register(RED: NodeAPI): void {
+  /** A folder as it is; a Hub id (`org/name[@rev]`) is pulled into the Hub cache first, or joins that download. */
+  async function modelFolder(model: string, variant: string, token: string | undefined, onPercent: (percent: number) => void): Promise<string> {
+    if (fs.existsSync(model) || !looksLikeRepoId(model)) return model;
+    const download = startDownload(RED, model, variant, token);
+    const stop = download.follow((s) => s.state === 'running' && onPercent(s.percent));
+    try {
+      return await download.folder;
+    } finally {
+      stop();
+    }
+  }
+
   function LlavaModelNode(this: ModelConfigNode, def: LlavaModelDef): void {
     RED.nodes.createNode(this as Node, def);
     const node = this as ModelConfigNode & { imageRoots: string[]; modelState: ModelState };
@@ -39,9 +54,11 @@ export = function register(RED: NodeAPI): void {
 
     const abort = new AbortController();
     const loading: Promise<LlavaModel> = (async () => {
-      if (!def.modelDir) throw new Error('set the model folder in the llava-model config node');
+      if (!def.modelDir) throw new Error('set the model folder or a Hub id in the llava-model config node');
       const threads = Number(def.threads);
-      return LlavaModel.load(def.modelDir, {
+      const token = (node as unknown as { credentials?: { token?: string } }).credentials?.token;
+      const folder = await modelFolder(def.modelDir, def.variant || 'auto', token, (percent) => setState({ state: 'downloading', percent }));
+      return LlavaModel.load(folder, {
         providers: providers(def.provider),
         threads: threads > 0 ? threads : undefined,
         variant: def.variant || 'auto',
@@ -69,5 +86,6 @@ export = function register(RED: NodeAPI): void {
       loading.then((m) => m.close(), () => undefined).finally(() => done());
     });
   }
-  RED.nodes.registerType('llava-model', LlavaModelNode);
+  RED.nodes.registerType('llava-model', LlavaModelNode, { credentials: { token: { type: 'password' } } } as object);
+  registerHubAdmin(RED);
 };

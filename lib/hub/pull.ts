@@ -220,8 +220,12 @@ export function buildDir(settings: HubSettings, repo: string, commit: string, qu
   return path.join(path.dirname(settings.cacheDir), 'llava-builds', repoFolderName(repo), quantize ? `${commit}-${quantize}` : commit);
 }
 
-/** The converted folder of a checkpoint repo's snapshot (the build whose quantization the variant names first). */
-function builtFolder(settings: HubSettings, result: PullResult, variant = 'auto'): string {
+/**
+ * The model folder a pulled snapshot gives: the snapshot itself, or for a checkpoint repo the folder `--build`
+ * converted it into (the build whose quantization the variant names first).
+ */
+export function modelFolderOf(result: PullResult, settings: HubSettings, variant = 'auto'): string {
+  if (result.selection.kind !== 'checkpoint') return result.dir;
   const order = /q4/.test(variant) ? ['int4', undefined, 'int8'] : /int8/.test(variant) ? ['int8', undefined, 'int4'] : [undefined, 'int4', 'int8'];
   for (const q of order) {
     const dir = buildDir(settings, result.ref.repo, result.commit, q);
@@ -248,5 +252,5 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
     options.pull === false && !settings.offline
       ? fromCache(ref, options, settings, `${model} is not a folder and pulling is off`)
       : await pull(ref, { ...options, settings });
-  return result.selection.kind === 'checkpoint' ? builtFolder(settings, result, options.variant) : result.dir;
+  return modelFolderOf(result, settings, options.variant);
 }

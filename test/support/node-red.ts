@@ -61,7 +61,7 @@ export interface RunningNodeRed {
  * Start the real Node-RED CLI as a child process on a free loopback port, with a temp userDir and this package
  * loaded from the working tree (nodesDir = repo root, the same way `npm start` does it).
  */
-export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number } = {}): Promise<RunningNodeRed> {
+export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
   const settings = {
@@ -80,6 +80,7 @@ export async function startNodeRed(options: { flows?: object[]; timeoutMs?: numb
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(options.flows ?? []));
   const child = spawn(process.execPath, [path.join(nodeRedDir, 'red.js'), '-s', path.join(userDir, 'settings.js')], {
     cwd: userDir,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
