@@ -1,38 +1,11 @@
 // Which files of a repo a model needs: the configs, tokenizer and processor files, and for each ONNX graph the
 // weight variant asked for (with fp32 as the fallback for the small graphs, as the folder loader does) plus that
 // file's external data. A checkpoint repo (safetensors, no onnx/) gets its weights instead, for `--build`.
-import { WEIGHT_VARIANTS } from '../model/folder';
+import { chooseVariants, GRAPHS, onnxFileName, VariantSpec } from '../model/weight-variants';
 
-/** The graphs of a LLaVA model folder, in the order the data flows; the projector exists in the split layout only. */
-const GRAPHS = ['vision_encoder', 'multi_modal_projector', 'embed_tokens', 'decoder_model_merged'] as const;
+export { parseVariantSpec, VariantSpec } from '../model/weight-variants';
+
 const REQUIRED_GRAPHS = new Set(['vision_encoder', 'embed_tokens', 'decoder_model_merged']);
-
-export interface VariantSpec {
-  /** The variant for graphs not named: a WEIGHT_VARIANTS key or 'auto'. */
-  base: string;
-  /** Per-graph choices (`decoder_model_merged=q4,vision_encoder=fp16`). */
-  graphs: Record<string, string>;
-}
-
-/** `q4`, `auto`, `decoder_model_merged=q4,vision_encoder=fp16` or `fp16,decoder_model_merged=q4`. */
-export function parseVariantSpec(spec = 'auto'): VariantSpec {
-  const out: VariantSpec = { base: 'auto', graphs: {} };
-  const check = (v: string) => {
-    if (v !== 'auto' && !(v in WEIGHT_VARIANTS)) throw new Error(`unknown weight variant "${v}"; one of: auto, ${Object.keys(WEIGHT_VARIANTS).join(', ')}`);
-    return v;
-  };
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const eq = part.indexOf('=');
-    if (eq < 0) {
-      out.base = check(part);
-      continue;
-    }
-    const graph = part.slice(0, eq).trim();
-    if (!(GRAPHS as readonly string[]).includes(graph)) throw new Error(`unknown graph "${graph}" in variant "${spec}"; one of: ${GRAPHS.join(', ')}`);
-    out.graphs[graph] = check(part.slice(eq + 1).trim());
-  }
-  return out;
-}
 
 /** A shell-style glob over repo paths: `*` and `?` stay within a folder, `**` crosses folders. */
 export function globToRegExp(glob: string): RegExp {
@@ -53,14 +26,6 @@ export function globToRegExp(glob: string): RegExp {
 /** Small files every model folder may need: configs, tokenizer, processor and chat templates. */
 function isSupportFile(name: string): boolean {
   return !name.includes('/') && (/\.(json|jinja|txt)$/.test(name) || name === 'tokenizer.model');
-}
-
-function onnxFile(graph: string, variant: string): string {
-  return `onnx/${graph}${WEIGHT_VARIANTS[variant]}.onnx`;
-}
-
-function variantsOf(names: Set<string>, graph: string): string[] {
-  return Object.keys(WEIGHT_VARIANTS).filter((v) => names.has(onnxFile(graph, v)));
 }
 
 export interface Selection {
@@ -89,26 +54,15 @@ export function selectFiles(names: string[], spec: VariantSpec, include: string[
     weights.forEach((n) => files.add(n));
     return { files: [...files].sort(), graphs, kind: 'checkpoint' };
   }
-  const decoderVariants = variantsOf(all, 'decoder_model_merged');
-  let base = spec.base;
-  if (base === 'auto') {
-    if (recordedVariant && recordedVariant in WEIGHT_VARIANTS && decoderVariants.includes(recordedVariant)) base = recordedVariant;
-    else if (decoderVariants.includes('fp32') || decoderVariants.length === 0) base = 'fp32';
-    else if (decoderVariants.length === 1) base = decoderVariants[0];
-    else throw new Error(`the repo has decoder variants ${decoderVariants.join(', ')} and no fp32 one: choose one with --variant`);
-  }
+  const has = (file: string) => all.has(`onnx/${file}`);
+  Object.assign(graphs, chooseVariants(has, spec, { recorded: recordedVariant }, 'the repo'));
   for (const graph of GRAPHS) {
-    const present = variantsOf(all, graph);
-    if (!present.length) {
+    const variant = graphs[graph];
+    if (!variant) {
       if (REQUIRED_GRAPHS.has(graph)) throw new Error(`the repo has no onnx/${graph}*.onnx: not a LLaVA ONNX repo (a checkpoint repo is converted with --build)`);
       continue;
     }
-    const wanted = spec.graphs[graph] && spec.graphs[graph] !== 'auto' ? spec.graphs[graph] : base;
-    // The small graphs fall back to fp32 (exports often quantize only the decoder); the decoder must exist as asked.
-    const variant = present.includes(wanted) ? wanted : graph !== 'decoder_model_merged' && present.includes('fp32') ? 'fp32' : undefined;
-    if (!variant) throw new Error(`the repo has no ${wanted} ${graph} (${onnxFile(graph, wanted)}); available: ${present.join(', ')}`);
-    graphs[graph] = variant;
-    const file = onnxFile(graph, variant);
+    const file = `onnx/${onnxFileName(graph, variant)}`;
     files.add(file);
     // External data: <file>_data, <file>_data_1…, <file>.data.
     for (const n of names) if (n.startsWith(`${file}_data`) || n.startsWith(`${file}.data`)) files.add(n);

@@ -1,7 +1,7 @@
 // A model folder's config.json as Hugging Face transformers reads it: every field the file leaves out gets the
 // default of its config class, so the folder loader (lib/model/folder.ts) and the builder (lib/onnx/checkpoint/hf.ts)
 // see the same complete LlavaConfig. The defaults are those of transformers' config classes, cited per table.
-import { CLIP_VIT_L_336, LlavaConfig, TextConfig, VisionConfig } from './config';
+import { CLIP_VIT_L_336, LlavaConfig, SIGLIP_SO400M_384, TextConfig, VisionConfig } from './config';
 
 /** The top-level model types a folder may have, with the text transformers.js and transformers give them. */
 export const LLAVA_MODEL_TYPES = ['llava', 'llava_onevision', 'llava_qwen2'] as const;
@@ -112,15 +112,7 @@ const FLAT_TEXT_FIELDS = [
 /** Published vision towers that original-codebase configs name by mm_vision_tower instead of a vision_config. */
 const NAMED_TOWERS: Record<string, VisionConfig> = {
   // https://huggingface.co/google/siglip-so400m-patch14-384/blob/main/config.json (vision_config)
-  'google/siglip-so400m-patch14-384': {
-    ...VISION_CLASS_DEFAULTS.siglip_vision_model,
-    hidden_size: 1152,
-    intermediate_size: 4304,
-    num_hidden_layers: 27,
-    num_attention_heads: 16,
-    image_size: 384,
-    patch_size: 14,
-  },
+  'google/siglip-so400m-patch14-384': SIGLIP_SO400M_384,
   'openai/clip-vit-large-patch14-336': CLIP_VIT_L_336,
 };
 

@@ -13,12 +13,15 @@ import type { PromptSegment } from './templates';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
 import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult } from './worker-tasks';
-import { checkGraphsAgainstConfig, kvShape } from './graph-check';
+import { compileJsonFormat, parseJsonAnswer } from './generation/json-schema';
+import { checkGraphsAgainstConfig, kvShape, visionInputs, visionOutput } from './graph-check';
+import type { TensorValue } from '../runtime/tensor';
+import { floatArrayToHalf } from '../util/float16';
 
 export interface LoadOptions {
   providers?: ProviderPreference;
   threads?: number;
-  /** Weight variant (file suffix): fp32, fp16, q4, int8…; default auto (the folder's recorded variant, else fp32). */
+  /** Weight variants: one (fp32, fp16, q4…), per graph (`vision_encoder=fp16,decoder_model_merged=q4`), or auto (default). */
   variant?: string;
   /** Preset name; default: the one recorded in the folder's config, else llava-1.5-hf. */
   preset?: string;
@@ -59,6 +62,8 @@ export interface LlavaResult {
   /** Prompt tokens whose KV cache came from the previous request (the part before the image). */
   prefixReusedTokens: number;
   timings: Timings;
+  /** With a JSON format: the parsed answer (it matches the schema). */
+  json?: unknown;
 }
 
 export interface DescribeRequest extends Omit<PromptInput, 'image'> {
@@ -119,7 +124,6 @@ export class LlavaModel {
 
   static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
     const folder = openModelFolder(dir, options.variant ?? 'auto');
-    const preset = presetFor(folder, options);
     const tokenizer = PromptTokenizer.fromFolder(folder.dir);
     const runtime = options.runtime ?? getRuntime();
     await runtime.registerTaskModule(MODULE_PATH);
@@ -143,8 +147,11 @@ export class LlavaModel {
       throw failed.reason;
     }
     const [vision, projector, embed, decoder] = leases.map((r) => (r as PromiseFulfilledResult<SessionLease | null>).value);
+    let preset: ResolvedPreset;
     try {
       checkGraphsAgainstConfig(folder.config, { vision: vision!.info, projector: projector?.info ?? null, embed: embed!.info, decoder: decoder!.info });
+      // After the graph check: a config that does not fit its graphs is the first thing to say.
+      preset = presetFor(folder, options);
     } catch (err) {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
@@ -206,13 +213,19 @@ export class LlavaModel {
     if (pixels.length !== 3 * size * size) {
       throw new Error(`pixel tensor has ${pixels.length} values; this model needs 3×${size}×${size}`);
     }
-    const input = this.vision.info.inputs[0];
-    const output = this.vision.info.outputs[0].name;
-    const r = await this.runtime.run(
-      this.vision,
-      { [input.name]: { type: 'float32', dims: [1, 3, size, size], data: pixels } },
-      { keep: [output], signal, label: 'clip encode' },
-    );
+    // Feed what the session declares: pixels as float32 or float16, rank 4 or 5, and image_sizes (height, width).
+    const inputs = visionInputs(this.vision.info);
+    const dims = inputs.pixels.shape.length === 5 ? [1, 1, 3, size, size] : [1, 3, size, size];
+    const feeds: Record<string, TensorValue> = {
+      [inputs.pixels.name]:
+        inputs.pixels.type === 'float16' ? { type: 'float16', dims, data: floatArrayToHalf(pixels) } : { type: 'float32', dims, data: pixels },
+    };
+    if (inputs.imageSizes) {
+      const [height, width] = image instanceof Float32Array ? [size, size] : [image.sourceHeight, image.sourceWidth];
+      feeds[inputs.imageSizes.name] = { type: 'int64', dims: [1, 2], data: BigInt64Array.from([BigInt(height), BigInt(width)]) };
+    }
+    const output = visionOutput(this.vision.info).name;
+    const r = await this.runtime.run(this.vision, feeds, { keep: [output], signal, label: 'clip encode' });
     return { handle: await this.adopt(r.handles[output]), projected: this.projector === null, ms: r.ms };
   }
 
@@ -262,6 +275,8 @@ export class LlavaModel {
       if (encoded.imageCount > 1) throw new Error(`the prompt has ${encoded.imageCount} <image> slots; one image per prompt is supported`);
       assertFitsContext(encoded, text.max_position_embeddings);
       const options: GenerationOptions = { ...this.preset.generation, ...request.options } as GenerationOptions;
+      // An unsupported keyword or invalid schema fails here, before any work in the worker.
+      if (options.format) compileJsonFormat(options.format);
       options.eosTokenIds ??= eosIds(this.folder, this.tokenizer);
       // Never generate past the model's positions.
       options.maxNewTokens = Math.min(options.maxNewTokens, text.max_position_embeddings - encoded.ids.length);
@@ -287,7 +302,9 @@ export class LlavaModel {
           else request.onProgress?.(event.tokens, event.tokensPerSecond);
         },
       });
+      const json = options.format ? parseJsonAnswer(r.text, r.jsonComplete === true, r.finishReason, r.tokenIds.length) : undefined;
       return {
+        ...(options.format ? { json } : {}),
         text: r.text,
         tokenIds: r.tokenIds,
         promptTokenCount: r.promptTokenCount,
@@ -303,6 +320,7 @@ export class LlavaModel {
           first_token_ms: r.first_token_ms,
           decode_ms: r.decode_ms,
           decode_tokens_per_s: r.decode_tokens_per_s,
+          ...(r.json_mask_ms_per_token !== undefined ? { json_mask_ms_per_token: r.json_mask_ms_per_token } : {}),
         },
       };
     } catch (err) {

@@ -46,7 +46,12 @@ export interface GenerationOptions {
   lengthPenalty?: number;
   stopStrings?: string[];
   eosTokenIds?: number[];
+  /** Constrain the answer to JSON: any object ({type: 'json'}) or a value matching a JSON schema. Absent: text. */
+  format?: JsonFormat;
 }
+
+/** A JSON answer format (the supported schema subset is in generation/json-schema.ts and the README). */
+export type JsonFormat = { type: 'json' } | { type: 'json_schema'; schema: unknown };
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted';
 
@@ -58,4 +63,6 @@ export interface Timings {
   first_token_ms: number;
   decode_ms: number;
   decode_tokens_per_s: number;
+  /** With a JSON format: mean time per token spent computing and applying the token mask. */
+  json_mask_ms_per_token?: number;
 }

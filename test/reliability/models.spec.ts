@@ -152,7 +152,7 @@ describe('reliability: models', function () {
       assert.equal(lines.length, 1, `${b.name}: one line, got:\n${run.stderr}`);
       assert.match(lines[0], /^llava: /);
       assert.match(lines[0], b.expect, b.name);
-      assert.ok(run.ms < 20_000, `${b.name} took ${run.ms} ms`);
+      assert.ok(run.cpuMs === null || run.cpuMs < 20_000, `${b.name} took ${run.cpuMs} ms of CPU (${run.ms} ms)`);
     });
     const good = await cli(tiny().dir);
     assert.equal(good.code, 0, good.stderr);

@@ -11,6 +11,7 @@ import * as vm from 'vm';
 import mqtt = require('mqtt');
 import { getRuntime } from '../../lib/runtime';
 import { Broker, startBroker } from '../support/broker';
+import { requireSystemPackages } from '../support/system-packages';
 import { coreNode, helper, repoRoot } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 import { delay, frame, llavaNodes, Msg, onTab } from './support';
@@ -103,16 +104,22 @@ describe('reliability: soak, the mqtt-camera example under load', function () {
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
-  before(async () => {
+  let serverStarted = false;
+
+  before(async function () {
+    requireSystemPackages(this, 'mosquitto');
     broker = await startBroker();
     client = await mqtt.connectAsync(broker.url);
     process.on('unhandledRejection', onUnhandled);
     await helper.startServer();
+    serverStarted = true;
   });
   after(async () => {
     process.off('unhandledRejection', onUnhandled);
-    await helper.unload();
-    await helper.stopServer();
+    if (serverStarted) {
+      await helper.unload();
+      await helper.stopServer();
+    }
     await getRuntime().dispose();
     await client?.endAsync();
     await broker?.stop();

@@ -35,7 +35,7 @@ function argmax(row: Float64Array): number {
 
 /** Greedy generation from prompt ids whose image rows take `image`'s rows; returns the generated ids. */
 export function referenceGreedy(
-  model: TinyModel,
+  model: Pick<TinyModel, 'config' | 'weights'>,
   ids: number[],
   imagePositions: number[],
   image: RefTensor | null,
