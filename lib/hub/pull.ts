@@ -7,6 +7,7 @@ import { RepoCache, repoFolderName } from './cache';
 import { HubClient, HubError, RepoFile } from './client';
 import { formatRepoRef, looksLikeRepoId, parseRepoRef, RepoRef } from './repo-id';
 import { parseVariantSpec, selectFiles, Selection } from './select';
+import type { AutoHints } from '../model/weight-variants';
 import { hubSettings, HubSettings } from './settings';
 
 export type PullEvent =
@@ -51,13 +52,14 @@ export function formatSize(n: number): string {
   return `${n} B`;
 }
 
-function recordedVariant(configFile: string | undefined): string | undefined {
-  if (!configFile) return undefined;
+/** What 'auto' consults in a repo's config.json, as the folder loader does (see chooseVariants). */
+function autoHints(configFile: string | undefined): AutoHints {
+  if (!configFile) return {};
   try {
-    const v = JSON.parse(fs.readFileSync(configFile, 'utf8'))?.['node-red-contrib-llava']?.variant;
-    return typeof v === 'string' ? v : undefined;
+    const config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    return { transformersJs: config?.['transformers.js_config'], recorded: config?.['node-red-contrib-llava']?.variant };
   } catch {
-    return undefined;
+    return {};
   }
 }
 
@@ -111,10 +113,10 @@ async function fetchSnapshot(
     options.onProgress?.(e);
   };
 
-  // config.json first: 'auto' prefers the variant it records.
+  // config.json first: 'auto' consults it.
   const config = byName.get('config.json');
-  if (config && spec.base === 'auto') await get(config, 0, config.size, false);
-  const selection = selectFiles([...byName.keys()], spec, options.include, recordedVariant(config && cache.cachedFile(commit, 'config.json')));
+  if (config) await get(config, 0, config.size, false);
+  const selection = selectFiles([...byName.keys()], spec, options.include, autoHints(config && cache.cachedFile(commit, 'config.json')));
   const files = selection.files.map((n) => byName.get(n) as RepoFile);
   const plan = files.map((f) => ({ name: f.name, size: f.size, cached: cache.cachedFile(commit, f.name) !== undefined }));
   const missing = files.filter((_, i) => !plan[i].cached);
@@ -204,7 +206,7 @@ export function fromCache(ref: RepoRef, options: Pick<PullOptions, 'variant' | '
   let selection: Selection;
   try {
     if (!names.includes('config.json')) throw new Error('config.json is missing');
-    selection = selectFiles(names, parseVariantSpec(options.variant), options.include, recordedVariant(cache.cachedFile(commit, 'config.json')));
+    selection = selectFiles(names, parseVariantSpec(options.variant), options.include, autoHints(cache.cachedFile(commit, 'config.json')));
     if (selection.kind === 'onnx' && !names.includes('tokenizer.json')) throw new Error('tokenizer.json is missing');
   } catch (err) {
     throw new Error(`${why}, and the cached ${name} (commit ${commit.slice(0, 10)}) is incomplete: ${(err as Error).message.replace(/^the repo has/, 'it has')}; pull it while online`);
