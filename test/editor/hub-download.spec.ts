@@ -8,7 +8,7 @@ import * as path from 'path';
 import type { Browser } from 'playwright-core';
 import sharp from 'sharp';
 import { launchBrowser, openEditor, EditorPage } from '../support/browser';
-import { confirm, nodeIdOfType, openNode, pressInject } from '../support/editor-steps';
+import { confirm, deployAndCaption, importExample, openNode } from '../support/editor-steps';
 import { HubServer, startHubServer } from '../support/hub-server';
 import { RunningNodeRed, repoRoot, startNodeRed } from '../support/node-red';
 import { multiVariantRepoDir, tempCache } from '../hub/support';
@@ -44,13 +44,7 @@ describe('editor: download a Hub model from the llava-model dialog, then caption
     const image = path.join(cacheDir, 'frame.jpg');
     await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 60, g: 180, b: 40 } } }).jpeg().toFile(image);
 
-    await page.evaluate(() => (globalThis as any).RED.actions.invoke('core:show-import-dialog'));
-    await page.click('#red-ui-tab-red-ui-clipboard-dialog-import-tab-examples a');
-    await page.click('#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label:has-text("node-red-contrib-llava")');
-    await page.click('#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label:has-text("caption")');
-    await confirm(page, '#red-ui-clipboard-dialog-ok');
-    await page.mouse.click(400, 300);
-
+    await importExample(page, 'caption');
     await openNode(page, 'llava-image-load');
     await page.click('#node-input-btn-model-edit');
     // The known models arrive from the admin endpoint; picking one fills the model and its per-graph variant.
@@ -95,34 +89,8 @@ describe('editor: download a Hub model from the llava-model dialog, then caption
     await confirm(page, '#node-config-dialog-ok');
     await confirm(page, '#node-dialog-ok');
 
-    await openNode(page, 'file in');
-    await page.fill('.form-row:has(#node-input-filename) input.red-ui-typedInput-input', image);
-    await confirm(page, '#node-dialog-ok');
-
-    await page.click('#red-ui-header-button-deploy');
-    await page.waitForFunction(() => !(globalThis as any).RED.nodes.dirty());
-    const generateId = await nodeIdOfType(page, 'llava-generate');
-    await page.waitForFunction(
-      (id: string) => /ready \(cpu\)/.test((globalThis as any).$(`g[id="${id}"] .red-ui-flow-node-status-label`).text()),
-      generateId,
-      { timeout: 60_000 },
-    );
-    await page.evaluate(() => (globalThis as any).RED.sidebar.show('debug'));
-    await pressInject(page, await nodeIdOfType(page, 'inject'));
-    const caption = await page
-      .waitForFunction(
-        () => {
-          const $ = (globalThis as any).$;
-          const msg = $('.red-ui-debug-msg').filter((_: number, e: Element) => $(e).find('.red-ui-debug-msg-name').text().includes('caption'));
-          return msg.length ? msg.first().find('.red-ui-debug-msg-payload').text() : false;
-        },
-        undefined,
-        { timeout: 60_000 },
-      )
-      .catch(async (err: Error) => {
-        throw new Error(`${err.message}\nNode-RED log:\n${nr.log().slice(-3000)}`);
-      });
-    assert.ok(String(await caption.jsonValue()).length > 0, 'a caption in the debug sidebar');
+    const caption = await deployAndCaption(page, image, () => nr.log());
+    assert.ok(caption.length > 0, 'a caption in the debug sidebar');
     // The deploy used the cache: the files were fetched once, by the Download.
     for (const [name, bytes] of server.bytesSent) assert.strictEqual(bytes, server.repo(REPO).files.get(name)!.content.length, `${name} sent once`);
     assert.deepStrictEqual(editor.errors, []);
