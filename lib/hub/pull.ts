@@ -1,6 +1,7 @@
 // `pull`: the files a model needs from a Hub repo into the shared cache, each verified (size and hash) before it
 // is renamed into blobs/ and linked from the snapshot; and the way back, a model id to a folder, from the cache
 // alone when offline.
+import { RECORD_KEY } from '../model/config';
 import * as fs from 'fs';
 import * as path from 'path';
 import { RepoCache, repoFolderName } from './cache';
@@ -57,7 +58,7 @@ function autoHints(configFile: string | undefined): AutoHints {
   if (!configFile) return {};
   try {
     const config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
-    return { transformersJs: config?.['transformers.js_config'], recorded: config?.['node-red-contrib-llava']?.variant };
+    return { transformersJs: config?.['transformers.js_config'], recorded: config?.[RECORD_KEY]?.variant };
   } catch {
     return {};
   }
