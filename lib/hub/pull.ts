@@ -116,11 +116,13 @@ async function fetchSnapshot(
 
   // config.json first: 'auto' consults it.
   const config = byName.get('config.json');
+  const configWasCached = cache.cachedFile(commit, 'config.json') !== undefined;
   if (config) await get(config, 0, config.size, false);
   const selection = selectFiles([...byName.keys()], spec, options.include, autoHints(config && cache.cachedFile(commit, 'config.json')));
   const files = selection.files.map((n) => byName.get(n) as RepoFile);
-  const plan = files.map((f) => ({ name: f.name, size: f.size, cached: cache.cachedFile(commit, f.name) !== undefined }));
-  const missing = files.filter((_, i) => !plan[i].cached);
+  const present = files.map((f) => cache.cachedFile(commit, f.name) !== undefined);
+  const plan = files.map((f, i) => ({ name: f.name, size: f.size, cached: f.name === 'config.json' ? configWasCached : present[i] }));
+  const missing = files.filter((_, i) => !present[i]);
   const partial = (f: RepoFile) => {
     try {
       return fs.statSync(cache.incomplete(f.etag)).size;
@@ -143,7 +145,7 @@ async function fetchSnapshot(
     await get(f, done, total);
     done += f.size;
   }
-  for (const [i, f] of files.entries()) if (plan[i].cached) options.onProgress?.({ type: 'file', file: f.name, size: f.size, downloaded: false });
+  for (const [i, f] of files.entries()) if (present[i] && f.name !== 'config.json') options.onProgress?.({ type: 'file', file: f.name, size: f.size, downloaded: false });
   cache.writeRef(ref.revision, commit);
   return { ref, commit, dir: cache.snapshotDir(commit), selection, downloadedBytes };
 }
