@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { freePort, repoRoot, RunningNodeRed, startNodeRed } from '../support/node-red';
+import { freePort, nodeRedDir, repoRoot, RunningNodeRed, startNodeRed } from '../support/node-red';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
 const NODE_TYPES = Object.keys(pkg['node-red'].nodes).sort();
@@ -179,6 +179,9 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
     });
 
     it('loads the six node types from node_modules, with no errors', async () => {
+      // The Node-RED in use: the devDependency (4.1 on this Node), or LLAVA_NODE_RED (CI: 5 on Node 22).
+      const settings: { version: string } = await (await fetch(`${nr.url}/settings`)).json();
+      assert.strictEqual(settings.version, JSON.parse(fs.readFileSync(path.join(nodeRedDir, 'package.json'), 'utf8')).version);
       const sets: { module: string; version: string; types: string[]; enabled: boolean; err?: string }[] = await (
         await fetch(`${nr.url}/nodes`, { headers: { Accept: 'application/json' } })
       ).json();
