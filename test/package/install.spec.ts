@@ -227,11 +227,14 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
     if (!installed) this.skip();
     const here = path.join(userDir, 'node_modules', 'node-red-contrib-llava');
     const scorecardFile = path.join(work, 'scorecard.json');
+    const reachable = (url: string) => fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(5_000) }).then((r) => r.ok, () => false);
+    // D02 and D03 ask the npm registry for the dependency tree and the latest versions: without it they cannot run.
+    if (!(await reachable('https://registry.npmjs.org/onnxruntime-node'))) {
+      console.log('      (the npm registry is unreachable: node-red-dev D02 and D03 need it; not run)');
+      this.skip();
+    }
     // P08 and N01 read https://catalogue.nodered.org/catalogue.json; offline they read an empty catalogue (see the fixture).
-    const catalogueReachable = await fetch('https://catalogue.nodered.org/catalogue.json', { method: 'HEAD', signal: AbortSignal.timeout(5_000) }).then(
-      (r) => r.ok,
-      () => false,
-    );
+    const catalogueReachable = await reachable('https://catalogue.nodered.org/catalogue.json');
     const preload = catalogueReachable ? [] : ['-r', path.join(__dirname, 'fixtures', 'offline-catalogue.js')];
     if (!catalogueReachable) console.log('      (catalogue.nodered.org unreachable: P08 and N01 checked against an empty catalogue)');
     const cli = path.join(path.dirname(require.resolve('node-red-dev/package.json')), 'bin', 'run');
