@@ -1,4 +1,6 @@
 // image load: bytes, a base64/data-URI string, an object holding one, or an allowed file path → preprocessed pixels.
+import { encodeForRemote } from '../lib/engine/image-value';
+import { RemoteEngine } from '../lib/engine/remote-engine';
 import { resolveImageInput } from '../lib/pipeline/image-input';
 import { loadImage } from '../lib/pipeline/image-values';
 import type { PreprocessOptions, ResizeMode } from '../lib/pipeline/types';
@@ -26,4 +28,10 @@ export = defineStage<ImageLoadDef, Partial<PreprocessOptions>>({
     };
   },
   run: async (model, input, _what, _signal, kit) => loadImage(model, await resolveImageInput(input, { allowedRoots: kit.imageRoots }), kit.config),
+  // The server preprocesses: send it a JPEG at the engine's longest side.
+  remote: async (engine, input, _what, kit) =>
+    encodeForRemote(await resolveImageInput(input, { allowedRoots: kit.imageRoots }), {
+      maxSide: engine instanceof RemoteEngine ? engine.imageMaxSide : undefined,
+      maxInputPixels: kit.config.maxInputPixels,
+    }),
 });

@@ -1,8 +1,22 @@
 // prompt template: the conversation prompt with <image>, from a named template, the model's chat template or a
-// custom template with {{question}} and {{msg.<path>}} fields. The template comes from the node's configuration;
+// custom template with {{question}} and {{msg.<path>}} fields; and msg.llava.chat, the question and system prompt
+// as a chat, which is what a remote engine is sent. The template comes from the node's configuration;
 // message content only fills fields, as plain text that can never become special tokens.
 import type { NodeDef, NodeMessage } from 'node-red';
-import { isTemplateName, renderCustomTemplate, renderTemplate, templateFields, templateTakesQuestion, PromptSegment, TemplateName } from '../lib/pipeline/templates';
+import type { ChatPrompt } from '../lib/engine/types';
+import {
+  IM_END_MARKER,
+  IM_START_MARKER,
+  IMAGE_MARKER,
+  isTemplateName,
+  promptToString,
+  renderCustomTemplate,
+  renderTemplate,
+  templateFields,
+  templateTakesQuestion,
+  PromptSegment,
+  TemplateName,
+} from '../lib/pipeline/templates';
 import { defineNode, Kit } from './shared/kit';
 
 interface PromptTemplateDef extends NodeDef {
@@ -34,33 +48,53 @@ async function question(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): 
   return value;
 }
 
-async function renderCustom(kit: Kit<PromptTemplateDef, Preset>, template: string, msg: NodeMessage): Promise<PromptSegment[]> {
+/**
+ * The prompt for the local engine (segments, or the question as text when the model's own template is asked for
+ * and the engine is remote) and the chat any engine understands (a remote server applies its own template to it).
+ */
+interface Rendered {
+  prompt: PromptSegment[] | string;
+  chat: ChatPrompt;
+}
+
+async function renderCustom(kit: Kit<PromptTemplateDef, Preset>, template: string, msg: NodeMessage): Promise<Rendered> {
   const fields: Record<string, string> = {};
   for (const field of templateFields(template)) {
     if (field === 'question') fields.question = await question(kit, msg);
     else if (field.startsWith('msg.')) fields[field] = fieldText(kit.RED.util.getMessageProperty(msg, field.slice(4)), field);
     else throw new Error(`template field {{${field}}} is not known: use {{question}} or {{msg.<path>}}`);
   }
-  return renderCustomTemplate(template, fields);
+  const prompt = renderCustomTemplate(template, fields);
+  // For a remote engine the whole filled-in text is the question, without the image markers.
+  const text = promptToString(prompt).split(IMAGE_MARKER).join('').replace(IM_START_MARKER, '').replace(IM_END_MARKER, '').trim();
+  return { prompt, chat: text ? { question: text } : {} };
 }
 
-async function render(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): Promise<PromptSegment[]> {
+async function render(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): Promise<Rendered> {
   const { def, config: preset } = kit;
   const system = def.system ? def.system : undefined;
   const msgTemplate = (msg as { template?: unknown }).template;
   if (def.allowMsgTemplate && typeof msgTemplate === 'string' && msgTemplate) return renderCustom(kit, msgTemplate, msg);
   if (preset === 'custom') return renderCustom(kit, def.template, msg);
+  const chat = (asks: boolean) => async (): Promise<ChatPrompt> => ({
+    ...(asks ? { question: await question(kit, msg) } : {}),
+    ...(system !== undefined ? { system } : {}),
+  });
   if (preset === 'model') {
+    const engine = await kit.engine();
+    if (engine.kind === 'remote') {
+      const c = await chat(true)();
+      return { prompt: c.question ?? '', chat: c };
+    }
     const model = await kit.model();
     const p = model.preset.prompt;
     // A caption preset's template carries its own instruction: no question to read.
     const asks = p.kind !== 'template' || templateTakesQuestion(p.template);
-    return model.prompt({ question: asks ? await question(kit, msg) : undefined, system });
+    const c = await chat(asks)();
+    return { prompt: model.prompt(c), chat: c };
   }
-  return renderTemplate(preset, {
-    question: templateTakesQuestion(preset) ? await question(kit, msg) : undefined,
-    system,
-  });
+  const c = await chat(templateTakesQuestion(preset))();
+  return { prompt: renderTemplate(preset, c), chat: c };
 }
 
 export = defineNode<PromptTemplateDef, Preset>({
@@ -73,7 +107,9 @@ export = defineNode<PromptTemplateDef, Preset>({
     return preset;
   },
   process: async (kit, msg, out) => {
-    kit.write('output', msg, await render(kit, msg));
+    const { prompt, chat } = await render(kit, msg);
+    kit.write('output', msg, prompt);
+    ((msg as { llava?: Record<string, unknown> }).llava ??= {}).chat = chat;
     out(msg);
   },
 });

@@ -3,7 +3,7 @@
 // streamed back over SSE. Node's fetch, no client library.
 import { CAPTION_INSTRUCTION } from '../pipeline/templates';
 import type { FinishReason, GenerationOptions } from '../pipeline/types';
-import { imageForRemote, jpegDataUri } from './image-for-remote';
+import { DEFAULT_REMOTE_IMAGE_SIDE, imageForRemote, jpegDataUri } from './image-for-remote';
 import { Semaphore } from './semaphore';
 import { SseParser } from './sse';
 import type { ChatPrompt, Engine, EngineRequest, EngineResult, EngineState, EngineUsage, ResponseFormat } from './types';
@@ -175,6 +175,11 @@ export class RemoteEngine implements Engine {
   private readonly timeouts: RemoteTimeouts;
   private readonly slots: Semaphore;
   private readonly closing = new AbortController();
+
+  /** The longest side of the JPEG this engine sends (image load encodes to it, so nothing is encoded twice). */
+  get imageMaxSide(): number {
+    return this.options.imageMaxSide ?? DEFAULT_REMOTE_IMAGE_SIDE;
+  }
 
   constructor(private readonly options: RemoteEngineOptions) {
     this.base = normaliseBaseUrl(options.baseUrl);

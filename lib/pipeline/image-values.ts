@@ -70,12 +70,15 @@ export function releaseImageValues(values: readonly unknown[]): Promise<void> {
   return LlavaModel.releaseHandles(values.filter(isFeaturesValue).map((v) => v.handle));
 }
 
+export function isPixelsValue(value: unknown): value is PixelsValue {
+  const v = value as Partial<PixelsValue> | null;
+  return !!v && typeof v === 'object' && Buffer.isBuffer(v.data) && v.type === 'float32' && Array.isArray(v.dims);
+}
+
 /** A private copy of the pixels (the runtime transfers what it is given, and a Buffer on a message may be shared). */
 function pixelsFrom(value: unknown, what: string): Float32Array {
-  const v = value as Partial<PixelsValue> | null;
-  if (!v || !Buffer.isBuffer(v.data) || v.type !== 'float32' || !Array.isArray(v.dims)) {
-    throw new Error(`${what} is not preprocessed pixels (expected the output of an image load node)`);
-  }
+  if (!isPixelsValue(value)) throw new Error(`${what} is not preprocessed pixels (expected the output of an image load node)`);
+  const v = value;
   const expected = v.dims.reduce((a, b) => a * b, 1) * 4;
   if (v.data.length !== expected) throw new Error(`${what} holds ${v.data.length} bytes; dims [${v.dims.join(', ')}] need ${expected}`);
   const copy = new Float32Array(expected / 4);

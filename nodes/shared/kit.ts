@@ -8,6 +8,7 @@
 // - a message that goes no further (dropped or failed) frees the image values it holds;
 // - after each message: "ready (provider)"; stage timings go on msg.llava.timings.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
+import type { Engine } from '../../lib/engine/types';
 import type { LlavaModel } from '../../lib/pipeline/llava-model';
 import { releaseImageValues } from '../../lib/pipeline/image-values';
 import { admissionFromConfig, AdmissionConfig, handleInput, InputOptions } from './input';
@@ -41,8 +42,11 @@ export interface NodeKind<D extends NodeDef, C> {
   holds?: readonly string[];
   /** Reads the configuration once; what it throws fails every message with its reason. */
   configure?(def: D): C;
-  /** Handles one admitted message; throwing ends it with done(err). Honour `signal` (the node is closing). */
-  process(kit: Kit<D, C>, msg: NodeMessageInFlow, out: Output, signal: AbortSignal): Promise<void>;
+  /**
+   * Handles one admitted message; throwing ends it with done(err). Honour `signal` (the node is closing). A
+   * returned text replaces "ready (provider)" in the status afterwards (e.g. "passed on to the remote engine").
+   */
+  process(kit: Kit<D, C>, msg: NodeMessageInFlow, out: Output, signal: AbortSignal): Promise<void | string>;
 }
 
 /** Sends a message on output `output` (0-based) of the node's outputs. */
@@ -54,8 +58,10 @@ export interface Kit<D extends NodeDef, C> {
   readonly def: D;
   readonly config: C;
   readonly status: StatusReporter;
-  /** The llava-model's model; rejects with why there is none (not configured, failed to load). */
+  /** The llava-model's model; rejects with why there is none (not configured, failed to load, remote engine). */
   model(): Promise<LlavaModel>;
+  /** The llava-model's engine (local runtime or remote server). */
+  engine(): Promise<Engine>;
   /** Folders image load may read file paths from. */
   readonly imageRoots: string[];
   property(name: string): TypedProperty;
@@ -121,6 +127,7 @@ function startNode<D extends NodeDef, C>(RED: NodeAPI, node: Node, def: D, kind:
     config,
     status,
     model: () => (client ? client.model() : Promise.reject(new Error(`${kind.type}: this configuration uses no model`))),
+    engine: () => (client ? client.engine() : Promise.reject(new Error(`${kind.type}: this configuration uses no model`))),
     imageRoots: client?.imageRoots ?? [],
     property,
     describe: (name) => describeProperty(property(name)),
@@ -153,8 +160,9 @@ function startNode<D extends NodeDef, C>(RED: NodeAPI, node: Node, def: D, kind:
         all[output] = m;
         send(all);
       };
-      await kind.process(kit, msg, out, signal);
-      if (client) status.ready((await client.model()).provider);
+      const note = await kind.process(kit, msg, out, signal);
+      if (note) status.done(note);
+      else if (client) status.ready((await client.engine()).label);
     },
   });
 }

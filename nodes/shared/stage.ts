@@ -2,6 +2,8 @@
 // the result to another property, note the step's time, pass the rest of the message on. Messages are admitted
 // through a queue like llm generate's (same editor fields), so a burst faster than the step cannot pile up.
 import type { NodeDef } from 'node-red';
+import { isEncodedImageValue } from '../../lib/engine/image-value';
+import type { Engine } from '../../lib/engine/types';
 import type { StageResult } from '../../lib/pipeline/image-values';
 import type { LlavaModel } from '../../lib/pipeline/llava-model';
 import { defineNode, Kit, QueueDefaults, StageTiming } from './kit';
@@ -47,6 +49,19 @@ export interface Stage<D extends StageDef, C> {
   configure?(def: D): C;
   /** One step on the input's value (`what` names the property, for errors). */
   run(model: LlavaModel, input: unknown, what: string, signal: AbortSignal, kit: Kit<D, C>): Promise<StageResult<unknown>>;
+  /**
+   * The step when the engine is remote (the server runs the vision stages itself). Default: pass the encoded image
+   * on unchanged, and say so in the status.
+   */
+  remote?(engine: Engine, input: unknown, what: string, kit: Kit<D, C>): Promise<StageResult<unknown>>;
+}
+
+/** What a stage without a remote step does with a remote engine: pass the encoded image on. */
+function passOn(input: unknown, what: string): StageResult<unknown> {
+  if (!isEncodedImageValue(input)) {
+    throw new Error(`${what} is not an encoded image: with a remote engine, image load must use the same llava-model (it then passes the JPEG on)`);
+  }
+  return { value: input, ms: 0 };
 }
 
 export function defineStage<D extends StageDef, C = undefined>(stage: Stage<D, C>) {
@@ -59,13 +74,17 @@ export function defineStage<D extends StageDef, C = undefined>(stage: Stage<D, C
     configure: stage.configure,
     process: async (kit, msg, out, signal) => {
       const value = await kit.readRequired('input', msg, stage.expected);
-      const model = await kit.model();
+      const engine = await kit.engine();
       kit.status.working(stage.working);
-      const result = await stage.run(model, value, kit.describe('input'), signal, kit);
+      const result =
+        engine.kind === 'remote'
+          ? await (stage.remote ? stage.remote(engine, value, kit.describe('input'), kit) : passOn(value, kit.describe('input')))
+          : await stage.run(await kit.model(), value, kit.describe('input'), signal, kit);
       if (stage.consumesInput) kit.forget('input', msg);
       kit.write('output', msg, result.value);
       kit.timing(msg, stage.timing, result.ms);
       out(msg);
+      return engine.kind === 'remote' && !stage.remote ? `passed on (remote engine)` : undefined;
     },
   });
 }
