@@ -90,6 +90,15 @@ describe('public LLaVA-family folders against transformers.js', function () {
     });
   }
 
+  it("nanoLLaVA without image_token_index takes the tokenizer's <image> id", () => {
+    const f = buildFixture(path.join(root, 'no-image-token'), 'nanoLLaVA', 5);
+    const configFile = path.join(f.dir, 'config.json');
+    const c = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    delete c.image_token_index;
+    fs.writeFileSync(configFile, JSON.stringify(c));
+    assert.equal(openModelFolder(f.dir).config.image_token_index, f.tokenizer.imageTokenId);
+  });
+
   it('bad folders: one error naming what was found and what is supported', () => {
     const f = buildFixture(path.join(root, 'bad'), 'llava-interleave-qwen-0.5b-hf', 3);
     const configFile = path.join(f.dir, 'config.json');
