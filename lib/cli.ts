@@ -11,6 +11,8 @@ export interface CliCommand {
 /** Add a command here: name → summary and lazy module. */
 export const COMMANDS: Record<string, CliCommand> = {
   generate: { summary: 'caption an image or answer a question about it', load: () => import('./cli/generate') },
+  serve: { summary: 'serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions with images)', load: () => import('./cli/serve') },
+  pull: { summary: 'download a model from the Hugging Face Hub into the shared Hub cache', load: () => import('./cli/pull') },
   build: { summary: 'build an ONNX LLaVA model folder (tiny, random preset, a HF checkpoint, or an mmpretrain checkpoint)', load: () => import('./cli/build') },
 };
 

@@ -13,3 +13,5 @@ export { writeModelFolder } from './onnx/write-model';
 export { randomWeights } from './onnx/random-weights';
 export { openHfCheckpoint } from './onnx/checkpoint/hf';
 export { getRuntime } from './runtime';
+export { LocalEngine, RemoteEngine, RemoteEngineError, OpenAiServer } from './engine';
+export type { ChatPrompt, Engine, EngineEvent, EngineRequest, EngineResult, RemoteEngineOptions } from './engine';

@@ -1,14 +1,15 @@
 // llm generate: prompt + image embeddings → text, with streamed partials on a second output and a bounded queue
-// (latest wins per msg.topic, queue in order, or drop new while busy).
-import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
-import type { GenerationOptions } from '../lib/pipeline/types';
+// (latest wins per msg.topic, queue in order, or drop new while busy). Given pixels instead of embeddings (image
+// load → prompt template → llm generate) it runs the vision stages itself; with a remote engine it sends the
+// encoded image and the question to the server.
+import type { NodeDef, NodeMessage } from 'node-red';
+import { isEncodedImageValue } from '../lib/engine/image-value';
+import type { ChatPrompt } from '../lib/engine/types';
+import { encodeImage, imageFeaturesOf, isPixelsValue, loadImage, projectImage } from '../lib/pipeline/image-values';
+import type { ImageFeatures, LlavaModel } from '../lib/pipeline/llava-model';
 import type { PromptSegment } from '../lib/pipeline/templates';
-import { admissionFromConfig, handleInput } from './shared/input';
-import { featuresFrom, stageTimings } from './shared/image-values';
 import { generationOptionsFromConfig, generationOptionsFromMessage, mergeGenerationOptions } from './shared/generation-options';
-import { useModel } from './shared/model-client';
-import { describeProperty, readProperty, typedProperty, writeProperty } from './shared/properties';
-import { StatusReporter } from './shared/status';
+import { defineNode, stageTimings } from './shared/kit';
 
 interface GenerateDef extends NodeDef {
   model: string;
@@ -44,82 +45,104 @@ function promptFrom(value: unknown, what: string): PromptSegment[] | string | un
   throw new Error(`${what} is not a prompt (expected the output of a prompt template node, or a string)`);
 }
 
-export = function register(RED: NodeAPI): void {
-  function GenerateNode(this: Node, def: GenerateDef): void {
-    RED.nodes.createNode(this, def);
-    const status = new StatusReporter(this);
-    const promptProp = typedProperty(def.prompt, def.promptType, 'msg.llava.prompt');
-    const embedsProp = typedProperty(def.embeds, def.embedsType, 'msg.llava.imageEmbeds');
-    const output = typedProperty(def.output, def.outputType, 'msg.payload');
-    const client = useModel(RED, this, def.model, status);
-    const outputs = def.dropped === 'output' ? 3 : 2;
-    let admission: ReturnType<typeof admissionFromConfig>;
-    let defaults: Partial<GenerationOptions>;
-    try {
-      admission = admissionFromConfig(def, outputs);
-      defaults = generationOptionsFromConfig(def as unknown as Record<string, unknown>);
-    } catch (err) {
-      // A bad configuration fails every message with its reason rather than dropping them.
-      status.error(err);
-      handleInput(this, { status, process: () => Promise.reject(err) });
+/** The question for a remote engine: the prompt template's msg.llava.chat, or a prompt given as text. */
+function chatFrom(msg: NodeMessage, prompt: PromptSegment[] | string | undefined, what: string): ChatPrompt {
+  const chat = (msg as { llava?: { chat?: unknown } }).llava?.chat;
+  if (chat && typeof chat === 'object' && !Array.isArray(chat)) return chat as ChatPrompt;
+  if (typeof prompt === 'string') return prompt.trim() ? { question: prompt } : {};
+  if (prompt === undefined) return {};
+  throw new Error(`${what} is a rendered prompt but msg.llava.chat is missing: a remote engine needs the question (use a prompt template node, or give the prompt as text)`);
+}
+
+/** The image features to generate from: a handle (the five-node flow), or pixels / an image whose vision stages run here. */
+async function imageFeatures(model: LlavaModel, value: unknown, what: string, signal: AbortSignal): Promise<{ features: ImageFeatures; timings: Record<string, number> }> {
+  if (isEncodedImageValue(value)) {
+    const pixels = await loadImage(model, value.data);
+    const more = await imageFeatures(model, pixels.value, what, signal);
+    return { features: more.features, timings: { preprocess_ms: pixels.ms, ...more.timings } };
+  }
+  if (isPixelsValue(value)) {
+    const encoded = await encodeImage(model, value, what, signal);
+    const projected = await projectImage(model, encoded.value, what, signal);
+    return { features: imageFeaturesOf(projected.value, what), timings: { vision_ms: encoded.ms, projector_ms: projected.ms } };
+  }
+  return { features: imageFeaturesOf(value, what), timings: {} };
+}
+
+export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>({
+  type: 'llava-generate',
+  // `pixels` has no editor field: where image load writes when the flow skips clip encode and project.
+  properties: { prompt: 'msg.llava.prompt', embeds: 'msg.llava.imageEmbeds', pixels: 'msg.llava.pixels', output: 'msg.payload' },
+  queue: { queuePolicy: 'latest', queueLength: 1, dropped: 'status' },
+  // The text, then the streamed partials.
+  outputs: 2,
+  holds: ['embeds'],
+  configure: (def) => generationOptionsFromConfig(def as unknown as Record<string, unknown>),
+  process: async (kit, msg, out, signal) => {
+    const options = mergeGenerationOptions(kit.config, generationOptionsFromMessage((msg as { llava?: { options?: unknown } }).llava?.options));
+    const embeds = await kit.read('embeds', msg);
+    const [imageValue, imageProperty] = embeds === undefined || embeds === null ? [await kit.read('pixels', msg), 'pixels'] : [embeds, 'embeds'];
+    const hasImage = imageValue !== undefined && imageValue !== null;
+    const engine = await kit.engine();
+    const prompt = promptFrom(await kit.read('prompt', msg), kit.describe('prompt'));
+    let seq = 0;
+    const partial = (payload: string, final: boolean) =>
+      out({ _msgid: msg._msgid, topic: msg.topic, payload, llava: { seq: seq++, final } } as NodeMessage, 1);
+    const onText = kit.def.stream ? (delta: string) => partial(delta, false) : undefined;
+    kit.status.working('prefill');
+    const llava = ((msg as { llava?: Record<string, unknown> }).llava ??= {});
+
+    if (engine.kind === 'remote') {
+      if (!hasImage) throw new Error(`no image: ${kit.describe('embeds')} and ${kit.describe('pixels')} are empty (a remote engine takes an image with each request)`);
+      if (!isEncodedImageValue(imageValue)) {
+        throw new Error(`${kit.describe(imageProperty)} holds no encoded image: with a remote engine, image load must use the same llava-model (it then passes the JPEG on)`);
+      }
+      const result = await engine.generate({
+        image: imageValue.data,
+        chat: chatFrom(msg, prompt, kit.describe('prompt')),
+        options,
+        signal,
+        onEvent: (e) => (e.type === 'text' ? onText?.(e.delta) : kit.status.generating(e.tokensPerSecond)),
+      });
+      if (kit.def.stream) partial('', true);
+      kit.write('output', msg, result.text);
+      kit.forget(imageProperty, msg);
+      llava.generation = {
+        text: result.text,
+        promptTokens: result.usage?.promptTokens,
+        newTokens: result.usage?.completionTokens,
+        finishReason: result.finishReason,
+        provider: result.ranOn,
+        timings: { ...result.timings, ...stageTimings(msg) },
+      };
+      out(msg);
       return;
     }
 
-    const imageOf = async (msg: NodeMessage) => {
-      const v = await readProperty(RED, this, embedsProp, msg);
-      return v === undefined || v === null ? null : featuresFrom(v, describeProperty(embedsProp));
-    };
-
-    handleInput(this, {
-      status,
-      ...admission,
-      onDropped: (msg) => {
-        void (async () => {
-          const image = await imageOf(msg).catch(() => null);
-          if (image) await (await client.model()).releaseImage(image);
-        })().catch((err) => this.warn(`could not free a dropped message's image: ${(err as Error).message}`));
-      },
-      process: async (msg, send, signal) => {
-        const options = mergeGenerationOptions(defaults, generationOptionsFromMessage((msg as { llava?: { options?: unknown } }).llava?.options));
-        const image = await imageOf(msg);
-        const model = await client.model();
-        const prompt = promptFrom(await readProperty(RED, this, promptProp, msg), describeProperty(promptProp)) ?? model.prompt({ image: image !== null });
-        let seq = 0;
-        const partial = (payload: string, final: boolean) => {
-          const out: (NodeMessage | null)[] = new Array(outputs).fill(null);
-          out[1] = { _msgid: msg._msgid, topic: msg.topic, payload, llava: { seq: seq++, final } } as NodeMessage;
-          send(out);
-        };
-        status.working('prefill');
-        const result = await model.generate({
-          prompt,
-          image,
-          options,
-          signal,
-          onText: def.stream ? (delta) => partial(delta, false) : undefined,
-          onProgress: (_tokens, rate) => status.generating(rate),
-        });
-        if (def.stream) partial('', true);
-        writeProperty(RED, this, output, msg, result.text);
-        const llava = ((msg as { llava?: Record<string, unknown> }).llava ??= {});
-        // The handle was freed with the generation: don't leave it on the message.
-        if (embedsProp.type === 'msg') RED.util.setMessageProperty(msg, embedsProp.value, undefined);
-        llava.generation = {
-          text: result.text,
-          tokenIds: result.tokenIds,
-          promptTokens: result.promptTokenCount,
-          imageTokens: result.imageTokenCount,
-          newTokens: result.tokenIds.length,
-          finishReason: result.finishReason,
-          provider: result.provider,
-          timings: { ...result.timings, ...stageTimings(msg) },
-        };
-        status.ready(result.provider);
-        const out: (NodeMessage | null)[] = new Array(outputs).fill(null);
-        out[0] = msg;
-        send(out);
-      },
+    const model = await kit.model();
+    const image = hasImage ? await imageFeatures(model, imageValue, kit.describe(imageProperty), signal) : null;
+    const result = await model.generate({
+      prompt: prompt ?? model.prompt({ image: image !== null }),
+      image: image?.features ?? null,
+      options,
+      signal,
+      onText,
+      onProgress: (_tokens, rate) => kit.status.generating(rate),
     });
-  }
-  RED.nodes.registerType('llava-generate', GenerateNode);
-};
+    if (kit.def.stream) partial('', true);
+    kit.write('output', msg, result.text);
+    // The handle was freed with the generation: don't leave it on the message.
+    kit.forget(imageProperty, msg);
+    llava.generation = {
+      text: result.text,
+      tokenIds: result.tokenIds,
+      promptTokens: result.promptTokenCount,
+      imageTokens: result.imageTokenCount,
+      newTokens: result.tokenIds.length,
+      finishReason: result.finishReason,
+      provider: result.provider,
+      timings: { ...result.timings, ...stageTimings(msg), ...image?.timings },
+    };
+    out(msg);
+  },
+});

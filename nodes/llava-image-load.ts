@@ -1,48 +1,37 @@
 // image load: bytes, a base64/data-URI string, an object holding one, or an allowed file path → preprocessed pixels.
-import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { encodeForRemote } from '../lib/engine/image-value';
+import { RemoteEngine } from '../lib/engine/remote-engine';
 import { resolveImageInput } from '../lib/pipeline/image-input';
-import type { ResizeMode } from '../lib/pipeline/types';
-import { handleInput } from './shared/input';
-import { useModel } from './shared/model-client';
-import { pixelsValue, recordTiming } from './shared/image-values';
-import { readRequiredProperty, typedProperty, writeProperty } from './shared/properties';
-import { StatusReporter } from './shared/status';
+import { loadImage } from '../lib/pipeline/image-values';
+import type { PreprocessOptions, ResizeMode } from '../lib/pipeline/types';
+import { defineStage, IMAGE_LOAD_QUEUE_DEFAULTS, StageDef } from './shared/stage';
 
-interface ImageLoadDef extends NodeDef {
-  model: string;
-  input: string;
-  inputType: string;
-  output: string;
-  outputType: string;
+interface ImageLoadDef extends StageDef {
   /** Not `resize`: the editor keeps its own redraw flag under that name on every node. */
   resizeMode: 'model' | ResizeMode;
   maxInputPixels: number | string;
 }
 
-export = function register(RED: NodeAPI): void {
-  function ImageLoadNode(this: Node, def: ImageLoadDef): void {
-    RED.nodes.createNode(this, def);
-    const status = new StatusReporter(this);
-    const input = typedProperty(def.input, def.inputType, 'msg.payload');
-    const output = typedProperty(def.output, def.outputType, 'msg.llava.pixels');
+export = defineStage<ImageLoadDef, Partial<PreprocessOptions>>({
+  type: 'llava-image-load',
+  input: 'msg.payload',
+  output: 'msg.llava.pixels',
+  expected: 'an image (Buffer, base64 string, data URI or file path)',
+  working: 'decoding',
+  timing: 'preprocess_ms',
+  queue: IMAGE_LOAD_QUEUE_DEFAULTS,
+  configure: (def) => {
     const maxInputPixels = Number(def.maxInputPixels) || undefined;
-    const client = useModel(RED, this, def.model, status);
-    handleInput(this, {
-      status,
-      process: async (msg, send) => {
-        const value = await readRequiredProperty(RED, this, input, msg, 'an image (Buffer, base64 string, data URI or file path)');
-        const model = await client.model();
-        const bytes = await resolveImageInput(value, { allowedRoots: client.imageRoots });
-        const image = await model.preprocess(bytes, {
-          ...(def.resizeMode && def.resizeMode !== 'model' ? { mode: def.resizeMode } : {}),
-          ...(maxInputPixels ? { maxInputPixels } : {}),
-        });
-        const mode = def.resizeMode && def.resizeMode !== 'model' ? def.resizeMode : model.preset.preprocess.mode;
-        writeProperty(RED, this, output, msg, pixelsValue(image.pixels, image.size, mode, image.sourceWidth, image.sourceHeight));
-        recordTiming(msg, 'preprocess_ms', image.ms);
-        send(msg);
-      },
-    });
-  }
-  RED.nodes.registerType('llava-image-load', ImageLoadNode);
-};
+    return {
+      ...(def.resizeMode && def.resizeMode !== 'model' ? { mode: def.resizeMode } : {}),
+      ...(maxInputPixels ? { maxInputPixels } : {}),
+    };
+  },
+  run: async (model, input, _what, _signal, kit) => loadImage(model, await resolveImageInput(input, { allowedRoots: kit.imageRoots }), kit.config),
+  // The server preprocesses: send it a JPEG at the engine's longest side.
+  remote: async (engine, input, _what, kit) =>
+    encodeForRemote(await resolveImageInput(input, { allowedRoots: kit.imageRoots }), {
+      maxSide: engine instanceof RemoteEngine ? engine.imageMaxSide : undefined,
+      maxInputPixels: kit.config.maxInputPixels,
+    }),
+});

@@ -1,12 +1,23 @@
 // prompt template: the conversation prompt with <image>, from a named template, the model's chat template or a
-// custom template with {{question}} and {{msg.<path>}} fields. The template comes from the node's configuration;
+// custom template with {{question}} and {{msg.<path>}} fields; and msg.llava.chat, the question and system prompt
+// as a chat, which is what a remote engine is sent. The template comes from the node's configuration;
 // message content only fills fields, as plain text that can never become special tokens.
-import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
-import { isTemplateName, renderCustomTemplate, renderTemplate, templateFields, templateTakesQuestion, PromptSegment } from '../lib/pipeline/templates';
-import { handleInput } from './shared/input';
-import { ModelClient, useModel } from './shared/model-client';
-import { describeProperty, readProperty, typedProperty, TypedProperty, writeProperty } from './shared/properties';
-import { StatusReporter } from './shared/status';
+import type { NodeDef, NodeMessage } from 'node-red';
+import type { ChatPrompt } from '../lib/engine/types';
+import {
+  IM_END_MARKER,
+  IM_START_MARKER,
+  IMAGE_MARKER,
+  isTemplateName,
+  promptToString,
+  renderCustomTemplate,
+  renderTemplate,
+  templateFields,
+  templateTakesQuestion,
+  PromptSegment,
+  TemplateName,
+} from '../lib/pipeline/templates';
+import { defineNode, Kit } from './shared/kit';
 
 interface PromptTemplateDef extends NodeDef {
   model: string;
@@ -27,63 +38,78 @@ function fieldText(value: unknown, field: string): string {
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
-export = function register(RED: NodeAPI): void {
-  function PromptTemplateNode(this: Node, def: PromptTemplateDef): void {
-    RED.nodes.createNode(this, def);
-    const node = this;
-    const status = new StatusReporter(this);
-    const questionProp = typedProperty(def.question, def.questionType, 'msg.payload');
-    const output = typedProperty(def.output, def.outputType, 'msg.llava.prompt');
-    const system = def.system ? def.system : undefined;
-    const preset = def.preset || 'model';
-    if (preset !== 'model' && preset !== 'custom' && !isTemplateName(preset)) {
-      status.error(`unknown template ${preset}`);
-    }
-    const client: ModelClient | null = preset === 'model' ? useModel(RED, this, def.model, status) : null;
+type Preset = 'model' | 'custom' | TemplateName;
 
-    async function question(msg: NodeMessage, prop: TypedProperty): Promise<string> {
-      const value = await readProperty(RED, node, prop, msg);
-      if (typeof value !== 'string' || value.trim() === '') {
-        throw new Error(`${describeProperty(prop)} must hold the question as text, got ${value === undefined ? 'nothing' : Buffer.isBuffer(value) ? 'a Buffer' : typeof value}`);
-      }
-      return value;
-    }
-
-    async function render(msg: NodeMessage): Promise<PromptSegment[]> {
-      const msgTemplate = (msg as { template?: unknown }).template;
-      if (def.allowMsgTemplate && typeof msgTemplate === 'string' && msgTemplate) return renderCustom(msgTemplate, msg);
-      if (preset === 'custom') return renderCustom(def.template, msg);
-      if (preset === 'model') {
-        const model = await (client as ModelClient).model();
-        const p = model.preset.prompt;
-        // A caption preset's template carries its own instruction: no question to read.
-        const asks = p.kind !== 'template' || templateTakesQuestion(p.template);
-        return model.prompt({ question: asks ? await question(msg, questionProp) : undefined, system });
-      }
-      if (!isTemplateName(preset)) throw new Error(`unknown template "${preset}"`);
-      return renderTemplate(preset, {
-        question: templateTakesQuestion(preset) ? await question(msg, questionProp) : undefined,
-        system,
-      });
-    }
-
-    async function renderCustom(template: string, msg: NodeMessage): Promise<PromptSegment[]> {
-      const fields: Record<string, string> = {};
-      for (const field of templateFields(template)) {
-        if (field === 'question') fields.question = await question(msg, questionProp);
-        else if (field.startsWith('msg.')) fields[field] = fieldText(RED.util.getMessageProperty(msg, field.slice(4)), field);
-        else throw new Error(`template field {{${field}}} is not known: use {{question}} or {{msg.<path>}}`);
-      }
-      return renderCustomTemplate(template, fields);
-    }
-
-    handleInput(this, {
-      status,
-      process: async (msg, send) => {
-        writeProperty(RED, this, output, msg, await render(msg));
-        send(msg);
-      },
-    });
+async function question(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): Promise<string> {
+  const value = await kit.read('question', msg);
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new Error(`${kit.describe('question')} must hold the question as text, got ${value === undefined ? 'nothing' : Buffer.isBuffer(value) ? 'a Buffer' : typeof value}`);
   }
-  RED.nodes.registerType('llava-prompt-template', PromptTemplateNode);
-};
+  return value;
+}
+
+/**
+ * The prompt for the local engine (segments, or the question as text when the model's own template is asked for
+ * and the engine is remote) and the chat any engine understands (a remote server applies its own template to it).
+ */
+interface Rendered {
+  prompt: PromptSegment[] | string;
+  chat: ChatPrompt;
+}
+
+async function renderCustom(kit: Kit<PromptTemplateDef, Preset>, template: string, msg: NodeMessage): Promise<Rendered> {
+  const fields: Record<string, string> = {};
+  for (const field of templateFields(template)) {
+    if (field === 'question') fields.question = await question(kit, msg);
+    else if (field.startsWith('msg.')) fields[field] = fieldText(kit.RED.util.getMessageProperty(msg, field.slice(4)), field);
+    else throw new Error(`template field {{${field}}} is not known: use {{question}} or {{msg.<path>}}`);
+  }
+  const prompt = renderCustomTemplate(template, fields);
+  // For a remote engine the whole filled-in text is the question, without the image markers.
+  const text = promptToString(prompt).split(IMAGE_MARKER).join('').replace(IM_START_MARKER, '').replace(IM_END_MARKER, '').trim();
+  return { prompt, chat: text ? { question: text } : {} };
+}
+
+async function render(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): Promise<Rendered> {
+  const { def, config: preset } = kit;
+  const system = def.system ? def.system : undefined;
+  const msgTemplate = (msg as { template?: unknown }).template;
+  if (def.allowMsgTemplate && typeof msgTemplate === 'string' && msgTemplate) return renderCustom(kit, msgTemplate, msg);
+  if (preset === 'custom') return renderCustom(kit, def.template, msg);
+  const chat = (asks: boolean) => async (): Promise<ChatPrompt> => ({
+    ...(asks ? { question: await question(kit, msg) } : {}),
+    ...(system !== undefined ? { system } : {}),
+  });
+  if (preset === 'model') {
+    const engine = await kit.engine();
+    if (engine.kind === 'remote') {
+      const c = await chat(true)();
+      return { prompt: c.question ?? '', chat: c };
+    }
+    const model = await kit.model();
+    const p = model.preset.prompt;
+    // A caption preset's template carries its own instruction: no question to read.
+    const asks = p.kind !== 'template' || templateTakesQuestion(p.template);
+    const c = await chat(asks)();
+    return { prompt: model.prompt(c), chat: c };
+  }
+  const c = await chat(templateTakesQuestion(preset))();
+  return { prompt: renderTemplate(preset, c), chat: c };
+}
+
+export = defineNode<PromptTemplateDef, Preset>({
+  type: 'llava-prompt-template',
+  properties: { question: 'msg.payload', output: 'msg.llava.prompt' },
+  usesModel: (def) => (def.preset || 'model') === 'model',
+  configure: (def) => {
+    const preset = def.preset || 'model';
+    if (preset !== 'model' && preset !== 'custom' && !isTemplateName(preset)) throw new Error(`unknown template "${preset}"`);
+    return preset;
+  },
+  process: async (kit, msg, out) => {
+    const { prompt, chat } = await render(kit, msg);
+    kit.write('output', msg, prompt);
+    ((msg as { llava?: Record<string, unknown> }).llava ??= {}).chat = chat;
+    out(msg);
+  },
+});

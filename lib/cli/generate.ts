@@ -1,22 +1,43 @@
 // `llava generate`: caption an image or answer a question about it from the command line.
 import * as fs from 'fs';
-import { parseArgs } from 'util';
+import type { parseArgs } from 'util';
 import { getRuntime } from '../runtime';
 import type { ProviderPreference } from '../runtime/types';
 import { assertDecodable } from '../pipeline/image-preprocess';
 import { LlavaModel } from '../pipeline/llava-model';
-import type { GenerationOptions } from '../pipeline/types';
+import type { GenerationOptions, JsonFormat } from '../pipeline/types';
+import { compileJsonFormat, openAiResponseFormat, parseCheckedJsonAnswer } from '../pipeline/generation/json-schema';
+import { IMAGE_MARKER } from '../pipeline/templates';
+import { RemoteEngine } from '../engine/remote-engine';
+import { apiKey, number, parseOptions, PROVIDERS } from './args';
+import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
-export const usage = `usage: llava generate --model DIR --image FILE [--prompt TEXT] [--preset NAME] [--variant auto|fp32|fp16|q4|int8…]
+export const usage = `usage: llava generate (--model DIR|ORG/NAME[@REV] [--no-pull] | --engine URL --engine-model NAME [--api-key K] [--image-max-side N])
+       --image FILE [--prompt TEXT] [--preset NAME] [--variant V|GRAPH=V,…]
        [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
        [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
-       [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N] [--json] [--verbose]
+       [--format text|json] [--json-schema FILE|JSON] [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N]
+       [--json] [--verbose]
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
---max-input-pixels refuses larger images before decoding them (default 100000000).`;
+--variant: auto (default), one of fp32 fp16 q8 int8 uint8 q4 q4f16 q2 q2f16 q1 q1f16 bnb4, or per graph:
+vision_encoder=fp16,embed_tokens=fp16,decoder_model_merged=q4.
+--max-input-pixels refuses larger images before decoding them (default 100000000).
+--format json constrains the answer to a JSON object, --json-schema (a file or the schema itself) to a value matching
+the schema (see the README for the supported subset); the parsed answer is printed as one line of JSON. An answer cut
+off by --max-new-tokens before its JSON closes is an error that shows the partial text.
+${MODEL_HELP}
+--engine sends the request to an OpenAI-compatible server (llava serve, vLLM, llama-server, Ollama's /v1…) instead
+of running the model here; the API key may come from LLAVA_API_KEY instead of --api-key. Beams, top-k, min-p,
+repetition and length penalties, min-new-tokens and ignore-eos are not part of that API and are refused.`;
 
 const OPTIONS = {
   model: { type: 'string' },
+  'no-pull': { type: 'boolean' },
+  engine: { type: 'string' },
+  'engine-model': { type: 'string' },
+  'api-key': { type: 'string' },
+  'image-max-side': { type: 'string' },
   image: { type: 'string' },
   prompt: { type: 'string' },
   preset: { type: 'string' },
@@ -33,6 +54,8 @@ const OPTIONS = {
   'num-beams': { type: 'string' },
   'length-penalty': { type: 'string' },
   stop: { type: 'string', multiple: true },
+  format: { type: 'string' },
+  'json-schema': { type: 'string' },
   'ignore-eos': { type: 'boolean' },
   'max-input-pixels': { type: 'string' },
   provider: { type: 'string' },
@@ -40,17 +63,6 @@ const OPTIONS = {
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
 } as const;
-
-function number(value: string | undefined, flag: string, integer = false): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got "${value}"`);
-  }
-  return n;
-}
-
-const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'];
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
@@ -76,12 +88,34 @@ function generationOptions(v: Values): Partial<GenerationOptions> {
   return Object.fromEntries(Object.entries(options).filter(([, x]) => x !== undefined));
 }
 
-function parse(argv: string[]): Values {
-  try {
-    return parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true }).values;
-  } catch (e) {
-    throw new UsageError((e as Error).message);
+/** --format / --json-schema: the JSON format, checked (an unsupported keyword fails before the model loads). */
+function jsonFormat(v: Values): JsonFormat | undefined {
+  if (v.format !== undefined && v.format !== 'text' && v.format !== 'json') throw new UsageError(`--format must be text or json, got "${v.format}"`);
+  const given = v['json-schema'];
+  if (given === undefined) return v.format === 'json' ? compiled({ type: 'json' }) : undefined;
+  if (v.format === 'text') throw new UsageError('--json-schema needs --format json (or no --format)');
+  let schema = given;
+  if (!given.trimStart().startsWith('{')) {
+    try {
+      schema = fs.readFileSync(given, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--json-schema: "${given}" is neither a readable file (${(e as NodeJS.ErrnoException).code}) nor a JSON schema`);
+    }
   }
+  return compiled({ type: 'json_schema', schema });
+}
+
+function compiled(format: JsonFormat): JsonFormat {
+  try {
+    compileJsonFormat(format);
+  } catch (e) {
+    throw new UsageError(`--json-schema: ${(e as Error).message}`);
+  }
+  return format;
+}
+
+function parse(argv: string[]): Values {
+  return parseOptions(argv, OPTIONS) as Values;
 }
 
 function readImage(file: string): Buffer {
@@ -95,16 +129,18 @@ function readImage(file: string): Buffer {
 /** Streams the text to stdout, or with --json prints one JSON object as the last line. */
 export async function run(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const v = parse(argv);
-  if (!v.model) throw new UsageError('--model DIR is required');
+  if (v.engine) return runRemote(v, out);
+  if (!v.model) throw new UsageError('--model DIR, --model org/name or --engine URL is required');
   if (!v.image) throw new UsageError('--image FILE is required');
   if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
-  const options = generationOptions(v);
+  const format = jsonFormat(v);
+  const options = { ...generationOptions(v), ...(format ? { format } : {}) };
   const maxInputPixels = number(v['max-input-pixels'], 'max-input-pixels', true);
   if (maxInputPixels !== undefined && maxInputPixels < 1) throw new UsageError('--max-input-pixels must be at least 1');
   const image = readImage(v.image);
   await assertDecodable(image, maxInputPixels);
   try {
-    const model = await LlavaModel.load(v.model, {
+    const model = await LlavaModel.load(await modelFolder(v.model, { variant: v.variant, noPull: v['no-pull'] }), {
       preset: v.preset,
       variant: v.variant,
       providers: v.provider as ProviderPreference | undefined,
@@ -116,11 +152,12 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
         prompt: v.prompt,
         preprocess: maxInputPixels === undefined ? undefined : { maxInputPixels },
         options,
-        onText: v.json ? undefined : (delta) => out.write(delta),
+        onText: v.json || format ? undefined : (delta) => out.write(delta),
       });
       out.write(
         v.json
           ? JSON.stringify({
+              ...(format ? { value: result.json } : {}),
               text: result.text,
               token_ids: result.tokenIds,
               prompt_token_count: result.promptTokenCount,
@@ -129,7 +166,9 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
               finish_reason: result.finishReason,
               timings: result.timings,
             }) + '\n'
-          : '\n',
+          : format
+            ? JSON.stringify(result.json) + '\n'
+            : '\n',
       );
     } finally {
       model.close();
@@ -137,5 +176,57 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
     return 0;
   } finally {
     await getRuntime().dispose();
+  }
+}
+
+/** `--engine URL`: the same request through an OpenAI-compatible server. */
+async function runRemote(v: Values, out: NodeJS.WritableStream): Promise<number> {
+  if (v.model) throw new UsageError('give --model or --engine, not both');
+  if (!v['engine-model']) throw new UsageError('--engine-model NAME is required with --engine (the name the server serves)');
+  if (!v.image) throw new UsageError('--image FILE is required');
+  for (const local of ['preset', 'variant', 'provider', 'threads'] as const) {
+    if (v[local] !== undefined) throw new UsageError(`--${local} is for a local model; the server at --engine chooses its own`);
+  }
+  if (v.prompt?.includes(IMAGE_MARKER)) throw new UsageError('with --engine, --prompt is the question only: the server writes the prompt with its own template');
+  const engine = new RemoteEngine({
+    baseUrl: v.engine!,
+    model: v['engine-model'],
+    apiKey: apiKey(v['api-key']),
+    imageMaxSide: number(v['image-max-side'], 'image-max-side', true),
+  });
+  const format = jsonFormat(v);
+  const controller = new AbortController();
+  const stop = () => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', stop);
+  try {
+    const result = await engine.generate({
+      image: readImage(v.image),
+      chat: v.prompt === undefined ? {} : { question: v.prompt },
+      options: generationOptions(v),
+      // The server constrains the answer; it is checked against the schema here.
+      ...(format ? { responseFormat: openAiResponseFormat(format) } : {}),
+      maxInputPixels: number(v['max-input-pixels'], 'max-input-pixels', true),
+      signal: controller.signal,
+      onEvent: v.json || format ? undefined : (e) => e.type === 'text' && out.write(e.delta),
+    });
+    const value = format ? parseCheckedJsonAnswer(result.text, result.finishReason, result.usage?.completionTokens ?? 0, format) : undefined;
+    out.write(
+      v.json
+        ? JSON.stringify({
+            ...(format ? { value } : {}),
+            text: result.text,
+            finish_reason: result.finishReason,
+            usage: result.usage ?? null,
+            engine: result.ranOn,
+            timings: result.timings,
+          }) + '\n'
+        : format
+          ? JSON.stringify(value) + '\n'
+          : '\n',
+    );
+    return 0;
+  } finally {
+    process.off('SIGINT', stop);
+    await engine.close();
   }
 }

@@ -1,7 +1,8 @@
 // Named LLaVA architectures (HF LlavaConfig values) that `llava build --preset` and the tests build from.
 // The tiny ones take their vocabulary and special ids from the tokenizers generated in lib/model/tiny-tokenizer.ts,
 // so a tiny model folder is self-consistent; the real-width ones use the published models' values.
-import { CLIP_VIT_L_336 as CLIP_L_336, LlavaConfig, TextConfig, VisionConfig } from './config';
+import { CLIP_VIT_L_336 as CLIP_L_336, LlavaConfig, SIGLIP_SO400M_384, TextConfig, VisionConfig } from './config';
+import { visionTokenCount } from '../onnx/vision';
 import { llamaTinyTokenizer, qwen2TinyTokenizer, TinyTokenizer } from './tiny-tokenizer';
 
 /** Which tokenizer a model folder gets: a generated tiny one, or files copied from a checkpoint. */
@@ -34,22 +35,40 @@ const TINY_VISION: VisionConfig = {
   patch_size: 8,
 };
 
-function llavaConfig(vision: VisionConfig, text: TextConfig, ids: { image: number; pad: number }): LlavaConfig {
-  const patches = (vision.image_size / vision.patch_size) ** 2;
-  return {
+/** A SigLIP tower at test widths: 30 px with patch 7 floors to 4×4 patches, as 384/14 does to 27×27. */
+const TINY_SIGLIP: VisionConfig = {
+  ...SIGLIP_SO400M_384,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 3,
+  num_attention_heads: 2,
+  image_size: 30,
+  patch_size: 7,
+};
+
+/** How a LLaVA recipe reads the tower: feature layer and select strategy. */
+interface FeatureSelection { layer: number; strategy: 'default' | 'full' }
+/** LLaVA-1.5: the penultimate CLIP layer without its CLS token. */
+const PENULTIMATE_WITHOUT_CLS: FeatureSelection = { layer: -2, strategy: 'default' };
+/** llava-interleave / llava-onevision: the last SigLIP layer's output (before post_layernorm), all patches. */
+const LAST_ALL_PATCHES: FeatureSelection = { layer: -1, strategy: 'full' };
+
+function llavaConfig(vision: VisionConfig, text: TextConfig, ids: { image: number; pad: number }, features = PENULTIMATE_WITHOUT_CLS): LlavaConfig {
+  const c: LlavaConfig = {
     model_type: 'llava',
     architectures: ['LlavaForConditionalGeneration'],
     image_token_index: ids.image,
     pad_token_id: ids.pad,
-    vision_feature_layer: -2,
-    vision_feature_select_strategy: 'default',
+    vision_feature_layer: features.layer,
+    vision_feature_select_strategy: features.strategy,
     projector_hidden_act: 'gelu',
     projector_type: 'mlp2x_gelu',
     multimodal_projector_bias: true,
-    image_seq_length: patches,
     vision_config: { ...vision },
     text_config: { ...text },
   };
+  c.image_seq_length = visionTokenCount(c);
+  return c;
 }
 
 function tinyText(modelType: 'llama' | 'qwen2', tok: TinyTokenizer): TextConfig {
@@ -92,6 +111,38 @@ const BUILDERS: Record<string, () => Architecture> = {
       tokenizer: 'tiny-qwen2',
     };
   },
+  'tiny-siglip': () => {
+    const tok = qwen2TinyTokenizer();
+    return {
+      name: 'tiny-siglip',
+      description: 'tiny SigLIP (30 px, patch 7: 4×4 patches, last layer, all patches) + tiny Qwen2, the llava-interleave shape for tests',
+      config: llavaConfig(TINY_SIGLIP, tinyText('qwen2', tok), { image: tok.imageTokenId, pad: tok.padTokenId }, LAST_ALL_PATCHES),
+      tokenizer: 'tiny-qwen2',
+    };
+  },
+  // llava-hf/llava-interleave-qwen-0.5b-hf config.json (blame 187fe5eb): SigLIP so400m/14-384 cut to 26 layers,
+  // vision_feature_layer −1, 'full'; Qwen1.5-0.5B-Chat text (rms_norm_eps absent: Qwen2Config's 1e-6).
+  'llava-interleave-0.5b': () => ({
+    name: 'llava-interleave-0.5b',
+    description: 'llava-hf/llava-interleave-qwen-0.5b-hf widths: SigLIP so400m/14-384 (26 layers, 729 tokens) + Qwen1.5-0.5B (hidden 1024, 24 layers, vocab 152000)',
+    config: llavaConfig({ ...SIGLIP_SO400M_384, num_hidden_layers: 26 }, {
+      model_type: 'qwen2',
+      vocab_size: 152000,
+      hidden_size: 1024,
+      intermediate_size: 2816,
+      num_hidden_layers: 24,
+      num_attention_heads: 16,
+      num_key_value_heads: 16,
+      max_position_embeddings: 32768,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      hidden_act: 'silu',
+      tie_word_embeddings: true,
+      bos_token_id: 151643,
+      eos_token_id: 151645,
+    }, { image: 151646, pad: 151643 }, LAST_ALL_PATCHES),
+    tokenizer: 'checkpoint',
+  }),
   'llava-1.5-7b': () => ({
     name: 'llava-1.5-7b',
     description: 'llava-hf/llava-1.5-7b-hf widths: CLIP ViT-L/14-336 + LLaMA-7B (Vicuna), vocab 32064',
@@ -173,8 +224,7 @@ export function architecture(name: string, overrides: ArchitectureOverrides = {}
   if (overrides.visionFeatureLayer !== undefined) c.vision_feature_layer = overrides.visionFeatureLayer;
   if (overrides.visionFeatureSelectStrategy !== undefined) {
     c.vision_feature_select_strategy = overrides.visionFeatureSelectStrategy;
-    const patches = (c.vision_config.image_size / c.vision_config.patch_size) ** 2;
-    c.image_seq_length = overrides.visionFeatureSelectStrategy === 'full' ? patches + 1 : patches;
+    c.image_seq_length = visionTokenCount(c);
   }
   if (overrides.projectorType !== undefined) {
     c.projector_type = overrides.projectorType;

@@ -2,7 +2,7 @@
 // Only the fields this package reads; unknown fields are kept by the JSON but not typed.
 
 export interface VisionConfig {
-  model_type: string; // 'clip_vision_model'
+  model_type: string; // 'clip_vision_model' | 'siglip_vision_model'
   hidden_size: number;
   intermediate_size: number;
   num_hidden_layers: number;
@@ -10,8 +10,10 @@ export interface VisionConfig {
   image_size: number;
   patch_size: number;
   num_channels?: number;
-  hidden_act: string; // 'quick_gelu'
+  hidden_act: string; // 'quick_gelu' (CLIP), 'gelu_pytorch_tanh' (SigLIP)
   layer_norm_eps: number;
+  /** SigLIP's attention-pooling head; LLaVA configs set false (the head is not used). */
+  vision_use_head?: boolean;
 }
 
 /** openai/clip-vit-large-patch14-336, the vision tower of LLaVA-1.5 (and HF LlavaConfig's default). */
@@ -28,8 +30,22 @@ export const CLIP_VIT_L_336: Readonly<VisionConfig> = Object.freeze({
   layer_norm_eps: 1e-5,
 });
 
+/** google/siglip-so400m-patch14-384's vision tower, the one the SigLIP LLaVAs (interleave, onevision, nanoLLaVA) use. */
+export const SIGLIP_SO400M_384: Readonly<VisionConfig> = Object.freeze({
+  model_type: 'siglip_vision_model',
+  hidden_size: 1152,
+  intermediate_size: 4304,
+  num_hidden_layers: 27,
+  num_attention_heads: 16,
+  image_size: 384,
+  patch_size: 14,
+  num_channels: 3,
+  hidden_act: 'gelu_pytorch_tanh',
+  layer_norm_eps: 1e-6,
+});
+
 export interface TextConfig {
-  model_type: string; // 'llama' | 'qwen2'
+  model_type: string; // 'llama' | 'mistral' | 'qwen2'
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -45,10 +61,14 @@ export interface TextConfig {
   bos_token_id?: number;
   eos_token_id?: number | number[];
   attention_bias?: boolean;
+  /** Mistral's sliding attention window (null: none); it matters only past that many positions. */
+  sliding_window?: number | null;
+  /** Qwen2: whether sliding_window applies at all (false in every LLaVA-family Qwen2). */
+  use_sliding_window?: boolean;
 }
 
 export interface LlavaConfig {
-  model_type: string; // 'llava'
+  model_type: string; // 'llava' | 'llava_onevision' | 'llava_qwen2' (lib/model/hf-config.ts)
   architectures?: string[];
   image_token_index: number;
   /** Which vision hidden state feeds the projector: -2 (HF/original LLaVA), -1 (mmpretrain's code). */

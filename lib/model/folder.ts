@@ -5,20 +5,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { LlavaConfig } from './config';
+import { completeLlavaConfig } from './hf-config';
+import { chooseVariants, GraphName, onnxFileName, parseVariantSpec, VariantSpec } from './weight-variants';
 
 export type ModelLayout = 'transformers-js' | 'split';
-
-/** transformers.js file suffixes by weight variant name. */
-export const WEIGHT_VARIANTS: Record<string, string> = {
-  fp32: '',
-  fp16: '_fp16',
-  q8: '_quantized',
-  int8: '_int8',
-  uint8: '_uint8',
-  q4: '_q4',
-  q4f16: '_q4f16',
-  bnb4: '_bnb4',
-};
 
 export interface ModelFiles {
   vision: string;
@@ -27,13 +17,21 @@ export interface ModelFiles {
   decoder: string;
 }
 
+/** preprocessor_config.json: a Hugging Face image processor's settings (lib/pipeline/image-preprocess-config.ts reads them). */
 export interface PreprocessorConfig {
+  image_processor_type?: string;
+  processor_class?: string;
+  do_resize?: boolean;
+  size?: { shortest_edge?: number; height?: number; width?: number; longest_edge?: number } | number;
+  do_center_crop?: boolean;
+  crop_size?: { height: number; width: number } | number;
+  resample?: number;
+  do_rescale?: boolean;
+  rescale_factor?: number;
+  do_normalize?: boolean;
   image_mean?: number[];
   image_std?: number[];
-  size?: { shortest_edge?: number; height?: number; width?: number } | number;
-  crop_size?: { height: number; width: number } | number;
-  do_center_crop?: boolean;
-  resample?: number;
+  do_pad?: boolean;
 }
 
 export interface GenerationConfig {
@@ -47,7 +45,10 @@ export interface GenerationConfig {
 export interface ModelFolder {
   dir: string;
   layout: ModelLayout;
+  /** The decoder's weight variant. */
   variant: string;
+  /** The weight variant of each graph opened. */
+  variants: Partial<Record<GraphName, string>>;
   files: ModelFiles;
   config: LlavaConfig;
   preprocessor: PreprocessorConfig;
@@ -72,31 +73,6 @@ function readOptionalJson<T>(file: string): T | undefined {
   return fs.existsSync(file) ? readJson<T>(file, path.basename(file)) : undefined;
 }
 
-function variantsPresent(onnxDir: string, name: string): string[] {
-  return Object.entries(WEIGHT_VARIANTS)
-    .filter(([, suffix]) => fs.existsSync(path.join(onnxDir, `${name}${suffix}.onnx`)))
-    .map(([variant]) => variant);
-}
-
-/**
- * Picks `name{suffix}.onnx`. The small graphs (vision, embeddings, projector) fall back to fp32, since exports
- * often quantize only the decoder; the decoder itself must exist in the variant asked for.
- */
-function pickFile(onnxDir: string, name: string, variant: string, fallBackToFp32 = true): string {
-  const suffix = WEIGHT_VARIANTS[variant];
-  const candidates = fallBackToFp32 ? [`${name}${suffix}.onnx`, `${name}.onnx`] : [`${name}${suffix}.onnx`];
-  for (const candidate of candidates) {
-    const file = path.join(onnxDir, candidate);
-    if (fs.existsSync(file)) return file;
-  }
-  const present = variantsPresent(onnxDir, name);
-  throw new Error(
-    present.length
-      ? `model folder has no ${variant} ${name} (onnx/${name}${suffix}.onnx); available: ${present.join(', ')}`
-      : `model folder is missing onnx/${name}.onnx (${layoutHint(onnxDir)})`,
-  );
-}
-
 /** For a folder in no known layout: what it holds, and what a LLaVA folder holds. */
 function layoutHint(onnxDir: string): string {
   const found = fs.readdirSync(onnxDir).filter((f) => f.endsWith('.onnx'));
@@ -106,59 +82,46 @@ function layoutHint(onnxDir: string): string {
   );
 }
 
-function validateConfig(c: LlavaConfig, file: string): void {
-  const missing = ['image_token_index', 'vision_config', 'text_config'].filter(
-    (k) => (c as unknown as Record<string, unknown>)[k] === undefined,
-  );
-  if (missing.length) throw new Error(`${file} is not a LLaVA config: missing ${missing.join(', ')}`);
-  const t = c.text_config;
-  for (const k of ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'vocab_size'] as const) {
-    if (typeof t[k] !== 'number') throw new Error(`${file}: text_config.${k} must be a number`);
-  }
+/** The id of the tokenizer's `<image>` added token, if it has one (for configs that name no image token). */
+export function imageTokenIdOf(tokenizerFile: string): number | undefined {
+  if (!fs.existsSync(tokenizerFile)) return undefined;
+  const added = readJson<{ added_tokens?: Array<{ id: number; content: string }> }>(tokenizerFile, 'tokenizer.json').added_tokens;
+  return added?.find((t) => t.content === '<image>')?.id;
 }
 
 /**
- * The variant 'auto' opens: the one config.json records (folders this package builds), else fp32 when the
- * decoder has it, else the only decoder variant present.
+ * Opens a model folder with the weight variants asked for: one for all graphs, per graph
+ * (`vision_encoder=fp16,embed_tokens=fp16,decoder_model_merged=q4`), or 'auto' (see chooseVariants).
  */
-function autoVariant(config: LlavaConfig, onnxDir: string): string {
-  const recorded = config['node-red-contrib-llava']?.variant;
-  if (typeof recorded === 'string' && recorded in WEIGHT_VARIANTS) return recorded;
-  const present = variantsPresent(onnxDir, 'decoder_model_merged');
-  if (present.length === 0 || present.includes('fp32')) return 'fp32';
-  if (present.length === 1) return present[0];
-  throw new Error(`model folder has decoder variants ${present.join(', ')} and no fp32 one: choose a weight variant`);
-}
-
-/** Opens a model folder with the given weight variant ('auto' by default: see autoVariant). */
-export function openModelFolder(dir: string, requested = 'auto'): ModelFolder {
+export function openModelFolder(dir: string, requested: string | VariantSpec = 'auto'): ModelFolder {
   const root = path.resolve(dir);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
     throw new Error(`model folder not found: ${dir}`);
   }
-  if (requested !== 'auto' && !(requested in WEIGHT_VARIANTS)) {
-    throw new Error(`unknown weight variant "${requested}"; one of: auto, ${Object.keys(WEIGHT_VARIANTS).join(', ')}`);
-  }
-  // HF LlavaConfig defaults for fields a config.json may omit.
-  const raw = readJson<Partial<LlavaConfig>>(path.join(root, 'config.json'), 'config.json');
-  const config = {
-    vision_feature_layer: -2,
-    vision_feature_select_strategy: 'default',
-    projector_hidden_act: 'gelu',
-    ...raw,
-  } as LlavaConfig;
-  validateConfig(config, 'config.json');
+  const spec = parseVariantSpec(requested);
+  const raw = readJson<Record<string, unknown>>(path.join(root, 'config.json'), 'config.json');
+  const config = completeLlavaConfig(raw, {
+    imageTokenId:
+      raw.image_token_index === undefined && raw.image_token_id === undefined ? imageTokenIdOf(path.join(root, 'tokenizer.json')) : undefined,
+  });
 
   const onnxDir = path.join(root, 'onnx');
   if (!fs.existsSync(onnxDir)) throw new Error(`model folder has no onnx/ subfolder: ${dir}`);
-  const variant = requested === 'auto' ? autoVariant(config, onnxDir) : requested;
-  const hasProjector = variantsPresent(onnxDir, 'multi_modal_projector').length > 0;
-  const layout: ModelLayout = hasProjector ? 'split' : 'transformers-js';
+  const has = (file: string) => fs.existsSync(path.join(onnxDir, file));
+  const variants = chooseVariants(has, spec, {
+    transformersJs: config['transformers.js_config'],
+    recorded: config['node-red-contrib-llava']?.variant,
+  });
+  for (const graph of ['vision_encoder', 'embed_tokens', 'decoder_model_merged'] as const) {
+    if (!variants[graph]) throw new Error(`model folder is missing onnx/${graph}.onnx (${layoutHint(onnxDir)})`);
+  }
+  const file = (graph: GraphName) => path.join(onnxDir, onnxFileName(graph, variants[graph]!));
+  const layout: ModelLayout = variants.multi_modal_projector ? 'split' : 'transformers-js';
   const files: ModelFiles = {
-    vision: pickFile(onnxDir, 'vision_encoder', variant),
-    embed: pickFile(onnxDir, 'embed_tokens', variant),
-    decoder: pickFile(onnxDir, 'decoder_model_merged', variant, false),
-    ...(hasProjector ? { projector: pickFile(onnxDir, 'multi_modal_projector', variant) } : {}),
+    vision: file('vision_encoder'),
+    embed: file('embed_tokens'),
+    decoder: file('decoder_model_merged'),
+    ...(variants.multi_modal_projector ? { projector: file('multi_modal_projector') } : {}),
   };
 
   if (!fs.existsSync(path.join(root, 'tokenizer.json'))) throw new Error(`model folder is missing tokenizer.json: ${dir}`);
@@ -166,7 +129,8 @@ export function openModelFolder(dir: string, requested = 'auto'): ModelFolder {
   return {
     dir: root,
     layout,
-    variant,
+    variant: variants.decoder_model_merged!,
+    variants,
     files,
     config,
     preprocessor: readOptionalJson<PreprocessorConfig>(path.join(root, 'preprocessor_config.json')) ?? {},

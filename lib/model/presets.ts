@@ -14,7 +14,8 @@ export type PromptSource =
 export interface LlavaPreset {
   name: string;
   description: string;
-  preprocess: PreprocessOptions;
+  /** What the preset fixes of the preprocessing; the rest follows the folder's preprocessor_config.json. */
+  preprocess: Partial<PreprocessOptions>;
   /** Vision hidden state fed to the projector: -1 = last layer (mmpretrain's code), -2 = penultimate (HF/original). */
   visionFeatureLayer: number;
   /** 'default' drops CLS (all LLaVA-1.x recipes). */
@@ -41,7 +42,7 @@ export type PresetOverrides = {
 export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
 export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
-function squash(size: number): PreprocessOptions {
+function squash(size: number): Partial<PreprocessOptions> {
   return { mode: 'squash', size, mean: [...CLIP_MEAN], std: [...CLIP_STD] };
 }
 
@@ -82,8 +83,8 @@ const PRESET_LIST: LlavaPreset[] = [
   },
   {
     name: 'llava-1.5-hf',
-    description: "llava-hf LLaVA-1.5: CLIPImageProcessor crop to 336, penultimate layer, the model's chat template, greedy",
-    preprocess: { mode: 'crop', size: 336, mean: [...CLIP_MEAN], std: [...CLIP_STD] },
+    description: "llava-hf models: the folder's own image processor, penultimate layer, the model's chat template, greedy",
+    preprocess: {},
     visionFeatureLayer: -2,
     visionFeatureSelectStrategy: 'default',
     prompt: { kind: 'chat-template' },
@@ -92,6 +93,9 @@ const PRESET_LIST: LlavaPreset[] = [
     generation: { maxNewTokens: 200 },
   },
 ];
+
+/** A preset with its preprocessing complete (the folder's processor under the preset's own choices). */
+export type ResolvedPreset = Omit<LlavaPreset, 'preprocess'> & { preprocess: PreprocessOptions };
 
 export const PRESET_NAMES: readonly string[] = PRESET_LIST.map((p) => p.name);
 

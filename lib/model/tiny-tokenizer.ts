@@ -242,7 +242,7 @@ const QWEN2_SPLIT_PATTERN =
 const QWEN2_SPLIT_JS = /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
 /** GPT-2 byte → printable character table used by ByteLevel pre-tokenizers and decoders. */
-function bytesToUnicode(): string[] {
+export function bytesToUnicode(): string[] {
   const table: string[] = new Array(256);
   let extra = 0;
   for (let b = 0; b < 256; b++) {

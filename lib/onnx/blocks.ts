@@ -2,8 +2,7 @@
 // at write time), Linear (MatMul or MatMulNBits), LayerNorm, RMSNorm, and small shape helpers.
 import { Graph, MS_DOMAIN, tensor } from './graph';
 import { DEFAULT_BLOCK_SIZE, QuantBits, quantizeBlockwise } from './quantize';
-import { requireWeight } from './weight-layout';
-import type { WeightSource } from './weights';
+import { requireWeight, WeightSource } from './weights';
 
 export interface QuantOptions {
   bits: QuantBits;

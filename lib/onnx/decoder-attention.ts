@@ -1,4 +1,5 @@
-// Self-attention for the LLaMA/Qwen2 decoder in two forms with the same inputs and outputs:
+// Self-attention for the LLaMA-family decoder in two forms with the same inputs and outputs (and the same mask:
+// causal, padding, Mistral's sliding window):
 //  - portable: standard ONNX ops (rotate-half RoPE, Concat KV cache, GQA by broadcasting query groups over shared
 //    KV heads, causal+padding mask via Where);
 //  - optimized: com.microsoft RotaryEmbedding on q/k (from position_ids) and GroupQueryAttention without rotary.
@@ -8,7 +9,8 @@ import type { TextConfig } from '../model/config';
 import { headDim } from '../model/config';
 import { BuildContext, fromHeads, linear, toHeads } from './blocks';
 import { floatAttr, Graph, MS_DOMAIN, tensor } from './graph';
-import { TEXT_PREFIX } from './weight-layout';
+import { attentionWindow } from './text/llama';
+import { TEXT_PREFIX } from './weight-names';
 
 /** Values computed once per graph and shared by every layer. */
 export interface AttentionShared {
@@ -42,15 +44,23 @@ function dim(g: Graph, shapeOf: string, index: number): string {
   return g.op('Slice', [g.op('Shape', [shapeOf]), g.constInt64([index]), g.constInt64([index + 1])]);
 }
 
-/** Causal + padding mask [B, 1, S, T]: query i (absolute position P+i) sees key j when j ≤ P+i and mask[b, j] = 1. */
-function allowedKeys(g: Graph, embeds: string, mask: string): string {
+/**
+ * Causal + padding mask [B, 1, S, T]: query i (absolute position P+i) sees key j when j ≤ P+i and mask[b, j] = 1,
+ * and, with an attention window W (Mistral's sliding_window), when j > P+i − W.
+ */
+function allowedKeys(g: Graph, t: TextConfig, embeds: string, mask: string): string {
   const total = g.op('Squeeze', [dim(g, mask, 1)]);
   const seq = g.op('Squeeze', [dim(g, embeds, 1)]);
   const past = g.op('Sub', [total, seq]);
   const one = g.constInt64(1);
   const keyIdx = g.op('Range', [g.constInt64(0), total, one]);
   const queryIdx = g.op('Unsqueeze', [g.op('Range', [past, total, one]), g.constInt64([-1])]);
-  const causal = g.op('LessOrEqual', [keyIdx, queryIdx], {}, { name: 'mask/Causal' });
+  let causal = g.op('LessOrEqual', [keyIdx, queryIdx], {}, { name: 'mask/Causal' });
+  const window = attentionWindow(t);
+  if (window !== null) {
+    const inWindow = g.op('Greater', [keyIdx, g.op('Sub', [queryIdx, g.constInt64(window)])], {}, { name: 'mask/SlidingWindow' });
+    causal = g.op('And', [causal, inWindow], {}, { name: 'mask/CausalWindow' });
+  }
   const padding = g.op('Unsqueeze', [g.op('Cast', [mask], { to: 9 }), g.constInt64([1, 2])]);
   return g.op('And', [causal, padding], {}, { name: 'mask/Allowed' });
 }
@@ -62,7 +72,7 @@ export function portableShared(g: Graph, t: TextConfig, embeds: string, mask: st
   const emb = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: -1 }), g.constInt64([1])]);
   const cos = g.op('Cos', [emb], {}, { name: 'rope/Cos' });
   const sin = g.op('Sin', [emb], {}, { name: 'rope/Sin' });
-  const allowed = g.op('Unsqueeze', [allowedKeys(g, embeds, mask), g.constInt64([1])]);
+  const allowed = g.op('Unsqueeze', [allowedKeys(g, t, embeds, mask), g.constInt64([1])]);
   return { positionIds, cos, sin, allowed };
 }
 
@@ -87,7 +97,7 @@ export function optimizedShared(g: Graph, t: TextConfig, embeds: string, mask: s
   const totalLength = g.op('Cast', [total], { to: 6 }, { name: 'gqa/TotalLength' });
   const batch = dim(g, mask, 0);
   const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, g.constInt64(1)]), batch])], { to: 6 }, { name: 'gqa/SeqlensK' });
-  const attentionBias = g.op('Where', [allowedKeys(g, embeds, mask), g.constFloat(0), g.constFloat(-3.4028234663852886e38)], {}, { name: 'gqa/AttentionBias' });
+  const attentionBias = g.op('Where', [allowedKeys(g, t, embeds, mask), g.constFloat(0), g.constFloat(-3.4028234663852886e38)], {}, { name: 'gqa/AttentionBias' });
   return { positionIds, cosCache, sinCache, seqlensK, totalLength, attentionBias };
 }
 

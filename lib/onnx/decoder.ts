@@ -1,13 +1,16 @@
-// The LLaMA / Qwen2 text decoder as transformers.js's decoder_model_merged, plus the embed_tokens graph.
+// The LLaMA-family text decoder (llama, mistral, qwen2: lib/onnx/text/llama.ts) as transformers.js's
+// decoder_model_merged, plus the embed_tokens graph. I/O names: lib/model/graph-io.ts.
 // Decoder I/O: inputs_embeds [B,S,H] f32, attention_mask int64 [B,T], position_ids int64 [B,S],
 // past_key_values.{i}.key/value [B,kvh,P,hd] → logits [B,S,V], present.{i}.key/value [B,kvh,T,hd] (T = P+S).
 // Variants share that I/O: 'portable' (standard ops) and 'optimized' (com.microsoft GroupQueryAttention,
 // SimplifiedLayerNormalization/SkipSimplifiedLayerNormalization, MatMulNBits when quantized).
 import { headDim, LlavaConfig, TextConfig } from '../model/config';
+import { DECODER_IO, EMBED_IO } from '../model/graph-io';
 import { BuildContext, linear, QuantOptions, rmsNorm, weightInitializer } from './blocks';
 import { LayerKv, optimizedAttention, optimizedShared, portableAttention, portableShared } from './decoder-attention';
 import { floatAttr, Graph, MS_DOMAIN } from './graph';
-import { hasQkvBias, lmHeadName, TEXT_PREFIX } from './weight-layout';
+import { checkTextConfig, hasQkvBias, lmHeadName } from './text/llama';
+import { LM_HEAD, TEXT_PREFIX } from './weight-names';
 import type { WeightSource } from './weights';
 
 export type DecoderVariant = 'portable' | 'optimized';
@@ -21,27 +24,6 @@ export interface DecoderOptions {
    * prompt (about a quarter of a 0.5B prefill's work, and a [S, vocab] float buffer). Default 'all'.
    */
   logits?: 'all' | 'last';
-}
-
-export const DECODER_IO = {
-  inputsEmbeds: 'inputs_embeds',
-  attentionMask: 'attention_mask',
-  positionIds: 'position_ids',
-  logits: 'logits',
-  pastKey: (i: number) => `past_key_values.${i}.key`,
-  pastValue: (i: number) => `past_key_values.${i}.value`,
-  presentKey: (i: number) => `present.${i}.key`,
-  presentValue: (i: number) => `present.${i}.value`,
-} as const;
-
-export function checkTextConfig(t: TextConfig): void {
-  const hd = headDim(t);
-  if (!['llama', 'qwen2'].includes(t.model_type)) throw new Error(`text model_type "${t.model_type}" is not supported (llama, qwen2)`);
-  if (t.hidden_act !== 'silu') throw new Error(`text hidden_act "${t.hidden_act}" is not supported (silu only)`);
-  if (!Number.isInteger(hd) || hd % 2 !== 0) throw new Error(`head_dim ${hd} must be an even integer`);
-  if (t.num_attention_heads % t.num_key_value_heads !== 0) {
-    throw new Error(`num_attention_heads ${t.num_attention_heads} is not a multiple of num_key_value_heads ${t.num_key_value_heads}`);
-  }
 }
 
 function mlp(ctx: BuildContext, t: TextConfig, h: string, p: string): string {
@@ -118,8 +100,8 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
     normed = g.op('Slice', [normed, g.constInt64([-1]), g.constInt64([Number.MAX_SAFE_INTEGER]), g.constInt64([1])], {}, { name: 'logits/LastPosition' });
   }
   const lmHead = lmHeadName(c);
-  const logits = linear(ctx, normed, 'language_model.lm_head', h, t.vocab_size, {
-    bias: false, quantizable: true, ...(lmHead !== 'language_model.lm_head.weight' ? { weightName: lmHead } : {}),
+  const logits = linear(ctx, normed, LM_HEAD.replace(/\.weight$/, ''), h, t.vocab_size, {
+    bias: false, quantizable: true, ...(lmHead !== LM_HEAD ? { weightName: lmHead } : {}),
   });
   g.output(logits, 'float32', ['batch_size', lastOnly ? 1 : 'sequence_length', t.vocab_size], DECODER_IO.logits);
   for (const kv of kvs) {
@@ -133,9 +115,9 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
 export function buildEmbedGraph(weights: WeightSource, c: LlavaConfig): Graph {
   const t = c.text_config;
   const g = new Graph('embed_tokens');
-  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
+  const ids = g.input(EMBED_IO.inputIds, 'int64', ['batch_size', 'sequence_length']);
   const table = weightInitializer({ g, weights }, `${TEXT_PREFIX}.embed_tokens.weight`, [t.vocab_size, t.hidden_size]);
-  g.output(g.op('Gather', [table, ids], { axis: 0 }), 'float32', ['batch_size', 'sequence_length', t.hidden_size], 'inputs_embeds');
+  g.output(g.op('Gather', [table, ids], { axis: 0 }), 'float32', ['batch_size', 'sequence_length', t.hidden_size], EMBED_IO.inputsEmbeds);
   return g;
 }
 

@@ -15,3 +15,13 @@ export interface WeightSource {
   names(): string[];
   get(name: string): WeightTensor | undefined;
 }
+
+/** The named weight, checked against the expected shape; a clear error when missing or mis-shaped. */
+export function requireWeight(src: WeightSource, name: string, shape: number[]): WeightTensor {
+  const w = src.get(name);
+  if (!w) throw new Error(`weights are missing ${name}`);
+  if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
+    throw new Error(`weight ${name} has shape [${w.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+  return w;
+}

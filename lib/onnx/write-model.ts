@@ -2,7 +2,7 @@
 //   transformers-js: onnx/vision_encoder.onnx (pixel_values → image_features, projector inside),
 //                    onnx/embed_tokens.onnx (input_ids → inputs_embeds),
 //                    onnx/decoder_model_merged{suffix}.onnx (suffix _q4 / _int8 when quantized)
-//   split:           the same, but vision_encoder's image_features are the selected CLIP features (vision width),
+//   split:           the same, but vision_encoder's image_features are the selected tower features (vision width),
 //                    and onnx/multi_modal_projector.onnx maps image_features → image_embeds (text width)
 // plus config.json, preprocessor_config.json, processor_config.json, generation_config.json and the tokenizer files.
 // Graphs with more than ~64 MB of weights get external data (`<file>.onnx_data`), which onnxruntime maps instead
@@ -11,9 +11,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { ModelLayout } from '../model/folder';
 import type { LlavaConfig } from '../model/config';
+import { EMBED_IO, PROJECTOR_IO, VISION_IO } from '../model/graph-io';
 import { llamaTinyTokenizer, qwen2TinyTokenizer, writeTinyTokenizer } from '../model/tiny-tokenizer';
 import type { QuantOptions } from './blocks';
-import { buildVisionEncoderGraph, visionTokenCount } from './clip-vision';
+import { buildVisionEncoderGraph, visionTokenCount, visionTower } from './vision';
+import { patchGrid } from './vision/tower';
 import { buildDecoderGraph, buildEmbedGraph, DecoderVariant } from './decoder';
 import type { Graph } from './graph';
 import { buildProjectorGraph } from './projector';
@@ -22,15 +24,6 @@ import { appendSpecialTokens, SpecialToken } from './tokenizer-added-tokens';
 import type { WeightSource } from './weights';
 
 export type QuantizeName = 'int4' | 'int8';
-
-/** Names of the graphs' image inputs/outputs, also recorded in config.json. */
-export const MODEL_IO = {
-  pixelValues: 'pixel_values',
-  imageFeatures: 'image_features',
-  imageEmbeds: 'image_embeds',
-  inputIds: 'input_ids',
-  inputsEmbeds: 'inputs_embeds',
-} as const;
 
 /** File suffix (transformers.js dtype naming, see lib/model/folder.ts) of a quantized decoder. */
 export const QUANT_VARIANT: Record<QuantizeName, { variant: string; suffix: string }> = {
@@ -98,25 +91,6 @@ function writeJson(file: string, value: unknown): void {
   fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-function preprocessorConfig(c: LlavaConfig): Record<string, unknown> {
-  const s = c.vision_config.image_size;
-  return {
-    image_processor_type: 'CLIPImageProcessor',
-    processor_class: 'LlavaProcessor',
-    do_resize: true,
-    size: { shortest_edge: s },
-    resample: 3,
-    do_center_crop: true,
-    crop_size: { height: s, width: s },
-    do_rescale: true,
-    rescale_factor: 1 / 255,
-    do_normalize: true,
-    image_mean: [0.48145466, 0.4578275, 0.40821073],
-    image_std: [0.26862954, 0.26130258, 0.27577711],
-    do_convert_rgb: true,
-  };
-}
-
 function writeTokenizer(dir: string, src: TokenizerSource): void {
   if (src.kind === 'tiny-llama') writeTinyTokenizer(dir, llamaTinyTokenizer());
   else if (src.kind === 'tiny-qwen2') writeTinyTokenizer(dir, qwen2TinyTokenizer());
@@ -178,9 +152,9 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   for (const [name, graph] of graphs) write(name, graph);
 
   const vision = layout === 'split'
-    ? { vision_encoder: { input: MODEL_IO.pixelValues, output: MODEL_IO.imageFeatures, width: c.vision_config.hidden_size },
-      multi_modal_projector: { input: MODEL_IO.imageFeatures, output: MODEL_IO.imageEmbeds, width: c.text_config.hidden_size } }
-    : { vision_encoder: { input: MODEL_IO.pixelValues, output: MODEL_IO.imageFeatures, width: c.text_config.hidden_size } };
+    ? { vision_encoder: { input: VISION_IO.pixelValues, output: VISION_IO.imageFeatures, width: c.vision_config.hidden_size },
+      multi_modal_projector: { input: PROJECTOR_IO.imageFeatures, output: PROJECTOR_IO.imageEmbeds, width: c.text_config.hidden_size } }
+    : { vision_encoder: { input: VISION_IO.pixelValues, output: VISION_IO.imageFeatures, width: c.text_config.hidden_size } };
   const config: LlavaConfig = {
     ...c,
     image_seq_length: visionTokenCount(c),
@@ -192,7 +166,7 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
       quantize: opts.quantize ?? null,
       ...(quant ? { accuracy_level: quant.accuracyLevel } : {}),
       variant,
-      io: { ...vision, embed_tokens: { input: MODEL_IO.inputIds, output: MODEL_IO.inputsEmbeds } },
+      io: { ...vision, embed_tokens: { input: EMBED_IO.inputIds, output: EMBED_IO.inputsEmbeds } },
     },
     'transformers.js_config': {
       dtype: { vision_encoder: 'fp32', embed_tokens: 'fp32', decoder_model_merged: variant },
@@ -203,13 +177,13 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
 
   writeTokenizer(dir, opts.tokenizer);
   const defaults: Array<[string, unknown]> = [
-    ['preprocessor_config.json', preprocessorConfig(c)],
+    ['preprocessor_config.json', visionTower(c).imageProcessor(c.vision_config)],
     ['processor_config.json', {
       processor_class: 'LlavaProcessor',
       image_token: '<image>',
       // transformers.js counts patches + num_additional_image_tokens image tokens and, unlike Python, never
-      // subtracts the CLS for 'default': 0 makes it match the vision_encoder's token count in both strategies.
-      num_additional_image_tokens: c.vision_feature_select_strategy === 'full' ? 1 : 0,
+      // subtracts the CLS for 'default': this makes it match the vision_encoder's token count (CLIP full: 1, else 0).
+      num_additional_image_tokens: visionTokenCount(c) - patchGrid(c.vision_config) ** 2,
       patch_size: c.vision_config.patch_size,
       vision_feature_select_strategy: c.vision_feature_select_strategy,
     }],

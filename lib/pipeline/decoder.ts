@@ -1,6 +1,7 @@
 // The LLaMA-family decoder with its KV cache, driven inside the inference worker. It speaks the
 // transformers.js decoder_model_merged contract (inputs_embeds, attention_mask, position_ids,
 // past_key_values.{i}.key/value → logits, present.{i}.key/value), taking names and dtypes from the session.
+import { DECODER_IO } from '../model/graph-io';
 import type { WorkerSession } from '../runtime/types';
 import type { TensorValue } from '../runtime/tensor';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/float16';
@@ -75,8 +76,8 @@ export class KvDecoder {
     checkKvInputs(decoderSession.info.inputs, shape);
     this.vocabSize = shape.vocabSize;
     this.inputNames = new Set(decoderSession.info.inputs.map((i) => i.name));
-    this.embedsType = floatType(decoderSession, 'inputs_embeds');
-    this.kvType = floatType(decoderSession, 'past_key_values.0.key');
+    this.embedsType = floatType(decoderSession, DECODER_IO.inputsEmbeds);
+    this.kvType = floatType(decoderSession, DECODER_IO.pastKey(0));
     this.cache = this.emptyCache(1);
   }
 
@@ -84,8 +85,8 @@ export class KvDecoder {
     const tensors: Record<string, TensorValue> = {};
     const dims = [batch, this.shape.kvHeads, 0, this.shape.headDim];
     for (let l = 0; l < this.shape.layers; l++) {
-      for (const kv of ['key', 'value']) {
-        tensors[`past_key_values.${l}.${kv}`] =
+      for (const name of [DECODER_IO.pastKey(l), DECODER_IO.pastValue(l)]) {
+        tensors[name] =
           this.kvType === 'float32'
             ? { type: 'float32', dims, data: new Float32Array(0) }
             : { type: 'float16', dims, data: new Uint16Array(0) };
@@ -128,32 +129,32 @@ export class KvDecoder {
     const total = length + count;
     const feeds: Record<string, TensorValue> = {
       ...this.cache.tensors,
-      inputs_embeds: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
+      [DECODER_IO.inputsEmbeds]: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
     };
-    if (this.inputNames.has('attention_mask')) feeds.attention_mask = this.mask.tensor(batch, total);
-    if (this.inputNames.has('position_ids')) {
+    if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(batch, total);
+    if (this.inputNames.has(DECODER_IO.positionIds)) {
       const pos = new BigInt64Array(batch * count);
       for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = BigInt(length + i);
-      feeds.position_ids = { type: 'int64', dims: [batch, count], data: pos };
+      feeds[DECODER_IO.positionIds] = { type: 'int64', dims: [batch, count], data: pos };
     }
-    if (this.inputNames.has('use_cache_branch')) {
-      feeds.use_cache_branch = { type: 'bool', dims: [1], data: new Uint8Array([length > 0 ? 1 : 0]) };
+    if (this.inputNames.has(DECODER_IO.useCacheBranch)) {
+      feeds[DECODER_IO.useCacheBranch] = { type: 'bool', dims: [1], data: new Uint8Array([length > 0 ? 1 : 0]) };
     }
-    if (this.inputNames.has('num_logits_to_keep')) feeds.num_logits_to_keep = int64([1], []);
+    if (this.inputNames.has(DECODER_IO.numLogitsToKeep)) feeds[DECODER_IO.numLogitsToKeep] = int64([1], []);
 
     const out = await this.decoderSession.run(feeds);
     const tensors: Record<string, TensorValue> = {};
     for (let l = 0; l < this.shape.layers; l++) {
-      for (const kv of ['key', 'value']) {
-        const present = out[`present.${l}.${kv}`];
-        if (!present) throw new Error(`decoder graph has no output present.${l}.${kv}`);
-        tensors[`past_key_values.${l}.${kv}`] = present;
+      for (const [past, presentName] of [[DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]]) {
+        const present = out[presentName];
+        if (!present) throw new Error(`decoder graph has no output ${presentName}`);
+        tensors[past] = present;
       }
     }
     this.cache = { batch, length: total, tensors };
 
-    const logits = out.logits;
-    if (!logits) throw new Error('decoder graph has no output "logits"');
+    const logits = out[DECODER_IO.logits];
+    if (!logits) throw new Error(`decoder graph has no output "${DECODER_IO.logits}"`);
     const positions = logits.dims[1];
     const vocab = logits.dims[2];
     const rows: Float32Array[] = [];

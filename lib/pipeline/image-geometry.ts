@@ -15,10 +15,13 @@ export interface ResizePlan {
   cropTop: number;
 }
 
-/** HF CLIPImageProcessor: shortest edge → size, long edge → int(size*long/short); centre crop at (D-size)//2. */
-function shortestEdgeThenCentreCrop(width: number, height: number, size: number) {
+/** HF CLIPImageProcessor: shortest edge → edge, long edge → int(edge*long/short); centre crop size×size at (D-size)//2. */
+function shortestEdgeThenCentreCrop(width: number, height: number, size: number, edge: number) {
   const [resizeWidth, resizeHeight] =
-    width <= height ? [size, Math.floor((size * height) / width)] : [Math.floor((size * width) / height), size];
+    width <= height ? [edge, Math.floor((edge * height) / width)] : [Math.floor((edge * width) / height), edge];
+  if (resizeWidth < size || resizeHeight < size) {
+    throw new Error(`a ${width}×${height} image resized to shortest edge ${edge} is smaller than the ${size}×${size} crop`);
+  }
   return {
     resizeWidth,
     resizeHeight,
@@ -28,23 +31,23 @@ function shortestEdgeThenCentreCrop(width: number, height: number, size: number)
 }
 
 /**
- * crop: CLIPImageProcessor (llava-hf). pad: LLaVA-1.5 expand2square — paste centred at ((side-w)//2, (side-h)//2)
+ * crop: CLIPImageProcessor (llava-hf), shortest edge then centre crop. pad: LLaVA-1.5 expand2square — paste centred at ((side-w)//2, (side-h)//2)
  * on a max(w,h) square — then CLIPImageProcessor. squash: mmpretrain Resize to size×size, aspect ignored.
  */
-export function planResize(mode: ResizeMode, width: number, height: number, size: number): ResizePlan {
+export function planResize(mode: ResizeMode, width: number, height: number, size: number, shortestEdge = size): ResizePlan {
   const noPad = { padSide: 0, padLeft: 0, padTop: 0 };
   switch (mode) {
     case 'squash':
       return { ...noPad, resizeWidth: size, resizeHeight: size, cropLeft: 0, cropTop: 0 };
     case 'crop':
-      return { ...noPad, ...shortestEdgeThenCentreCrop(width, height, size) };
+      return { ...noPad, ...shortestEdgeThenCentreCrop(width, height, size, shortestEdge) };
     case 'pad': {
       const side = Math.max(width, height);
       return {
         padSide: side,
         padLeft: Math.floor((side - width) / 2),
         padTop: Math.floor((side - height) / 2),
-        ...shortestEdgeThenCentreCrop(side, side, size),
+        ...shortestEdgeThenCentreCrop(side, side, size, shortestEdge),
       };
     }
     default:

@@ -4,12 +4,12 @@
 // CMYK, greyscale and 16-bit images become 8-bit sRGB, and an alpha channel is dropped (not composited), so
 // transparent pixels keep the colour they store. Unlike the Python pipelines, EXIF orientation is applied, so a
 // rotated camera frame is seen upright. Only the first frame of an animation or first page of a multi-page
-// file is used. Resizing is PIL-exact bicubic (image-resample.ts).
+// file is used. Resizing is PIL-exact bicubic or bilinear (image-resample.ts).
 
 import sharp, { type OutputInfo } from 'sharp';
 import { performance } from 'perf_hooks';
 import { planResize, type ResizePlan } from './image-geometry';
-import { resizeBicubicWindow, type Padding, type RgbImage } from './image-resample';
+import { resizeWindow, type Padding, type RgbImage } from './image-resample';
 import type { PreprocessOptions, PreprocessedImage } from './types';
 
 export const DEFAULT_MAX_INPUT_PIXELS = 100_000_000;
@@ -20,9 +20,14 @@ function megapixels(pixels: number): string {
 
 function checkOptions(options: PreprocessOptions): number {
   const { size, mean, std } = options;
-  if (!Number.isInteger(size) || size < 1 || size > 8192) {
-    throw new Error(`preprocess size must be an integer from 1 to 8192, got ${size}`);
+  for (const [name, value] of [['size', size], ['shortestEdge', options.shortestEdge ?? size]] as const) {
+    if (!Number.isInteger(value) || value < 1 || value > 8192) {
+      throw new Error(`preprocess ${name} must be an integer from 1 to 8192, got ${value}`);
+    }
   }
+  if ((options.shortestEdge ?? size) < size) throw new Error(`preprocess shortestEdge ${options.shortestEdge} is smaller than the ${size} crop`);
+  const rescale = options.rescale ?? 1 / 255;
+  if (!(Number.isFinite(rescale) && rescale > 0)) throw new Error(`preprocess rescale must be a positive number, got ${rescale}`);
   for (const [name, values] of [['mean', mean], ['std', std]] as const) {
     if (!Array.isArray(values) || values.length !== 3 || !values.every(Number.isFinite)) {
       throw new Error(`preprocess ${name} must be three finite numbers (R, G, B), got ${JSON.stringify(values)}`);
@@ -110,10 +115,12 @@ function squarePadding(image: RgbImage, plan: ResizePlan, mean: readonly number[
   return { side, left: plan.padLeft, top: plan.padTop, fill: padColour(mean) };
 }
 
-/** HWC uint8 → CHW float32 (x/255 − mean)/std, via a per-channel lookup table in one pass. */
-function normalise(rgb: Uint8Array, size: number, mean: readonly number[], std: readonly number[]): Float32Array {
+/** HWC uint8 → CHW float32 (x·rescale − mean)/std, via a per-channel lookup table in one pass. */
+function normalise(rgb: Uint8Array, size: number, options: PreprocessOptions): Float32Array {
+  const { mean, std } = options;
   const table = new Float32Array(3 * 256);
-  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = (v / 255 - mean[c]) / std[c];
+  const scaled = (v: number) => (options.rescale === undefined ? v / 255 : v * options.rescale);
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = (scaled(v) - mean[c]) / std[c];
   const plane = size * size;
   const out = new Float32Array(3 * plane);
   for (let i = 0, j = 0; i < plane; i++, j += 3) {
@@ -134,12 +141,12 @@ export async function preprocessImage(bytes: Uint8Array, options: PreprocessOpti
   const cap = checkOptions(options);
   const decoded = await decodeChecked(bytes, cap);
   const { size } = options;
-  const plan = planResize(options.mode, decoded.width, decoded.height, size);
+  const plan = planResize(options.mode, decoded.width, decoded.height, size, options.shortestEdge);
   const padding = squarePadding(decoded, plan, options.mean, cap);
   const window = { left: plan.cropLeft, top: plan.cropTop, width: size, height: size };
-  const rgb = resizeBicubicWindow(decoded, plan.resizeWidth, plan.resizeHeight, window, padding);
+  const rgb = resizeWindow(decoded, plan.resizeWidth, plan.resizeHeight, window, padding, options.resample);
   return {
-    pixels: normalise(rgb, size, options.mean, options.std),
+    pixels: normalise(rgb, size, options),
     size,
     sourceWidth: decoded.width,
     sourceHeight: decoded.height,

@@ -1,9 +1,9 @@
-// Bicubic resize that reproduces Pillow's Image.resize(..., BICUBIC) on 8-bit RGB bit for bit.
+// Resizing that reproduces Pillow's Image.resize(..., BICUBIC or BILINEAR) on 8-bit RGB bit for bit.
 //
 // Why not sharp's resize: libvips box-shrinks by an integer factor before its cubic pass whenever the scale
 // factor is 4 or more (e.g. 1920 → 336), which drifts from PIL by 1–2 grey levels on detailed images. The
 // LLaVA checkpoints were trained on PIL output, so we resample the way PIL does: separable (horizontal pass,
-// then vertical), Keys cubic a = -0.5 widened by the downscale factor, weights normalised per output sample
+// then vertical), Keys cubic a = -0.5 (support 2) or the triangle (support 1) widened by the downscale factor, weights normalised per output sample
 // and held as 22-bit fixed point, each pass rounded and clipped to uint8.
 // Only the requested output window is computed, so a centre crop costs no more than its own pixels.
 
@@ -25,12 +25,32 @@ const FRACTION_BITS = 22;
 const UNIT = 1 << FRACTION_BITS;
 const HALF = 1 << (FRACTION_BITS - 1);
 
-function keysCubic(distance: number): number {
-  const t = Math.abs(distance);
-  if (t < 1) return (1.5 * t - 2.5) * t * t + 1;
-  if (t < 2) return (((t - 5) * t + 8) * t - 4) * -0.5;
-  return 0;
+import type { Resample } from './types';
+
+interface Filter {
+  support: number;
+  kernel(distance: number): number;
 }
+
+/** Pillow's bicubic_filter (Keys, a = -0.5) and bilinear_filter (triangle). */
+const FILTERS: Record<Resample, Filter> = {
+  bicubic: {
+    support: 2,
+    kernel(distance) {
+      const t = Math.abs(distance);
+      if (t < 1) return (1.5 * t - 2.5) * t * t + 1;
+      if (t < 2) return (((t - 5) * t + 8) * t - 4) * -0.5;
+      return 0;
+    },
+  },
+  bilinear: {
+    support: 1,
+    kernel(distance) {
+      const t = Math.abs(distance);
+      return t < 1 ? 1 - t : 0;
+    },
+  },
+};
 
 interface Taps {
   start: Int32Array;
@@ -41,11 +61,11 @@ interface Taps {
 }
 
 /** Fixed-point filter taps for outputs [from, from+n) of an inSize → outSize resize along one axis. */
-function axisTaps(inSize: number, outSize: number, from: number, n: number): Taps {
+function axisTaps(inSize: number, outSize: number, from: number, n: number, filter: Filter): Taps {
   const scale = inSize / outSize;
   const widen = Math.max(1, scale);
   const inverseWiden = 1 / widen;
-  const support = 2 * widen;
+  const support = filter.support * widen;
   const stride = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(n);
   const count = new Int32Array(n);
@@ -57,7 +77,7 @@ function axisTaps(inSize: number, outSize: number, from: number, n: number): Tap
     const hi = Math.min(inSize, Math.trunc(centre + support + 0.5));
     let total = 0;
     for (let i = lo; i < hi; i++) {
-      real[i - lo] = keysCubic((i - centre + 0.5) * inverseWiden);
+      real[i - lo] = filter.kernel((i - centre + 0.5) * inverseWiden);
       total += real[i - lo];
     }
     for (let i = 0; i < hi - lo; i++) {
@@ -155,12 +175,14 @@ function verticalPass(band: Uint8Array, width: number, taps: Taps, rowFrom: numb
 }
 
 /**
- * PIL-exact bicubic resize of `image` (or of it padded to a square, see Padding) to resizeWidth×resizeHeight,
- * returning only `window` of the result (interleaved RGB, window.width × window.height).
+ * PIL-exact resize of `image` (or of it padded to a square, see Padding) to resizeWidth×resizeHeight, returning
+ * only `window` of the result (interleaved RGB, window.width × window.height).
  */
-export function resizeBicubicWindow(
-  image: RgbImage, resizeWidth: number, resizeHeight: number, window: Window, padding?: Padding,
+export function resizeWindow(
+  image: RgbImage, resizeWidth: number, resizeHeight: number, window: Window, padding?: Padding, resample: Resample = 'bicubic',
 ): Uint8Array {
+  const filter = FILTERS[resample];
+  if (!filter) throw new Error(`unknown resample filter "${String(resample)}": expected bicubic or bilinear`);
   const { left, top, width, height } = window;
   if (left < 0 || top < 0 || left + width > resizeWidth || top + height > resizeHeight || width < 1 || height < 1) {
     throw new Error(`window ${width}×${height}+${left}+${top} is outside the ${resizeWidth}×${resizeHeight} resize`);
@@ -170,10 +192,10 @@ export function resizeBicubicWindow(
   }
   const sourceWidth = padding ? padding.side : image.width;
   const sourceHeight = padding ? padding.side : image.height;
-  const vertical = axisTaps(sourceHeight, resizeHeight, top, height);
+  const vertical = axisTaps(sourceHeight, resizeHeight, top, height, filter);
   const rowFrom = vertical.start[0];
   const rowTo = vertical.start[height - 1] + vertical.count[height - 1];
-  const horizontal = axisTaps(sourceWidth, resizeWidth, left, width);
+  const horizontal = axisTaps(sourceWidth, resizeWidth, left, width, filter);
   const band = horizontalPass(image, padding, horizontal, rowFrom, rowTo - rowFrom);
   return verticalPass(band, width, vertical, rowFrom);
 }

@@ -2,7 +2,8 @@
 // image, project, generate) and `describe()`, which runs them all. Heavy work happens in the inference worker;
 // between stages image features stay there behind handles.
 import { openModelFolder, ModelFolder } from '../model/folder';
-import { getPreset, LlavaPreset, mergePreset, PresetOverrides } from '../model/presets';
+import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from '../model/presets';
+import { preprocessFromConfig } from './image-preprocess-config';
 import { getRuntime } from '../runtime';
 import type { TensorHandle } from '../runtime/tensor';
 import type { ProviderFailure, ProviderPreference, Runtime, SessionLease } from '../runtime/types';
@@ -12,12 +13,15 @@ import type { PromptSegment } from './templates';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
 import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult } from './worker-tasks';
-import { checkGraphsAgainstConfig, kvShape } from './graph-check';
+import { compileJsonFormat, parseJsonAnswer } from './generation/json-schema';
+import { checkGraphsAgainstConfig, kvShape, visionInputs, visionOutput } from './graph-check';
+import type { TensorValue } from '../runtime/tensor';
+import { floatArrayToHalf } from '../util/float16';
 
 export interface LoadOptions {
   providers?: ProviderPreference;
   threads?: number;
-  /** Weight variant (file suffix): fp32, fp16, q4, int8…; default auto (the folder's recorded variant, else fp32). */
+  /** Weight variants: one (fp32, fp16, q4…), per graph (`vision_encoder=fp16,decoder_model_merged=q4`), or auto (default). */
   variant?: string;
   /** Preset name; default: the one recorded in the folder's config, else llava-1.5-hf. */
   preset?: string;
@@ -58,6 +62,8 @@ export interface LlavaResult {
   /** Prompt tokens whose KV cache came from the previous request (the part before the image). */
   prefixReusedTokens: number;
   timings: Timings;
+  /** With a JSON format: the parsed answer (it matches the schema). */
+  json?: unknown;
 }
 
 export interface DescribeRequest extends Omit<PromptInput, 'image'> {
@@ -72,19 +78,19 @@ export interface DescribeRequest extends Omit<PromptInput, 'image'> {
 const MODULE_PATH = require.resolve('./worker-tasks');
 const RECORDED_PRESET_KEY = 'node-red-contrib-llava';
 
-function presetFor(folder: ModelFolder, options: LoadOptions): LlavaPreset {
+/**
+ * The preset with its preprocessing complete: the folder's preprocessor_config.json, under what the preset fixes
+ * explicitly (the mmpretrain presets' squash), under the caller's overrides; the graph fixes the size.
+ */
+function presetFor(folder: ModelFolder, options: LoadOptions): ResolvedPreset {
   const recorded = folder.config[RECORDED_PRESET_KEY]?.preset;
   const base = getPreset(options.preset ?? (typeof recorded === 'string' ? recorded : 'llava-1.5-hf'));
-  const p = folder.preprocessor;
-  // The graph fixes the input size; the folder's preprocessor_config gives mean/std (preset overrides still win).
-  const fromFolder: PresetOverrides = {
-    preprocess: {
-      size: folder.config.vision_config.image_size,
-      ...(p.image_mean?.length === 3 ? { mean: p.image_mean as [number, number, number] } : {}),
-      ...(p.image_std?.length === 3 ? { std: p.image_std as [number, number, number] } : {}),
-    },
-  };
-  return mergePreset(mergePreset(base, fromFolder), options.overrides ?? {});
+  const size = folder.config.vision_config.image_size;
+  const fromFolder = preprocessFromConfig(folder.preprocessor, size);
+  const merged = mergePreset(mergePreset({ ...base, preprocess: fromFolder }, { preprocess: base.preprocess }), options.overrides ?? {});
+  const preprocess = { ...merged.preprocess, size } as PreprocessOptions;
+  if (preprocess.mode !== 'crop' && preprocess.mode !== 'pad') delete preprocess.shortestEdge;
+  return { ...merged, preprocess };
 }
 
 function eosIds(folder: ModelFolder, tokenizer: PromptTokenizer): number[] {
@@ -101,10 +107,12 @@ export class LlavaModel {
    * them: a message lost in transit while Node-RED stops a flow would otherwise hold its tensor for good.
    */
   private readonly liveImages = new Map<string, TensorHandle>();
+  /** Which open model made each live image, so a holder can free one without knowing its model. */
+  private static readonly owners = new Map<string, LlavaModel>();
 
   private constructor(
     readonly folder: ModelFolder,
-    readonly preset: LlavaPreset,
+    readonly preset: ResolvedPreset,
     readonly tokenizer: PromptTokenizer,
     private readonly runtime: Runtime,
     private readonly vision: SessionLease,
@@ -116,7 +124,6 @@ export class LlavaModel {
 
   static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
     const folder = openModelFolder(dir, options.variant ?? 'auto');
-    const preset = presetFor(folder, options);
     const tokenizer = PromptTokenizer.fromFolder(folder.dir);
     const runtime = options.runtime ?? getRuntime();
     await runtime.registerTaskModule(MODULE_PATH);
@@ -140,8 +147,11 @@ export class LlavaModel {
       throw failed.reason;
     }
     const [vision, projector, embed, decoder] = leases.map((r) => (r as PromiseFulfilledResult<SessionLease | null>).value);
+    let preset: ResolvedPreset;
     try {
       checkGraphsAgainstConfig(folder.config, { vision: vision!.info, projector: projector?.info ?? null, embed: embed!.info, decoder: decoder!.info });
+      // After the graph check: a config that does not fit its graphs is the first thing to say.
+      preset = presetFor(folder, options);
     } catch (err) {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
@@ -168,7 +178,27 @@ export class LlavaModel {
       throw new Error('this LLaVA model has been closed');
     }
     this.liveImages.set(handle.handle, handle);
+    LlavaModel.owners.set(handle.handle, this);
     return handle;
+  }
+
+  /** The image is consumed or freed: this model no longer answers for it. */
+  private disown(handle: TensorHandle): void {
+    this.liveImages.delete(handle.handle);
+    LlavaModel.owners.delete(handle.handle);
+  }
+
+  /**
+   * Frees image features through the models that made them. A handle no open model answers for was consumed
+   * already, or freed when its model closed: nothing to do.
+   */
+  static async releaseHandles(handles: readonly TensorHandle[]): Promise<void> {
+    await Promise.all(
+      handles.map((h) => {
+        const owner = LlavaModel.owners.get(h.handle);
+        return owner?.releaseHandle(h);
+      }),
+    );
   }
 
   preprocess(bytes: Uint8Array, overrides: Partial<PreprocessOptions> = {}): Promise<PreprocessedImage> {
@@ -183,13 +213,19 @@ export class LlavaModel {
     if (pixels.length !== 3 * size * size) {
       throw new Error(`pixel tensor has ${pixels.length} values; this model needs 3×${size}×${size}`);
     }
-    const input = this.vision.info.inputs[0];
-    const output = this.vision.info.outputs[0].name;
-    const r = await this.runtime.run(
-      this.vision,
-      { [input.name]: { type: 'float32', dims: [1, 3, size, size], data: pixels } },
-      { keep: [output], signal, label: 'clip encode' },
-    );
+    // Feed what the session declares: pixels as float32 or float16, rank 4 or 5, and image_sizes (height, width).
+    const inputs = visionInputs(this.vision.info);
+    const dims = inputs.pixels.shape.length === 5 ? [1, 1, 3, size, size] : [1, 3, size, size];
+    const feeds: Record<string, TensorValue> = {
+      [inputs.pixels.name]:
+        inputs.pixels.type === 'float16' ? { type: 'float16', dims, data: floatArrayToHalf(pixels) } : { type: 'float32', dims, data: pixels },
+    };
+    if (inputs.imageSizes) {
+      const [height, width] = image instanceof Float32Array ? [size, size] : [image.sourceHeight, image.sourceWidth];
+      feeds[inputs.imageSizes.name] = { type: 'int64', dims: [1, 2], data: BigInt64Array.from([BigInt(height), BigInt(width)]) };
+    }
+    const output = visionOutput(this.vision.info).name;
+    const r = await this.runtime.run(this.vision, feeds, { keep: [output], signal, label: 'clip encode' });
     return { handle: await this.adopt(r.handles[output]), projected: this.projector === null, ms: r.ms };
   }
 
@@ -203,15 +239,18 @@ export class LlavaModel {
       const r = await this.runtime.run(this.projector, { [input]: features.handle }, { keep: [output], signal, label: 'project' });
       return { handle: await this.adopt(r.handles[output]), projected: true, ms: r.ms };
     } finally {
-      this.liveImages.delete(features.handle.handle);
-      await this.runtime.free(features.handle);
+      await this.releaseHandle(features.handle);
     }
   }
 
   /** Frees image features that will not reach generation (a dropped message). */
   releaseImage(features: ImageFeatures): Promise<void> {
-    this.liveImages.delete(features.handle.handle);
-    return this.runtime.free(features.handle);
+    return this.releaseHandle(features.handle);
+  }
+
+  private releaseHandle(handle: TensorHandle): Promise<void> {
+    this.disown(handle);
+    return this.runtime.free(handle);
   }
 
   prompt(input: PromptInput): PromptSegment[] {
@@ -220,7 +259,7 @@ export class LlavaModel {
 
   async generate(request: GenerateRequest): Promise<LlavaResult> {
     const freeImage = request.image !== null && !request.keepImage;
-    if (freeImage) this.liveImages.delete(request.image!.handle.handle);
+    if (freeImage) this.disown(request.image!.handle);
     try {
       this.assertOpen();
       if (request.image && !request.image.projected) {
@@ -236,6 +275,8 @@ export class LlavaModel {
       if (encoded.imageCount > 1) throw new Error(`the prompt has ${encoded.imageCount} <image> slots; one image per prompt is supported`);
       assertFitsContext(encoded, text.max_position_embeddings);
       const options: GenerationOptions = { ...this.preset.generation, ...request.options } as GenerationOptions;
+      // An unsupported keyword or invalid schema fails here, before any work in the worker.
+      if (options.format) compileJsonFormat(options.format);
       options.eosTokenIds ??= eosIds(this.folder, this.tokenizer);
       // Never generate past the model's positions.
       options.maxNewTokens = Math.min(options.maxNewTokens, text.max_position_embeddings - encoded.ids.length);
@@ -261,7 +302,9 @@ export class LlavaModel {
           else request.onProgress?.(event.tokens, event.tokensPerSecond);
         },
       });
+      const json = options.format ? parseJsonAnswer(r.text, r.jsonComplete === true, r.finishReason, r.tokenIds.length) : undefined;
       return {
+        ...(options.format ? { json } : {}),
         text: r.text,
         tokenIds: r.tokenIds,
         promptTokenCount: r.promptTokenCount,
@@ -277,6 +320,7 @@ export class LlavaModel {
           first_token_ms: r.first_token_ms,
           decode_ms: r.decode_ms,
           decode_tokens_per_s: r.decode_tokens_per_s,
+          ...(r.json_mask_ms_per_token !== undefined ? { json_mask_ms_per_token: r.json_mask_ms_per_token } : {}),
         },
       };
     } catch (err) {
@@ -312,7 +356,7 @@ export class LlavaModel {
     if (this.closed) return;
     this.closed = true;
     const unconsumed = [...this.liveImages.values()];
-    this.liveImages.clear();
+    for (const handle of unconsumed) this.disown(handle);
     if (unconsumed.length) this.runtime.free(unconsumed).catch(() => undefined);
     for (const lease of [this.vision, this.projector, this.embed, this.decoder]) lease?.release();
   }

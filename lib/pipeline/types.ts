@@ -3,9 +3,19 @@
 /** crop: HF CLIPImageProcessor; pad: original LLaVA-1.5 expand2square then crop; squash: mmpretrain resize to size×size. */
 export type ResizeMode = 'crop' | 'pad' | 'squash';
 
+/** PIL's resampling filters the image processors use (resample 3 and 2). */
+export type Resample = 'bicubic' | 'bilinear';
+
 export interface PreprocessOptions {
   mode: ResizeMode;
+  /** The square the vision tower takes (the crop size in crop and pad modes). */
   size: number;
+  /** crop and pad: the shortest edge is resized to this before the centre size×size crop (default: size). */
+  shortestEdge?: number;
+  /** Default bicubic. */
+  resample?: Resample;
+  /** The factor 8-bit values are multiplied by before mean/std (default 1/255; 1 for a processor that does not rescale). */
+  rescale?: number;
   mean: [number, number, number];
   std: [number, number, number];
   /** Decompression-bomb guard (sharp limitInputPixels). */
@@ -36,7 +46,12 @@ export interface GenerationOptions {
   lengthPenalty?: number;
   stopStrings?: string[];
   eosTokenIds?: number[];
+  /** Constrain the answer to JSON: any object ({type: 'json'}) or a value matching a JSON schema. Absent: text. */
+  format?: JsonFormat;
 }
+
+/** A JSON answer format (the supported schema subset is in generation/json-schema.ts and the README). */
+export type JsonFormat = { type: 'json' } | { type: 'json_schema'; schema: unknown };
 
 export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted';
 
@@ -48,4 +63,6 @@ export interface Timings {
   first_token_ms: number;
   decode_ms: number;
   decode_tokens_per_s: number;
+  /** With a JSON format: mean time per token spent computing and applying the token mask. */
+  json_mask_ms_per_token?: number;
 }

@@ -4,6 +4,9 @@
 import type { TaskIO, TaskModule, WorkerContext } from '../runtime/types';
 import type { TensorHandle } from '../runtime/tensor';
 import { generate } from './generation';
+import { JsonSchemaConstraint } from './generation/json-constraint';
+import { compileJsonFormat } from './generation/json-schema';
+import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
 import { KvCache, KvDecoder, KvShape, toFloat32 } from './decoder';
 import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions } from './types';
@@ -39,6 +42,9 @@ export interface GenerateTaskResult {
   first_token_ms: number;
   decode_ms: number;
   decode_tokens_per_s: number;
+  /** With a JSON format: whether the document is complete (text is then exactly its bytes) and the mask's mean time. */
+  jsonComplete?: boolean;
+  json_mask_ms_per_token?: number;
 }
 
 /** Events a generate task emits; the main thread turns them into streamed text and status. */
@@ -49,6 +55,19 @@ export type GenerateEvent =
 const tokenizers = new Map<string, PromptTokenizer>();
 /** The last prefix KV cache per decoder session (the portable and optimized decoders never write into a past tensor). */
 const prefixCaches = new Map<string, { ids: number[]; cache: KvCache }>();
+
+/** Token bytes and tries per tokenizer folder and logits width, built on the first JSON request. */
+const vocabularies = new Map<string, TokenVocabulary>();
+
+function vocabularyFor(dir: string, tokenizer: PromptTokenizer, size: number): TokenVocabulary {
+  const key = `${size}:${dir}`;
+  let v = vocabularies.get(key);
+  if (!v) {
+    v = new TokenVocabulary(tokenBytes(tokenizer.tokenizer), size);
+    vocabularies.set(key, v);
+  }
+  return v;
+}
 
 function tokenizerFor(dir: string): PromptTokenizer {
   let t = tokenizers.get(dir);
@@ -114,6 +133,9 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
   try {
     const tokenizer = tokenizerFor(p.tokenizerDir);
     const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    const format = p.options.format;
+    const vocabulary = format ? vocabularyFor(p.tokenizerDir, tokenizer, decoder.vocabSize) : null;
+    const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
     const embeds = await promptEmbeddings(ctx, decoder, p);
     if (io.signal.aborted) throw io.signal.reason ?? new Error('aborted');
     const { logits, reused } = await prefill(decoder, embeds, p);
@@ -140,12 +162,14 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       onText: (delta) => io.emit({ type: 'text', delta } satisfies GenerateEvent),
       signal: io.signal,
       promptTokenIds: withoutImageRows(p),
+      constraint,
     });
     if (firstTokenMs === 0) firstTokenMs = performance.now() - started;
     const generated = result.tokenIds.length;
     const out: GenerateTaskResult = {
       tokenIds: result.tokenIds,
-      text: result.text,
+      // A JSON answer is exactly the bytes the grammar accepted (the tokenizer's decode may clean up spaces).
+      text: vocabulary ? vocabulary.decode(result.tokenIds).trimStart() : result.text,
       finishReason: result.finishReason,
       promptTokenCount: p.ids.length,
       imageTokenCount: p.imagePositions.length,
@@ -154,6 +178,9 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       first_token_ms: firstTokenMs,
       decode_ms: result.decodeMs,
       decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
+      ...(constraint
+        ? { jsonComplete: constraint.complete(result.tokenIds), json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 }
+        : {}),
     };
     return { result: out };
   } finally {

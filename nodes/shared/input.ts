@@ -2,8 +2,6 @@
 // unhandled rejection — Node-RED exits the process on one), report drops, and on close abort running work and
 // release references inside Node-RED's 15 s close timeout.
 import type { Node, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { getRuntime } from '../../lib/runtime';
-import { featureHandlesOn } from './image-values';
 import { AdmissionQueue, DropReason, QUEUE_POLICIES, QueueOptions, QueuePolicy, QueueState } from './queue';
 import { StatusReporter, errorMessage } from './status';
 
@@ -23,8 +21,11 @@ export interface InputOptions {
   /** Without a queue every message runs at once (still aborted on close). */
   queue?: QueueOptions;
   dropped?: DropReport;
-  /** Free what a dropped message holds (image-feature handles, …). Errors here are logged, not thrown. */
-  onDropped?(msg: NodeMessageInFlow, reason: DropReason): void;
+  /**
+   * Free what a message that goes no further holds (it was dropped, or it failed, so nothing downstream will): an
+   * unattended flow would otherwise leak one runtime tensor per lost frame. Errors here are logged, not thrown.
+   */
+  release?(msg: NodeMessageInFlow): Promise<void>;
   /** Release references on close, after running work settled or the grace time ran out. */
   onClose?(removed: boolean): Promise<void> | void;
   /** How long close waits for aborted work (default 10 s, inside Node-RED's 15 s). */
@@ -68,7 +69,7 @@ export function handleInput(node: Node, options: InputOptions): AdmissionQueue<D
   const queue = new AdmissionQueue<Delivery>(queueOptions, {
     run: async ({ msg, send, done }, signal) => {
       const failure = await runGuarded(() => options.process(msg, send, signal), done);
-      if (failure) releaseFeatures(node, msg);
+      if (failure) release(node, options, msg);
       if (failure && !signal.aborted) status?.error(failure);
     },
     dropped: (delivery, reason) => reportDrop(node, options, delivery, reason),
@@ -96,14 +97,15 @@ export function handleInput(node: Node, options: InputOptions): AdmissionQueue<D
   return queue;
 }
 
-/**
- * A message that ended in an error goes no further, so nothing downstream frees the image features it carries
- * (a bad question at the prompt node, bad options at generate): free them now, or an unattended flow leaks one
- * runtime tensor per failed frame.
- */
-function releaseFeatures(node: Node, msg: NodeMessageInFlow): void {
-  const handles = featureHandlesOn(msg);
-  if (handles.length) getRuntime().free(handles).catch((err) => node.warn(`could not free a failed message's image features: ${errorMessage(err)}`));
+function release(node: Node, options: InputOptions, msg: NodeMessageInFlow): void {
+  if (!options.release) return;
+  const warn = (err: unknown) => node.warn(`could not free what a lost message holds: ${errorMessage(err)}`);
+  try {
+    // Started now, before the message travels on (a dropped one may go to an output).
+    options.release(msg).catch(warn);
+  } catch (err) {
+    warn(err);
+  }
 }
 
 /** The latest-wins key: msg.topic as text ("" when absent, so untopiced messages share one slot). */
@@ -112,11 +114,7 @@ export function topicKey(msg: NodeMessage): string {
 }
 
 function reportDrop(node: Node, options: InputOptions, { msg, send, done }: Delivery, reason: DropReason): void {
-  try {
-    options.onDropped?.(msg, reason);
-  } catch (err) {
-    node.warn(`releasing a dropped message failed: ${errorMessage(err)}`);
-  }
+  release(node, options, msg);
   const report = options.dropped ?? { mode: 'status' };
   const note = `message dropped (${reason})${msg.topic !== undefined ? ` for topic ${String(msg.topic)}` : ''}`;
   try {
@@ -158,6 +156,9 @@ export function admissionFromConfig(config: AdmissionConfig, outputs: number): {
     throw new Error(`queue policy must be one of ${QUEUE_POLICIES.join(', ')}, got ${JSON.stringify(policy)}`);
   }
   const maxQueued = config.queueLength === undefined || config.queueLength === '' ? 1 : Number(config.queueLength);
+  if (!Number.isInteger(maxQueued) || maxQueued < 0) {
+    throw new Error(`queue length must be a whole number ≥ 0, got ${JSON.stringify(config.queueLength)}`);
+  }
   const queue: QueueOptions = { policy: policy as QueuePolicy, maxQueued };
   switch (config.dropped ?? 'status') {
     case 'status':

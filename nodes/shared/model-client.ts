@@ -1,9 +1,11 @@
 // How a LLaVA node reaches its model: the llava-model config node loads it once and tells every node that uses
 // it how loading went, so each shows loading / ready (provider) / error the same way.
 import type { Node, NodeAPI } from 'node-red';
+import type { Engine } from '../../lib/engine/types';
 import type { LlavaModel } from '../../lib/pipeline/llava-model';
 import type { StatusReporter } from './status';
 
+/** `provider` is what runs the model: the execution provider, or the remote server's host and model. */
 export type ModelState =
   | { state: 'loading'; progress?: string }
   | { state: 'ready'; provider: string; fallbackReasons: string[] }
@@ -11,8 +13,10 @@ export type ModelState =
 
 /** What the llava-model config node offers the nodes that use it. */
 export interface ModelConfigNode extends Node {
-  /** The loaded model; rejects with the load error. */
+  /** The loaded model; rejects with the load error, or when the engine is remote (no model in this process). */
   model(): Promise<LlavaModel>;
+  /** The engine that runs requests: this process's runtime or an OpenAI-compatible server. */
+  engine(): Promise<Engine>;
   /** Folders that image-load may read file paths from (empty: none). */
   readonly imageRoots: string[];
   readonly modelState: ModelState;
@@ -21,6 +25,7 @@ export interface ModelConfigNode extends Node {
 
 export interface ModelClient {
   model(): Promise<LlavaModel>;
+  engine(): Promise<Engine>;
   imageRoots: string[];
 }
 
@@ -33,7 +38,7 @@ export function useModel(RED: NodeAPI, node: Node, configId: unknown, status: St
   if (!config || typeof config.model !== 'function') {
     const error = new Error('no LLaVA model configured: choose or add a llava-model in the node');
     status.error(error);
-    return { model: () => Promise.reject(error), imageRoots: [] };
+    return { model: () => Promise.reject(error), engine: () => Promise.reject(error), imageRoots: [] };
   }
   const show = (s: ModelState) => {
     if (s.state === 'loading') status.loading(s.progress ? `model ${s.progress}` : 'model');
@@ -43,7 +48,7 @@ export function useModel(RED: NodeAPI, node: Node, configId: unknown, status: St
   show(config.modelState);
   const unsubscribe = config.onModelState(show);
   node.on('close', () => unsubscribe());
-  return { model: () => config.model(), imageRoots: config.imageRoots };
+  return { model: () => config.model(), engine: () => config.engine(), imageRoots: config.imageRoots };
 }
 
 /** The config node's image root folders: one per line (or comma-separated). */

@@ -1,20 +1,22 @@
-// The shape of a LLaVA stage node (clip encode, project): read one property, run one model step, write the
-// result to another property, note the step's time, pass the rest of the message on. Messages are admitted like
-// llm generate's (same editor fields, same queue), so a burst faster than the step cannot pile up in the runtime.
-import type { Node, NodeAPI, NodeDef } from 'node-red';
+// The shape of a LLaVA stage node (image load, clip encode, project): read one property, run one model step, write
+// the result to another property, note the step's time, pass the rest of the message on. Messages are admitted
+// through a queue like llm generate's (same editor fields), so a burst faster than the step cannot pile up.
+import type { NodeDef } from 'node-red';
+import { isEncodedImageValue } from '../../lib/engine/image-value';
+import type { Engine } from '../../lib/engine/types';
+import type { StageResult } from '../../lib/pipeline/image-values';
 import type { LlavaModel } from '../../lib/pipeline/llava-model';
-import { admissionFromConfig, AdmissionConfig, handleInput } from './input';
-import { recordTiming, StageTiming } from './image-values';
-import { useModel } from './model-client';
-import { describeProperty, readProperty, readRequiredProperty, typedProperty, writeProperty } from './properties';
-import { StatusReporter } from './status';
+import { defineNode, Kit, QueueDefaults, StageTiming } from './kit';
 
-export interface StageDef extends NodeDef, AdmissionConfig {
+export interface StageDef extends NodeDef {
   model: string;
   input: string;
   inputType: string;
   output: string;
   outputType: string;
+  queuePolicy?: string;
+  queueLength?: number | string;
+  dropped?: string;
 }
 
 /**
@@ -22,9 +24,16 @@ export interface StageDef extends NodeDef, AdmissionConfig {
  * in order, so a general flow loses nothing to a short burst, but at most this many wait, so a sustained burst
  * cannot hold unbounded pixels or features. Drops are counted in the status.
  */
-export const STAGE_QUEUE_DEFAULTS = { queuePolicy: 'fifo', queueLength: 10, dropped: 'status' } as const;
+export const STAGE_QUEUE_DEFAULTS: QueueDefaults = { queuePolicy: 'fifo', queueLength: 10, dropped: 'status' };
 
-export interface Stage<I> {
+/**
+ * Image load's: it is where bursts from outside arrive. Images are decoded one at a time, so decoded pixels stay
+ * bounded; a waiting message holds only the bytes it arrived with, so more may wait there than at later stages.
+ */
+export const IMAGE_LOAD_QUEUE_DEFAULTS: QueueDefaults = { queuePolicy: 'fifo', queueLength: 100, dropped: 'status' };
+
+export interface Stage<D extends StageDef, C> {
+  type: string;
   /** Defaults of the input and output properties, e.g. "msg.llava.pixels". */
   input: string;
   output: string;
@@ -33,60 +42,49 @@ export interface Stage<I> {
   /** Status text while the step runs. */
   working: string;
   timing: StageTiming;
+  /** Admission defaults (default STAGE_QUEUE_DEFAULTS). */
+  queue?: QueueDefaults;
   /** The step frees its input (a handle): remove it from the message so no dangling handle travels on. */
   consumesInput?: boolean;
-  parse(value: unknown, what: string): I;
-  run(model: LlavaModel, input: I, signal: AbortSignal): Promise<{ value: unknown; ms: number }>;
-  /** Free what the input holds in the runtime when its message is dropped (it will never reach `run`). */
-  release?(model: LlavaModel, input: I): Promise<void>;
+  configure?(def: D): C;
+  /** One step on the input's value (`what` names the property, for errors). */
+  run(model: LlavaModel, input: unknown, what: string, signal: AbortSignal, kit: Kit<D, C>): Promise<StageResult<unknown>>;
+  /**
+   * The step when the engine is remote (the server runs the vision stages itself). Default: pass the encoded image
+   * on unchanged, and say so in the status.
+   */
+  remote?(engine: Engine, input: unknown, what: string, kit: Kit<D, C>): Promise<StageResult<unknown>>;
 }
 
-export function runStageNode<I>(RED: NodeAPI, node: Node, def: StageDef, stage: Stage<I>): void {
-  const status = new StatusReporter(node);
-  const input = typedProperty(def.input, def.inputType, stage.input);
-  const output = typedProperty(def.output, def.outputType, stage.output);
-  const client = useModel(RED, node, def.model, status);
-  // The dropped-message output, when chosen, is the second one.
-  const outputs = def.dropped === 'output' ? 2 : 1;
-  let admission: ReturnType<typeof admissionFromConfig>;
-  try {
-    admission = admissionFromConfig(
-      {
-        queuePolicy: def.queuePolicy ?? STAGE_QUEUE_DEFAULTS.queuePolicy,
-        queueLength: def.queueLength === undefined || def.queueLength === '' ? STAGE_QUEUE_DEFAULTS.queueLength : def.queueLength,
-        dropped: def.dropped ?? STAGE_QUEUE_DEFAULTS.dropped,
-      },
-      outputs,
-    );
-  } catch (err) {
-    // A bad configuration fails every message with its reason rather than dropping them.
-    status.error(err);
-    handleInput(node, { status, process: () => Promise.reject(err) });
-    return;
+/** What a stage without a remote step does with a remote engine: pass the encoded image on. */
+function passOn(input: unknown, what: string): StageResult<unknown> {
+  if (!isEncodedImageValue(input)) {
+    throw new Error(`${what} is not an encoded image: with a remote engine, image load must use the same llava-model (it then passes the JPEG on)`);
   }
-  const release = stage.release;
-  handleInput(node, {
-    status,
-    ...admission,
-    onDropped: release
-      ? (msg) => {
-          void (async () => {
-            const value = await readProperty(RED, node, input, msg);
-            if (value === undefined || value === null) return;
-            await release(await client.model(), stage.parse(value, describeProperty(input)));
-          })().catch((err) => node.warn(`could not free a dropped message's input: ${(err as Error).message}`));
-        }
-      : undefined,
-    process: async (msg, send, signal) => {
-      const value = stage.parse(await readRequiredProperty(RED, node, input, msg, stage.expected), describeProperty(input));
-      const model = await client.model();
-      status.working(stage.working);
-      const result = await stage.run(model, value, signal);
-      if (stage.consumesInput && input.type === 'msg') RED.util.setMessageProperty(msg, input.value, undefined);
-      writeProperty(RED, node, output, msg, result.value);
-      recordTiming(msg, stage.timing, result.ms);
-      status.ready(model.provider);
-      send(outputs === 1 ? msg : [msg, null]);
+  return { value: input, ms: 0 };
+}
+
+export function defineStage<D extends StageDef, C = undefined>(stage: Stage<D, C>) {
+  return defineNode<D, C>({
+    type: stage.type,
+    properties: { input: stage.input, output: stage.output },
+    queue: stage.queue ?? STAGE_QUEUE_DEFAULTS,
+    // Whatever image value the input holds is freed when the message is lost before the step consumed it.
+    holds: ['input'],
+    configure: stage.configure,
+    process: async (kit, msg, out, signal) => {
+      const value = await kit.readRequired('input', msg, stage.expected);
+      const engine = await kit.engine();
+      kit.status.working(stage.working);
+      const result =
+        engine.kind === 'remote'
+          ? await (stage.remote ? stage.remote(engine, value, kit.describe('input'), kit) : passOn(value, kit.describe('input')))
+          : await stage.run(await kit.model(), value, kit.describe('input'), signal, kit);
+      if (stage.consumesInput) kit.forget('input', msg);
+      kit.write('output', msg, result.value);
+      kit.timing(msg, stage.timing, result.ms);
+      out(msg);
+      return engine.kind === 'remote' && !stage.remote ? `passed on (remote engine)` : undefined;
     },
   });
 }

@@ -24,6 +24,11 @@ export class StatusReporter {
     this.show({ fill: 'green', shape: 'dot', text: provider ? `ready (${provider})` : 'ready' });
   }
 
+  /** What a message's handling came to when it is not "ready (provider)", e.g. "passed on (remote engine)". */
+  done(text: string): void {
+    this.show({ fill: 'green', shape: 'ring', text });
+  }
+
   /** A short verb for the running step: "encoding", "projecting", "prefill". */
   working(what: string): void {
     this.show({ fill: 'blue', shape: 'dot', text: what });

@@ -1,8 +1,11 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { completeLlavaConfig, normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
+import { completeLlavaConfig } from '../../lib/model/hf-config';
+import { normaliseLlavaName, openHfCheckpoint } from '../../lib/onnx/checkpoint/hf';
 import type { ConvertibleCheckpoint } from '../../lib/onnx/checkpoint';
+import { attentionWindow } from '../../lib/onnx/text/llama';
+import { visionLayersUsed, visionTokenCount } from '../../lib/onnx/vision';
 import { llavaWeightShapes } from '../../lib/onnx/weight-layout';
 import { TensorToWrite, seededValues } from '../support/checkpoint-writers/encode';
 import { writeSafetensors, writeShardedSafetensors } from '../support/checkpoint-writers/safetensors';
@@ -89,12 +92,40 @@ describe('checkpoint/hf', () => {
       [4096, 32, 11008, 32000],
     );
     assert.equal(completeLlavaConfig({ model_type: 'llava', image_token_id: 151646 }).image_token_index, 151646);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llama' }), /not a LLaVA config: model_type is "llama"/);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llava_llama' }), /original haotian-liu LLaVA folder/);
-    assert.throws(
-      () => completeLlavaConfig({ model_type: 'llava', vision_config: { model_type: 'siglip_vision_model' } }),
-      /vision_config\.model_type "siglip_vision_model" is not supported/,
-    );
+  });
+
+  it('refuses a model type or text model the builder cannot make yet, before reading weights', () => {
+    for (const [config, expected] of [
+      [{ ...TINY_CONFIG, model_type: 'llava_onevision' }, /model_type "llava_onevision" cannot be built yet .*the builder converts llava, llava_qwen2/],
+      [{ ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'gemma' } }, /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/],
+      [{ ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'qwen2', num_key_value_heads: 3, use_sliding_window: true } }, /qwen2 use_sliding_window is not supported/],
+    ] as const) {
+      const dir = path.join(tmp(), `refused-${config.model_type}-${config.text_config.model_type}`);
+      writeFolder(dir, config);
+      assert.throws(() => openHfCheckpoint(dir), expected);
+    }
+  });
+
+  it('the published SigLIP and Mistral configs, as the builder reads them: 729 tokens, the layers used, the window', () => {
+    // llava-hf/llava-interleave-qwen-0.5b-hf (blame 187fe5eb): SigLIP without hidden_act/eps, 26 layers, −1, full.
+    const interleave = completeLlavaConfig({
+      architectures: ['LlavaForConditionalGeneration'], image_token_index: 151646, model_type: 'llava', projector_hidden_act: 'gelu',
+      text_config: { hidden_size: 1024, intermediate_size: 2816, model_type: 'qwen2', num_attention_heads: 16, num_hidden_layers: 24, num_key_value_heads: 16, vocab_size: 152000 },
+      vision_config: { hidden_size: 1152, image_size: 384, intermediate_size: 4304, model_type: 'siglip_vision_model', num_attention_heads: 16, num_hidden_layers: 26, patch_size: 14, vision_use_head: false },
+      vision_feature_layer: -1, vision_feature_select_strategy: 'full',
+    });
+    assert.deepEqual([visionTokenCount(interleave), visionLayersUsed(interleave), attentionWindow(interleave.text_config)], [729, 26, null]);
+    // qnguyen3/nanoLLaVA's flat config: so400m from mm_vision_tower, the last of its 27 layers skipped.
+    const nano = completeLlavaConfig({
+      model_type: 'llava_qwen2', mm_vision_tower: 'google/siglip-so400m-patch14-384', mm_projector_type: 'mlp2x_gelu', hidden_size: 1024,
+      intermediate_size: 2816, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 16, vocab_size: 151936,
+    }, { imageTokenId: -200 });
+    assert.deepEqual([visionTokenCount(nano), visionLayersUsed(nano)], [729, 26]);
+    // llava-hf/bakLlava-v1-hf (blame main): MistralConfig widths, a 4096-token window.
+    const bak = completeLlavaConfig({
+      model_type: 'llava', text_config: { intermediate_size: 14336, max_position_embeddings: 32768, model_type: 'mistral', num_key_value_heads: 8, rms_norm_eps: 1e-5, sliding_window: 4096, vocab_size: 32064 },
+    });
+    assert.deepEqual([attentionWindow(bak.text_config), visionTokenCount(bak)], [4096, 576]);
   });
 
   it('opens a sharded safetensors folder with llava-hf names, shapes, values and tokenizer files', () => {

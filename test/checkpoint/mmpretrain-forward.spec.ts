@@ -6,7 +6,7 @@ import { strict as assert } from 'assert';
 import * as ort from 'onnxruntime-node';
 import * as path from 'path';
 import { openMmpretrainCheckpoint } from '../../lib/onnx/checkpoint/mmpretrain';
-import { buildVisionEncoderGraph } from '../../lib/onnx/clip-vision';
+import { buildVisionEncoderGraph } from '../../lib/onnx/vision';
 import { TensorToWrite } from '../support/checkpoint-writers/encode';
 import { D, F, H, PATCH, VLAYERS, clipVision, llavaLanguage } from '../support/checkpoint-writers/mmpretrain-tiny';
 import { useTmpDir } from '../support/checkpoint-writers/tmp-dir';

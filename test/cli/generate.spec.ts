@@ -90,4 +90,30 @@ describe('llava generate (CLI)', function () {
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--greedy cannot be combined with --temperature/);
   });
+
+  it('--json-schema FILE|JSON and --format json print the parsed answer; a cut-off answer or a bad schema is an error', () => {
+    const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
+    const schema = { type: 'object', properties: { person: { type: 'boolean' }, count: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['person', 'count'], additionalProperties: false };
+    const file = path.join(dir, 'doorbell.schema.json');
+    fs.writeFileSync(file, JSON.stringify(schema));
+    const base = ['generate', '--model', tiny.dir, '--image', image, '--provider', 'cpu', '--max-new-tokens', '60'];
+    for (const given of [file, JSON.stringify(schema)]) {
+      const r = llava([...base, '--json-schema', given]);
+      assert.equal(r.code, 0, r.stderr);
+      const value = JSON.parse(r.stdout.trim());
+      assert.deepEqual(Object.keys(value).sort(), ['count', 'person']);
+      assert.equal(typeof value.person, 'boolean');
+      assert.ok(Number.isInteger(value.count) && value.count >= 0 && value.count <= 9);
+    }
+    const report = JSON.parse(llava([...base, '--json-schema', file, '--json']).stdout.trim().split('\n').at(-1)!);
+    assert.deepEqual(report.value, JSON.parse(report.text));
+    const any = llava([...base, '--format', 'json', '--max-new-tokens', '3']);
+    assert.notEqual(any.code, 0);
+    assert.match(any.stderr, /cut off by the token limit \(3 tokens\).*partial text: \{/);
+    const unsupported = llava([...base, '--json-schema', '{"type":"string","format":"uri"}']);
+    assert.equal(unsupported.code, 2);
+    assert.match(unsupported.stderr, /unsupported keyword "format"/);
+    assert.match(llava([...base, '--json-schema', path.join(dir, 'missing.json')]).stderr, /neither a readable file \(ENOENT\) nor a JSON schema/);
+    assert.match(llava([...base, '--format', 'yaml']).stderr, /--format must be text or json/);
+  });
 });

@@ -8,6 +8,7 @@ import * as path from 'path';
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { launchBrowser, openEditor, EditorPage } from '../support/browser';
+import { requireSystemPackages } from '../support/system-packages';
 import { RunningNodeRed, repoRoot, startNodeRed } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 
@@ -67,6 +68,7 @@ describe('editor: the caption example, from import to a caption in the debug sid
   let dir: string;
 
   before(async function () {
+    requireSystemPackages(this, 'chromium');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-journey-'));
     nr = await startNodeRed();
     browser = await launchBrowser();
@@ -75,7 +77,7 @@ describe('editor: the caption example, from import to a caption in the debug sid
   after(async function () {
     await browser?.close();
     await nr?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('imports, configures, deploys, injects and shows the caption', async () => {

@@ -6,6 +6,7 @@ import type { Browser } from 'playwright-core';
 import * as fs from 'fs';
 import * as path from 'path';
 import { launchBrowser, openEditor, EditorPage } from '../support/browser';
+import { requireSystemPackages } from '../support/system-packages';
 import { RunningNodeRed, nodeRedDir, repoRoot, startNodeRed } from '../support/node-red';
 
 const nodeRedMajor = Number(JSON.parse(fs.readFileSync(path.join(nodeRedDir, 'package.json'), 'utf8')).version.split('.')[0]);
@@ -36,6 +37,7 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
   let editor: EditorPage;
 
   before(async function () {
+    requireSystemPackages(this, 'chromium');
     nr = await startNodeRed();
     browser = await launchBrowser();
     editor = await openEditor(browser, nr.url, { paletteTypes: Object.keys(PALETTE) });
@@ -100,6 +102,56 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
         return found;
       });
       assert.strictEqual(recovered, false, `${name}: every node has a flow id, so none land in "Recovered Nodes"`);
+    }
+  });
+
+  it('shared editor rows: the queued nodes offer the same choices, old flows show the defaults, a dropped output is added', async () => {
+    const QUEUED: Record<string, { defaults: [string, string, string]; outputs: number }> = {
+      'llava-image-load': { defaults: ['fifo', '100', 'status'], outputs: 1 },
+      'llava-clip-encode': { defaults: ['fifo', '10', 'status'], outputs: 1 },
+      'llava-project': { defaults: ['fifo', '10', 'status'], outputs: 1 },
+      'llava-generate': { defaults: ['latest', '1', 'status'], outputs: 2 },
+    };
+    for (const [type, expected] of Object.entries(QUEUED)) {
+      // A node as a flow saved before the queue fields has it: none of them.
+      await editor.page.evaluate((t: string) => {
+        const RED = (globalThis as any).RED;
+        const id = RED.nodes.id();
+        RED.view.importNodes([{ id, type: t, z: RED.workspaces.active(), x: 200, y: 200, wires: [] }]);
+        const n = RED.nodes.node(id);
+        for (const f of ['queuePolicy', 'queueLength', 'dropped']) delete n[f];
+        RED.editor.edit(n);
+        (globalThis as any).__edited = n;
+      }, type);
+      await editor.page.waitForSelector('#dialog-form #node-input-queuePolicy', { state: 'attached' });
+      const dialog = await editor.page.evaluate(() => {
+        const $ = (globalThis as any).$;
+        const values = (sel: string) => $(sel).find('option').map((_: number, o: any) => o.value).get();
+        return {
+          policies: values('#node-input-queuePolicy'),
+          drops: values('#node-input-dropped'),
+          shown: ['queuePolicy', 'queueLength', 'dropped'].map((f) => String($(`#node-input-${f}`).val())),
+          outputText: $('#node-input-dropped option[value="output"]').text(),
+          name: $('#node-input-name').length,
+          model: $('#node-input-model').length,
+        };
+      });
+      assert.deepStrictEqual(dialog.policies, ['latest', 'fifo', 'drop-new'], type);
+      assert.deepStrictEqual(dialog.drops, ['status', 'output', 'error'], type);
+      assert.deepStrictEqual(dialog.shown, expected.defaults, `${type}: a flow without the fields shows the runtime's defaults`);
+      assert.strictEqual(dialog.outputText, `send to a ${['', 'second', 'third'][expected.outputs]} output`, type);
+      assert.deepStrictEqual([dialog.name, dialog.model], [1, 1], `${type}: name and model rows`);
+      // Choosing the dropped-message output and saving adds one output after the node's own.
+      await editor.page.evaluate(() => {
+        (globalThis as any).$('#node-input-dropped').val('output').trigger('change');
+        (globalThis as any).$('#node-dialog-ok').trigger('click');
+      });
+      await editor.page.waitForSelector('#dialog-form', { state: 'detached' });
+      const saved = await editor.page.evaluate(() => {
+        const n = (globalThis as any).__edited;
+        return { outputs: Number(n.outputs), dropped: n.dropped };
+      });
+      assert.deepStrictEqual(saved, { outputs: expected.outputs + 1, dropped: 'output' }, type);
     }
   });
 

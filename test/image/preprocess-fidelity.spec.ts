@@ -2,9 +2,10 @@
 
 import { strict as assert } from 'assert';
 import { preprocessImage, padColour } from '../../lib/pipeline/image-preprocess';
-import { resizeBicubicWindow } from '../../lib/pipeline/image-resample';
-import type { ResizeMode } from '../../lib/pipeline/types';
-import { cropRaw, expandToSquare, pilReference, pilResizeBicubic, type RawImage } from '../support/pil-resize';
+import { resizeWindow } from '../../lib/pipeline/image-resample';
+import type { PreprocessOptions, ResizeMode } from '../../lib/pipeline/types';
+import { referencePixels } from '../support/reference-pipeline';
+import { cropRaw, expandToSquare, pilReference, pilResize, type RawImage } from '../support/pil-resize';
 import { CLIP_MEAN, clipOptions, decodeRaw, denormalise, encodeJpeg, encodePng, meanAbsDiff, testCard } from './synthetic';
 
 const MODES: ResizeMode[] = ['crop', 'pad', 'squash'];
@@ -36,36 +37,67 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
     }
   }
 
-  it('resizeBicubicWindow equals the PIL reference byte for byte (down, up, mixed, odd sizes, windows)', function () {
+  it('resizeWindow equals the PIL reference byte for byte (down, up, mixed, odd sizes, windows)', function () {
     const image = testCard(97, 61, 3);
     const shapes: [number, number][] = [[31, 17], [97, 61], [200, 45], [13, 140], [1, 1], [96, 60]];
     for (const [w, h] of shapes) {
-      const reference = pilResizeBicubic(image, w, h);
-      assert.deepEqual(resizeBicubicWindow(image, w, h, { left: 0, top: 0, width: w, height: h }), reference.data, `${w}×${h}`);
+      const reference = pilResize(image, w, h);
+      assert.deepEqual(resizeWindow(image, w, h, { left: 0, top: 0, width: w, height: h }), reference.data, `${w}×${h}`);
       const left = Math.floor(w / 3);
       const top = Math.floor(h / 4);
       const window = { left, top, width: w - left, height: h - top };
       assert.deepEqual(
-        resizeBicubicWindow(image, w, h, window),
+        resizeWindow(image, w, h, window),
         cropRaw(reference, left, top, window.width, window.height).data,
         `${w}×${h} window at ${left},${top}`,
       );
     }
   });
 
-  it('resizeBicubicWindow with padding equals resizing the expand2square canvas (wide and tall)', function () {
+  it('resizeWindow bilinear equals PIL BILINEAR byte for byte (down, up, windows)', function () {
+    const image = testCard(97, 61, 4);
+    for (const [w, h] of [[31, 17], [200, 45], [13, 140], [96, 60]] as [number, number][]) {
+      const reference = pilResize(image, w, h, 'bilinear');
+      assert.deepEqual(resizeWindow(image, w, h, { left: 0, top: 0, width: w, height: h }, undefined, 'bilinear'), reference.data, `${w}×${h}`);
+      const window = { left: Math.floor(w / 3), top: Math.floor(h / 4), width: w - Math.floor(w / 3), height: h - Math.floor(h / 4) };
+      assert.deepEqual(
+        resizeWindow(image, w, h, window, undefined, 'bilinear'),
+        cropRaw(reference, window.left, window.top, window.width, window.height).data,
+      );
+    }
+  });
+
+  it('preprocessImage equals the PIL pipeline exactly for shortest edge ≠ crop, bilinear, rescale and pad', async function () {
+    const card = testCard(90, 61, 7);
+    const bytes = await encodePng(card);
+    const cases: PreprocessOptions[] = [
+      { mode: 'crop', size: 32, shortestEdge: 40, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+      { mode: 'crop', size: 32, shortestEdge: 37, resample: 'bilinear', mean: [...CLIP_MEAN], std: [0.2, 0.3, 0.4] },
+      { mode: 'squash', size: 30, resample: 'bilinear', rescale: 1, mean: [0, 0, 0], std: [1, 1, 1] },
+      { mode: 'pad', size: 24, shortestEdge: 28, mean: [...CLIP_MEAN], std: [0.2, 0.3, 0.4] },
+    ];
+    for (const o of cases) {
+      const ours = await preprocessImage(bytes, o);
+      const reference = await referencePixels(bytes, o);
+      const worst = ours.pixels.reduce((m, v, i) => Math.max(m, Math.abs(v - reference[i])), 0);
+      assert.ok(worst < 1e-5, `${JSON.stringify(o)}: differs by ${worst}`);
+      if (o.rescale === 1) assert.ok(ours.pixels.some((v) => v > 1), 'without rescaling the values stay on 0–255');
+    }
+  });
+
+  it('resizeWindow with padding equals resizing the expand2square canvas (wide and tall)', function () {
     const fill = [122, 116, 104];
     for (const image of [testCard(90, 31, 5), testCard(23, 70, 6)]) {
       const side = Math.max(image.width, image.height);
       const padding = { side, left: (side - image.width) >> 1, top: (side - image.height) >> 1, fill };
-      const reference = pilResizeBicubic(expandToSquare(image, fill), 40, 40);
+      const reference = pilResize(expandToSquare(image, fill), 40, 40);
       const window = { left: 0, top: 0, width: 40, height: 40 };
-      assert.deepEqual(resizeBicubicWindow(image, 40, 40, window, padding), reference.data, `${image.width}×${image.height}`);
+      assert.deepEqual(resizeWindow(image, 40, 40, window, padding), reference.data, `${image.width}×${image.height}`);
     }
   });
 
-  it('resizeBicubicWindow refuses a window outside the resized image', function () {
+  it('resizeWindow refuses a window outside the resized image', function () {
     const image: RawImage = testCard(8, 8);
-    assert.throws(() => resizeBicubicWindow(image, 4, 4, { left: 2, top: 0, width: 3, height: 4 }), /outside the 4×4/);
+    assert.throws(() => resizeWindow(image, 4, 4, { left: 2, top: 0, width: 3, height: 4 }), /outside the 4×4/);
   });
 });

@@ -14,10 +14,18 @@ function tinyHeadDim8(): Architecture {
   return a;
 }
 
+/** tiny as Mistral: 4 heads over 2 KV heads, and a 4-token sliding window, shorter than the 7-token prompts. */
+function tinyMistral(window: number | null = 4): Architecture {
+  const a = architecture('tiny');
+  Object.assign(a.config.text_config, { model_type: 'mistral', sliding_window: window });
+  return a;
+}
+
 const CASES: Array<[string, () => Architecture]> = [
   ['LLaMA (tiny)', () => architecture('tiny')],
   ['Qwen2 with q/k/v biases, tied lm_head (tiny-qwen2)', () => architecture('tiny-qwen2')],
   ['head_dim 8', tinyHeadDim8],
+  ['Mistral with a 4-token sliding window', () => tinyMistral()],
 ];
 
 function embedsFor(a: Architecture, batch: number, seq: number): RefTensor {
@@ -100,6 +108,23 @@ describe('onnx/decoder against the float64 reference', () => {
     }
   }
 
+  it('Mistral: the sliding window masks keys 4 or more positions back (it changes the logits), a window ≥ the context does not', () => {
+    const windowed = tinyMistral(4);
+    const open = tinyMistral(null);
+    const w = randomWeights(windowed.config, 7);
+    const S = 7;
+    const input = { embeds: embedsFor(windowed, 1, S), attentionMask: Array(S).fill(1), positionIds: [...Array(S).keys()] };
+    const a = referenceDecoder(w, windowed.config, input).logits.data;
+    const b = referenceDecoder(w, open.config, input).logits.data;
+    const vocab = windowed.config.text_config.vocab_size;
+    // The first 4 positions see the same keys either way; later ones do not.
+    assert.equal(maxAbsDiff(a.subarray(0, 4 * vocab), b.subarray(0, 4 * vocab)), 0);
+    assert.ok(maxAbsDiff(a, b) > 1e-3);
+    const wide = tinyMistral(windowed.config.text_config.max_position_embeddings);
+    assert.equal(buildDecoderGraph(w, wide.config, { variant: 'portable' }).toBytes().length,
+      buildDecoderGraph(w, open.config, { variant: 'portable' }).toBytes().length);
+  });
+
   it('embed_tokens gathers embedding rows for input_ids', async () => {
     const c = architecture('tiny').config;
     const w = randomWeights(c, 5);
@@ -121,5 +146,11 @@ describe('onnx/decoder against the float64 reference', () => {
     const w = randomWeights(c3);
     const missing = { names: () => w.names(), get: (n: string) => (n.endsWith('layers.1.mlp.up_proj.weight') ? undefined : w.get(n)) };
     assert.throws(() => buildDecoderGraph(missing, c3, { variant: 'optimized' }).toBytes(), /weights are missing language_model\.model\.layers\.1\.mlp\.up_proj\.weight/);
+    const c4 = architecture('tiny').config;
+    c4.text_config.model_type = 'gemma';
+    assert.throws(() => buildDecoderGraph(randomWeights(c2), c4, { variant: 'portable' }), /text model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/);
+    const c5 = architecture('tiny-qwen2').config;
+    c5.text_config.use_sliding_window = true;
+    assert.throws(() => buildDecoderGraph(randomWeights(c5), c5, { variant: 'portable' }), /qwen2 use_sliding_window is not supported/);
   });
 });

@@ -2,7 +2,7 @@ import { strict as assert } from 'assert';
 import * as ort from 'onnxruntime-node';
 import { architecture, ArchitectureOverrides } from '../../lib/model/architectures';
 import type { LlavaConfig } from '../../lib/model/config';
-import { buildVisionEncoderGraph, visionLayersUsed } from '../../lib/onnx/clip-vision';
+import { buildVisionEncoderGraph, visionLayersUsed, visionTokenCount, visionWeightShapes } from '../../lib/onnx/vision';
 import { buildProjectorGraph } from '../../lib/onnx/projector';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import type { WeightSource } from '../../lib/onnx/weights';
@@ -24,7 +24,7 @@ async function runVision(w: WeightSource, c: LlavaConfig, withProjector: boolean
   return out.image_features;
 }
 
-describe('onnx/clip-vision and projector against the float64 reference', () => {
+describe('onnx/vision (CLIP) and projector against the float64 reference', () => {
   const cases: Array<[string, ArchitectureOverrides, number]> = [
     ['layer −2, default (CLS dropped), mlp2x_gelu', {}, 16],
     ['layer −1 (mmpretrain), default', { visionFeatureLayer: -1 }, 16],
@@ -78,11 +78,77 @@ describe('onnx/clip-vision and projector against the float64 reference', () => {
     assert.ok(maxAbsDiff(features.data as Float32Array, referenceVision(w, c, pixelsFor(c), BATCH).data) < TOL);
   });
 
-  it('rejects an out-of-range vision_feature_layer and non-CLIP towers', () => {
+  it('rejects an out-of-range vision_feature_layer and towers it does not implement', () => {
     const c = architecture('tiny', { visionFeatureLayer: -4 }).config;
     assert.throws(() => buildVisionEncoderGraph(randomWeights(c), c, { withProjector: true }), /vision_feature_layer -4 is out of range for a 2-layer vision tower/);
-    const siglip = architecture('tiny').config;
-    siglip.vision_config.model_type = 'siglip_vision_model';
-    assert.throws(() => buildVisionEncoderGraph(randomWeights(siglip), siglip, { withProjector: true }), /vision tower "siglip_vision_model" is not supported/);
+    const dino = architecture('tiny').config;
+    const w = randomWeights(dino);
+    dino.vision_config.model_type = 'dinov2';
+    assert.throws(() => buildVisionEncoderGraph(w, dino, { withProjector: true }),
+      /vision tower "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/);
+    const gelu = architecture('tiny-siglip').config;
+    gelu.vision_config.hidden_act = 'relu';
+    assert.throws(() => buildVisionEncoderGraph(randomWeights(gelu), gelu, { withProjector: true }), /vision hidden_act "relu" is not supported/);
+  });
+});
+
+describe('onnx/vision (SigLIP) against the float64 reference', () => {
+  const cases: Array<[string, ArchitectureOverrides, number]> = [
+    ['layer −1 (interleave/onevision), full: all 16 patches, no CLS', {}, 16],
+    ['layer −2 (nanoLLaVA), default: first patch dropped as transformers does', { visionFeatureLayer: -2, visionFeatureSelectStrategy: 'default' }, 15],
+  ];
+  for (const [label, overrides, tokens] of cases) {
+    it(`vision_encoder with the projector inside: ${label}`, async () => {
+      const c = architecture('tiny-siglip', overrides).config;
+      const w = randomWeights(c, 21);
+      const features = await runVision(w, c, true);
+      assert.deepEqual(features.dims, [BATCH, tokens, c.text_config.hidden_size]);
+      const ref = referenceProjector(w, c, referenceVision(w, c, pixelsFor(c), BATCH));
+      const diff = maxAbsDiff(features.data as Float32Array, ref.data);
+      assert.ok(diff < TOL, `diff ${diff}`);
+    });
+  }
+
+  it('floors the image to whole patches (30 px, patch 7: 4×4; the last 2 pixel rows and columns are never read)', async () => {
+    const c = architecture('tiny-siglip').config;
+    const S = c.vision_config.image_size;
+    const w = randomWeights(c, 3);
+    const s = await sessionOf(buildVisionEncoderGraph(w, c, { withProjector: false }));
+    const pixels = pixelsFor(c);
+    const edited = pixels.slice();
+    for (let i = 0; i < edited.length; i++) {
+      const x = i % S;
+      const y = Math.floor(i / S) % S;
+      if (x >= 28 || y >= 28) edited[i] = 5;
+    }
+    const run = async (p: Float32Array) => (await s.run({ pixel_values: new ort.Tensor('float32', p, [BATCH, 3, S, S]) })).image_features;
+    const a = await run(pixels);
+    assert.deepEqual(a.dims, [BATCH, 16, c.vision_config.hidden_size]);
+    assert.equal(maxAbsDiff(a.data as Float32Array, (await run(edited)).data as Float32Array), 0);
+    assert.ok(maxAbsDiff(a.data as Float32Array, referenceVision(w, c, pixels, BATCH).data) < TOL);
+  });
+
+  it('reads neither the layers after the selected one nor post_layernorm (hidden_states come before it)', async () => {
+    const c = architecture('tiny-siglip').config;
+    const w = randomWeights(c, 4);
+    const guarded: WeightSource = {
+      names: () => w.names(),
+      get: (n) => {
+        if (n.includes('encoder.layers.3.') || n.includes('post_layernorm') || n.includes('.head.')) throw new Error(`read unused weight ${n}`);
+        return w.get(n);
+      },
+    };
+    const features = await runVision(guarded, c, false);
+    assert.ok(maxAbsDiff(features.data as Float32Array, referenceVision(w, c, pixelsFor(c), BATCH).data) < TOL);
+  });
+
+  it('at the real widths, 384 px with patch 14 gives 27 × 27 = 729 image tokens', () => {
+    const c = architecture('llava-interleave-0.5b', { visionLayers: 1, textLayers: 1, visionFeatureLayer: -1 }).config;
+    assert.equal(visionTokenCount(c), 729);
+    const shapes = new Map(visionWeightShapes(c));
+    assert.deepEqual(shapes.get('vision_tower.vision_model.embeddings.position_embedding.weight'), [729, 1152]);
+    assert.deepEqual(shapes.get('vision_tower.vision_model.embeddings.patch_embedding.bias'), [1152]);
+    assert.equal(shapes.has('vision_tower.vision_model.embeddings.class_embedding'), false);
+    buildVisionEncoderGraph(randomWeights(c), c, { withProjector: true }); // every weight found at its shape
   });
 });

@@ -57,6 +57,14 @@ describe('package: Node-RED serves this package', function () {
     }
   });
 
+  it('GET /resources/<module>/llava-editor.js serves the editor script the nodes share', async () => {
+    const res = await get(nr, `/resources/${moduleName}/llava-editor.js`, '*/*');
+    assert.match(res.headers.get('content-type') ?? '', /javascript/);
+    assert.strictEqual(await res.text(), fs.readFileSync(path.join(repoRoot, 'resources', 'llava-editor.js'), 'utf8'));
+    const html = await (await get(nr, '/nodes', 'text/html')).text();
+    assert.ok(html.includes(`<script src="resources/${moduleName}/llava-editor.js"></script>`), 'the node definitions load it from there');
+  });
+
   it('lists the example flows under Import ▸ Examples', async () => {
     const examples: any = await (await get(nr, `/library/examples/flows/${moduleName}`)).json();
     const names = examples.map((e: any) => (typeof e === 'string' ? e : e.fn)).sort();

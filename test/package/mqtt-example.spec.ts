@@ -7,6 +7,7 @@ import * as path from 'path';
 import mqtt = require('mqtt');
 import sharp from 'sharp';
 import { Broker, startBroker } from '../support/broker';
+import { requireSystemPackages } from '../support/system-packages';
 import { RunningNodeRed, repoRoot, startNodeRed } from '../support/node-red';
 
 const start = require(path.join(repoRoot, 'scripts', 'start.js'));
@@ -28,6 +29,7 @@ describe('package: the mqtt-camera example end to end (Mosquitto + demo model)',
   let client: mqtt.MqttClient;
 
   before(async function () {
+    requireSystemPackages(this, 'mosquitto');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-mqtt-example-'));
     await start.ensureDemoModel(path.join(dir, 'model'));
     broker = await startBroker();
@@ -38,7 +40,7 @@ describe('package: the mqtt-camera example end to end (Mosquitto + demo model)',
     await client?.endAsync();
     await nr?.stop();
     await broker?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('answers each camera on camera/<name>/caption', async () => {

@@ -1,6 +1,9 @@
 // The whole pipeline on tiny built models, in both layouts and both decoder variants, against an independent
 // float64 reference (PIL-equivalent preprocessing → vision → projector → merge → greedy decoding).
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import sharp from 'sharp';
 import { getRuntime } from '../../lib/runtime';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
@@ -68,6 +71,32 @@ describe('LlavaModel on tiny built models', function () {
       }
     });
   }
+
+  it("follows the folder's preprocessor_config.json unless the preset fixes the preprocessing", async () => {
+    const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-processor-'));
+    try {
+      fs.cpSync(tiny.dir, dir, { recursive: true });
+      const siglip = { image_processor_type: 'SiglipImageProcessor', size: { height: 32, width: 32 }, resample: 2, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5] };
+      fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(siglip));
+      const model = await LlavaModel.load(dir);
+      try {
+        assert.deepEqual(model.preset.preprocess, { mode: 'squash', size: 32, resample: 'bilinear', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+        const result = await model.describe({ image, question: 'What is in the picture?', options: { maxNewTokens: 4, ignoreEos: true } });
+        assert.deepEqual(result.tokenIds, await expectedIds({ ...tiny, dir }, model, image, 'What is in the picture?', 4));
+      } finally {
+        model.close();
+      }
+      const mm = await LlavaModel.load(dir, { preset: 'llava-7b-v1.5_vqa' });
+      try {
+        assert.deepEqual([mm.preset.preprocess.mode, mm.preset.preprocess.mean], ['squash', [0.48145466, 0.4578275, 0.40821073]]);
+      } finally {
+        mm.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("follows an mmpretrain preset: squash, last vision layer, chunk-wise prompt without BOS", async () => {
     const tiny = tinyModel({ layout: 'split', decoder: 'portable', overrides: { visionFeatureLayer: -1 } });

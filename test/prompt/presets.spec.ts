@@ -30,9 +30,10 @@ describe('presets', () => {
     CLIP_STD.forEach((s, i) => assert.ok(Math.abs(s * 255 - mm.std[i]) < 1e-4));
   });
 
-  it('llava-1.5-hf: crop 336, penultimate layer, chat template, hf tokenization, greedy', () => {
+  it("llava-1.5-hf: the folder's own image processor, penultimate layer, chat template, hf tokenization, greedy", () => {
     const hf = getPreset('llava-1.5-hf');
-    assert.deepEqual([hf.preprocess.mode, hf.preprocess.size, hf.visionFeatureLayer, hf.tokenization], ['crop', 336, -2, 'hf']);
+    assert.deepEqual(hf.preprocess, {});
+    assert.deepEqual([hf.visionFeatureLayer, hf.tokenization], [-2, 'hf']);
     assert.deepEqual(hf.prompt, { kind: 'chat-template' });
     assert.equal(hf.generation.numBeams, undefined);
     assert.equal(hf.generation.doSample, undefined);
@@ -57,8 +58,8 @@ describe('presets', () => {
     assert.deepEqual(merged.generation, { maxNewTokens: 20, numBeams: 3, lengthPenalty: -1.0 });
     assert.equal(merged.tokenization, 'original');
     assert.equal(merged.prompt.kind, 'custom');
-    merged.preprocess.mean[0] = 0;
-    assert.equal(getPreset('llava-7b-v1.5_caption').preprocess.mean[0], CLIP_MEAN[0]);
+    merged.preprocess.mean![0] = 0;
+    assert.equal(getPreset('llava-7b-v1.5_caption').preprocess.mean![0], CLIP_MEAN[0]);
     assert.equal(base.preprocess.mode, 'squash');
   });
 

@@ -11,6 +11,7 @@ import * as vm from 'vm';
 import mqtt = require('mqtt');
 import { getRuntime } from '../../lib/runtime';
 import { Broker, startBroker } from '../support/broker';
+import { requireSystemPackages } from '../support/system-packages';
 import { coreNode, helper, repoRoot } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 import { delay, frame, llavaNodes, Msg, onTab } from './support';
@@ -44,8 +45,8 @@ type Spy = { args: unknown[][]; resetHistory(): void };
 
 /**
  * The test helper spies on every node's send/status/log calls and keeps their arguments, messages included, which
- * would look like a leak here. Drop counting reads the log of the queued nodes (clip encode, project, llm
- * generate) as it goes, then the spies' history is cleared.
+ * would look like a leak here. Drop counting reads the log of the queued nodes (image load, clip encode, project,
+ * llm generate) as it goes, then the spies' history is cleared.
  */
 class SpyHistory {
   private readonly spies: Spy[];
@@ -103,16 +104,22 @@ describe('reliability: soak, the mqtt-camera example under load', function () {
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
 
-  before(async () => {
+  let serverStarted = false;
+
+  before(async function () {
+    requireSystemPackages(this, 'mosquitto');
     broker = await startBroker();
     client = await mqtt.connectAsync(broker.url);
     process.on('unhandledRejection', onUnhandled);
     await helper.startServer();
+    serverStarted = true;
   });
   after(async () => {
     process.off('unhandledRejection', onUnhandled);
-    await helper.unload();
-    await helper.stopServer();
+    if (serverStarted) {
+      await helper.unload();
+      await helper.stopServer();
+    }
     await getRuntime().dispose();
     await client?.endAsync();
     await broker?.stop();
@@ -121,7 +128,7 @@ describe('reliability: soak, the mqtt-camera example under load', function () {
   it(`${FRAMES} frames faster than captioning: each ends in a caption, a drop or an error; memory and handles bounded`, async () => {
     const model = tinyModel({ layout: 'split', decoder: 'portable' });
     const flow = soakFlow(broker, model.dir);
-    const queuedIds = new Set(flow.filter((n) => ['llava-clip-encode', 'llava-project', 'llava-generate'].includes(n.type)).map((n) => n.id));
+    const queuedIds = new Set(flow.filter((n) => ['llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-generate'].includes(n.type)).map((n) => n.id));
     await helper.load([...llavaNodes, ...coreNodes], flow as any);
     const count = { received: 0, captioned: 0, errors: 0, mqttCaptions: 0 };
     const isWarmup = (m: Msg) => String(m.topic).startsWith('camera/warmup/');

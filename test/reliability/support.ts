@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { getRuntime } from '../../lib/runtime';
 import { paintedImage, pngClaiming, toSharp } from '../image/synthetic';
 import { helper, repoRoot } from '../support/node-red';
+import { processCpuMs } from '../support/cpu-time';
 
 export type Msg = Record<string, any>;
 
@@ -172,7 +173,13 @@ export interface CliRun {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** Wall-clock time: for messages only (another process on the machine stretches it). */
   ms: number;
+  /**
+   * CPU time of the child (user + system, all threads) in ms, sampled from /proc until it exits: what a sanity bound
+   * on "fast" checks, as a busy machine does not inflate it. Null where /proc cannot tell.
+   */
+  cpuMs: number | null;
   /** Peak resident memory of the child in MB (Linux /proc VmHWM, sampled until exit); null elsewhere. */
   peakMb: number | null;
 }
@@ -185,12 +192,14 @@ export function runCli(args: string[], timeoutMs = 60_000): Promise<CliRun> {
   let stdout = '';
   let stderr = '';
   let peakMb: number | null = null;
+  let cpuMs: number | null = null;
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
   const sample = setInterval(() => {
     try {
       const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       if (m) peakMb = Math.max(peakMb ?? 0, Number(m[1]) / 1024);
+      cpuMs = processCpuMs(child.pid!) ?? cpuMs;
     } catch {
       // not Linux, or the child has exited
     }
@@ -201,7 +210,7 @@ export function runCli(args: string[], timeoutMs = 60_000): Promise<CliRun> {
     child.on('close', (code) => {
       clearInterval(sample);
       clearTimeout(killer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started, peakMb });
+      resolve({ code, stdout, stderr, ms: Date.now() - started, cpuMs, peakMb });
     });
   });
 }

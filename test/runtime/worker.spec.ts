@@ -1,10 +1,9 @@
 import { strict as assert } from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { monitorEventLoopDelay, performance } from 'perf_hooks';
 import { InferenceRuntime } from '../../lib/runtime/runtime';
+import { mainThreadCpuMs } from '../support/cpu-time';
 import type { TensorValue } from '../../lib/runtime/tensor';
 import type { SessionLease } from '../../lib/runtime/types';
 import { affineY, assertClose, chainFeeds, N, tempDir, writeAffine, writeChain } from './models';
@@ -49,23 +48,22 @@ describe('runtime worker', () => {
   afterEach(() => rt.dispose());
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps the main event loop responsive (max delay < 50 ms) while a long run executes in the worker', async () => {
+  it('keeps the main thread free while a long run executes in the worker (main-thread CPU < 10% of the run\'s)', async () => {
     const inputs = chainInputs(1024);
-    const delay = monitorEventLoopDelay({ resolution: 5 });
-    const eluBefore = performance.eventLoopUtilization();
-    delay.enable();
+    const mainBefore = mainThreadCpuMs();
+    const processBefore = process.cpuUsage();
     const r = await rt.run(chainLease, inputs, { label: 'long chain' });
-    delay.disable();
-    const busyMs = performance.eventLoopUtilization(eluBefore).active;
-    const maxMs = delay.max / 1e6;
+    const processCpu = process.cpuUsage(processBefore);
+    const mainMs = (mainThreadCpuMs() ?? NaN) - (mainBefore ?? NaN);
+    const runCpuMs = (processCpu.user + processCpu.system) / 1000;
     assert.deepEqual(r.values.y.dims, [1024, 1024]);
-    // On the main thread this run would have stalled the loop for all of r.ms (about 1 s on 2 idle cores).
-    assert.ok(r.ms > 100, `the run took only ${r.ms.toFixed(0)} ms: too short to show anything`);
-    // Time the main thread spent running code (about r.ms if ORT ran there, ~4 ms measured here): unlike timer
-    // lateness it barely grows when other processes take the CPU, so this holds on a loaded machine too.
-    assert.ok(busyMs < Math.max(50, r.ms / 10), `the main thread was busy ${busyMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
-    const overloaded = os.loadavg()[0] > 2 * os.availableParallelism();
-    if (!overloaded) assert.ok(maxMs < 50, `main event loop stalled ${maxMs.toFixed(1)} ms during a ${r.ms.toFixed(0)} ms run`);
+    // CPU time, not wall-clock time: another process on the machine slows the run but adds nothing to either figure.
+    // 24 MatMuls of 1024×1024 cost about 0.45 s of CPU; on the main thread the loop would be stalled for all of it.
+    assert.ok(runCpuMs > 100, `the run cost only ${runCpuMs.toFixed(0)} ms of CPU: too little to show anything`);
+    // What the main thread does: post the inputs, take the 4 MB result (2–4 ms of CPU measured here).
+    if (mainBefore !== null) {
+      assert.ok(mainMs < Math.max(50, runCpuMs / 10), `the main thread ran ${mainMs.toFixed(1)} ms of a run that cost ${runCpuMs.toFixed(0)} ms of CPU`);
+    }
   });
 
   it('runs one job at a time and shows the queue; a queued job aborted leaves the queue with an AbortError', async () => {
@@ -108,12 +106,16 @@ describe('runtime worker', () => {
     const next = rt.run(chainLease, chainInputs(512), { label: 'next' });
     await runningNow(rt, 'to abort');
     const order: string[] = [];
-    running.catch(() => order.push('aborted'));
+    let runningWhenRejected: string | null = null;
+    running.catch(() => {
+      order.push('aborted');
+      runningWhenRejected = rt.stats().running;
+    });
     next.then(() => order.push('next'));
-    const abortedAt = Date.now();
     controller.abort();
     await assert.rejects(running, { name: 'AbortError' });
-    assert.ok(Date.now() - abortedAt < 1000, 'rejected promptly (generous bound for a loaded machine)');
+    // Promptly: the caller's promise settled while the worker was still inside that run (not when ORT returned).
+    assert.equal(runningWhenRejected, 'to abort');
     assert.deepEqual((await next).values.y.dims, [512, 512]);
     // `next` can only run once the aborted run has ended, so this order means the abort did not wait for it.
     assert.deepEqual(order, ['aborted', 'next']);
@@ -217,11 +219,10 @@ describe('runtime worker', () => {
         const r = await rt.run(lease, { x: { type: 'float32', dims: [1, ${N}], data: new Float32Array(${N}).fill(1) } });
         console.log('ran', r.values.y.dims.join('x'));
       })();`;
-    const started = Date.now();
-    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    // A process kept alive would never exit: the timeout only has to be far beyond a slow start on a loaded machine.
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(child.signal, null, `the process did not exit by itself (${child.stderr})`);
     assert.equal(child.status, 0, child.stderr);
     assert.match(child.stdout, /ran 1x8/);
-    assert.ok(Date.now() - started < 15_000);
   });
 });

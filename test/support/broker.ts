@@ -5,6 +5,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { freePort } from './node-red';
+import { findBinary } from './system-packages';
 
 export interface Broker {
   host: string;
@@ -14,17 +15,10 @@ export interface Broker {
   stop(): Promise<void>;
 }
 
-const CANDIDATES = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto', '/usr/local/bin/mosquitto'];
-
-/** The mosquitto binary, or null when the OS has none (install it with `apt-get install -y mosquitto`). */
-export function mosquittoPath(): string | null {
-  const onPath = (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, 'mosquitto'));
-  return [...onPath, ...CANDIDATES].find((p) => fs.existsSync(p)) ?? null;
-}
-
+/** Start one (a suite calls requireSystemPackages(this, 'mosquitto') in its before hook first). */
 export async function startBroker(timeoutMs = 10_000): Promise<Broker> {
-  const bin = mosquittoPath();
-  if (!bin) throw new Error('mosquitto is not installed: run `apt-get install -y mosquitto` (CI: .ci/run does)');
+  const bin = findBinary('mosquitto');
+  if (!bin) throw new Error('mosquitto is not installed (see test/support/system-packages.ts)');
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-mqtt-'));
   const conf = path.join(dir, 'mosquitto.conf');

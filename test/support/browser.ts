@@ -1,8 +1,6 @@
-// Headless Chromium for editor tests: the OS's /usr/bin/chromium driven by playwright-core (no browser download).
-import * as fs from 'fs';
+// Headless Chromium for editor tests: the OS's chromium driven by playwright-core (no browser download).
 import { chromium, Browser, Page } from 'playwright-core';
-
-const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+import { findBinary } from './system-packages';
 
 /** Flags that let Chromium run as root in a container without a GPU, a sandbox or network chatter. */
 export const CHROMIUM_ARGS = [
@@ -16,14 +14,10 @@ export const CHROMIUM_ARGS = [
   '--disable-dev-shm-usage',
 ];
 
-export function chromiumPath(): string | null {
-  const env = process.env.LLAVA_CHROMIUM;
-  return [env, ...CANDIDATES].find((p): p is string => !!p && fs.existsSync(p)) ?? null;
-}
-
+/** Launch it (a suite calls requireSystemPackages(this, 'chromium') in its before hook first). */
 export async function launchBrowser(): Promise<Browser> {
-  const executablePath = chromiumPath();
-  if (!executablePath) throw new Error('chromium is not installed: run `apt-get install -y chromium` (CI: .ci/run does)');
+  const executablePath = findBinary('chromium');
+  if (!executablePath) throw new Error('chromium is not installed (see test/support/system-packages.ts)');
   return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
 }
 

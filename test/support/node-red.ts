@@ -59,16 +59,18 @@ export interface RunningNodeRed {
 
 /**
  * Start the real Node-RED CLI as a child process on a free loopback port, with a temp userDir and this package
- * loaded from the working tree (nodesDir = repo root, the same way `npm start` does it).
+ * loaded from the working tree (nodesDir = repo root, the same way `npm start` does it). With `userDir`: that
+ * existing user folder instead, whose node_modules hold the package (installed as the palette manager does); stop()
+ * leaves it in place.
  */
-export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number } = {}): Promise<RunningNodeRed> {
+export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number; userDir?: string } = {}): Promise<RunningNodeRed> {
   const port = await freePort();
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
+  const userDir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
   const settings = {
     uiHost: '127.0.0.1',
     uiPort: port,
     userDir,
-    nodesDir: [repoRoot],
+    ...(options.userDir ? {} : { nodesDir: [repoRoot] }),
     flowFile: 'flows.json',
     telemetry: { enabled: false },
     diagnostics: { enabled: false },
@@ -94,7 +96,7 @@ export async function startNodeRed(options: { flows?: object[]; timeoutMs?: numb
       await exited;
       clearTimeout(timer);
     }
-    fs.rmSync(userDir, { recursive: true, force: true });
+    if (!options.userDir) fs.rmSync(userDir, { recursive: true, force: true });
   };
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   while (!/Started flows|Server now running/.test(output) || !(await reachable(url))) {

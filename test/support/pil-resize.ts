@@ -20,6 +20,15 @@ function bicubic(x: number): number {
   return 0;
 }
 
+/** Pillow's bilinear_filter: the triangle, support 1. */
+function bilinear(x: number): number {
+  const t = Math.abs(x);
+  return t < 1 ? 1 - t : 0;
+}
+
+export type PilFilter = 'bicubic' | 'bilinear';
+const PIL_FILTERS = { bicubic: { kernel: bicubic, support: 2 }, bilinear: { kernel: bilinear, support: 1 } };
+
 interface AxisWeights {
   /** first input index used by each output sample */
   first: Int32Array;
@@ -30,10 +39,11 @@ interface AxisWeights {
   stride: number;
 }
 
-function axisWeights(inSize: number, outSize: number): AxisWeights {
+function axisWeights(inSize: number, outSize: number, filter: PilFilter): AxisWeights {
+  const { kernel, support: unitSupport } = PIL_FILTERS[filter];
   const scale = inSize / outSize;
   const filterScale = Math.max(1, scale);
-  const support = 2 * filterScale;
+  const support = unitSupport * filterScale;
   const stride = Math.ceil(support) * 2 + 1;
   const first = new Int32Array(outSize);
   const count = new Int32Array(outSize);
@@ -45,7 +55,7 @@ function axisWeights(inSize: number, outSize: number): AxisWeights {
     const hi = Math.min(inSize, Math.trunc(center + support + 0.5));
     let sum = 0;
     for (let i = 0; i < hi - lo; i++) {
-      real[i] = bicubic((i + lo - center + 0.5) * (1 / filterScale));
+      real[i] = kernel((i + lo - center + 0.5) * (1 / filterScale));
       sum += real[i];
     }
     for (let i = 0; i < hi - lo; i++) {
@@ -65,10 +75,10 @@ function toUint8(accumulator: number): number {
 
 /** One resampling pass along x (horizontal) or y (vertical) of an interleaved HWC uint8 image. */
 function resamplePass(
-  src: Uint8Array, width: number, height: number, channels: number, outSize: number, horizontal: boolean,
+  src: Uint8Array, width: number, height: number, channels: number, outSize: number, horizontal: boolean, filter: PilFilter,
 ): Uint8Array {
   const inSize = horizontal ? width : height;
-  const { first, count, weights, stride } = axisWeights(inSize, outSize);
+  const { first, count, weights, stride } = axisWeights(inSize, outSize, filter);
   const outW = horizontal ? outSize : width;
   const outH = horizontal ? height : outSize;
   const out = new Uint8Array(outW * outH * channels);
@@ -96,16 +106,16 @@ export interface RawImage {
   channels: number;
 }
 
-/** What PIL's `image.resize((outWidth, outHeight), Image.BICUBIC)` returns for an 8-bit image. */
-export function pilResizeBicubic(image: RawImage, outWidth: number, outHeight: number): RawImage {
+/** What PIL's `image.resize((outWidth, outHeight), Image.BICUBIC or BILINEAR)` returns for an 8-bit image. */
+export function pilResize(image: RawImage, outWidth: number, outHeight: number, filter: PilFilter = 'bicubic'): RawImage {
   let { data, width, height } = image;
   const { channels } = image;
   if (outWidth !== width) {
-    data = resamplePass(data, width, height, channels, outWidth, true);
+    data = resamplePass(data, width, height, channels, outWidth, true, filter);
     width = outWidth;
   }
   if (outHeight !== height) {
-    data = resamplePass(data, width, height, channels, outHeight, false);
+    data = resamplePass(data, width, height, channels, outHeight, false, filter);
     height = outHeight;
   }
   return { data: data === image.data ? data.slice() : data, width, height, channels };
@@ -137,17 +147,20 @@ export function expandToSquare(image: RawImage, fill: readonly number[]): RawIma
   return { data: out, width: side, height: side, channels: c };
 }
 
-/** HF CLIPImageProcessor: shortest edge → size (long = int(size*long/short)), then centre crop size×size. */
-function pilClipResizeAndCrop(image: RawImage, size: number): RawImage {
+/** HF CLIPImageProcessor: shortest edge → edge (long = int(edge*long/short)), then centre crop size×size. */
+function pilClipResizeAndCrop(image: RawImage, size: number, edge: number, filter: PilFilter): RawImage {
   const { width: w, height: h } = image;
-  const [outW, outH] = w <= h ? [size, Math.floor((size * h) / w)] : [Math.floor((size * w) / h), size];
-  const resized = pilResizeBicubic(image, outW, outH);
+  const [outW, outH] = w <= h ? [edge, Math.floor((edge * h) / w)] : [Math.floor((edge * w) / h), edge];
+  const resized = pilResize(image, outW, outH, filter);
   return cropRaw(resized, Math.floor((outW - size) / 2), Math.floor((outH - size) / 2), size, size);
 }
 
 /** The PIL pipeline each ResizeMode stands for, on already-decoded RGB pixels. */
-export function pilReference(image: RawImage, mode: 'crop' | 'pad' | 'squash', size: number, fill: readonly number[]): RawImage {
-  if (mode === 'squash') return pilResizeBicubic(image, size, size);
-  if (mode === 'crop') return pilClipResizeAndCrop(image, size);
-  return pilClipResizeAndCrop(expandToSquare(image, fill), size);
+export function pilReference(
+  image: RawImage, mode: 'crop' | 'pad' | 'squash', size: number, fill: readonly number[],
+  { shortestEdge = size, filter = 'bicubic' }: { shortestEdge?: number; filter?: PilFilter } = {},
+): RawImage {
+  if (mode === 'squash') return pilResize(image, size, size, filter);
+  if (mode === 'crop') return pilClipResizeAndCrop(image, size, shortestEdge, filter);
+  return pilClipResizeAndCrop(expandToSquare(image, fill), size, shortestEdge, filter);
 }

@@ -10,11 +10,15 @@ import type { TinyModel } from './tiny-model';
 export async function referencePixels(bytes: Uint8Array, o: PreprocessOptions): Promise<Float64Array> {
   const { data, info } = await sharp(bytes).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   const fill = o.mean.map((m) => Math.trunc(m * 255));
-  const img = pilReference({ data, width: info.width, height: info.height, channels: 3 }, o.mode, o.size, fill);
+  const img = pilReference({ data, width: info.width, height: info.height, channels: 3 }, o.mode, o.size, fill, {
+    shortestEdge: o.shortestEdge,
+    filter: o.resample,
+  });
   const plane = o.size * o.size;
   const out = new Float64Array(3 * plane);
+  const rescale = o.rescale ?? 1 / 255;
   for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++) out[c * plane + i] = (img.data[i * 3 + c] / 255 - o.mean[c]) / o.std[c];
+    for (let c = 0; c < 3; c++) out[c * plane + i] = (img.data[i * 3 + c] * rescale - o.mean[c]) / o.std[c];
   }
   return out;
 }
@@ -31,7 +35,7 @@ function argmax(row: Float64Array): number {
 
 /** Greedy generation from prompt ids whose image rows take `image`'s rows; returns the generated ids. */
 export function referenceGreedy(
-  model: TinyModel,
+  model: Pick<TinyModel, 'config' | 'weights'>,
   ids: number[],
   imagePositions: number[],
   image: RefTensor | null,

@@ -11,7 +11,7 @@ import type { WeightSource } from '../../lib/onnx/weights';
 import { QuantizeName, writeModelFolder } from '../../lib/onnx/write-model';
 
 export interface TinyModelOptions {
-  arch?: 'tiny' | 'tiny-qwen2';
+  arch?: 'tiny' | 'tiny-qwen2' | 'tiny-siglip';
   layout?: ModelLayout;
   decoder?: DecoderVariant;
   quantize?: QuantizeName;

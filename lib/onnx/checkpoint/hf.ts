@@ -1,9 +1,14 @@
-// Opens a Hugging Face LLaVA model folder (llava-hf layout: config.json, weights, tokenizer files) as a
-// completed LlavaConfig plus a lazy WeightSource in the llava-hf naming convention.
+// Opens a Hugging Face LLaVA checkpoint folder (config.json, weights, tokenizer files): llava-hf's
+// LlavaForConditionalGeneration (both tensor-name layouts) or nanoLLaVA's llava_qwen2 (LLaVA/Bunny codebase names), as a
+// completed LlavaConfig (lib/model/hf-config.ts) plus a lazy WeightSource in the llava-hf naming convention.
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLIP_VIT_L_336, LlavaConfig, TextConfig, VisionConfig } from '../../model/config';
-import { llavaWeightShapes } from '../weight-layout';
+import type { LlavaConfig } from '../../model/config';
+import { imageTokenIdOf } from '../../model/folder';
+import { completeLlavaConfig } from '../../model/hf-config';
+import { checkTextConfig } from '../text/llama';
+import { checkVisionConfig } from '../vision';
+import { requiredWeightShapes } from '../weight-layout';
 import { WeightSource } from '../weights';
 import { openPytorchCheckpoint } from './pytorch';
 import { openSafetensors, openSafetensorsIndex } from './safetensors';
@@ -41,36 +46,78 @@ export function openHfCheckpoint(dir: string): HfCheckpoint {
   } catch (e) {
     throw new Error(`${configFile} is not valid JSON: ${(e as Error).message}`);
   }
-  const config = completeLlavaConfig(raw, configFile);
+  const config = completeLlavaConfig(raw, { where: configFile, imageTokenId: imageTokenWhenUnnamed(raw, dir) });
+  const layout = NAME_LAYOUTS[config.model_type];
+  if (!layout) {
+    throw new Error(`${configFile}: model_type "${config.model_type}" cannot be built yet (its anyres tiling and image_newline are not ` +
+      `implemented); the builder converts ${Object.keys(NAME_LAYOUTS).join(', ')}`);
+  }
+  checkVisionConfig(config);
+  checkTextConfig(config.text_config);
   const weightFile = WEIGHT_FILES.find(([name]) => fs.existsSync(path.join(dir, name)));
   if (!weightFile) {
     throw new Error(`${dir} has no weights: expected one of ${WEIGHT_FILES.map(([n]) => n).join(', ')}`);
   }
-  const weights = normaliseLlavaNames(weightFile[1](path.join(dir, weightFile[0])));
+  const weights = normaliseLlavaNames(weightFile[1](path.join(dir, weightFile[0])), layout);
   checkWeightsMatchConfig(weights, config, path.join(dir, weightFile[0]));
   return { dir, config, weights, tokenizerFiles: tokenizerFilesIn(dir), processorFiles: filesIn(dir, PROCESSOR_FILES) };
 }
+
+type NameRules = Array<[from: string, to: string]>;
 
 /**
  * transformers ≥ 4.52 saves LlavaForConditionalGeneration as model.vision_tower.*, model.multi_modal_projector.*,
  * model.language_model.* and lm_head.*; earlier versions (and llava-hf on the Hub) use vision_tower.*,
  * multi_modal_projector.*, language_model.model.* and language_model.lm_head.*. This maps the first to the second.
  */
-export function normaliseLlavaName(name: string): string {
-  const rules: Array<[string, string]> = [
-    ['model.vision_tower.', 'vision_tower.'],
-    ['model.multi_modal_projector.', 'multi_modal_projector.'],
-    ['model.language_model.', 'language_model.model.'],
-    ['lm_head.', 'language_model.lm_head.'],
-  ];
+const LLAVA_NAMES: NameRules = [
+  ['model.vision_tower.', 'vision_tower.'],
+  ['model.multi_modal_projector.', 'multi_modal_projector.'],
+  ['model.language_model.', 'language_model.model.'],
+  ['lm_head.', 'language_model.lm_head.'],
+];
+
+/**
+ * nanoLLaVA (llava_qwen2) keeps the LLaVA/Bunny codebase names (qnguyen3/nanoLLaVA modeling_llava_qwen2.py; the same
+ * prefixes mlx-vlm's nanoLlava `sanitize` maps): the Qwen2 model's own model.* and lm_head.*, the SigLIP tower wrapped
+ * as model.vision_tower.vision_tower.vision_model.*, the projector as nn.Sequential model.mm_projector.{0,2} (Linear,
+ * GELU, Linear) or a single Linear model.mm_projector.
+ */
+const LLAVA_QWEN2_NAMES: NameRules = [
+  ['model.vision_tower.vision_tower.', 'vision_tower.'],
+  ['model.mm_projector.0.', 'multi_modal_projector.linear_1.'],
+  ['model.mm_projector.2.', 'multi_modal_projector.linear_2.'],
+  ['model.mm_projector.', 'multi_modal_projector.linear_1.'],
+  ['model.', 'language_model.model.'],
+  ['lm_head.', 'language_model.lm_head.'],
+];
+
+/** The model types the builder converts, with their checkpoints' tensor-name layout. */
+const NAME_LAYOUTS: Record<string, NameRules> = { llava: LLAVA_NAMES, llava_qwen2: LLAVA_QWEN2_NAMES };
+
+/** The LLaVA codebase's IMAGE_TOKEN_INDEX: its prompt code splices the image in where the tokenizer has no token. */
+const LLAVA_CODEBASE_IMAGE_TOKEN = -200;
+
+/** The image token of a config that names none: the tokenizer's <image>, else (llava_qwen2) the LLaVA codebase's. */
+function imageTokenWhenUnnamed(raw: Record<string, unknown>, dir: string): number | undefined {
+  if (raw.image_token_index !== undefined || raw.image_token_id !== undefined) return undefined;
+  return imageTokenIdOf(path.join(dir, 'tokenizer.json')) ?? (raw.model_type === 'llava_qwen2' ? LLAVA_CODEBASE_IMAGE_TOKEN : undefined);
+}
+
+function renameWith(rules: NameRules, name: string): string {
   for (const [from, to] of rules) if (name.startsWith(from)) return to + name.slice(from.length);
   return name;
 }
 
-export function normaliseLlavaNames(source: WeightSource): WeightSource {
+/** A llava checkpoint tensor name in the llava-hf convention (see LLAVA_NAMES). */
+export function normaliseLlavaName(name: string): string {
+  return renameWith(LLAVA_NAMES, name);
+}
+
+export function normaliseLlavaNames(source: WeightSource, rules: NameRules = LLAVA_NAMES): WeightSource {
   const table = new TensorTable();
   for (const name of source.names()) {
-    const target = normaliseLlavaName(name);
+    const target = renameWith(rules, name);
     const tensor = source.get(name)!;
     if (table.get(target)) throw new Error(`checkpoint holds both '${name}' and another tensor that is also '${target}'`);
     table.add(target === name ? tensor : renamed(tensor, target));
@@ -78,119 +125,13 @@ export function normaliseLlavaNames(source: WeightSource): WeightSource {
   return table;
 }
 
-// Defaults of transformers' config classes, used for the fields a config.json leaves out
-// (configuration_llava.py, configuration_clip.py, configuration_llama.py, configuration_qwen2.py). Only the
-// vision and text models the ONNX builder implements are accepted.
-const LLAVA_DEFAULTS = {
-  image_token_index: 32000,
-  projector_hidden_act: 'gelu',
-  vision_feature_select_strategy: 'default',
-  vision_feature_layer: -2,
-  image_seq_length: 576,
-  multimodal_projector_bias: true,
-};
-/** LlavaConfig builds this CLIP ViT-L/14-336 when config.json has no vision_config at all. */
-const LLAVA_DEFAULT_VISION: VisionConfig = CLIP_VIT_L_336;
-/** Class defaults for fields missing from a vision_config that is present. */
-const VISION_CLASS_DEFAULTS: Record<string, VisionConfig> = {
-  clip_vision_model: {
-    model_type: 'clip_vision_model',
-    hidden_size: 768,
-    intermediate_size: 3072,
-    num_hidden_layers: 12,
-    num_attention_heads: 12,
-    image_size: 224,
-    patch_size: 32,
-    num_channels: 3,
-    hidden_act: 'quick_gelu',
-    layer_norm_eps: 1e-5,
-  },
-};
-const TEXT_CLASS_DEFAULTS: Record<string, Omit<TextConfig, 'num_key_value_heads'>> = {
-  llama: {
-    model_type: 'llama',
-    vocab_size: 32000,
-    hidden_size: 4096,
-    intermediate_size: 11008,
-    num_hidden_layers: 32,
-    num_attention_heads: 32,
-    max_position_embeddings: 2048,
-    rms_norm_eps: 1e-6,
-    rope_theta: 10000,
-    hidden_act: 'silu',
-    tie_word_embeddings: false,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    attention_bias: false,
-  },
-  qwen2: {
-    model_type: 'qwen2',
-    vocab_size: 151936,
-    hidden_size: 4096,
-    intermediate_size: 22016,
-    num_hidden_layers: 32,
-    num_attention_heads: 32,
-    max_position_embeddings: 32768,
-    rms_norm_eps: 1e-6,
-    rope_theta: 10000,
-    hidden_act: 'silu',
-    tie_word_embeddings: false,
-  },
-};
-
-/** A config.json object as a complete LlavaConfig: the fields it omits get transformers' defaults. */
-export function completeLlavaConfig(raw: Record<string, unknown>, where = 'config.json'): LlavaConfig {
-  const architectures = raw.architectures as string[] | undefined;
-  if (raw.model_type !== 'llava' && !architectures?.includes('LlavaForConditionalGeneration')) {
-    const original = typeof raw.model_type === 'string' && raw.model_type.startsWith('llava_');
-    throw new Error(
-      `${where} is not a LLaVA config: model_type is ${JSON.stringify(raw.model_type)} ` +
-        `(expected "llava", i.e. LlavaForConditionalGeneration)` +
-        (original ? '; this looks like an original haotian-liu LLaVA folder, use its llava-hf conversion instead' : ''),
-    );
-  }
-  // image_token_id is transformers' alias (attribute_map) for image_token_index.
-  if (raw.image_token_index === undefined && typeof raw.image_token_id === 'number') {
-    raw = { ...raw, image_token_index: raw.image_token_id };
-  }
-  const vision = completeSection(raw.vision_config, VISION_CLASS_DEFAULTS, 'clip_vision_model', LLAVA_DEFAULT_VISION, where, 'vision_config');
-  const text = completeSection(raw.text_config, TEXT_CLASS_DEFAULTS, 'llama', TEXT_CLASS_DEFAULTS.llama, where, 'text_config');
-  const textConfig = { ...text, num_key_value_heads: (text as TextConfig).num_key_value_heads ?? text.num_attention_heads } as TextConfig;
-  const config = { ...LLAVA_DEFAULTS, ...raw, model_type: 'llava', vision_config: vision, text_config: textConfig } as LlavaConfig;
-  if (typeof config.vision_feature_layer !== 'number') {
-    throw new Error(`${where}: vision_feature_layer ${JSON.stringify(config.vision_feature_layer)} is not supported (one layer index only)`);
-  }
-  if (config.vision_feature_select_strategy !== 'default' && config.vision_feature_select_strategy !== 'full') {
-    throw new Error(`${where}: vision_feature_select_strategy must be "default" or "full"`);
-  }
-  return config;
-}
-
-function completeSection<T extends { model_type: string }>(
-  section: unknown,
-  classDefaults: Record<string, T>,
-  defaultType: string,
-  whenAbsent: T,
-  where: string,
-  key: string,
-): T {
-  if (section === undefined || section === null) return { ...whenAbsent };
-  if (typeof section !== 'object') throw new Error(`${where}: ${key} is not an object`);
-  const modelType = (section as { model_type?: string }).model_type ?? defaultType;
-  const defaults = classDefaults[modelType];
-  if (!defaults) {
-    throw new Error(`${where}: ${key}.model_type "${modelType}" is not supported (supported: ${Object.keys(classDefaults).join(', ')})`);
-  }
-  return { ...defaults, ...(section as object), model_type: modelType };
-}
-
-/** Every weight the config implies must be present with its shape; catches configs that do not fit the weights. */
+/** Every weight a build reads must be present with its shape; catches configs that do not fit the weights. */
 function checkWeightsMatchConfig(weights: WeightSource, config: LlavaConfig, where: string): void {
   if (!weights.names().some((n) => n.startsWith('vision_tower.')) || !weights.names().some((n) => n.startsWith('language_model.'))) {
     throw new Error(`${where} does not hold LLaVA weights (no vision_tower.* and language_model.* tensors)`);
   }
   const problems: string[] = [];
-  for (const [name, shape] of llavaWeightShapes(config)) {
+  for (const [name, shape] of requiredWeightShapes(config)) {
     const tensor = weights.get(name);
     if (!tensor) problems.push(`${name} is missing`);
     else if (fmtShape(tensor.shape) !== fmtShape(shape)) {

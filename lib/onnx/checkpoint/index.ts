@@ -10,7 +10,7 @@ export interface ConvertibleCheckpoint {
   tokenizerFiles: string[];
 }
 
-export { HfCheckpoint, completeLlavaConfig, normaliseLlavaName, openHfCheckpoint } from './hf';
+export { HfCheckpoint, normaliseLlavaName, openHfCheckpoint } from './hf';
 export { MmpretrainCheckpoint, MmpretrainOptions, mapMmpretrainWeights, openMmpretrainCheckpoint } from './mmpretrain';
 export { PytorchCheckpoint, openPytorchCheckpoint } from './pytorch';
 export { SafetensorsFile, openSafetensors, openSafetensorsIndex } from './safetensors';

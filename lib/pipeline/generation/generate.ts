@@ -23,7 +23,7 @@ export async function generate(
   const resolved = resolveGenerationOptions(options, stepper.vocabSize);
   checkLogitsRow(initialLogits, stepper.vocabSize);
   if (typeof hooks?.decode !== 'function') throw new Error('generate() needs hooks.decode(ids) → text');
-  const processors = buildLogitsProcessors(resolved, stepper.vocabSize);
+  const processors = [...(hooks.constraint ? [hooks.constraint] : []), ...buildLogitsProcessors(resolved, stepper.vocabSize)];
   const calls = new StepperCalls(stepper, hooks.signal);
   if (resolved.numBeams > 1) return beamSearch(initialLogits, calls, resolved, hooks, processors);
   const selector = resolved.doSample

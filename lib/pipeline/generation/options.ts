@@ -59,6 +59,9 @@ export function resolveGenerationOptions(options: GenerationOptions, vocabSize: 
   for (const id of eosTokenIds) {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) fail(`eos token id ${id} is outside the vocabulary (size ${vocabSize})`);
   }
+  if (options.format !== undefined && (options.ignoreEos || eosTokenIds.length === 0)) {
+    fail('a JSON format needs the end-of-sequence token to end the answer (no ignoreEos, and eosTokenIds set)');
+  }
   const stopStrings = options.stopStrings ?? [];
   if (!Array.isArray(stopStrings)) fail('stopStrings must be an array');
   for (const s of stopStrings) {

@@ -28,6 +28,8 @@ export interface GenerationHooks {
    * (it penalises every token of input_ids). Ids outside the vocabulary (LLaVA's -200 image placeholder) are skipped.
    */
   promptTokenIds?: readonly number[];
+  /** A grammar mask (the JSON-schema constraint), applied to each row before every other processor. */
+  constraint?: LogitsProcessor;
 }
 
 export interface GenerationResult {

@@ -1,5 +1,6 @@
-// Float64 reference of the LLaMA / Qwen2 decoder with a KV cache: RMSNorm, rotate-half RoPE (rope_theta),
-// grouped-query attention with causal + padding mask, SwiGLU, optional q/k/v biases, tied or separate lm_head.
+// Float64 reference of the LLaMA / Mistral / Qwen2 decoder with a KV cache: RMSNorm, rotate-half RoPE (rope_theta),
+// grouped-query attention with causal + padding mask (and Mistral's sliding window), SwiGLU, optional q/k/v biases,
+// tied or separate lm_head.
 import { headDim, LlavaConfig } from '../../../lib/model/config';
 import type { WeightSource } from '../../../lib/onnx/weights';
 import { linear, RefTensor, rmsNorm, silu, softmaxRow, weight } from './math';
@@ -75,6 +76,8 @@ export function referenceDecoder(src: WeightSource, c: LlavaConfig, input: RefDe
   const total = P + S;
   if (input.attentionMask.length !== B * total) throw new Error(`reference: attention mask has ${input.attentionMask.length} entries, expected ${B * total}`);
   const qkvBias = t.attention_bias ?? t.model_type === 'qwen2';
+  // Mistral's sliding window: query i sees keys j with i − j < sliding_window (transformers' sliding mask).
+  const window = t.model_type === 'mistral' && t.sliding_window ? t.sliding_window : Infinity;
   const rows = B * S;
   const w = (n: string) => weight(src, n);
   const present: RefKvCache = { batch: B, length: total, keys: [], values: [] };
@@ -107,7 +110,7 @@ export function referenceDecoder(src: WeightSource, c: LlavaConfig, input: RefDe
     const attn = new Float64Array(rows * nh * hd);
     const scores = new Float64Array(total);
     for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) {
-      const allowed = Array.from({ length: total }, (_, j) => j <= P + s && input.attentionMask[b * total + j] === 1);
+      const allowed = Array.from({ length: total }, (_, j) => j <= P + s && j > P + s - window && input.attentionMask[b * total + j] === 1);
       for (let n = 0; n < nh; n++) {
         const kvBase = (b * kvh + Math.floor(n / groups)) * total * hd;
         const qAt = ((b * S + s) * nh + n) * hd;

@@ -77,6 +77,8 @@ export function erf(x: number): number {
 }
 
 export const gelu = (x: number): number => 0.5 * x * (1 + erf(x / Math.SQRT2));
+/** transformers' gelu_pytorch_tanh (PyTorch GELU(approximate='tanh')). */
+export const geluTanh = (x: number): number => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 export const quickGelu = (x: number): number => x / (1 + Math.exp(-1.702 * x));
 export const silu = (x: number): number => x / (1 + Math.exp(-x));
 
