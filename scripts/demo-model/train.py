@@ -10,7 +10,7 @@ auxiliary loss that plays the part of LLaVA's feature-alignment stage: from the 
 a linear probe predicts which words the caption contains. Without it the decoder first learns the captions' grammar
 and takes thousands of steps to start reading the image; the probe is not part of the saved model.
 
-Usage: /usr/bin/python3 scripts/demo-model/train.py CHECKPOINT_DIR [--steps N] [--threads N]
+Usage: /usr/bin/python3 scripts/demo-model/train.py CHECKPOINT_DIR [--steps N] [--batch N] [--threads N] [--init FILE]
 Needs Debian's python3-torch and python3-numpy (apt-get install python3-torch python3-numpy). Seeded: the same
 data, steps and threads give the same weights on the same torch build.
 """
@@ -150,8 +150,8 @@ class Llava(nn.Module):
             x = layer(x, cos, sin, mask)
         return self.lm_head(self.norm(x)), self.caption_words(features.mean(dim=1))
 
-    def state_dict_hf(self):
-        """The weights under llava-hf's names (transformers < 4.52 layout), as float32 numpy arrays."""
+    def hf_parameters(self):
+        """The saved parameters under llava-hf's names (transformers < 4.52 layout)."""
         out = {}
         vp = "vision_tower.vision_model"
         out[f"{vp}.embeddings.patch_embedding.weight"] = self.vision.patch_embedding.weight
@@ -183,7 +183,16 @@ class Llava(nn.Module):
                 out[f"{p}.mlp.{name}.weight"] = getattr(layer, name).weight
         out[f"{tp}.norm.weight"] = self.norm.weight
         out["language_model.lm_head.weight"] = self.lm_head.weight
-        return {k: v.detach().float().contiguous().numpy() for k, v in out.items()}
+        return out
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        blob = f.read()
+    return {name: np.frombuffer(blob, dtype="<f4", count=int(np.prod(h["shape"])), offset=h["data_offsets"][0]).reshape(h["shape"])
+            for name, h in header.items() if name != "__metadata__"}
 
 
 def write_safetensors(path, tensors):
@@ -232,6 +241,7 @@ def main():
     parser.add_argument("--batch", type=int, default=48)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", help="start from this model.safetensors (a second, warm-restarted schedule)")
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(args.threads)
@@ -240,6 +250,11 @@ def main():
     size = data["imageSize"]
     pixels = np.memmap(os.path.join(args.checkpoint, "train", "pixels.f32"), dtype="<f4", mode="r").reshape(-1, 3, size, size)
     model = Llava(config)
+    if args.init:
+        saved = read_safetensors(args.init)
+        with torch.no_grad():
+            for name, param in model.hf_parameters().items():
+                param.copy_(torch.from_numpy(saved[name].copy()))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(SEED)
@@ -258,7 +273,8 @@ def main():
         schedule.step()
         if step % 100 == 0 or step == args.steps:
             print(f"step {step}/{args.steps} caption loss {caption_loss.item():.4f}, total {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
-    write_safetensors(os.path.join(args.checkpoint, "model.safetensors"), model.state_dict_hf())
+    tensors = {name: p.detach().float().contiguous().numpy() for name, p in model.hf_parameters().items()}
+    write_safetensors(os.path.join(args.checkpoint, "model.safetensors"), tensors)
     print(f"wrote {os.path.join(args.checkpoint, 'model.safetensors')}")
 
 
