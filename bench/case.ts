@@ -1,6 +1,7 @@
 // One benchmark case in its own process (so peak RSS is that engine's alone): reads a CaseInput (JSON) from
 // argv, prints RESULT_PREFIX + CaseOutput (JSON) as its last line.
 import { runBareOrt } from './cases/bare-ort';
+import { runLlamaCpp } from './cases/llama-cpp';
 import { runOurs } from './cases/ours';
 import { runTransformersJs } from './cases/transformers-js';
 import { CaseInput, CaseOutput, RESULT_PREFIX } from './cases/types';
@@ -10,6 +11,7 @@ const RUNNERS: Record<CaseInput['kind'], (input: CaseInput) => Promise<CaseOutpu
   ours: runOurs,
   'transformers.js': runTransformersJs,
   'bare-ort': runBareOrt,
+  'llama.cpp': runLlamaCpp,
   'vision-sweep': runVisionSweep,
 };
 

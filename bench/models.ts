@@ -7,6 +7,8 @@ import { architecture, withTinyTokenizer } from '../lib/model/architectures';
 import type { DecoderVariant } from '../lib/onnx/decoder';
 import { randomWeights } from '../lib/onnx/random-weights';
 import { QUANT_VARIANT, QuantizeName, writeModelFolder } from '../lib/onnx/write-model';
+import type { LlavaConfig, TextConfig } from '../lib/model/config';
+import { GgufType, writeGguf } from './gguf';
 
 export interface ModelSpec {
   /** Short name in the table. */
@@ -14,6 +16,8 @@ export interface ModelSpec {
   arch: string;
   textLayers?: number;
   visionLayers?: number;
+  /** Text decoder widths over the architecture's (a size between the tiny and the real ones). */
+  text?: Partial<TextConfig>;
   decoder: DecoderVariant;
   quantize?: QuantizeName;
 }
@@ -30,6 +34,7 @@ export interface BuiltModel {
 }
 
 const MARKER = 'bench-spec.json';
+const WEIGHT_SEED = 1;
 /** Compiled sources that decide what the builder writes: a change to any of them rebuilds the cached folders. */
 const BUILDER_DIRS = [path.join(__dirname, '..', 'lib', 'onnx'), path.join(__dirname, '..', 'lib', 'model')];
 
@@ -55,6 +60,8 @@ const VARIANTS: Array<Pick<ModelSpec, 'decoder' | 'quantize'>> = [
 export function modelSpecs(quick: boolean): ModelSpec[] {
   const families: Array<Omit<ModelSpec, 'decoder' | 'quantize'>> = [
     { name: 'tiny', arch: 'tiny' },
+    // ~175 MB fp32 decoder: a step takes a few ms, so per-token costs outside onnxruntime show.
+    { name: '8x512', arch: 'llava-0.5b', visionLayers: 2, text: { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1536, vocab_size: 32000 } },
     { name: '0.5b', arch: 'llava-0.5b', visionLayers: BENCH_VISION_LAYERS },
     ...(quick ? [] : [{ name: '7b-2L', arch: 'llava-1.5-7b', textLayers: 2, visionLayers: BENCH_VISION_LAYERS }]),
   ];
@@ -65,7 +72,7 @@ export function variantLabel(spec: ModelSpec): string {
   return `${spec.decoder} ${spec.quantize ?? 'fp32'}`;
 }
 
-function folderName(spec: ModelSpec): string {
+export function folderName(spec: ModelSpec): string {
   return `${spec.name}-${spec.decoder}-${spec.quantize ?? 'fp32'}`;
 }
 
@@ -88,11 +95,12 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
   if (recorded !== wanted) {
     const started = Date.now();
     const arch = withTinyTokenizer(architecture(spec.arch, { textLayers: spec.textLayers, visionLayers: spec.visionLayers }));
+    Object.assign(arch.config.text_config, spec.text);
     fs.rmSync(dir, { recursive: true, force: true });
     writeModelFolder({
       outDir: dir,
       config: arch.config,
-      weights: randomWeights(arch.config, 1),
+      weights: randomWeights(arch.config, WEIGHT_SEED),
       tokenizer: { kind: arch.tokenizer === 'tiny-qwen2' ? 'tiny-qwen2' : 'tiny-llama' },
       decoder: spec.decoder,
       quantize: spec.quantize,
@@ -112,4 +120,25 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
     modelBytes: fileBytes(dir, ['vision_encoder.onnx', 'embed_tokens.onnx', decoderName]),
     decoderFile: path.join(dir, 'onnx', decoderName),
   };
+}
+
+/**
+ * The llama.cpp counterpart of an optimized folder: its text decoder's weights (the same seeded values) as a GGUF,
+ * F32 for fp32 and Q4_0 for int4 (every matrix, like `llama-quantize --pure`: our int4 quantizes every matrix too).
+ * Written next to the folder's graphs, so a rebuilt folder gets a new one.
+ */
+export function ensureGguf(model: BuiltModel, log: (line: string) => void): string | null {
+  const types: Record<string, GgufType> = { fp32: 'F32', int4: 'Q4_0' };
+  const type = model.spec.decoder === 'optimized' ? types[model.spec.quantize ?? 'fp32'] : undefined;
+  if (!type) return null;
+  const file = path.join(model.dir, `llama-cpp-${type}.gguf`);
+  if (!fs.existsSync(file)) {
+    const started = Date.now();
+    const config = JSON.parse(fs.readFileSync(path.join(model.dir, 'config.json'), 'utf8')) as LlavaConfig;
+    const partial = `${file}.partial`;
+    writeGguf(partial, config, randomWeights(config, WEIGHT_SEED), type);
+    fs.renameSync(partial, file);
+    log(`wrote ${path.basename(model.dir)}/${path.basename(file)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+  return file;
 }

@@ -17,7 +17,8 @@ export interface CaseSummary {
   modelBytes: number;
   /** Bandwidth floor: decoder bytes read once per token at the measured bandwidth. */
   floorTokS: number;
-  engines: Partial<Record<CaseKind, EngineSummary>>;
+  /** By engine label (bench/run.ts ENGINES). */
+  engines: Record<string, EngineSummary>;
   ratios: { oursVsTransformersJs: number; oursVsBare: number; oursVsFloor: number };
 }
 
@@ -27,15 +28,15 @@ export interface FamilySummary {
   visionSweep: Record<string, number>;
 }
 
-export function summarize(model: BuiltModel, outputs: Partial<Record<CaseKind, CaseOutput[]>>, bandwidth: number): CaseSummary {
+export function summarize(model: BuiltModel, outputs: Record<string, CaseOutput[]>, bandwidth: number): CaseSummary {
   const engines: CaseSummary['engines'] = {};
-  for (const [kind, outs] of Object.entries(outputs) as Array<[CaseKind, CaseOutput[]]>) {
-    engines[kind] = {
+  for (const [label, outs] of Object.entries(outputs)) {
+    engines[label] = {
       figures: medians(outs.flatMap((o) => o.runs)),
       peakRssBytes: median(outs.map((o) => o.peakRssBytes)),
     };
   }
-  const tok = (k: CaseKind) => engines[k]?.figures.decode_tok_s;
+  const tok = (label: string) => engines[label]?.figures.decode_tok_s;
   const floorTokS = bandwidth / model.decoderBytes;
   return {
     family: model.spec.name,
@@ -64,19 +65,46 @@ export interface RunInfo {
   tokens: number;
 }
 
+/** A titled markdown table: the first two columns are names, the rest figures (right-aligned). */
+function pushTable(out: string[], title: string, header: string[], rows: string[][]): void {
+  if (rows.length === 0) return;
+  out.push('', title, '', `| ${header.join(' | ')} |`, `|${header.map((_, i) => (i < 2 ? '---' : '--:')).join('|')}|`);
+  for (const r of rows) out.push(`| ${r.join(' | ')} |`);
+}
+
 export function printReport(cases: CaseSummary[], families: FamilySummary[], info: RunInfo): void {
   const out: string[] = [];
   out.push(`| model | decoder | engine | preprocess ms | vision ms | projector ms | prefill ms | TTFT ms | decode tok/s | peak RSS GB (× model) | event loop max ms |`);
   out.push('|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const c of cases) {
-    for (const kind of ['ours', 'transformers.js', 'bare-ort'] as CaseKind[]) {
-      const e = c.engines[kind];
-      if (!e) continue;
+    for (const [kind, e] of Object.entries(c.engines)) {
       const x = e.figures;
       const rss = `${gb(e.peakRssBytes)} (${f(e.peakRssBytes / c.modelBytes, 2)})`;
       out.push(`| ${c.family} | ${c.variant} | ${kind} | ${f(x.preprocess_ms)} | ${f(x.vision_ms)} | ${f(x.projector_ms)} | ${f(x.prefill_ms)} | ${f(x.ttft_ms)} | ${f(x.decode_tok_s, 2)} | ${rss} | ${f(x.event_loop_max_ms, 1)} |`);
     }
   }
+  const llamaRows: string[][] = [];
+  const firstRows: string[][] = [];
+  for (const c of cases) {
+    const ours = c.engines.ours?.figures;
+    const llama = c.engines['llama.cpp']?.figures;
+    if (ours && llama) {
+      const prefill = (x: RunFigures) => (ours.prompt_tokens * 1000) / x.prefill_ms;
+      const busyOurs = c.engines['ours busy']?.figures.decode_tok_s;
+      const busyLlama = c.engines['llama.cpp busy']?.figures.decode_tok_s;
+      llamaRows.push([c.family, c.variant, `${f(prefill(ours))} · ${f(prefill(llama))}`, `${f(ours.decode_tok_s, 1)} · ${f(llama.decode_tok_s, 1)}`,
+        `${f(ratio(prefill(ours), prefill(llama)), 2)} · ${f(ratio(ours.decode_tok_s, llama.decode_tok_s), 2)}`,
+        `${f(busyOurs, 1)} · ${f(busyLlama, 1)}`, f(ratio(busyOurs, busyLlama), 2)]);
+    }
+    if (ours) {
+      firstRows.push([c.family, c.variant, `${f(ours.load_ms)} (${f(ours.warmup_ms)})`, `${f(ours.first_ttft_ms)} · ${f(ours.ttft_ms)}`,
+        `${f(ours.first_prefill_ms)} · ${f(ours.prefill_ms)}`, `${f(ours.first_decode_tok_s, 2)} · ${f(ours.decode_tok_s, 2)}`]);
+    }
+  }
+  pushTable(out, 'llama.cpp (node-llama-cpp) on a GGUF of the same weights (F32 for fp32, Q4_0 for every int4 matrix), same prompt length; "busy": beside a busy-loop process:',
+    ['model', 'weights', 'prefill tok/s ours · llama.cpp', 'decode tok/s ours · llama.cpp', 'ours ÷ llama.cpp prefill · decode', 'busy decode tok/s ours · llama.cpp', 'busy ours ÷ llama.cpp'], llamaRows);
+  pushTable(out, 'First frame after the load (the load includes its warm-up) against the frames after it, ours:',
+    ['model', 'decoder', 'load ms (warm-up)', 'TTFT ms first · next', 'prefill ms first · next', 'decode tok/s first · next'], firstRows);
   out.push('');
   out.push('| model | decoder | decoder GB | ours / transformers.js | ours / bare loop | floor tok/s | ours / floor |');
   out.push('|---|---|--:|--:|--:|--:|--:|');

@@ -1,7 +1,8 @@
 // `npm run bench`: builds (or reuses, under .cache/bench) the benchmark model folders, runs this project's
-// pipeline, transformers.js and a bare onnxruntime decode loop side by side on each, sweeps onnxruntime session
-// options for the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/.
-//   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only NAME[,NAME]]
+// pipeline, transformers.js, a bare onnxruntime decode loop and llama.cpp (on a GGUF of the same weights) side by
+// side on each, the int4 pair again beside a busy-loop neighbour process, sweeps onnxruntime session options for
+// the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/.
+//   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only FAMILY|FOLDER[,…]] [--engines LABEL[,LABEL]]
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -10,14 +11,48 @@ import { parseArgs } from 'util';
 import { measureBandwidth } from './bandwidth';
 import { CaseInput, CaseKind, CaseOutput, RESULT_PREFIX } from './cases/types';
 import { benchImage } from './image';
-import { BuiltModel, ensureModel, modelSpecs } from './models';
+import { BuiltModel, ensureGguf, ensureModel, folderName, modelSpecs } from './models';
 import { CaseSummary, FamilySummary, printReport, summarize } from './report';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE_DIR = path.join(ROOT, '.cache', 'bench');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const PROMPT = 'USER: <image>\nDescribe the image in detail. ASSISTANT:';
-const ENGINES: CaseKind[] = ['ours', 'transformers.js', 'bare-ort'];
+
+interface Engine {
+  /** The row's name in the tables and the JSON. */
+  label: string;
+  kind: CaseKind;
+  /** Run beside a busy-loop neighbour process (one core's worth of competing work, as on a shared machine). */
+  busy?: boolean;
+}
+
+/** In this order within each round: ours first (the others take its prompt length). */
+export const ENGINES: Engine[] = [
+  { label: 'ours', kind: 'ours' },
+  { label: 'transformers.js', kind: 'transformers.js' },
+  { label: 'bare-ort', kind: 'bare-ort' },
+  { label: 'llama.cpp', kind: 'llama.cpp' },
+  { label: 'ours busy', kind: 'ours', busy: true },
+  { label: 'llama.cpp busy', kind: 'llama.cpp', busy: true },
+];
+
+function wanted(engine: Engine, model: BuiltModel, gguf: string | null, only: string[] | undefined): boolean {
+  if (only && !only.includes(engine.label)) return false;
+  if (engine.kind === 'llama.cpp' && !gguf) return false;
+  // The neighbour rows are the int4 pair only (the comparison the target is stated for).
+  return !engine.busy || model.spec.quantize === 'int4';
+}
+
+/** Runs `work` while a child process spins on one core. */
+async function besideBusyNeighbour<T>(work: () => Promise<T>): Promise<T> {
+  const neighbour = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+  try {
+    return await work();
+  } finally {
+    neighbour.kill('SIGKILL');
+  }
+}
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -50,6 +85,7 @@ async function main(): Promise<void> {
       repeats: { type: 'string' },
       tokens: { type: 'string' },
       only: { type: 'string' },
+      engines: { type: 'string' },
     },
     strict: true,
   });
@@ -59,7 +95,10 @@ async function main(): Promise<void> {
   if (!(Number.isInteger(repeats) && repeats >= 1)) throw new Error(`--repeats must be a positive integer, got ${values.repeats}`);
   if (!(Number.isInteger(tokens) && tokens >= 2)) throw new Error(`--tokens must be an integer ≥ 2, got ${values.tokens}`);
   const only = values.only?.split(',');
-  const specs = modelSpecs(quick).filter((s) => !only || only.includes(s.name));
+  const engineLabels = values.engines?.split(',');
+  const unknown = engineLabels?.filter((l) => !ENGINES.some((e) => e.label === l));
+  if (unknown?.length) throw new Error(`--engines: unknown ${unknown.join(', ')} (labels: ${ENGINES.map((e) => e.label).join(', ')})`);
+  const specs = modelSpecs(quick).filter((s) => !only || only.includes(s.name) || only.includes(folderName(s)));
   if (specs.length === 0) throw new Error(`--only ${values.only} matches no model (names: ${[...new Set(modelSpecs(false).map((s) => s.name))].join(', ')})`);
 
   const started = Date.now();
@@ -71,29 +110,31 @@ async function main(): Promise<void> {
   let bandwidth = await measureBandwidth(CACHE_DIR);
   log(`memory read bandwidth ${(bandwidth.bytesPerSecond / 1e9).toFixed(1)} GB/s`);
 
-  const outputs = new Map<BuiltModel, Partial<Record<CaseKind, CaseOutput[]>>>();
+  const outputs = new Map<BuiltModel, Record<string, CaseOutput[]>>();
   const errors: string[] = [];
   const visionSweeps = new Map<string, Record<string, number>>();
   for (const model of models) {
-    const perEngine: Partial<Record<CaseKind, CaseOutput[]>> = {};
+    const perEngine: Record<string, CaseOutput[]> = {};
     outputs.set(model, perEngine);
-    const base = { model, image, tokens, repeats: 1, prompt: PROMPT };
+    const gguf = ensureGguf(model, log);
+    const base = { model, image, tokens, repeats: 1, prompt: PROMPT, gguf: gguf ?? undefined };
     // Engines alternate within each repeat, so a change in the machine's load hits all of them alike.
     for (let r = 0; r < repeats; r++) {
       let promptTokens = 0;
-      for (const kind of ENGINES) {
-        log(`${path.basename(model.dir)}: ${kind} (${r + 1}/${repeats})`);
+      for (const engine of ENGINES.filter((e) => wanted(e, model, gguf, engineLabels))) {
+        log(`${path.basename(model.dir)}: ${engine.label} (${r + 1}/${repeats})`);
         try {
-          const out = await runCase({ ...base, kind, contextTokens: promptTokens });
-          if (kind === 'ours') promptTokens = out.runs[0].prompt_tokens;
-          (perEngine[kind] ??= []).push(out);
+          const run = () => runCase({ ...base, kind: engine.kind, contextTokens: promptTokens });
+          const out = engine.busy ? await besideBusyNeighbour(run) : await run();
+          if (engine.label === 'ours') promptTokens = out.runs[0].prompt_tokens;
+          (perEngine[engine.label] ??= []).push(out);
         } catch (e) {
           errors.push((e as Error).message);
           log((e as Error).message);
         }
       }
     }
-    if (!visionSweeps.has(model.spec.name)) {
+    if (!visionSweeps.has(model.spec.name) && !engineLabels) {
       log(`${model.spec.name}: vision encoder session-option sweep`);
       try {
         visionSweeps.set(model.spec.name, (await runCase({ ...base, kind: 'vision-sweep', repeats: 3 })).configs ?? {});

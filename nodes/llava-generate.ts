@@ -8,8 +8,16 @@ import type { ChatPrompt } from '../lib/engine/types';
 import { encodeImage, imageFeaturesOf, isPixelsValue, loadImage, projectImage } from '../lib/pipeline/image-values';
 import type { ImageFeatures, LlavaModel } from '../lib/pipeline/llava-model';
 import type { PromptSegment } from '../lib/pipeline/templates';
-import { generationOptionsFromConfig, generationOptionsFromMessage, mergeGenerationOptions } from './shared/generation-options';
+import {
+  generationOptionsFromConfig,
+  generationOptionsFromMessage,
+  GenerationOverrides,
+  mergeGenerationOptions,
+  outputFormatFromConfig,
+  outputFormatFromMessage,
+} from './shared/generation-options';
 import { defineNode, stageTimings } from './shared/kit';
+import { openAiResponseFormat, parseCheckedJsonAnswer } from '../lib/pipeline/generation/json-schema';
 
 interface GenerateDef extends NodeDef {
   model: string;
@@ -33,6 +41,9 @@ interface GenerateDef extends NodeDef {
   stopStrings: string;
   ignoreEos: boolean;
   stream: boolean;
+  /** text, json (any object) or schema (the schema field). */
+  outputFormat?: string;
+  schema?: string;
   queuePolicy: string;
   queueLength: number | string;
   dropped: string;
@@ -69,7 +80,7 @@ async function imageFeatures(model: LlavaModel, value: unknown, what: string, si
   return { features: imageFeaturesOf(value, what), timings: {} };
 }
 
-export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>({
+export = defineNode<GenerateDef, GenerationOverrides>({
   type: 'llava-generate',
   // `pixels` has no editor field: where image load writes when the flow skips clip encode and project.
   properties: { prompt: 'msg.llava.prompt', embeds: 'msg.llava.imageEmbeds', pixels: 'msg.llava.pixels', output: 'msg.payload' },
@@ -77,9 +88,13 @@ export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>
   // The text, then the streamed partials.
   outputs: 2,
   holds: ['embeds'],
-  configure: (def) => generationOptionsFromConfig(def as unknown as Record<string, unknown>),
+  configure: (def) => ({
+    ...generationOptionsFromConfig(def as unknown as Record<string, unknown>),
+    ...outputFormatFromConfig(def as unknown as Record<string, unknown>),
+  }),
   process: async (kit, msg, out, signal) => {
-    const options = mergeGenerationOptions(kit.config, generationOptionsFromMessage((msg as { llava?: { options?: unknown } }).llava?.options));
+    const given = (msg as { llava?: { options?: unknown; schema?: unknown } }).llava;
+    const options = mergeGenerationOptions(kit.config, generationOptionsFromMessage(given?.options), outputFormatFromMessage(given?.schema));
     const embeds = await kit.read('embeds', msg);
     const [imageValue, imageProperty] = embeds === undefined || embeds === null ? [await kit.read('pixels', msg), 'pixels'] : [embeds, 'embeds'];
     const hasImage = imageValue !== undefined && imageValue !== null;
@@ -97,15 +112,18 @@ export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>
       if (!isEncodedImageValue(imageValue)) {
         throw new Error(`${kit.describe(imageProperty)} holds no encoded image: with a remote engine, image load must use the same llava-model (it then passes the JPEG on)`);
       }
+      const { format, ...sampling } = options;
       const result = await engine.generate({
         image: imageValue.data,
         chat: chatFrom(msg, prompt, kit.describe('prompt')),
-        options,
+        options: sampling,
+        // The server constrains the answer; it is checked against the schema here.
+        ...(format ? { responseFormat: openAiResponseFormat(format) } : {}),
         signal,
         onEvent: (e) => (e.type === 'text' ? onText?.(e.delta) : kit.status.generating(e.tokensPerSecond)),
       });
       if (kit.def.stream) partial('', true);
-      kit.write('output', msg, result.text);
+      kit.write('output', msg, format ? parseCheckedJsonAnswer(result.text, result.finishReason, result.usage?.completionTokens ?? 0, format) : result.text);
       kit.forget(imageProperty, msg);
       llava.generation = {
         text: result.text,
@@ -130,7 +148,8 @@ export = defineNode<GenerateDef, ReturnType<typeof generationOptionsFromConfig>>
       onProgress: (_tokens, rate) => kit.status.generating(rate),
     });
     if (kit.def.stream) partial('', true);
-    kit.write('output', msg, result.text);
+    // A JSON answer goes out parsed (it matches the schema); a cut-off one was an error at Catch.
+    kit.write('output', msg, options.format ? result.json : result.text);
     // The handle was freed with the generation: don't leave it on the message.
     kit.forget(imageProperty, msg);
     llava.generation = {

@@ -6,7 +6,8 @@ import { LocalEngine } from '../lib/engine/local-engine';
 import { RemoteEngine } from '../lib/engine/remote-engine';
 import type { Engine, EngineRequest, EngineState } from '../lib/engine/types';
 import { LlavaModel } from '../lib/pipeline/llava-model';
-import type { ProviderName, ProviderPreference } from '../lib/runtime/types';
+import { isProviderChoice, PROVIDER_CHOICES } from '../lib/runtime/providers';
+import type { ProviderPreference } from '../lib/runtime/types';
 import { ModelConfigNode, ModelState, parseRoots } from './shared/model-client';
 import { errorMessage } from './shared/status';
 
@@ -30,9 +31,9 @@ interface LlavaModelDef extends NodeDef {
 }
 
 function providers(value: string): ProviderPreference {
-  if (value === 'auto' || !value) return 'auto';
-  if (['cuda', 'webgpu', 'cpu'].includes(value)) return value as ProviderName;
-  throw new Error(`unknown execution provider "${value}"`);
+  if (!value) return 'auto';
+  if (isProviderChoice(value)) return value;
+  throw new Error(`unknown execution provider "${value}" (expected ${PROVIDER_CHOICES.join(', ')})`);
 }
 
 export = function register(RED: NodeAPI): void {

@@ -15,7 +15,7 @@ export async function runBareOrt(input: CaseInput): Promise<CaseOutput> {
   // The pipeline's session options (lib/runtime/session-host.ts), so the gap between the two is the pipeline's own cost.
   const session = await ort.InferenceSession.create(input.model.decoderFile, {
     intraOpNumThreads: os.availableParallelism(),
-    extra: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' },
+    extra: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0', ...input.sessionConfig },
   });
   const meta = new Map(session.inputMetadata.map((m) => [m.name, m]));
   const shapeOf = (name: string) => (meta.get(name) as ort.InferenceSession.TensorValueMetadata).shape;

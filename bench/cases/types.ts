@@ -1,7 +1,7 @@
 // What the benchmark parent sends a case process, and what a case reports back (one JSON line).
 import type { BuiltModel } from '../models';
 
-export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'vision-sweep';
+export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep';
 
 export interface CaseInput {
   kind: CaseKind;
@@ -14,6 +14,12 @@ export interface CaseInput {
   prompt: string;
   /** bare-ort: the cache length to start from (the pipeline's prompt length). */
   contextTokens?: number;
+  /** ours: LlavaModel's warm-up at load (default true; false shows what it saves). */
+  warmup?: boolean;
+  /** ours, bare-ort: onnxruntime session config entries over the pipeline's (lib/runtime/session-host.ts). */
+  sessionConfig?: Record<string, string>;
+  /** llama.cpp: the GGUF written from the same weights. */
+  gguf?: string;
 }
 
 /** Figures of one run; absent fields are ones the engine does not expose. */

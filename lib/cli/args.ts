@@ -2,8 +2,6 @@
 import { parseArgs, ParseArgsConfig } from 'util';
 import { UsageError } from './usage-error';
 
-export const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'];
-
 export function number(value: string | undefined, flag: string, integer = false): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);

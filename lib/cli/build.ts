@@ -4,7 +4,7 @@ import { parseArgs } from 'util';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../model/architectures';
-import type { LlavaConfig } from '../model/config';
+import { LlavaConfig, RECORD_KEY } from '../model/config';
 import type { ModelLayout } from '../model/folder';
 import { UsageError } from './usage-error';
 import { openHfCheckpoint } from '../onnx/checkpoint/hf';
@@ -160,7 +160,7 @@ function mmpretrainSource(v: { [K in keyof typeof OPTIONS]?: string | boolean },
     ? [{ id: ckpt.imStartEnd.startId, content: '<im_start>' }, { id: ckpt.imStartEnd.endId, content: '<im_end>' }]
     : [];
   checkSpecialTokens(tokenizerJson, specialTokens);
-  ckpt.config['node-red-contrib-llava'] = { ...ckpt.config['node-red-contrib-llava'], preset: name };
+  ckpt.config[RECORD_KEY] = { ...ckpt.config[RECORD_KEY], preset: name };
   if (layers !== undefined) ckpt.config.text_config.num_hidden_layers = Math.min(layers, ckpt.config.text_config.num_hidden_layers);
   return {
     config: ckpt.config,

@@ -2,22 +2,23 @@
 import * as fs from 'fs';
 import type { parseArgs } from 'util';
 import { getRuntime } from '../runtime';
+import { isProviderChoice, PROVIDER_CHOICES } from '../runtime/providers';
 import type { ProviderPreference } from '../runtime/types';
 import { assertDecodable } from '../pipeline/image-preprocess';
 import { LlavaModel } from '../pipeline/llava-model';
+import { GENERATION_OPTION_NAMES, GENERATION_OPTION_SPECS, generationFlagsUsage } from '../pipeline/generation/option-spec';
 import type { GenerationOptions, JsonFormat } from '../pipeline/types';
 import { compileJsonFormat, openAiResponseFormat, parseCheckedJsonAnswer } from '../pipeline/generation/json-schema';
 import { IMAGE_MARKER } from '../pipeline/templates';
 import { RemoteEngine } from '../engine/remote-engine';
-import { apiKey, number, parseOptions, PROVIDERS } from './args';
+import { apiKey, number, parseOptions } from './args';
 import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
 export const usage = `usage: llava generate (--model DIR|ORG/NAME[@REV] [--no-pull] | --engine URL --engine-model NAME [--api-key K] [--image-max-side N])
        --image FILE [--prompt TEXT] [--preset NAME] [--variant V|GRAPH=V,…]
-       [--max-new-tokens N] [--min-new-tokens N] [--greedy | --temperature T --top-k K --top-p P --min-p P --seed S]
-       [--repetition-penalty R] [--num-beams B] [--length-penalty L] [--stop TEXT]… [--ignore-eos]
-       [--format text|json] [--json-schema FILE|JSON] [--max-input-pixels N] [--provider auto|cpu|cuda|webgpu] [--threads N]
+       ${generationFlagsUsage()}
+       [--format text|json] [--json-schema FILE|JSON] [--max-input-pixels N] [--provider ${PROVIDER_CHOICES.join('|')}] [--threads N]
        [--json] [--verbose]
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
 --variant: auto (default), one of fp32 fp16 q8 int8 uint8 q4 q4f16 q2 q2f16 q1 q1f16 bnb4, or per graph:
@@ -42,21 +43,10 @@ const OPTIONS = {
   prompt: { type: 'string' },
   preset: { type: 'string' },
   variant: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  'min-new-tokens': { type: 'string' },
+  ...generationFlags(),
   greedy: { type: 'boolean' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  'top-p': { type: 'string' },
-  'min-p': { type: 'string' },
-  seed: { type: 'string' },
-  'repetition-penalty': { type: 'string' },
-  'num-beams': { type: 'string' },
-  'length-penalty': { type: 'string' },
-  stop: { type: 'string', multiple: true },
   format: { type: 'string' },
   'json-schema': { type: 'string' },
-  'ignore-eos': { type: 'boolean' },
   'max-input-pixels': { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
@@ -66,26 +56,32 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
+/** parseArgs options for the generation flags, from the option specs: numbers are read as text and checked here. */
+function generationFlags(): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
+  const flags: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const name of GENERATION_OPTION_NAMES) {
+    const { flag, kind } = GENERATION_OPTION_SPECS[name];
+    if (flag) flags[flag] = kind === 'boolean' ? { type: 'boolean' } : kind === 'strings' ? { type: 'string', multiple: true } : { type: 'string' };
+  }
+  return flags;
+}
+
+/** The generation options the flags set; their ranges are checked with the request, like every other caller's. */
 function generationOptions(v: Values): Partial<GenerationOptions> {
-  const sampling = ['temperature', 'top-k', 'top-p', 'min-p', 'seed'].filter((k) => v[k as keyof Values] !== undefined);
+  const given = v as Record<string, string | string[] | boolean | undefined>;
+  const options: Record<string, unknown> = {};
+  const sampling: string[] = [];
+  for (const name of GENERATION_OPTION_NAMES) {
+    const spec = GENERATION_OPTION_SPECS[name];
+    const value = spec.flag === undefined ? undefined : given[spec.flag];
+    if (value === undefined) continue;
+    if (spec.sampling) sampling.push(spec.flag!);
+    options[name] = spec.kind === 'integer' || spec.kind === 'number' ? number(value as string, spec.flag!, spec.kind === 'integer') : value;
+  }
   if (v.greedy && sampling.length) throw new UsageError(`--greedy cannot be combined with --${sampling.join(', --')}`);
-  const options: Partial<GenerationOptions> = {
-    maxNewTokens: number(v['max-new-tokens'], 'max-new-tokens', true),
-    minNewTokens: number(v['min-new-tokens'], 'min-new-tokens', true),
-    temperature: number(v.temperature, 'temperature'),
-    topK: number(v['top-k'], 'top-k', true),
-    topP: number(v['top-p'], 'top-p'),
-    minP: number(v['min-p'], 'min-p'),
-    seed: number(v.seed, 'seed', true),
-    repetitionPenalty: number(v['repetition-penalty'], 'repetition-penalty'),
-    numBeams: number(v['num-beams'], 'num-beams', true),
-    lengthPenalty: number(v['length-penalty'], 'length-penalty'),
-    stopStrings: v.stop,
-    ignoreEos: v['ignore-eos'],
-  };
   if (v.greedy) options.doSample = false;
   else if (sampling.length) options.doSample = true;
-  return Object.fromEntries(Object.entries(options).filter(([, x]) => x !== undefined));
+  return options as Partial<GenerationOptions>;
 }
 
 /** --format / --json-schema: the JSON format, checked (an unsupported keyword fails before the model loads). */
@@ -132,7 +128,7 @@ export async function run(argv: string[], out: NodeJS.WritableStream = process.s
   if (v.engine) return runRemote(v, out);
   if (!v.model) throw new UsageError('--model DIR, --model org/name or --engine URL is required');
   if (!v.image) throw new UsageError('--image FILE is required');
-  if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
+  if (v.provider && !isProviderChoice(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
   const format = jsonFormat(v);
   const options = { ...generationOptions(v), ...(format ? { format } : {}) };
   const maxInputPixels = number(v['max-input-pixels'], 'max-input-pixels', true);

@@ -8,7 +8,8 @@ import { DEFAULT_MAX_BODY_BYTES, OpenAiServer } from '../engine/openai-server';
 import { LlavaModel } from '../pipeline/llava-model';
 import { getRuntime } from '../runtime';
 import type { ProviderPreference } from '../runtime/types';
-import { apiKey, number, parseOptions, PROVIDERS } from './args';
+import { isProviderChoice, PROVIDER_CHOICES } from '../runtime/providers';
+import { apiKey, number, parseOptions } from './args';
 import { MODEL_HELP, modelFolder } from './hub-model';
 import { UsageError } from './usage-error';
 
@@ -51,7 +52,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 export async function run(argv: string[]): Promise<number> {
   const v = parseOptions(argv, OPTIONS);
   if (!v.model) throw new UsageError('--model DIR is required');
-  if (v.provider && !PROVIDERS.includes(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
+  if (v.provider && !isProviderChoice(v.provider)) throw new UsageError(`--provider must be one of ${PROVIDER_CHOICES.join(', ')}`);
   const host = v.host ?? '127.0.0.1';
   const port = number(v.port, 'port', true) ?? 8080;
   const parallel = number(v.parallel, 'parallel', true) ?? 1;

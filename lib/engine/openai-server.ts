@@ -6,7 +6,8 @@ import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { assertDecodable, DEFAULT_MAX_INPUT_PIXELS } from '../pipeline/image-preprocess';
 import type { HistoryTurn } from '../pipeline/templates';
-import type { GenerationOptions } from '../pipeline/types';
+import { compileJsonFormat } from '../pipeline/generation/json-schema';
+import type { GenerationOptions, JsonFormat } from '../pipeline/types';
 import { Semaphore } from './semaphore';
 import { sseData } from './sse';
 import type { ChatPrompt, Engine, EngineResult } from './types';
@@ -93,6 +94,22 @@ function number(value: unknown, name: string, ok: (v: number) => boolean, range:
   return value;
 }
 
+/** response_format → the answer format the constrained decoder takes (checked here: a bad schema is a 400). */
+function responseFormat(value: unknown): JsonFormat | undefined {
+  const f = value as { type?: unknown; json_schema?: { schema?: unknown } } | undefined | null;
+  if (f === undefined || f === null || f.type === 'text') return undefined;
+  let format: JsonFormat;
+  if (f.type === 'json_object') format = { type: 'json' };
+  else if (f.type === 'json_schema') format = { type: 'json_schema', schema: f.json_schema?.schema };
+  else throw bad(`response_format.type must be text, json_object or json_schema, got ${JSON.stringify(f.type)}`, 'response_format');
+  try {
+    compileJsonFormat(format);
+  } catch (err) {
+    throw bad(`response_format: ${(err as Error).message}`, 'response_format');
+  }
+  return format;
+}
+
 /** The request body → what the engine needs; every mistake is a 400 naming the field. */
 export function parseChatRequest(body: unknown, modelName: string): ParsedRequest {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw bad('the request body must be a JSON object');
@@ -103,10 +120,7 @@ export function parseChatRequest(body: unknown, modelName: string): ParsedReques
   if (b.n !== undefined && b.n !== null && b.n !== 1) throw bad('only n = 1 is supported', 'n');
   if (b.logprobs === true) throw bad('logprobs are not supported', 'logprobs');
   if (b.tools !== undefined && Array.isArray(b.tools) && b.tools.length > 0) throw bad('tools are not supported', 'tools');
-  const format = b.response_format as { type?: unknown } | undefined | null;
-  if (format && format.type !== 'text') {
-    throw bad(`response_format ${JSON.stringify(format.type)} is not supported by this server (only "text")`, 'response_format');
-  }
+  const format = responseFormat(b.response_format);
 
   let system: string | undefined;
   const turns: Array<{ role: 'user' | 'assistant'; text: string }> = [];
@@ -157,6 +171,7 @@ export function parseChatRequest(body: unknown, modelName: string): ParsedReques
     }
     options.stopStrings = stop as string[];
   }
+  if (format) options.format = format;
   if (b.stream !== undefined && typeof b.stream !== 'boolean' && b.stream !== null) throw bad('stream must be a boolean', 'stream');
   const streamOptions = b.stream_options as { include_usage?: unknown } | undefined | null;
   return {

@@ -1,6 +1,7 @@
 // An OpenAI-compatible chat-completions server as an engine (vLLM, SGLang, llama.cpp's llama-server, Ollama's
 // /v1, TGI, `llava serve`): POST {base}/v1/chat/completions with the question and the image as a data URI,
 // streamed back over SSE. Node's fetch, no client library.
+import { openAiResponseFormat } from '../pipeline/generation/json-schema';
 import { CAPTION_INSTRUCTION } from '../pipeline/templates';
 import type { FinishReason, GenerationOptions } from '../pipeline/types';
 import { DEFAULT_REMOTE_IMAGE_SIDE, imageForRemote, jpegDataUri } from './image-for-remote';
@@ -56,7 +57,10 @@ export class RemoteEngineError extends Error {
   }
 }
 
-/** The chat-completions fields a GenerationOptions maps to; sampling fields only when sampling is on. */
+/**
+ * The chat-completions fields a GenerationOptions maps to; sampling fields only when sampling is on; a JSON answer
+ * format becomes response_format (json_object, or json_schema with the normalised schema).
+ */
 export function openAiSampling(options: Partial<GenerationOptions> = {}): Record<string, unknown> {
   for (const name of UNSUPPORTED_OPTIONS) {
     if (options[name] !== undefined && options[name] !== false) {
@@ -74,6 +78,7 @@ export function openAiSampling(options: Partial<GenerationOptions> = {}): Record
     body.temperature = 0;
   }
   if (options.stopStrings?.length) body.stop = options.stopStrings;
+  if (options.format) body.response_format = openAiResponseFormat(options.format);
   return body;
 }
 

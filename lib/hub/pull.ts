@@ -1,6 +1,7 @@
 // `pull`: the files a model needs from a Hub repo into the shared cache, each verified (size and hash) before it
 // is renamed into blobs/ and linked from the snapshot; and the way back, a model id to a folder, from the cache
 // alone when offline.
+import { RECORD_KEY } from '../model/config';
 import * as fs from 'fs';
 import * as path from 'path';
 import { RepoCache, repoFolderName } from './cache';
@@ -54,7 +55,7 @@ export function formatSize(n: number): string {
 function recordedVariant(configFile: string | undefined): string | undefined {
   if (!configFile) return undefined;
   try {
-    const v = JSON.parse(fs.readFileSync(configFile, 'utf8'))?.['node-red-contrib-llava']?.variant;
+    const v = JSON.parse(fs.readFileSync(configFile, 'utf8'))?.[RECORD_KEY]?.variant;
     return typeof v === 'string' ? v : undefined;
   } catch {
     return undefined;

@@ -1,6 +1,9 @@
 // Typed views of a model folder's config.json (Hugging Face LlavaConfig and its vision/text configs).
 // Only the fields this package reads; unknown fields are kept by the JSON but not typed.
 
+/** The key under which config.json records what this package built or chose (preset, variant, layout…). */
+export const RECORD_KEY = 'node-red-contrib-llava';
+
 export interface VisionConfig {
   model_type: string; // 'clip_vision_model' | 'siglip_vision_model'
   hidden_size: number;
@@ -84,7 +87,7 @@ export interface LlavaConfig {
   pad_token_id?: number;
   image_seq_length?: number;
   /** Settings this package records (preset, layout, decoder variant). */
-  'node-red-contrib-llava'?: Record<string, unknown>;
+  [RECORD_KEY]?: Record<string, unknown>;
   'transformers.js_config'?: Record<string, unknown>;
 }
 

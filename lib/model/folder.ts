@@ -4,7 +4,7 @@
 //   split:           the same, but vision_encoder stops before the projector and onnx/multi_modal_projector follows
 import * as fs from 'fs';
 import * as path from 'path';
-import type { LlavaConfig } from './config';
+import { LlavaConfig, RECORD_KEY } from './config';
 import { completeLlavaConfig } from './hf-config';
 import { chooseVariants, GraphName, onnxFileName, parseVariantSpec, VariantSpec } from './weight-variants';
 
@@ -110,7 +110,7 @@ export function openModelFolder(dir: string, requested: string | VariantSpec = '
   const has = (file: string) => fs.existsSync(path.join(onnxDir, file));
   const variants = chooseVariants(has, spec, {
     transformersJs: config['transformers.js_config'],
-    recorded: config['node-red-contrib-llava']?.variant,
+    recorded: config[RECORD_KEY]?.variant,
   });
   for (const graph of ['vision_encoder', 'embed_tokens', 'decoder_model_merged'] as const) {
     if (!variants[graph]) throw new Error(`model folder is missing onnx/${graph}.onnx (${layoutHint(onnxDir)})`);

@@ -10,7 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ModelLayout } from '../model/folder';
-import type { LlavaConfig } from '../model/config';
+import { LlavaConfig, RECORD_KEY } from '../model/config';
 import { EMBED_IO, PROJECTOR_IO, VISION_IO } from '../model/graph-io';
 import { llamaTinyTokenizer, qwen2TinyTokenizer, writeTinyTokenizer } from '../model/tiny-tokenizer';
 import type { QuantOptions } from './blocks';
@@ -158,8 +158,8 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   const config: LlavaConfig = {
     ...c,
     image_seq_length: visionTokenCount(c),
-    'node-red-contrib-llava': {
-      ...c['node-red-contrib-llava'],
+    [RECORD_KEY]: {
+      ...c[RECORD_KEY],
       source: opts.source,
       layout,
       decoder,

@@ -63,16 +63,23 @@ export function renderChatTemplate(template: string, messages: ChatMessage[], op
   const placeholder = (i: number): string => `\u{F0000}${nonce}:${i}\u{F0001}`;
   const withPlaceholders = messages.map((m) => ({
     ...m,
-    content: m.content.map((c) => (c.type === 'text' ? { type: 'text', text: placeholder(texts.push(c.text) - 1) } : c)),
+    content: m.content.map((c): ChatContent => (c.type === 'text' ? { type: 'text', text: placeholder(texts.push(c.text) - 1) } : c)),
   }));
-  const render = (msgs: unknown[]): string =>
+  const render = (msgs: ChatMessage[], content: 'list' | 'string'): string =>
     compiled.render({
-      messages: msgs,
+      messages: content === 'list' ? msgs : msgs.map(withStringContent),
       add_generation_prompt: options.addGenerationPrompt ?? true,
       bos_token: options.bosToken ?? '',
       eos_token: options.eosToken ?? '',
     });
-  const marked = render(withPlaceholders);
+  // Templates written for string content (nanoLLaVA's ChatML: '...' + message['content']) print a list as its
+  // JSON; those get the text with the image as a leading "<image>\n", as the model's README passes it.
+  let content: 'list' | 'string' = 'list';
+  let marked = render(withPlaceholders, content);
+  if (/\{"type": "(text|image)"/.test(marked)) {
+    content = 'string';
+    marked = render(withPlaceholders, content);
+  }
   const segments: PromptSegment[] = [];
   const pattern = new RegExp(`\u{F0000}${nonce}:(\\d+)\u{F0001}`, 'gu');
   let last = 0;
@@ -81,11 +88,17 @@ export function renderChatTemplate(template: string, messages: ChatMessage[], op
     last = (m.index as number) + m[0].length;
   }
   segments.push(templateText(marked.slice(last)));
-  const plain = render(messages);
+  const plain = render(messages, content);
   if (segments.map((s) => s.text).join('') !== plain) {
     throw new Error('chat template transforms message text (e.g. trim or upper), so user text cannot be kept apart safely');
   }
   return mergeSegments(segments);
+}
+
+/** A message with string content: its image as "<image>\n" before its text (the llava_qwen2 convention). */
+function withStringContent(m: ChatMessage): { role: string; content: string } {
+  const image = m.content.some((c) => c.type === 'image') ? '<image>\n' : '';
+  return { role: m.role, content: image + m.content.map((c) => (c.type === 'text' ? c.text : '')).join('') };
 }
 
 /** The chat template a model folder ships: chat_template.jinja, chat_template.json, or tokenizer_config.json. */

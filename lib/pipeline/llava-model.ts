@@ -1,18 +1,21 @@
 // A loaded LLaVA model on the shared runtime: the stages the nodes wrap one by one (preprocess, encode the
 // image, project, generate) and `describe()`, which runs them all. Heavy work happens in the inference worker;
 // between stages image features stay there behind handles.
+import { RECORD_KEY } from '../model/config';
+import { checkNumberOption, GENERATION_OPTION_SPECS } from './generation/option-spec';
 import { openModelFolder, ModelFolder } from '../model/folder';
 import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from '../model/presets';
 import { preprocessFromConfig } from './image-preprocess-config';
 import { getRuntime } from '../runtime';
 import type { TensorHandle } from '../runtime/tensor';
 import type { ProviderFailure, ProviderPreference, Runtime, SessionLease } from '../runtime/types';
+import sharp from 'sharp';
 import { preprocessImage } from './image-preprocess';
 import { buildPrompt, PromptInput } from './prompt';
 import type { PromptSegment } from './templates';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
-import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult } from './worker-tasks';
+import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult, WARMED_TASK, WarmedPayload } from './worker-tasks';
 import { compileJsonFormat, parseJsonAnswer } from './generation/json-schema';
 import { checkGraphsAgainstConfig, kvShape, visionInputs, visionOutput } from './graph-check';
 import type { TensorValue } from '../runtime/tensor';
@@ -21,6 +24,8 @@ import { floatArrayToHalf } from '../util/float16';
 export interface LoadOptions {
   providers?: ProviderPreference;
   threads?: number;
+  /** onnxruntime session config entries for every graph (e.g. thread spinning), over the runtime's defaults. */
+  sessionConfig?: Record<string, string>;
   /** Weight variants: one (fp32, fp16, q4…), per graph (`vision_encoder=fp16,decoder_model_merged=q4`), or auto (default). */
   variant?: string;
   /** Preset name; default: the one recorded in the folder's config, else llava-1.5-hf. */
@@ -28,6 +33,11 @@ export interface LoadOptions {
   overrides?: PresetOverrides;
   /** Reuse the KV cache of the prompt before the image across requests (default true). */
   prefixReuse?: boolean;
+  /**
+   * Run one dummy frame (vision, a prefill as long as an image prompt, two decode steps) while loading, so the
+   * first caption is as fast as the next (default true; sessions already warmed by another load are skipped).
+   */
+  warmup?: boolean;
   runtime?: Runtime;
   signal?: AbortSignal;
   /** Called as each ONNX session finishes loading (large models take a while per file). */
@@ -38,6 +48,15 @@ export interface LoadOptions {
 export interface ImageFeatures {
   handle: TensorHandle;
   projected: boolean;
+  ms: number;
+}
+
+/** What the load's warm-up did. */
+export interface WarmupResult {
+  /** False when every session had been warmed by an earlier load (they are shared). */
+  ran: boolean;
+  /** Prompt positions its prefill ran (image rows included). */
+  prefillTokens: number;
   ms: number;
 }
 
@@ -76,14 +95,13 @@ export interface DescribeRequest extends Omit<PromptInput, 'image'> {
 }
 
 const MODULE_PATH = require.resolve('./worker-tasks');
-const RECORDED_PRESET_KEY = 'node-red-contrib-llava';
 
 /**
  * The preset with its preprocessing complete: the folder's preprocessor_config.json, under what the preset fixes
  * explicitly (the mmpretrain presets' squash), under the caller's overrides; the graph fixes the size.
  */
 function presetFor(folder: ModelFolder, options: LoadOptions): ResolvedPreset {
-  const recorded = folder.config[RECORDED_PRESET_KEY]?.preset;
+  const recorded = folder.config[RECORD_KEY]?.preset;
   const base = getPreset(options.preset ?? (typeof recorded === 'string' ? recorded : 'llava-1.5-hf'));
   const size = folder.config.vision_config.image_size;
   const fromFolder = preprocessFromConfig(folder.preprocessor, size);
@@ -107,6 +125,8 @@ export class LlavaModel {
    * them: a message lost in transit while Node-RED stops a flow would otherwise hold its tensor for good.
    */
   private readonly liveImages = new Map<string, TensorHandle>();
+  /** What the load's warm-up did (null when it was turned off). */
+  warmup: WarmupResult | null = null;
   /** Which open model made each live image, so a holder can free one without knowing its model. */
   private static readonly owners = new Map<string, LlavaModel>();
 
@@ -131,7 +151,7 @@ export class LlavaModel {
     const total = files.projector ? 4 : 3;
     let loaded = 0;
     const open = async (file: string) => {
-      const lease = await runtime.openSession({ modelPath: file, providers: options.providers, threads: options.threads }, options.signal);
+      const lease = await runtime.openSession({ modelPath: file, providers: options.providers, threads: options.threads, config: options.sessionConfig }, options.signal);
       options.onProgress?.(++loaded, total);
       return lease;
     };
@@ -156,7 +176,34 @@ export class LlavaModel {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
     }
-    return new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true);
+    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true);
+    if (options.warmup ?? true) {
+      try {
+        model.warmup = await model.warm(options.signal);
+      } catch (err) {
+        model.close();
+        throw new Error(`model folder ${folder.dir}: warm-up run failed: ${(err as Error).message}`);
+      }
+    }
+    return model;
+  }
+
+  /**
+   * One frame through the real stages on a blank image (preprocess, vision, projector, the default caption prompt,
+   * three greedy tokens). A session's first runs pay for first touch of its memory-mapped weights, the arena's growth
+   * to a prompt's size, the thread pool's start, and the worker for its tokenizer and code: this moves that cost
+   * from the first caption to the load.
+   */
+  private async warm(signal?: AbortSignal): Promise<WarmupResult> {
+    const keys = [this.vision, this.projector, this.embed, this.decoder].filter((l) => l !== null).map((l) => l!.info.key);
+    const warmed = (mark: boolean) => this.runtime.task<boolean>(WARMED_TASK, { keys, mark } satisfies WarmedPayload, { signal, label: 'warm-up' });
+    if (await warmed(false)) return { ran: false, prefillTokens: 0, ms: 0 };
+    const started = performance.now();
+    const blank = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).jpeg().toBuffer();
+    const image = await this.project(await this.encodeImage(await this.preprocess(blank), signal), signal);
+    const r = await this.generate({ prompt: this.prompt({}), image, options: { maxNewTokens: 3, ignoreEos: true, doSample: false }, signal });
+    await warmed(true);
+    return { ran: true, prefillTokens: r.promptTokenCount, ms: performance.now() - started };
   }
 
   get provider(): string {
@@ -275,6 +322,8 @@ export class LlavaModel {
       if (encoded.imageCount > 1) throw new Error(`the prompt has ${encoded.imageCount} <image> slots; one image per prompt is supported`);
       assertFitsContext(encoded, text.max_position_embeddings);
       const options: GenerationOptions = { ...this.preset.generation, ...request.options } as GenerationOptions;
+      // The request's budget follows the one option rule; below, it is cut to the context left.
+      checkNumberOption(GENERATION_OPTION_SPECS.maxNewTokens, options.maxNewTokens, 'Invalid generation options: maxNewTokens');
       // An unsupported keyword or invalid schema fails here, before any work in the worker.
       if (options.format) compileJsonFormat(options.format);
       options.eosTokenIds ??= eosIds(this.folder, this.tokenizer);

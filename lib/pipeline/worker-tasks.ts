@@ -1,7 +1,7 @@
 // LLaVA's per-token work, run inside the inference worker (registered with runtime.registerTaskModule):
 // prompt embeddings with the image features spliced in, prefill (reusing the KV cache of the prompt's prefix
 // before the image), and the generation loop. Nothing per token touches the main thread.
-import type { TaskIO, TaskModule, WorkerContext } from '../runtime/types';
+import type { TaskIO, TaskModule, TaskResult, WorkerContext, WorkerSession } from '../runtime/types';
 import type { TensorHandle } from '../runtime/tensor';
 import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
@@ -12,6 +12,7 @@ import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions } from './types';
 
 export const GENERATE_TASK = 'llava.generate';
+export const WARMED_TASK = 'llava.warmed';
 
 export interface GeneratePayload {
   embedKey: string;
@@ -188,6 +189,23 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
   }
 }
 
+export interface WarmedPayload {
+  keys: string[];
+  /** Record the sessions as warmed (after a warm-up ran). */
+  mark: boolean;
+}
+
+/** Sessions that have run a warm-up; a reloaded session is a new object and is warmed again. */
+const warmed = new WeakSet<WorkerSession>();
+
+/** Whether every session has been warmed (a model loaded twice shares its sessions); with `mark`, records them. */
+function warmedTask(ctx: WorkerContext, p: WarmedPayload): TaskResult {
+  const sessions = p.keys.map((k) => ctx.session(k));
+  if (p.mark) for (const s of sessions) warmed.add(s);
+  return { result: sessions.every((s) => warmed.has(s)) };
+}
+
 export const tasks: TaskModule['tasks'] = {
   [GENERATE_TASK]: generateTask,
+  [WARMED_TASK]: warmedTask,
 };

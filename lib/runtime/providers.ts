@@ -5,6 +5,13 @@ import type { ProviderFailure, ProviderName, ProviderPreference } from './types'
 
 export const PROVIDERS: readonly ProviderName[] = ['cuda', 'webgpu', 'cpu'];
 
+/** What a user may choose (the llava-model node, --provider): 'auto' or one provider. */
+export const PROVIDER_CHOICES: readonly ProviderPreference[] = ['auto', ...[...PROVIDERS].sort()];
+
+export function isProviderChoice(value: string): value is 'auto' | ProviderName {
+  return (PROVIDER_CHOICES as readonly unknown[]).includes(value);
+}
+
 /** The providers to try, in order: 'auto' is cuda, webgpu, then cpu; a name or list is taken as given. */
 export function providerOrder(pref: ProviderPreference = 'auto'): ProviderName[] {
   const list = pref === 'auto' ? [...PROVIDERS] : Array.isArray(pref) ? pref : [pref];

@@ -1,13 +1,14 @@
 // llava-generate's generation options: from the editor fields (empty = the model preset's value) and from
-// msg.llava.options (per message), checked by name and type so a typo is an error, not a silently ignored option.
-import type { GenerationOptions } from '../../lib/pipeline/types';
-
-const INTEGER_FIELDS = ['maxNewTokens', 'minNewTokens', 'topK', 'seed', 'numBeams'] as const;
-const NUMBER_FIELDS = ['temperature', 'topP', 'minP', 'repetitionPenalty', 'lengthPenalty'] as const;
-const BOOLEAN_FIELDS = ['doSample', 'ignoreEos'] as const;
-
-/** The option names a message may set in msg.llava.options (and the editor shows). */
-export const GENERATION_OPTION_NAMES: readonly string[] = [...INTEGER_FIELDS, ...NUMBER_FIELDS, ...BOOLEAN_FIELDS, 'stopStrings'];
+// msg.llava.options (per message), checked by name, type and range against the one option spec, so a typo is an
+// error, not a silently ignored option.
+import {
+  checkNumberOption,
+  GENERATION_OPTION_NAMES,
+  GENERATION_OPTION_SPECS,
+  isGenerationOptionName,
+} from '../../lib/pipeline/generation/option-spec';
+import { compileJsonFormat } from '../../lib/pipeline/generation/json-schema';
+import type { GenerationOptions, JsonFormat } from '../../lib/pipeline/types';
 
 export type GenerationOverrides = Partial<GenerationOptions>;
 
@@ -17,15 +18,17 @@ export type GenerationOverrides = Partial<GenerationOptions>;
  */
 export function generationOptionsFromConfig(config: Record<string, unknown>): GenerationOverrides {
   const out: Record<string, unknown> = {};
-  for (const name of [...INTEGER_FIELDS, ...NUMBER_FIELDS]) {
+  for (const name of GENERATION_OPTION_NAMES) {
+    const spec = GENERATION_OPTION_SPECS[name];
     const raw = config[name];
-    if (raw === undefined || raw === null || String(raw).trim() === '') continue;
-    out[name] = checkNumber(name, Number(raw), `editor field ${name}`);
-  }
-  // The editor's checkboxes always have a value; only "on" departs from the preset.
-  for (const name of BOOLEAN_FIELDS) if (config[name] === true) out[name] = true;
-  if (typeof config.stopStrings === 'string' && config.stopStrings.trim() !== '') {
-    out.stopStrings = config.stopStrings.split(/\r?\n/).filter((s) => s.length > 0);
+    if (spec.kind === 'boolean') {
+      // The editor's checkboxes always have a value; only "on" departs from the preset.
+      if (raw === true) out[name] = true;
+    } else if (spec.kind === 'strings') {
+      if (typeof raw === 'string' && raw.trim() !== '') out[name] = raw.split(/\r?\n/).filter((s) => s.length > 0);
+    } else if (raw !== undefined && raw !== null && String(raw).trim() !== '') {
+      out[name] = checkNumberOption(spec, Number(raw), `editor field ${name}`);
+    }
   }
   return out as GenerationOverrides;
 }
@@ -39,19 +42,21 @@ export function generationOptionsFromMessage(value: unknown): GenerationOverride
   const out: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(value)) {
     const where = `msg.llava.options.${name}`;
-    if ((INTEGER_FIELDS as readonly string[]).includes(name) || (NUMBER_FIELDS as readonly string[]).includes(name)) {
-      if (typeof v !== 'number') throw new Error(`${where} must be a number, got ${typeof v}`);
-      out[name] = checkNumber(name, v, where);
-    } else if ((BOOLEAN_FIELDS as readonly string[]).includes(name)) {
+    if (!isGenerationOptionName(name)) {
+      throw new Error(`${where} is not a generation option (known: ${GENERATION_OPTION_NAMES.join(', ')})`);
+    }
+    const spec = GENERATION_OPTION_SPECS[name];
+    if (spec.kind === 'boolean') {
       if (typeof v !== 'boolean') throw new Error(`${where} must be true or false, got ${typeof v}`);
       out[name] = v;
-    } else if (name === 'stopStrings') {
+    } else if (spec.kind === 'strings') {
       if (!Array.isArray(v) || !v.every((s) => typeof s === 'string' && s.length > 0)) {
         throw new Error(`${where} must be an array of non-empty strings`);
       }
       out[name] = [...v];
     } else {
-      throw new Error(`${where} is not a generation option (known: ${GENERATION_OPTION_NAMES.join(', ')})`);
+      if (typeof v !== 'number') throw new Error(`${where} must be a number, got ${typeof v}`);
+      out[name] = checkNumberOption(spec, v, where);
     }
   }
   return out as GenerationOverrides;
@@ -62,14 +67,30 @@ export function mergeGenerationOptions(...layers: GenerationOverrides[]): Genera
   return Object.assign({}, ...layers);
 }
 
-function checkNumber(name: string, value: number, where: string): number {
-  if (!Number.isFinite(value)) throw new Error(`${where} must be a finite number, got ${value}`);
-  if ((INTEGER_FIELDS as readonly string[]).includes(name)) {
-    if (!Number.isInteger(value)) throw new Error(`${where} must be a whole number, got ${value}`);
-    const min = name === 'numBeams' || name === 'maxNewTokens' ? 1 : 0;
-    if (value < min) throw new Error(`${where} must be ≥ ${min}, got ${value}`);
-  } else if (name !== 'lengthPenalty' && value < 0) {
-    throw new Error(`${where} must be ≥ 0, got ${value}`);
+/** The editor's output formats: text, any JSON object, or JSON matching the schema field. */
+export const OUTPUT_FORMATS = ['text', 'json', 'schema'] as const;
+
+/**
+ * The answer format set in the editor, compiled now so an unsupported keyword or an invalid schema fails the node
+ * when it is deployed. Text (or no setting, a flow saved before the field) → {}.
+ */
+export function outputFormatFromConfig(config: Record<string, unknown>): { format?: JsonFormat } {
+  const chosen = config.outputFormat ?? 'text';
+  if (!(OUTPUT_FORMATS as readonly unknown[]).includes(chosen)) throw new Error(`output format must be one of ${OUTPUT_FORMATS.join(', ')}, got ${JSON.stringify(chosen)}`);
+  if (chosen === 'text') return {};
+  const format: JsonFormat = chosen === 'json' ? { type: 'json' } : { type: 'json_schema', schema: config.schema };
+  compileJsonFormat(format);
+  return { format };
+}
+
+/** msg.llava.schema (an object or JSON text): the answer must match it, whatever the editor says. */
+export function outputFormatFromMessage(schema: unknown): { format?: JsonFormat } {
+  if (schema === undefined || schema === null) return {};
+  const format: JsonFormat = { type: 'json_schema', schema };
+  try {
+    compileJsonFormat(format);
+  } catch (e) {
+    throw new Error(`msg.llava.schema: ${(e as Error).message}`);
   }
-  return value;
+  return { format };
 }

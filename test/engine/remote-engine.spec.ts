@@ -8,7 +8,7 @@ import type { AddressInfo } from 'net';
 import sharp from 'sharp';
 import { LocalEngine } from '../../lib/engine/local-engine';
 import { OpenAiServer } from '../../lib/engine/openai-server';
-import { RemoteEngine, RemoteEngineError } from '../../lib/engine/remote-engine';
+import { openAiSampling, RemoteEngine, RemoteEngineError } from '../../lib/engine/remote-engine';
 import type { Engine, EngineRequest } from '../../lib/engine/types';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { getRuntime } from '../../lib/runtime';
@@ -247,6 +247,14 @@ describe('remote engine (OpenAI-compatible client)', function () {
     const down = await remote(`http://127.0.0.1:${await freePort()}`).check();
     assert.equal(down.state, 'unreachable');
     assert.match((down as { error: string }).error, /ECONNREFUSED/);
+  });
+
+  it('sends a JSON answer format as response_format with the normalised schema', () => {
+    const schema = { type: 'object', properties: { person: { type: 'boolean' } }, required: ['person'] };
+    const body = openAiSampling({ format: { type: 'json_schema', schema } });
+    assert.equal((body.response_format as any).type, 'json_schema');
+    assert.deepEqual((body.response_format as any).json_schema.schema.required, ['person']);
+    assert.deepEqual(openAiSampling({ format: { type: 'json' } }).response_format, { type: 'json_object' });
   });
 
   it('refuses options the OpenAI API cannot carry, and URLs with credentials', async () => {

@@ -150,6 +150,26 @@ describe('llava serve (OpenAI-compatible server)', function () {
     assert.equal(served.process.exitCode, null, 'the server is still running');
   });
 
+  it('answers in JSON matching a response_format json_schema; a schema it cannot follow is a 400', async () => {
+    const schema = { type: 'object', properties: { outdoor: { type: 'boolean' } }, required: ['outdoor'], additionalProperties: false };
+    const r = await client.chat.completions.create({
+      model: modelName,
+      messages: imageMessage(dataUri, 'Is it outdoors?'),
+      max_tokens: 40,
+      response_format: { type: 'json_schema', json_schema: { name: 'scene', schema } },
+    });
+    const answer = JSON.parse(r.choices[0].message.content!);
+    assert.deepEqual(Object.keys(answer), ['outdoor']);
+    assert.equal(typeof answer.outdoor, 'boolean');
+    const refused = await apiError(client.chat.completions.create({
+      model: modelName,
+      messages: imageMessage(dataUri),
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', format: 'hostname-of-mars' } } } } },
+    }));
+    assert.equal(refused.status, 400);
+    assert.equal(refused.param, 'response_format');
+  });
+
   it('with an API key (from the environment) refuses requests without it; the key is not printed', async () => {
     const secret = 'sk-test-not-logged-1234';
     const keyed = await startServe(model, ['--verbose'], { ...process.env, LLAVA_API_KEY: secret });

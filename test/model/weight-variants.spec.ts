@@ -11,7 +11,7 @@ import { openModelFolder } from '../../lib/model/folder';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { getRuntime } from '../../lib/runtime';
 import { tinyModel } from '../support/tiny-model';
-import { fp16EmbedGraph, fp16VisionGraph, Fp16Io } from '../support/variant-graphs';
+import { bnb4ProjectorGraph, fp16EmbedGraph, fp16VisionGraph, Fp16Io } from '../support/variant-graphs';
 
 const names = (files: string[]) => (f: string) => files.includes(f);
 
@@ -47,6 +47,47 @@ describe('weight variants per graph', () => {
     assert.throws(() => chooseVariants(has, auto, { transformersJs: { dtype: { embed_tokens: 'q8' } } }), /has no q8 embed_tokens/);
     const noFp32 = names(['vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged_q4.onnx', 'decoder_model_merged_q1.onnx']);
     assert.throws(() => chooseVariants(noFp32, auto), /has decoder variants q4, q1 and no fp32 one: choose one with --variant/);
+  });
+
+  it('a MatMulBnb4 (bnb4, NF4) file computes its dequantized weights, and the loader runs it when asked', async () => {
+    const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-bnb4-'));
+    const runtime = getRuntime();
+    try {
+      fs.cpSync(tiny.dir, dir, { recursive: true });
+      const bnb4File = path.join(dir, 'onnx', 'multi_modal_projector_bnb4.onnx');
+      const plainFile = path.join(dir, 'dequantized.onnx');
+      bnb4ProjectorGraph(tiny.weights, tiny.config, 'bnb4').writeFile(bnb4File);
+      bnb4ProjectorGraph(tiny.weights, tiny.config, 'dequantized').writeFile(plainFile);
+      const dv = tiny.config.vision_config.hidden_size;
+      const data = Float32Array.from({ length: 3 * dv }, (_, i) => Math.sin(i * 0.7));
+      const outputs: Float32Array[] = [];
+      for (const file of [bnb4File, plainFile]) {
+        const lease = await runtime.openSession({ modelPath: file });
+        try {
+          const r = await runtime.run(lease, { image_features: { type: 'float32', dims: [1, 3, dv], data: data.slice() } });
+          outputs.push(r.values.image_embeds.data as Float32Array);
+        } finally {
+          lease.release();
+        }
+      }
+      const worst = outputs[0].reduce((m, v, i) => Math.max(m, Math.abs(v - outputs[1][i])), 0);
+      assert.ok(worst < 1e-4, `MatMulBnb4 differs from the dequantized weights by ${worst}`);
+      assert.ok(outputs[0].some((v) => Math.abs(v) > 1e-3));
+
+      const folder = openModelFolder(dir, 'multi_modal_projector=bnb4');
+      assert.deepEqual(folder.variants, { vision_encoder: 'fp32', multi_modal_projector: 'bnb4', embed_tokens: 'fp32', decoder_model_merged: 'fp32' });
+      const model = await LlavaModel.load(dir, { variant: 'multi_modal_projector=bnb4' });
+      try {
+        const image = await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+        const r = await model.describe({ image, question: 'What?', options: { maxNewTokens: 3, ignoreEos: true } });
+        assert.equal(r.tokenIds.length, 3);
+      } finally {
+        model.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('a mixed folder: fp16 vision and embeddings, q4 decoder', function () {

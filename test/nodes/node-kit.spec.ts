@@ -91,7 +91,7 @@ describe('LLaVA nodes: one kit (queue, configuration errors, freeing)', function
     ['llava-clip-encode', { dropped: 'log' }, /dropped must be status, output or error, got "log"/],
     ['llava-project', { queueLength: 'many' }, /queue length must be a whole number ≥ 0/],
     ['llava-prompt-template', { preset: 'no-such-template' }, /unknown template "no-such-template"/],
-    ['llava-generate', { maxNewTokens: '0' }, /editor field maxNewTokens must be ≥ 1, got 0/],
+    ['llava-generate', { maxNewTokens: '0' }, /editor field maxNewTokens must be an integer >= 1, got 0/],
   ];
   for (const [type, config, reason] of badConfigs) {
     it(`${type}: a bad configuration fails each message with its reason and shows it in the status`, async () => {

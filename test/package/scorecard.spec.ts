@@ -4,7 +4,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { GENERATION_OPTION_NAMES } from '../../nodes/shared/generation-options';
+import { GENERATION_OPTION_NAMES } from '../../lib/pipeline/generation/option-spec';
 import { STAGE_QUEUE_DEFAULTS } from '../../nodes/shared/stage';
 import { nodeRedDir, repoRoot } from '../support/node-red';
 
@@ -253,7 +253,7 @@ describe('package: scorecard checks (offline)', () => {
 
   it('examples: a comment node saying what to set, brokers on 127.0.0.1, llava nodes wired to a model in the file', () => {
     const flows = exampleFlows();
-    assert.deepStrictEqual(flows.map((f) => f.file).sort(), ['caption.json', 'mqtt-camera.json', 'vqa.json']);
+    assert.deepStrictEqual(flows.map((f) => f.file).sort(), ['caption.json', 'doorbell.json', 'mqtt-camera.json', 'mqtt-shared-cameras.json', 'vqa.json']);
     for (const { file, nodes } of flows) {
       const ids = new Set(nodes.map((n) => n.id));
       assert.ok(nodes.some((n) => n.type === 'comment' && /Set before deploying/.test(n.info)), `${file}: comment`);
@@ -270,5 +270,19 @@ describe('package: scorecard checks (offline)', () => {
     assert.strictEqual(camera.find((n) => n.type === 'mqtt in').datatype, 'buffer');
     assert.strictEqual(camera.find((n) => n.type === 'llava-generate').queuePolicy, 'latest');
     assert.strictEqual(camera.find((n) => n.type === 'llava-clip-encode').queuePolicy, 'latest', 'one waiting frame per camera before the vision encoder');
+    // Several instances: a shared subscription over MQTT v5, blank client id, clean session, never No Local.
+    const shared = flows.find((f) => f.file === 'mqtt-shared-cameras.json')!.nodes;
+    assert.strictEqual(shared.find((n) => n.type === 'mqtt in').topic, '$share/llava/camera/+/snapshot');
+    assert.strictEqual(shared.find((n) => n.type === 'mqtt in').nl, false);
+    const sharedBroker = shared.find((n) => n.type === 'mqtt-broker');
+    assert.deepStrictEqual([sharedBroker.protocolVersion, sharedBroker.clientid, sharedBroker.cleansession], ['5', '', true]);
+    const doorbell = flows.find((f) => f.file === 'doorbell.json')!.nodes;
+    const answer = doorbell.find((n) => n.type === 'llava-generate');
+    assert.strictEqual(answer.outputFormat, 'schema');
+    assert.deepStrictEqual(JSON.parse(answer.schema).required, ['person', 'count', 'description']);
+    assert.strictEqual(doorbell.find((n) => n.type === 'switch').property, 'payload.person');
+    // Flows imported together must not share ids.
+    const all = flows.flatMap((f) => f.nodes.map((n) => n.id));
+    assert.strictEqual(new Set(all).size, all.length, 'example node ids are unique across the examples');
   });
 });

@@ -132,6 +132,28 @@ describe('LlavaModel on tiny built models', function () {
     }
   });
 
+  it('warms its sessions once at load with a caption of a blank frame; output still equals the reference', async () => {
+    // Its own weights, so its sessions are new to this worker.
+    const tiny = tinyModel({ layout: 'split', decoder: 'optimized', seed: 41 });
+    const model = await LlavaModel.load(tiny.dir);
+    const sharing = await LlavaModel.load(tiny.dir);
+    const cold = await LlavaModel.load(tiny.dir, { warmup: false });
+    try {
+      assert.equal(model.warmup?.ran, true);
+      const caption = model.tokenizer.encodePrompt(model.prompt({}), { imageTokenCount: tiny.config.image_seq_length!, style: model.preset.tokenization });
+      assert.equal(model.warmup?.prefillTokens, caption.ids.length, 'a caption prompt with its image rows');
+      assert.ok(model.warmup!.ms > 0);
+      assert.equal(sharing.warmup?.ran, false, 'a second load shares the warmed sessions');
+      assert.equal(cold.warmup, null);
+      const result = await model.describe({ image, question: 'What is in the picture?', options: { maxNewTokens: 6, ignoreEos: true } });
+      assert.deepEqual(result.tokenIds, await expectedIds(tiny, model, image, 'What is in the picture?', 6));
+    } finally {
+      model.close();
+      sharing.close();
+      cold.close();
+    }
+  });
+
   it("opens the weight variant a folder was built with when none is named", async () => {
     const tiny = tinyModel({ decoder: 'optimized', quantize: 'int4' });
     const model = await LlavaModel.load(tiny.dir);

@@ -5,6 +5,7 @@ import * as path from 'path';
 import { chatMessages, LLAVA_15_CHAT_TEMPLATE, readChatTemplate, renderChatTemplate } from '../../lib/pipeline/chat-template';
 import { promptToString } from '../../lib/pipeline/templates';
 import { TINY_CHATML_TEMPLATE } from '../../lib/model/tiny-tokenizer';
+import { LLAVA_INTERLEAVE_QWEN_05B, NANOLLAVA } from '../support/public-configs';
 
 describe('chat templates', () => {
   it('the llava-hf LLaVA-1.5 template renders "USER: <image>\\nWhat are these? ASSISTANT:"', () => {
@@ -52,6 +53,25 @@ describe('chat templates', () => {
     const trimming = "{% for m in messages %}{{ m['content'][0]['text'] | trim }}{% endfor %}";
     assert.throws(() => renderChatTemplate(trimming, chatMessages(' padded ', { image: false })), /transforms message text/);
     assert.throws(() => renderChatTemplate('{% for %}', chatMessages('x')), /does not parse/);
+  });
+
+  it("a template written for string content (nanoLLaVA's ChatML) gets the text with the image as a leading <image> line", () => {
+    const segments = renderChatTemplate(NANOLLAVA.chatTemplate, chatMessages('What is it?', { system: 'Answer the question.' }));
+    assert.equal(
+      promptToString(segments),
+      '<|im_start|>system\nAnswer the question.<|im_end|>\n<|im_start|>user\n<image>\nWhat is it?<|im_end|>\n<|im_start|>assistant\n',
+    );
+    assert.deepEqual(segments.filter((s) => s.user).map((s) => s.text), ['Answer the question.', 'What is it?']);
+    // Without a system turn the template adds its own; a text-only question has no <image> line.
+    assert.equal(
+      promptToString(renderChatTemplate(NANOLLAVA.chatTemplate, chatMessages('Hi', { image: false }))),
+      '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+    );
+    // List-content templates are unchanged (llava-hf's interleave template).
+    assert.equal(
+      promptToString(renderChatTemplate(LLAVA_INTERLEAVE_QWEN_05B.chatTemplate, chatMessages('What is it?'))),
+      '<|im_start|>user\n<image>\nWhat is it?<|im_end|>\n<|im_start|>assistant\n',
+    );
   });
 
   describe('readChatTemplate', () => {

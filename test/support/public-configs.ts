@@ -65,7 +65,7 @@ export const TINY_RANDOM_LLAVA = {
   preprocessor: clipImageProcessor(30),
   /** https://huggingface.co/Xenova/tiny-random-LlavaForConditionalGeneration/blob/main/processor_config.json: the
    * count transformers.js expands <image> to is 15·15 + 0 = 225 (llava-family.md §2.1). */
-  processor: { num_additional_image_tokens: 0, patch_size: 2, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'default' },
+  processor: { image_token: '<image>', num_additional_image_tokens: 0, patch_size: 2, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'default' },
 };
 
 /** The vision_config llava-hf's CLIP-L/336 LLaVAs save (models.md §3). */
@@ -85,6 +85,9 @@ const LLAVA_HF_CLIP_L_336 = {
  * https://huggingface.co/llava-hf/llava-1.5-7b-hf/blob/main/config.json (copy:
  * https://huggingface.co/mohitsha/llava-1.5-7b-hf/blob/main/config.json). */
 export const LLAVA_15_7B = {
+  /** https://huggingface.co/llava-hf/llava-1.5-7b-hf/blob/main/processor_config.json: 576 patches + CLS, which the
+   * 'default' strategy drops again in transformers (transformers.js does not subtract it: 577 tokens for 576 rows). */
+  processor: { image_token: '<image>', num_additional_image_tokens: 1, patch_size: 14, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'default' },
   config: {
     architectures: ['LlavaForConditionalGeneration'],
     ignore_index: -100,
@@ -191,7 +194,7 @@ export const LLAVA_INTERLEAVE_QWEN_05B = {
   },
   preprocessor: SIGLIP_PREPROCESSOR,
   /** [UNCONFIRMED content, llava-family.md §6 #4] num_additional_image_tokens 0, patch 14 → 27·27 = 729. */
-  processor: { num_additional_image_tokens: 0, patch_size: 14, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'full' },
+  processor: { image_token: '<image>', num_additional_image_tokens: 0, patch_size: 14, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'full' },
   /** https://huggingface.co/mlx-community/llava-interleave-qwen-0.5b-8bit/blob/main/chat_template.json (the llava-hf file). */
   chatTemplate:
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}" +

@@ -20,7 +20,6 @@ interface SystemPackages {
 }
 
 // dist/test/support → the repository's scripts/ (plain JS: .ci/run uses it before anything is built).
-// eslint-disable-next-line @typescript-eslint/no-var-requires
 const systemPackages: SystemPackages = require(path.resolve(__dirname, '..', '..', '..', 'scripts', 'system-packages.js'));
 
 export const findBinary = systemPackages.findBinary;

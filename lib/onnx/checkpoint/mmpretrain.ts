@@ -22,7 +22,7 @@
 //   Linear(D, 3D) reshaped (B, N, 3, heads, head_dim), so its output rows are [q; k; v].
 // - tools/model_converters/openai-clip_to_mmpretrain-clip.py (keeps the 'visual.' prefix, ln_post → ln1) and
 //   clip_to_mmpretrain.py (timm CLIP, adds 'backbone.', norm → ln1): the CLIP .pth key spellings.
-import type { LlavaConfig, TextConfig, VisionConfig } from '../../model/config';
+import { LlavaConfig, RECORD_KEY, TextConfig, VisionConfig } from '../../model/config';
 import { WeightSource, WeightTensor } from '../weights';
 import { TensorTable, fmtShape, renamed, rowSlice } from './source';
 import { addedTokenId, tokenizerFilesIn } from './tokenizer-files';
@@ -133,7 +133,7 @@ export function openMmpretrainCheckpoint(options: MmpretrainOptions): Mmpretrain
     image_seq_length: (vision.image_size / vision.patch_size) ** 2,
     vision_config: vision,
     text_config: text,
-    'node-red-contrib-llava': {
+    [RECORD_KEY]: {
       source: 'mmpretrain',
       preset: recipe.preset,
       ...(imStartEnd ? { im_start_token_id: imStartEnd.startId, im_end_token_id: imStartEnd.endId } : {}),

@@ -76,7 +76,8 @@ export class JsonSchemaConstraint implements LogitsProcessor {
         const lengths = this.vocab.plainLength;
         for (let i = 0; i < lengths.length; i++) if (lengths[i] >= 0 && lengths[i] <= room) allowed[i] = 1;
       }
-      for (const id of this.irregularContinuations(top, state)) allowed[id] = 1;
+      const chars = this.vocab.stringChars;
+      for (const id of this.irregularContinuations(top)) if (chars[id] <= room) allowed[id] = 1;
     } else {
       const ids: number[] = [];
       walk(this.vocab.trie, 0, state, ids);
@@ -87,7 +88,8 @@ export class JsonSchemaConstraint implements LogitsProcessor {
     return allowed;
   }
 
-  private irregularContinuations(top: StringFrame, state: ParseState): Int32Array {
+  /** The tokens that are not plain text and may follow, ignoring maxLength (the caller checks each one's characters). */
+  private irregularContinuations(top: StringFrame): Int32Array {
     let byNode = this.continuations.get(top.parent!);
     if (!byNode) this.continuations.set(top.parent!, (byNode = new Map()));
     let byKey = byNode.get(top.node);
@@ -96,7 +98,7 @@ export class JsonSchemaConstraint implements LogitsProcessor {
     let ids = byKey.get(key);
     if (!ids) {
       const list: number[] = [];
-      walk(this.vocab.irregularTrie, 0, state, list);
+      walk(this.vocab.irregularTrie, 0, [top.unbounded()], list);
       ids = Int32Array.from(list);
       byKey.set(key, ids);
     }

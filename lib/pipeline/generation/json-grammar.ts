@@ -324,6 +324,8 @@ class TextState {
   }
 }
 
+const UNBOUNDED = new WeakMap<StringNode, StringNode>();
+
 /** The state after each ASCII character (shared: plain text allocates no state). */
 const ASCII = Array.from({ length: 0x80 }, (_, b) => new TextState(0, 0, 0, 0, b));
 
@@ -348,11 +350,20 @@ export class StringFrame extends Frame {
   }
 
   /**
-   * What decides which tokens that are not plain text may follow (with plainRoom() >= 0): the string's schema, the
-   * room left, how many characters are still missing to minLength, and what comes after the string (the parent).
+   * What decides which tokens that are not plain text may follow (with plainRoom() >= 0), besides the room left (a
+   * token's characters before its closing quote must fit): the string's schema, how many characters are still
+   * missing to minLength, and what comes after the string (the parent).
    */
   continuationKey(): string {
-    return `${this.node.maxLength - this.length}:${Math.max(0, this.node.minLength - this.length)}`;
+    return String(Math.max(0, this.node.minLength - this.length));
+  }
+
+  /** The same place in a string without maxLength (what follows does not depend on the room left). */
+  unbounded(): StringFrame {
+    if (this.node.maxLength === Infinity) return this;
+    let node = UNBOUNDED.get(this.node);
+    if (!node) UNBOUNDED.set(this.node, (node = { ...this.node, maxLength: Infinity }));
+    return new StringFrame(node, this.parent!, this.length, this.pattern, this.text);
   }
 
   protected feed(b: number, out: Frame[]): void {

@@ -90,6 +90,23 @@ function plainTextLength(bytes: Uint8Array): number {
   return chars;
 }
 
+/**
+ * Characters a token adds to a JSON string it starts inside of (between characters), up to its first unescaped
+ * quote: a UTF-8 lead byte or an escape counts one, as the grammar counts them.
+ */
+function charsBeforeQuote(bytes: Uint8Array): number {
+  let chars = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b === 0x22) break;
+    if (b === 0x5c) {
+      chars++;
+      i += bytes[i + 1] === 0x75 ? 5 : 1;
+    } else if (b < 0x80 || b >= 0xc0) chars++;
+  }
+  return chars;
+}
+
 const strictDecoder = new TextDecoder('utf-8', { fatal: true });
 
 function validUtf8(bytes: Uint8Array): boolean {
@@ -110,14 +127,18 @@ export class TokenVocabulary {
   readonly plainLength: Int32Array;
   /** 1 for every token that is plain string text. */
   readonly plainMask: Uint8Array;
+  /** charsBeforeQuote of each token: what it spends of a string's maxLength. */
+  readonly stringChars: Int32Array;
 
   /** tokens[id]: the bytes token id adds to the text, or null (a special token); size: the decoder's logits width. */
   constructor(readonly tokens: ReadonlyArray<Uint8Array | null>, readonly size: number) {
     if (tokens.length > size) throw new Error(`the tokenizer has ${tokens.length} ids but the decoder only ${size} logits`);
     this.plainLength = new Int32Array(size).fill(-1);
     this.plainMask = new Uint8Array(size);
+    this.stringChars = new Int32Array(size);
     tokens.forEach((bytes, id) => {
       if (!bytes || bytes.length === 0) return;
+      this.stringChars[id] = charsBeforeQuote(bytes);
       this.plainLength[id] = plainTextLength(bytes);
       if (this.plainLength[id] >= 0) this.plainMask[id] = 1;
     });

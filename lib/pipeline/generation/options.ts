@@ -1,5 +1,6 @@
 // Checks GenerationOptions and fills in the defaults, once, before a generation loop starts.
 import type { GenerationOptions } from '../types';
+import { checkNumberOption, GENERATION_OPTION_SPECS, GenerationOptionName } from './option-spec';
 
 export interface ResolvedGenerationOptions {
   maxNewTokens: number;
@@ -27,16 +28,14 @@ function fail(message: string): never {
   throw new Error(`Invalid generation options: ${message}`);
 }
 
-function integerAtLeast(name: string, value: number | undefined, min: number, fallback: number): number {
+/** The option's value checked against its spec, or the fallback when it is not given. */
+function option(name: GenerationOptionName, value: number | undefined, fallback: number, spec = GENERATION_OPTION_SPECS[name]): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < min) fail(`${name} must be an integer >= ${min}, got ${value}`);
-  return value;
-}
-
-function numberIn(name: string, value: number | undefined, ok: (v: number) => boolean, range: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) fail(`${name} must be ${range}, got ${value}`);
-  return value;
+  try {
+    return checkNumberOption(spec, value, name);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
 }
 
 /**
@@ -47,13 +46,13 @@ export function resolveGenerationOptions(options: GenerationOptions, vocabSize: 
   if (options === null || typeof options !== 'object') fail('expected an object');
   if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new Error(`Decoder vocabSize must be a positive integer, got ${vocabSize}`);
   if (options.maxNewTokens === undefined) fail('maxNewTokens is required');
-  const maxNewTokens = integerAtLeast('maxNewTokens', options.maxNewTokens, 0, 0);
-  const temperature = numberIn('temperature', options.temperature, (v) => v >= 0, 'a number >= 0', 1);
-  const numBeams = integerAtLeast('numBeams', options.numBeams, 1, 1);
+  // A request asks for at least one token; the budget the model passes here is cut to the context left, which may be 0.
+  const maxNewTokens = option('maxNewTokens', options.maxNewTokens, 0, { ...GENERATION_OPTION_SPECS.maxNewTokens, min: 0 });
+  const temperature = option('temperature', options.temperature, 1);
+  const numBeams = option('numBeams', options.numBeams, 1);
   const doSample = options.doSample === true && temperature > 0;
   if (doSample && numBeams > 1) fail('beam sampling (doSample with numBeams > 1) is not supported');
-  const seed = options.seed;
-  if (seed !== undefined && !Number.isSafeInteger(seed)) fail(`seed must be an integer, got ${seed}`);
+  const seed = options.seed === undefined ? undefined : option('seed', options.seed, 0);
   const eosTokenIds = options.eosTokenIds ?? [];
   if (!Array.isArray(eosTokenIds)) fail('eosTokenIds must be an array');
   for (const id of eosTokenIds) {
@@ -69,17 +68,17 @@ export function resolveGenerationOptions(options: GenerationOptions, vocabSize: 
   }
   return {
     maxNewTokens,
-    minNewTokens: integerAtLeast('minNewTokens', options.minNewTokens, 0, 0),
+    minNewTokens: option('minNewTokens', options.minNewTokens, 0),
     ignoreEos: options.ignoreEos === true,
     doSample,
     temperature,
-    topK: integerAtLeast('topK', options.topK, 0, 0),
-    topP: numberIn('topP', options.topP, (v) => v > 0 && v <= 1, 'in (0, 1]', 1),
-    minP: numberIn('minP', options.minP, (v) => v >= 0 && v <= 1, 'in [0, 1]', 0),
+    topK: option('topK', options.topK, 0),
+    topP: option('topP', options.topP, 1),
+    minP: option('minP', options.minP, 0),
     seed,
-    repetitionPenalty: numberIn('repetitionPenalty', options.repetitionPenalty, (v) => v > 0, 'a number > 0', 1),
+    repetitionPenalty: option('repetitionPenalty', options.repetitionPenalty, 1),
     numBeams,
-    lengthPenalty: numberIn('lengthPenalty', options.lengthPenalty, () => true, 'a finite number', 1),
+    lengthPenalty: option('lengthPenalty', options.lengthPenalty, 1),
     stopStrings: [...stopStrings],
     eosTokenIds: [...new Set(eosTokenIds)],
   };
