@@ -2,6 +2,8 @@
 // the shared runtime) or an OpenAI-compatible server (its URL, model name and API key, the key in Node-RED's
 // credentials). Every node that uses it waits for the load or the server's reachability and shows it.
 import type { Node, NodeAPI, NodeDef } from 'node-red';
+import * as fs from 'fs';
+import { looksLikeRepoId } from '../lib/hub/repo-id';
 import { LocalEngine } from '../lib/engine/local-engine';
 import { RemoteEngine } from '../lib/engine/remote-engine';
 import type { Engine, EngineRequest, EngineState } from '../lib/engine/types';
@@ -10,6 +12,7 @@ import { isProviderChoice, PROVIDER_CHOICES } from '../lib/runtime/providers';
 import type { ProviderPreference } from '../lib/runtime/types';
 import { ModelConfigNode, ModelState, parseRoots } from './shared/model-client';
 import { errorMessage } from './shared/status';
+import { registerHubAdmin, startDownload } from './llava-model-hub';
 
 interface LlavaModelDef extends NodeDef {
   /** 'local' (this process) or 'openai' (an OpenAI-compatible server); absent in flows saved before: local. */
@@ -37,6 +40,18 @@ function providers(value: string): ProviderPreference {
 }
 
 export = function register(RED: NodeAPI): void {
+  /** A folder as it is; a Hub id (`org/name[@rev]`) is pulled into the Hub cache first, or joins that download. */
+  async function modelFolder(model: string, variant: string, token: string | undefined, onPercent: (percent: number) => void): Promise<string> {
+    if (fs.existsSync(model) || !looksLikeRepoId(model)) return model;
+    const download = startDownload(RED, model, variant, token);
+    const stop = download.follow((s) => s.state === 'running' && onPercent(s.percent));
+    try {
+      return await download.folder;
+    } finally {
+      stop();
+    }
+  }
+
   function LlavaModelNode(this: ModelConfigNode, def: LlavaModelDef): void {
     RED.nodes.createNode(this as Node, def);
     const node = this as ModelConfigNode & { imageRoots: string[]; modelState: ModelState };
@@ -59,9 +74,11 @@ export = function register(RED: NodeAPI): void {
 
     const abort = new AbortController();
     const loading: Promise<LlavaModel> = (async () => {
-      if (!def.modelDir) throw new Error('set the model folder in the llava-model config node');
+      if (!def.modelDir) throw new Error('set the model folder or a Hub id in the llava-model config node');
       const threads = Number(def.threads);
-      return LlavaModel.load(def.modelDir, {
+      const token = (node as unknown as { credentials?: { token?: string } }).credentials?.token;
+      const folder = await modelFolder(def.modelDir, def.variant || 'auto', token, (percent) => setState({ state: 'downloading', percent }));
+      return LlavaModel.load(folder, {
         providers: providers(def.provider),
         threads: threads > 0 ? threads : undefined,
         variant: def.variant || 'auto',
@@ -92,10 +109,11 @@ export = function register(RED: NodeAPI): void {
       loading.then((m) => m.close(), () => undefined).finally(() => done());
     });
   }
-  // The API key lives in Node-RED's credentials store (never in the flow file).
+  // The API key and the Hub token live in Node-RED's credentials store (never in the flow file).
   RED.nodes.registerType('llava-model', LlavaModelNode as unknown as Parameters<NodeAPI['nodes']['registerType']>[1], {
-    credentials: { apiKey: { type: 'password' } },
+    credentials: { apiKey: { type: 'password' }, token: { type: 'password' } },
   });
+  registerHubAdmin(RED);
 };
 
 /** How often the status re-checks a remote server that answered (one that failed is checked again at once). */

@@ -8,6 +8,7 @@ import { RepoCache, repoFolderName } from './cache';
 import { HubClient, HubError, RepoFile } from './client';
 import { formatRepoRef, looksLikeRepoId, parseRepoRef, RepoRef } from './repo-id';
 import { parseVariantSpec, selectFiles, Selection } from './select';
+import type { AutoHints } from '../model/weight-variants';
 import { hubSettings, HubSettings } from './settings';
 
 export type PullEvent =
@@ -52,13 +53,14 @@ export function formatSize(n: number): string {
   return `${n} B`;
 }
 
-function recordedVariant(configFile: string | undefined): string | undefined {
-  if (!configFile) return undefined;
+/** What 'auto' consults in a repo's config.json, as the folder loader does (see chooseVariants). */
+function autoHints(configFile: string | undefined): AutoHints {
+  if (!configFile) return {};
   try {
-    const v = JSON.parse(fs.readFileSync(configFile, 'utf8'))?.[RECORD_KEY]?.variant;
-    return typeof v === 'string' ? v : undefined;
+    const config = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    return { transformersJs: config?.['transformers.js_config'], recorded: config?.[RECORD_KEY]?.variant };
   } catch {
-    return undefined;
+    return {};
   }
 }
 
@@ -112,13 +114,15 @@ async function fetchSnapshot(
     options.onProgress?.(e);
   };
 
-  // config.json first: 'auto' prefers the variant it records.
+  // config.json first: 'auto' consults it.
   const config = byName.get('config.json');
-  if (config && spec.base === 'auto') await get(config, 0, config.size, false);
-  const selection = selectFiles([...byName.keys()], spec, options.include, recordedVariant(config && cache.cachedFile(commit, 'config.json')));
+  const configWasCached = cache.cachedFile(commit, 'config.json') !== undefined;
+  if (config) await get(config, 0, config.size, false);
+  const selection = selectFiles([...byName.keys()], spec, options.include, autoHints(config && cache.cachedFile(commit, 'config.json')));
   const files = selection.files.map((n) => byName.get(n) as RepoFile);
-  const plan = files.map((f) => ({ name: f.name, size: f.size, cached: cache.cachedFile(commit, f.name) !== undefined }));
-  const missing = files.filter((_, i) => !plan[i].cached);
+  const present = files.map((f) => cache.cachedFile(commit, f.name) !== undefined);
+  const plan = files.map((f, i) => ({ name: f.name, size: f.size, cached: f.name === 'config.json' ? configWasCached : present[i] }));
+  const missing = files.filter((_, i) => !present[i]);
   const partial = (f: RepoFile) => {
     try {
       return fs.statSync(cache.incomplete(f.etag)).size;
@@ -141,7 +145,7 @@ async function fetchSnapshot(
     await get(f, done, total);
     done += f.size;
   }
-  for (const [i, f] of files.entries()) if (plan[i].cached) options.onProgress?.({ type: 'file', file: f.name, size: f.size, downloaded: false });
+  for (const [i, f] of files.entries()) if (present[i] && f.name !== 'config.json') options.onProgress?.({ type: 'file', file: f.name, size: f.size, downloaded: false });
   cache.writeRef(ref.revision, commit);
   return { ref, commit, dir: cache.snapshotDir(commit), selection, downloadedBytes };
 }
@@ -205,7 +209,7 @@ export function fromCache(ref: RepoRef, options: Pick<PullOptions, 'variant' | '
   let selection: Selection;
   try {
     if (!names.includes('config.json')) throw new Error('config.json is missing');
-    selection = selectFiles(names, parseVariantSpec(options.variant), options.include, recordedVariant(cache.cachedFile(commit, 'config.json')));
+    selection = selectFiles(names, parseVariantSpec(options.variant), options.include, autoHints(cache.cachedFile(commit, 'config.json')));
     if (selection.kind === 'onnx' && !names.includes('tokenizer.json')) throw new Error('tokenizer.json is missing');
   } catch (err) {
     throw new Error(`${why}, and the cached ${name} (commit ${commit.slice(0, 10)}) is incomplete: ${(err as Error).message.replace(/^the repo has/, 'it has')}; pull it while online`);
@@ -221,8 +225,12 @@ export function buildDir(settings: HubSettings, repo: string, commit: string, qu
   return path.join(path.dirname(settings.cacheDir), 'llava-builds', repoFolderName(repo), quantize ? `${commit}-${quantize}` : commit);
 }
 
-/** The converted folder of a checkpoint repo's snapshot (the build whose quantization the variant names first). */
-function builtFolder(settings: HubSettings, result: PullResult, variant = 'auto'): string {
+/**
+ * The model folder a pulled snapshot gives: the snapshot itself, or for a checkpoint repo the folder `--build`
+ * converted it into (the build whose quantization the variant names first).
+ */
+export function modelFolderOf(result: PullResult, settings: HubSettings, variant = 'auto'): string {
+  if (result.selection.kind !== 'checkpoint') return result.dir;
   const order = /q4/.test(variant) ? ['int4', undefined, 'int8'] : /int8/.test(variant) ? ['int8', undefined, 'int4'] : [undefined, 'int4', 'int8'];
   for (const q of order) {
     const dir = buildDir(settings, result.ref.repo, result.commit, q);
@@ -249,5 +257,5 @@ export async function resolveModel(model: string, options: ResolveOptions = {}):
     options.pull === false && !settings.offline
       ? fromCache(ref, options, settings, `${model} is not a folder and pulling is off`)
       : await pull(ref, { ...options, settings });
-  return result.selection.kind === 'checkpoint' ? builtFolder(settings, result, options.variant) : result.dir;
+  return modelFolderOf(result, settings, options.variant);
 }

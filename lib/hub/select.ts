@@ -1,7 +1,7 @@
 // Which files of a repo a model needs: the configs, tokenizer and processor files, and for each ONNX graph the
 // weight variant asked for (with fp32 as the fallback for the small graphs, as the folder loader does) plus that
 // file's external data. A checkpoint repo (safetensors, no onnx/) gets its weights instead, for `--build`.
-import { chooseVariants, GRAPHS, onnxFileName, VariantSpec } from '../model/weight-variants';
+import { AutoHints, chooseVariants, GRAPHS, onnxFileName, VariantSpec } from '../model/weight-variants';
 
 export { parseVariantSpec, VariantSpec } from '../model/weight-variants';
 
@@ -37,10 +37,10 @@ export interface Selection {
 }
 
 /**
- * The files a model needs from a repo listing. `recordedVariant` is the variant the repo's config.json records
- * (folders this package builds), which 'auto' prefers, as the folder loader does.
+ * The files a model needs from a repo listing. `hints` come from the repo's config.json (its transformers.js_config
+ * and the variant this package's builder records), which 'auto' consults as the folder loader does.
  */
-export function selectFiles(names: string[], spec: VariantSpec, include: string[] = [], recordedVariant?: string): Selection {
+export function selectFiles(names: string[], spec: VariantSpec, include: string[] = [], hints: AutoHints = {}): Selection {
   const all = new Set(names);
   const files = new Set(names.filter(isSupportFile));
   const patterns = include.map(globToRegExp);
@@ -55,7 +55,7 @@ export function selectFiles(names: string[], spec: VariantSpec, include: string[
     return { files: [...files].sort(), graphs, kind: 'checkpoint' };
   }
   const has = (file: string) => all.has(`onnx/${file}`);
-  Object.assign(graphs, chooseVariants(has, spec, { recorded: recordedVariant }, 'the repo'));
+  Object.assign(graphs, chooseVariants(has, spec, hints, 'the repo'));
   for (const graph of GRAPHS) {
     const variant = graphs[graph];
     if (!variant) {

@@ -7,6 +7,7 @@ import type { StatusReporter } from './status';
 
 /** `provider` is what runs the model: the execution provider, or the remote server's host and model. */
 export type ModelState =
+  | { state: 'downloading'; percent: number }
   | { state: 'loading'; progress?: string }
   | { state: 'ready'; provider: string; fallbackReasons: string[] }
   | { state: 'error'; error: Error };
@@ -41,7 +42,8 @@ export function useModel(RED: NodeAPI, node: Node, configId: unknown, status: St
     return { model: () => Promise.reject(error), engine: () => Promise.reject(error), imageRoots: [] };
   }
   const show = (s: ModelState) => {
-    if (s.state === 'loading') status.loading(s.progress ? `model ${s.progress}` : 'model');
+    if (s.state === 'downloading') status.downloading(s.percent);
+    else if (s.state === 'loading') status.loading(s.progress ? `model ${s.progress}` : 'model');
     else if (s.state === 'ready') status.ready(s.provider);
     else status.error(s.error);
   };

@@ -20,6 +20,11 @@ export class StatusReporter {
     this.show({ fill: 'yellow', shape: 'ring', text: `loading ${what}` });
   }
 
+  /** A Hub model being downloaded (llava-model with an org/name id). */
+  downloading(percent: number): void {
+    this.show({ fill: 'yellow', shape: 'ring', text: `downloading ${percent} %` });
+  }
+
   ready(provider?: string): void {
     this.show({ fill: 'green', shape: 'dot', text: provider ? `ready (${provider})` : 'ready' });
   }

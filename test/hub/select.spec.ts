@@ -42,9 +42,11 @@ describe('Hub file selection', () => {
     assert.throws(() => parseVariantSpec('q3'), /unknown weight variant "q3"/);
   });
 
-  it('auto: the recorded variant, else fp32, else the only decoder; several without fp32 ask for a choice', () => {
+  it("auto: config.json's transformers.js_config, else the recorded variant, else fp32; several without fp32 ask for a choice", () => {
     assert.equal(selectFiles(ONNX_REPO, parseVariantSpec()).graphs.decoder_model_merged, 'fp32');
-    assert.equal(selectFiles(ONNX_REPO, parseVariantSpec(), [], 'q4f16').graphs.decoder_model_merged, 'q4f16');
+    assert.equal(selectFiles(ONNX_REPO, parseVariantSpec(), [], { recorded: 'q4f16' }).graphs.decoder_model_merged, 'q4f16');
+    const dtype = { dtype: { vision_encoder: 'fp16', embed_tokens: 'fp16', decoder_model_merged: 'q4' } };
+    assert.deepEqual(selectFiles(ONNX_REPO, parseVariantSpec(), [], { transformersJs: dtype, recorded: 'q4f16' }).graphs, { vision_encoder: 'fp16', embed_tokens: 'fp16', decoder_model_merged: 'q4' });
     const noFp32 = ONNX_REPO.filter((n) => !/decoder_model_merged\.onnx/.test(n));
     assert.throws(() => selectFiles(noFp32, parseVariantSpec()), /decoder variants fp16, q8, q4, q4f16 and no fp32 one: choose one with --variant/);
   });

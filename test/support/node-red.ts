@@ -63,7 +63,7 @@ export interface RunningNodeRed {
  * existing user folder instead, whose node_modules hold the package (installed as the palette manager does); stop()
  * leaves it in place.
  */
-export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number; userDir?: string } = {}): Promise<RunningNodeRed> {
+export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
   const settings = {
@@ -82,6 +82,7 @@ export async function startNodeRed(options: { flows?: object[]; timeoutMs?: numb
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(options.flows ?? []));
   const child = spawn(process.execPath, [path.join(nodeRedDir, 'red.js'), '-s', path.join(userDir, 'settings.js')], {
     cwd: userDir,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
