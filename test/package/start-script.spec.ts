@@ -1,10 +1,11 @@
 // scripts/start.js (`npm start`): the first-start demo flow is the caption example, deployable, pointed at the demo
-// model and image, and says plainly that a random model's captions are meaningless.
+// model and image, and says what the demo model knows.
 import * as assert from 'assert';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { DEMO_SCENE_SEED, scene } from '../../scripts/demo-model/scenes';
 import { freePort, repoRoot } from '../support/node-red';
 
 const start = require(path.join(repoRoot, 'scripts', 'start.js'));
@@ -30,10 +31,11 @@ describe('package: npm start demo flow', () => {
     assert.strictEqual(flow.find((n) => n.type === 'llava-prompt-template').preset, 'mmpretrain_v1.5_caption');
   });
 
-  it('says the captions are meaningless where a user looks: tab, comment and debug node', () => {
-    assert.match(flow.find((n) => n.type === 'tab').info, /meaningless/);
-    assert.match(flow.find((n) => n.type === 'comment').name, /random demo model.*meaningless/);
-    assert.match(flow.find((n) => n.type === 'debug' && n.active).name, /meaningless/);
+  it('says what the demo model knows where a user looks: the tab and the comment', () => {
+    assert.match(flow.find((n) => n.type === 'tab').label, /demo model: it only knows coloured shapes/);
+    assert.match(flow.find((n) => n.type === 'comment').name, /Demo: click the inject button/);
+    assert.match(flow.find((n) => n.type === 'comment').info, /trained on synthetic pictures/);
+    assert.strictEqual(flow.find((n) => n.type === 'debug' && n.name === 'caption').console, true);
   });
 });
 
@@ -44,7 +46,7 @@ describe('package: npm start, first start (end to end)', function () {
   });
   after(() => fs.rmSync(userDir, { recursive: true, force: true }));
 
-  it('builds the demo model, deploys the caption flow and captions the demo image on inject', async () => {
+  it('deploys the caption flow against the demo model and captions the demo picture correctly on inject', async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [path.join(repoRoot, 'scripts', 'start.js')], {
       env: { ...process.env, PORT: String(port), LLAVA_USER_DIR: userDir },
@@ -62,12 +64,13 @@ describe('package: npm start, first start (end to end)', function () {
     };
     try {
       await waitFor(/Started flows/, 'flow start', 60_000);
-      assert.ok(fs.existsSync(path.join(userDir, 'demo-model', 'onnx', 'decoder_model_merged.onnx')), 'demo model built');
-      assert.match(log, /deployed the caption example against the demo model/);
+      assert.match(log, /deployed the caption example against the demo model in demo-model/);
       const res = await fetch(`http://127.0.0.1:${port}/inject/cap00000000000i`, { method: 'POST' });
       assert.strictEqual(res.status, 200);
-      // the debug node also logs to the console: "[debug:caption (random demo model: text is meaningless)] <text>"
-      await waitFor(/\[debug:caption \(random demo model: text is meaningless\)\] \S/, 'caption', 60_000);
+      // the debug node also logs to the console: "[debug:caption] <text>"
+      const expected = scene(DEMO_SCENE_SEED).caption;
+      await waitFor(/\[debug:caption\] \S/, 'caption', 60_000);
+      assert.match(log, new RegExp(`\\] ${expected}\\s*$`, 'm'), `the demo caption is "${expected}"`);
       assert.doesNotMatch(log, /\[error\]/);
     } finally {
       const exited = new Promise((r) => child.once('exit', r));

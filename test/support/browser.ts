@@ -21,6 +21,8 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
 }
 
+const EDITOR_LOAD_MS = 120_000;
+
 export interface EditorPage {
   page: Page;
   /** Uncaught page errors and console errors seen so far. */
@@ -43,14 +45,15 @@ export async function openEditor(
     if (msg.type() === 'error') errors.push(`console: ${msg.text()} (${msg.location().url})`);
   });
   page.on('requestfailed', (req) => errors.push(`request failed: ${req.url()} ${req.failure()?.errorText ?? ''}`));
-  await page.goto(url, { waitUntil: 'load' });
+  // Generous: the editor's first load compiles a lot of script, and a loaded 2-core machine makes that slow.
+  await page.goto(url, { waitUntil: 'load', timeout: EDITOR_LOAD_MS });
   const types = options.paletteTypes ?? [];
   try {
     await page.waitForFunction((wanted: string[]) => {
       const $ = (globalThis as any).$;
       if (!$ || !(globalThis as any).RED?.nodes || $('.red-ui-palette-node').length === 0) return false;
       return wanted.every((t) => $(`.red-ui-palette-node[data-palette-type='${t}']`).length > 0);
-    }, types);
+    }, types, { timeout: EDITOR_LOAD_MS });
   } catch (err) {
     const missing = await page
       .evaluate((wanted: string[]) => wanted.filter((t) => !(globalThis as any).$?.(`.red-ui-palette-node[data-palette-type='${t}']`).length), types)

@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""Trains the demo LLaVA on the synthetic scenes that export-data.js wrote, and saves it as a Hugging Face
+LLaVA checkpoint (model.safetensors, llava-hf weight names) in the same folder, for `llava build --from`.
+
+The model is the architecture our ONNX builder writes (transformers' LlavaForConditionalGeneration): a CLIP vision
+tower (bias-free patch conv, class token, pre-LayerNorm, quick-GELU MLPs) whose penultimate layer, class token
+dropped, goes through the mlp2x_gelu projector into a LLaMA decoder (RMSNorm, rotate-half RoPE, grouped-query
+attention, SwiGLU). Only the caption tokens (and EOS) are trained on, as in LLaVA's instruction tuning, plus one
+auxiliary loss that plays the part of LLaVA's feature-alignment stage: from the mean of the projected image features,
+a linear probe predicts which words the caption contains. Without it the decoder first learns the captions' grammar
+and takes thousands of steps to start reading the image; the probe is not part of the saved model.
+
+Usage: /usr/bin/python3 scripts/demo-model/train.py CHECKPOINT_DIR [--steps N] [--batch N] [--threads N] [--init FILE]
+Needs Debian's python3-torch and python3-numpy (apt-get install python3-torch python3-numpy). Seeded: the same
+data, steps and threads give the same weights on the same torch build.
+"""
+import argparse
+import json
+import math
+import os
+import struct
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SEED = 20261202
+
+
+class VisionTower(nn.Module):
+    def __init__(self, v):
+        super().__init__()
+        d, self.heads = v["hidden_size"], v["num_attention_heads"]
+        self.patch = v["patch_size"]
+        n = (v["image_size"] // self.patch) ** 2 + 1
+        self.patch_embedding = nn.Conv2d(3, d, self.patch, self.patch, bias=False)
+        self.class_embedding = nn.Parameter(torch.randn(d) * 0.02)
+        self.position_embedding = nn.Embedding(n, d)
+        self.pre_layrnorm = nn.LayerNorm(d, eps=v.get("layer_norm_eps", 1e-5))
+        self.layers = nn.ModuleList([VisionLayer(d, v["intermediate_size"], v.get("layer_norm_eps", 1e-5)) for _ in range(v["num_hidden_layers"])])
+
+    def forward(self, pixels, feature_layer):
+        x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_embedding.expand(x.shape[0], 1, -1), x], dim=1) + self.position_embedding.weight
+        hidden = [self.pre_layrnorm(x)]
+        for layer in self.layers:
+            hidden.append(layer(hidden[-1], self.heads))
+        return hidden[feature_layer][:, 1:]  # 'default' strategy: the class token dropped
+
+
+class VisionLayer(nn.Module):
+    def __init__(self, d, inner, eps):
+        super().__init__()
+        self.layer_norm1, self.layer_norm2 = nn.LayerNorm(d, eps=eps), nn.LayerNorm(d, eps=eps)
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
+        self.fc1, self.fc2 = nn.Linear(d, inner), nn.Linear(inner, d)
+
+    def forward(self, x, heads):
+        b, n, d = x.shape
+        h = self.layer_norm1(x)
+        q, k, v = (p(h).view(b, n, heads, d // heads).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        a = F.scaled_dot_product_attention(q, k, v) if hasattr(F, "scaled_dot_product_attention") else attention(q, k, v, None)
+        x = x + self.out_proj(a.transpose(1, 2).reshape(b, n, d))
+        h = self.fc1(self.layer_norm2(x))
+        return x + self.fc2(h * torch.sigmoid(1.702 * h))  # quick_gelu
+
+
+def attention(q, k, v, mask):
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores + mask
+    return scores.softmax(-1) @ v
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+def rotate_half(x):
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat([-b, a], dim=-1)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, t):
+        super().__init__()
+        h, hd = t["hidden_size"], t["head_dim"]
+        self.heads, self.kv_heads, self.hd = t["num_attention_heads"], t["num_key_value_heads"], hd
+        self.input_layernorm = RMSNorm(h, t["rms_norm_eps"])
+        self.post_attention_layernorm = RMSNorm(h, t["rms_norm_eps"])
+        self.q_proj = nn.Linear(h, self.heads * hd, bias=False)
+        self.k_proj = nn.Linear(h, self.kv_heads * hd, bias=False)
+        self.v_proj = nn.Linear(h, self.kv_heads * hd, bias=False)
+        self.o_proj = nn.Linear(self.heads * hd, h, bias=False)
+        self.gate_proj = nn.Linear(h, t["intermediate_size"], bias=False)
+        self.up_proj = nn.Linear(h, t["intermediate_size"], bias=False)
+        self.down_proj = nn.Linear(t["intermediate_size"], h, bias=False)
+
+    def forward(self, x, cos, sin, mask):
+        b, n, _ = x.shape
+        h = self.input_layernorm(x)
+        q = self.q_proj(h).view(b, n, self.heads, self.hd).transpose(1, 2)
+        k = self.k_proj(h).view(b, n, self.kv_heads, self.hd).transpose(1, 2)
+        v = self.v_proj(h).view(b, n, self.kv_heads, self.hd).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        rep = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        a = attention(q, k, v, mask).transpose(1, 2).reshape(b, n, -1)
+        x = x + self.o_proj(a)
+        h = self.post_attention_layernorm(x)
+        return x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+
+
+class Llava(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        v, t = config["vision_config"], config["text_config"]
+        self.feature_layer = config["vision_feature_layer"]
+        self.vision = VisionTower(v)
+        self.linear_1 = nn.Linear(v["hidden_size"], t["hidden_size"])
+        self.linear_2 = nn.Linear(t["hidden_size"], t["hidden_size"])
+        self.embed_tokens = nn.Embedding(t["vocab_size"], t["hidden_size"])
+        self.layers = nn.ModuleList([DecoderLayer(t) for _ in range(t["num_hidden_layers"])])
+        self.norm = RMSNorm(t["hidden_size"], t["rms_norm_eps"])
+        self.lm_head = nn.Linear(t["hidden_size"], t["vocab_size"], bias=False)
+        self.theta, self.hd = t["rope_theta"], t["head_dim"]
+        self.caption_words = nn.Linear(t["hidden_size"], t["vocab_size"])  # the auxiliary probe (not saved)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+
+    def forward(self, ids, image_mask, pixels):
+        features = self.linear_2(F.gelu(self.linear_1(self.vision(pixels, self.feature_layer))))  # erf GELU
+        x = self.embed_tokens(ids).clone()
+        x[image_mask] = features.reshape(-1, features.shape[-1])
+        n = ids.shape[1]
+        inv = 1.0 / (self.theta ** (torch.arange(0, self.hd, 2, dtype=torch.float32) / self.hd))
+        angles = torch.outer(torch.arange(n, dtype=torch.float32), inv)
+        angles = torch.cat([angles, angles], dim=-1)
+        cos, sin = angles.cos(), angles.sin()
+        mask = torch.full((n, n), float("-inf")).triu(1)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask)
+        return self.lm_head(self.norm(x)), self.caption_words(features.mean(dim=1))
+
+    def hf_parameters(self):
+        """The saved parameters under llava-hf's names (transformers < 4.52 layout)."""
+        out = {}
+        vp = "vision_tower.vision_model"
+        out[f"{vp}.embeddings.patch_embedding.weight"] = self.vision.patch_embedding.weight
+        out[f"{vp}.embeddings.class_embedding"] = self.vision.class_embedding
+        out[f"{vp}.embeddings.position_embedding.weight"] = self.vision.position_embedding.weight
+        for n in ("weight", "bias"):
+            out[f"{vp}.pre_layrnorm.{n}"] = getattr(self.vision.pre_layrnorm, n)
+        for i, layer in enumerate(self.vision.layers):
+            p = f"{vp}.encoder.layers.{i}"
+            for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                for n in ("weight", "bias"):
+                    out[f"{p}.self_attn.{name}.{n}"] = getattr(getattr(layer, name), n)
+            for name in ("layer_norm1", "layer_norm2", "fc1", "fc2"):
+                for n in ("weight", "bias"):
+                    key = f"{p}.mlp.{name}.{n}" if name.startswith("fc") else f"{p}.{name}.{n}"
+                    out[key] = getattr(getattr(layer, name), n)
+        for name in ("linear_1", "linear_2"):
+            for n in ("weight", "bias"):
+                out[f"multi_modal_projector.{name}.{n}"] = getattr(getattr(self, name), n)
+        tp = "language_model.model"
+        out[f"{tp}.embed_tokens.weight"] = self.embed_tokens.weight
+        for i, layer in enumerate(self.layers):
+            p = f"{tp}.layers.{i}"
+            out[f"{p}.input_layernorm.weight"] = layer.input_layernorm.weight
+            out[f"{p}.post_attention_layernorm.weight"] = layer.post_attention_layernorm.weight
+            for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                out[f"{p}.self_attn.{name}.weight"] = getattr(layer, name).weight
+            for name in ("gate_proj", "up_proj", "down_proj"):
+                out[f"{p}.mlp.{name}.weight"] = getattr(layer, name).weight
+        out[f"{tp}.norm.weight"] = self.norm.weight
+        out["language_model.lm_head.weight"] = self.lm_head.weight
+        return out
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        blob = f.read()
+    return {name: np.frombuffer(blob, dtype="<f4", count=int(np.prod(h["shape"])), offset=h["data_offsets"][0]).reshape(h["shape"])
+            for name, h in header.items() if name != "__metadata__"}
+
+
+def write_safetensors(path, tensors):
+    """The safetensors format: an 8-byte little-endian header length, a JSON header, then the raw tensors."""
+    header, offset = {}, 0
+    for name in sorted(tensors):
+        size = tensors[name].nbytes
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob)
+        for name in sorted(tensors):
+            f.write(tensors[name].astype("<f4").tobytes())
+
+
+def batches(data, pixels, batch_size, vocab_size, generator):
+    """Random (scene, prompt) pairs; sequences in a batch share a prompt, so they need no padding but the caption's."""
+    prompts, captions = data["prompts"], data["captions"]
+    while True:
+        prompt = prompts[torch.randint(len(prompts), (1,), generator=generator).item()]
+        scenes = torch.randint(len(captions), (batch_size,), generator=generator).tolist()
+        longest = max(len(captions[s]) for s in scenes)
+        ids, labels = [], []
+        for s in scenes:
+            pad = longest - len(captions[s])
+            seq = prompt["ids"] + captions[s] + [captions[s][-1]] * pad
+            ids.append(seq)
+            labels.append([-100] * len(prompt["ids"]) + captions[s][0:] + [-100] * pad)
+        ids = torch.tensor(ids)
+        # Position i predicts token i+1.
+        labels = torch.tensor(labels)[:, 1:]
+        image_mask = torch.zeros_like(ids, dtype=torch.bool)
+        image_mask[:, prompt["imagePositions"]] = True
+        words = torch.zeros(batch_size, vocab_size)
+        for row, s in enumerate(scenes):
+            words[row, captions[s][:-1]] = 1.0
+        yield ids, image_mask, torch.from_numpy(np.asarray(pixels[scenes])), labels, words
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", help="start from this model.safetensors (a second, warm-restarted schedule)")
+    args = parser.parse_args()
+    torch.manual_seed(SEED)
+    torch.set_num_threads(args.threads)
+    config = json.load(open(os.path.join(args.checkpoint, "config.json")))
+    data = json.load(open(os.path.join(args.checkpoint, "train", "examples.json")))
+    size = data["imageSize"]
+    pixels = np.memmap(os.path.join(args.checkpoint, "train", "pixels.f32"), dtype="<f4", mode="r").reshape(-1, 3, size, size)
+    model = Llava(config)
+    if args.init:
+        saved = read_safetensors(args.init)
+        with torch.no_grad():
+            for name, param in model.hf_parameters().items():
+                param.copy_(torch.from_numpy(saved[name].copy()))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    generator = torch.Generator().manual_seed(SEED)
+    stream = batches(data, pixels, args.batch, config["text_config"]["vocab_size"], generator)
+    start = time.time()
+    for step in range(1, args.steps + 1):
+        ids, image_mask, px, labels, words = next(stream)
+        logits, word_logits = model(ids, image_mask, px)
+        logits = logits[:, :-1]
+        caption_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        loss = caption_loss + F.binary_cross_entropy_with_logits(word_logits, words) * words.shape[1] / 16
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        schedule.step()
+        if step % 100 == 0 or step == args.steps:
+            print(f"step {step}/{args.steps} caption loss {caption_loss.item():.4f}, total {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+    tensors = {name: p.detach().float().contiguous().numpy() for name, p in model.hf_parameters().items()}
+    write_safetensors(os.path.join(args.checkpoint, "model.safetensors"), tensors)
+    print(f"wrote {os.path.join(args.checkpoint, 'model.safetensors')}")
+
+
+if __name__ == "__main__":
+    main()
