@@ -23,8 +23,8 @@ describe('reliability: CLI command lines', function () {
   it('bad arguments: one line, exit 2 for usage and 1 for bad values, then a good request works', async () => {
     const base = () => ['generate', '--model', tiny().dir, '--image', image, '--provider', 'cpu', '--max-new-tokens', '2'];
     const cases: Array<[string, string[], number, RegExp]> = [
-      ['unknown command', ['caption'], 2, /^llava: unknown command "caption"; commands: generate, build$/],
-      ['no model', ['generate', '--image', image], 2, /^llava: --model DIR is required$/],
+      ['unknown command', ['caption'], 2, /^llava: unknown command "caption"; commands: generate, serve, pull, build$/],
+      ['no model', ['generate', '--image', image], 2, /^llava: --model DIR, --model org\/name or --engine URL is required$/],
       ['no image', ['generate', '--model', tiny().dir], 2, /^llava: --image FILE is required$/],
       ['unknown option', [...base(), '--colour'], 2, /^llava: Unknown option '--colour'/],
       ['stray argument', [...base(), 'extra'], 2, /^llava: Unexpected argument 'extra'/],
@@ -34,7 +34,7 @@ describe('reliability: CLI command lines', function () {
       ['out of range', [...base(), '--top-p', '5'], 1, /^llava: Invalid generation options: topP must be in \(0, 1\], got 5$/],
       ['greedy and sampling', [...base(), '--greedy', '--seed', '3'], 2, /^llava: --greedy cannot be combined with --seed$/],
       ['unknown provider', ['generate', '--model', tiny().dir, '--image', image, '--provider', 'tpu'], 2, /^llava: --provider must be one of auto, cpu, cuda, webgpu$/],
-      ['unknown preset', [...base(), '--preset', 'gpt'], 1, /^llava: unknown preset "gpt"; known: /],
+      ['unknown preset', [...base(), '--preset', 'gpt'], 1, /^llava: (model folder .*: )?unknown preset "gpt"; known: /],
       ['zero threads', [...base(), '--threads', '0'], 1, /threads must be a positive integer, got 0$/],
       ['image is a folder', ['generate', '--model', tiny().dir, '--image', dir], 1, /^llava: cannot read image .*: EISDIR$/],
     ];
