@@ -3,6 +3,7 @@
 // held-out test scenes (test/demo-model) and the picture `npm start` captions, so a scene is a pure function of its
 // seed.
 import sharp from 'sharp';
+import { seededRandom as rng } from '../../lib/pipeline/generation/rng';
 
 export const COLOURS = { red: '#d62828', green: '#2a9d3a', blue: '#1d4ed8', yellow: '#f4c20d' } as const;
 export const SHAPES = ['circle', 'square', 'triangle'] as const;
@@ -31,18 +32,6 @@ export interface Scene {
 
 /** Side of the rendered square picture in pixels (the model sees it resized to its own input size). */
 export const SCENE_SIZE = 192;
-
-/** mulberry32: small, fast, and the same in every JavaScript engine. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)];
