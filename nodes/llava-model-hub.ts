@@ -55,7 +55,7 @@ export function registerHubAdmin(RED: NodeAPI): void {
   RED.httpAdmin.post('/llava-model/hub/downloads', write, (req, res) => {
     const { model, variant, node, token } = (req.body ?? {}) as Record<string, unknown>;
     if (typeof model !== 'string' || !looksLikeRepoId(model)) {
-      res.status(400).json({ error: `"${String(model ?? '')}" is not a Hub model id (org/name or org/name@revision)` });
+      res.status(400).json({ error: `${JSON.stringify(model ?? null)} is not a Hub model id (org/name or org/name@revision)` });
       return;
     }
     try {

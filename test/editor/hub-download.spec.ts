@@ -3,7 +3,6 @@
 // and get a caption from the downloaded model.
 import * as assert from 'assert';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type { Browser } from 'playwright-core';
 import sharp from 'sharp';
