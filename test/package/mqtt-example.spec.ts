@@ -10,7 +10,8 @@ import { Broker, startBroker } from '../support/broker';
 import { requireSystemPackages } from '../support/system-packages';
 import { RunningNodeRed, repoRoot, startNodeRed } from '../support/node-red';
 
-const start = require(path.join(repoRoot, 'scripts', 'start.js'));
+/** The demo model `npm start` uses (demo-model/, trained on synthetic shapes). */
+const DEMO_MODEL_DIR = path.join(repoRoot, 'demo-model');
 
 function cameraFlow(broker: Broker, modelDir: string): any[] {
   const flow: any[] = JSON.parse(fs.readFileSync(path.join(repoRoot, 'examples', 'mqtt-camera.json'), 'utf8'));
@@ -31,9 +32,8 @@ describe('package: the mqtt-camera example end to end (Mosquitto + demo model)',
   before(async function () {
     requireSystemPackages(this, 'mosquitto');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-mqtt-example-'));
-    await start.ensureDemoModel(path.join(dir, 'model'));
     broker = await startBroker();
-    nr = await startNodeRed({ flows: cameraFlow(broker, path.join(dir, 'model')) });
+    nr = await startNodeRed({ flows: cameraFlow(broker, DEMO_MODEL_DIR) });
     client = await mqtt.connectAsync(broker.url);
   });
   after(async function () {
