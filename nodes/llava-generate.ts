@@ -8,7 +8,7 @@ import type { ChatPrompt } from '../lib/engine/types';
 import { encodeImage, imageFeaturesOf, isPixelsValue, loadImage, projectImage } from '../lib/pipeline/image-values';
 import type { ImageFeatures, LlavaModel } from '../lib/pipeline/llava-model';
 import type { PromptSegment } from '../lib/pipeline/templates';
-import type { PixelScale } from '../lib/pipeline/thumbnail';
+import type { PixelScale } from '../lib/engine/thumbnail';
 import {
   generationOptionsFromConfig,
   generationOptionsFromMessage,

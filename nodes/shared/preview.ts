@@ -5,7 +5,7 @@
 // the open editors over RED.comms (topic llava-preview/<node id>, not retained); the latest offered wins, and its
 // thumbnail is made only when it is sent. Nothing is kept: not on disk, not on the message.
 import type { Node, NodeAPI } from 'node-red';
-import { PixelScale, thumbnailOf } from '../../lib/pipeline/thumbnail';
+import { PixelScale, thumbnailOf } from '../../lib/engine/thumbnail';
 import { errorMessage } from './status';
 
 export const PREVIEW_TOPIC = 'llava-preview';

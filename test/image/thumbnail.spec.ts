@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { preprocessImage } from '../../lib/pipeline/image-preprocess';
 import { encodeForRemote } from '../../lib/engine/image-value';
 import { loadedPixels } from '../../lib/pipeline/image-values';
-import { THUMBNAIL_MAX_SIDE, thumbnailOf } from '../../lib/pipeline/thumbnail';
+import { THUMBNAIL_MAX_SIDE, thumbnailOf } from '../../lib/engine/thumbnail';
 import { clipOptions, encodePng, paintedImage } from './synthetic';
 
 const RED = [220, 30, 30];

@@ -2,9 +2,9 @@
 // pixels turned back into colours (after the resize, crop, pad or squash the model's preset asked for), or the
 // encoded image a remote engine is sent. Made in memory, never written anywhere.
 import sharp, { type Sharp } from 'sharp';
-import { isEncodedImageValue } from '../engine/image-value';
-import { isPixelsValue, PixelsValue } from './image-values';
-import type { PreprocessOptions } from './types';
+import { isEncodedImageValue } from './image-value';
+import { isPixelsValue, PixelsValue } from '../pipeline/image-values';
+import type { PreprocessOptions } from '../pipeline/types';
 
 export const THUMBNAIL_MAX_SIDE = 160;
 const JPEG_QUALITY = 80;
