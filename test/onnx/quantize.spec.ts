@@ -1,14 +1,14 @@
 import { strict as assert } from 'assert';
 import * as ort from 'onnxruntime-node';
-import { architecture } from '../../lib/model/architectures';
-import { buildDecoderGraph, quantizedWeightNames } from '../../lib/onnx/decoder';
-import { dequantizeBlockwise, dequantizedWeights, QuantBits, quantizeBlockwise } from '../../lib/onnx/quantize';
+import { architecture } from '../../lib/onnx/architectures';
+import { buildDecoderGraph } from '../../lib/onnx/decoder';
+import { dequantizeBlockwise, QuantBits, quantizeBlockwise } from '../../lib/onnx/quantize';
 import type { QuantOptions } from '../../lib/onnx/blocks';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { buildVisionEncoderGraph, visionWeightShapes } from '../../lib/onnx/vision';
 import type { WeightSource } from '../../lib/onnx/weights';
 import { maxAbsDiff, referenceDecoder } from '../support/reference';
-import { runDecoder, seqSlice, sessionOf, wave } from './support';
+import { dequantizedWeights, quantizedWeightNames, runDecoder, seqSlice, sessionOf, wave } from './support';
 
 describe('onnx/quantize', () => {
   it('block quantization round trip: error per value ≤ half a step of its block, padding beyond K ignored', () => {
