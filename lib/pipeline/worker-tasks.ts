@@ -7,7 +7,8 @@ import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
-import { KvCache, KvDecoder, KvMode, KvShape, toFloat32 } from './decoder';
+import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
+import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions } from './types';
 
