@@ -166,6 +166,8 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
       onText: (delta) => io.emit({ type: 'text', delta } satisfies GenerateEvent),
       signal: io.signal,
+      // The time limit covers prefill too: it is what the caller waits for.
+      startedAt: started,
       promptTokenIds: withoutImageRows(p),
       constraint,
     });
