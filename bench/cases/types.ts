@@ -1,7 +1,7 @@
 // What the benchmark parent sends a case process, and what a case reports back (one JSON line).
 import type { BuiltModel } from '../models';
 
-export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep';
+export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep' | 'batching';
 
 export interface CaseInput {
   kind: CaseKind;

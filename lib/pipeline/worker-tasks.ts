@@ -7,6 +7,7 @@ import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
+import { BatchMember, DecodeBatch } from './decode-batch';
 import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
 import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
@@ -32,6 +33,8 @@ export interface GeneratePayload {
   /** Keep and reuse the KV cache of the tokens before the image (the system prompt) across requests. */
   prefixReuse: boolean;
   kvCache: KvMode;
+  /** Join the decode batch of the generations running on the same decoder (continuous batching). */
+  batch: boolean;
 }
 
 export interface GenerateTaskResult {
@@ -45,6 +48,8 @@ export interface GenerateTaskResult {
   first_token_ms: number;
   decode_ms: number;
   decode_tokens_per_s: number;
+  /** Batched: the most generations one decode step served (see Timings.decode_batch). */
+  decode_batch?: number;
   /** With a JSON format: whether the document is complete (text is then exactly its bytes) and the mask's mean time. */
   jsonComplete?: boolean;
   json_mask_ms_per_token?: number;
@@ -70,6 +75,23 @@ function vocabularyFor(dir: string, tokenizer: PromptTokenizer, size: number): T
     vocabularies.set(key, v);
   }
   return v;
+}
+
+/** The decode batch of each decoder session with generations running in it; dropped when the last one leaves. */
+const batches = new Map<string, DecodeBatch>();
+
+function batchFor(ctx: WorkerContext, p: GeneratePayload): DecodeBatch {
+  let batch = batches.get(p.decoderKey);
+  if (!batch) {
+    const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    const created: DecodeBatch = new DecodeBatch(decoder, () => {
+      if (batches.get(p.decoderKey) === created) batches.delete(p.decoderKey);
+    });
+    void created.exclusive(() => decoder.useMode(p.kvCache));
+    batches.set(p.decoderKey, created);
+    batch = created;
+  }
+  return batch;
 }
 
 function tokenizerFor(dir: string): PromptTokenizer {
@@ -133,17 +155,22 @@ async function prefill(decoder: KvDecoder, embeds: Float32Array, p: GeneratePayl
 
 async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) {
   const started = performance.now();
+  let member: BatchMember | null = null;
   try {
     const tokenizer = tokenizerFor(p.tokenizerDir);
     const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
-    await decoder.useMode(p.kvCache);
+    const batch = p.batch ? batchFor(ctx, p) : null;
+    // Batched: this prompt's own runs wait for the batch's current step, never run beside it.
+    const alone = <T>(work: () => Promise<T>): Promise<T> => (batch ? batch.exclusive(work) : work());
+    await alone(() => decoder.useMode(p.kvCache));
     decoder.reserve(p.ids.length + p.options.maxNewTokens);
     const format = p.options.format;
     const vocabulary = format ? vocabularyFor(p.tokenizerDir, tokenizer, decoder.vocabSize) : null;
     const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
     const embeds = await promptEmbeddings(ctx, decoder, p);
     if (io.signal.aborted) throw io.signal.reason ?? new Error('aborted');
-    const { logits, reused } = await prefill(decoder, embeds, p);
+    const { logits, reused } = await alone(() => prefill(decoder, embeds, p));
+    member = batch ? await batch.join(decoder.state, p.options.maxNewTokens) : null;
     const prefillMs = performance.now() - started;
 
     let firstTokenMs = 0;
@@ -159,7 +186,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
           const elapsed = (now - started - prefillMs) / 1000;
           io.emit({ type: 'progress', tokens: steps, tokensPerSecond: elapsed > 0 ? steps / elapsed : 0 } satisfies GenerateEvent);
         }
-        return decoder.step(tokens, parents);
+        return member ? member.step(tokens[0]).then((row) => [row]) : decoder.step(tokens, parents);
       },
     };
     const result = await generate(logits, stepper, p.options, {
@@ -185,12 +212,14 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       first_token_ms: firstTokenMs,
       decode_ms: result.decodeMs,
       decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
+      ...(member ? { decode_batch: member.peak } : {}),
       ...(constraint
         ? { jsonComplete: constraint.complete(result.tokenIds), json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 }
         : {}),
     };
     return { result: out };
   } finally {
+    await member?.leave();
     if (p.freeImage && p.image) ctx.tensors.free(p.image);
   }
 }
