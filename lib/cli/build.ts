@@ -3,7 +3,7 @@
 import { parseArgs } from 'util';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../model/architectures';
+import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../onnx/architectures';
 import { LlavaConfig, RECORD_KEY } from '../model/config';
 import type { ModelLayout } from '../model/folder';
 import { UsageError } from './usage-error';
@@ -15,7 +15,7 @@ import { checkSpecialTokens, SpecialToken } from '../onnx/tokenizer-added-tokens
 import type { WeightSource } from '../onnx/weights';
 import { BuildProgress, QuantizeName, TokenizerSource, writeModelFolder } from '../onnx/write-model';
 
-/** The seed's models (open-mmlab/mmpretrain configs/llava/*.py), each a preset of lib/model/presets.ts. */
+/** The seed's models (open-mmlab/mmpretrain configs/llava/*.py), each a preset of lib/pipeline/presets.ts. */
 const MMPRETRAIN_MODELS = ['llava-7b-v1_caption', 'llava-7b-v1.5_caption', 'llava-7b-v1.5_vqa'];
 
 export const usage = `usage: llava build (--tiny | --preset NAME --random | --from HF_DIR | --from-mmpretrain PTH ...) --out DIR [options]

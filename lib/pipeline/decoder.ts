@@ -5,15 +5,7 @@ import { DECODER_IO } from '../model/graph-io';
 import type { WorkerSession } from '../runtime/types';
 import type { TensorValue } from '../runtime/tensor';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/float16';
-import { checkKvInputs } from './graph-check';
-
-export interface KvShape {
-  layers: number;
-  kvHeads: number;
-  headDim: number;
-  hiddenSize: number;
-  vocabSize: number;
-}
+import { checkKvInputs, KvShape } from './graph-check';
 
 /** Past keys/values of every layer for `batch` sequences of `length` tokens, in the session's names and dtype. */
 export interface KvCache {

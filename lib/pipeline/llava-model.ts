@@ -4,7 +4,7 @@
 import { RECORD_KEY } from '../model/config';
 import { checkNumberOption, GENERATION_OPTION_SPECS } from './generation/option-spec';
 import { openModelFolder, ModelFolder } from '../model/folder';
-import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from '../model/presets';
+import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from './presets';
 import { preprocessFromConfig } from './image-preprocess-config';
 import { getRuntime } from '../runtime';
 import type { TensorHandle } from '../runtime/tensor';

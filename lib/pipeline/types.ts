@@ -45,6 +45,11 @@ export interface GenerationOptions {
   numBeams?: number;
   lengthPenalty?: number;
   stopStrings?: string[];
+  /**
+   * Time limit in seconds, counted from the start of the generation task (prefill and decoding): once it is
+   * reached, generation stops before the next decoder step with finishReason 'time', keeping the text so far.
+   */
+  maxTime?: number;
   eosTokenIds?: number[];
   /** Constrain the answer to JSON: any object ({type: 'json'}) or a value matching a JSON schema. Absent: text. */
   format?: JsonFormat;
@@ -53,7 +58,8 @@ export interface GenerationOptions {
 /** A JSON answer format (the supported schema subset is in generation/json-schema.ts and the README). */
 export type JsonFormat = { type: 'json' } | { type: 'json_schema'; schema: unknown };
 
-export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted';
+/** time: the maxTime limit was reached (the text so far is kept). */
+export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted' | 'time';
 
 export interface Timings {
   preprocess_ms: number;

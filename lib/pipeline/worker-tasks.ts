@@ -7,7 +7,8 @@ import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
-import { KvCache, KvDecoder, KvShape, toFloat32 } from './decoder';
+import { KvCache, KvDecoder, toFloat32 } from './decoder';
+import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions } from './types';
 
@@ -162,6 +163,8 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
       onText: (delta) => io.emit({ type: 'text', delta } satisfies GenerateEvent),
       signal: io.signal,
+      // The time limit covers prefill too: it is what the caller waits for.
+      startedAt: started,
       promptTokenIds: withoutImageRows(p),
       constraint,
     });

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
 import { buildDecoderGraph, quantizedWeightNames } from '../../lib/onnx/decoder';
 import { dequantizeBlockwise, dequantizedWeights, QuantBits, quantizeBlockwise } from '../../lib/onnx/quantize';
 import { randomWeights } from '../../lib/onnx/random-weights';

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
 import { openModelFolder } from '../../lib/model/folder';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeModelFolder, WriteModelOptions } from '../../lib/onnx/write-model';

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { strict as assert } from 'assert';
-import { CLIP_MEAN, CLIP_STD, getPreset, mergePreset, PRESET_NAMES } from '../../lib/model/presets';
+import { CLIP_MEAN, CLIP_STD } from '../../lib/model/config';
+import { getPreset, mergePreset, PRESET_NAMES } from '../../lib/pipeline/presets';
 import { isTemplateName } from '../../lib/pipeline/templates';
 
 describe('presets', () => {

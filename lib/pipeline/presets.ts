@@ -1,9 +1,10 @@
 // Presets: the settings a known LLaVA recipe uses end to end (image preprocessing, vision feature choice, prompt,
 // tokenization style, generation). A preset only sets defaults; mergePreset() overrides any of them.
 
-import type { GenerationOptions, PreprocessOptions } from '../pipeline/types';
-import type { TemplateName } from '../pipeline/templates';
-import type { TokenizationStyle } from '../pipeline/tokens';
+import { CLIP_MEAN, CLIP_STD } from '../model/config';
+import type { GenerationOptions, PreprocessOptions } from './types';
+import type { TemplateName } from './templates';
+import type { TokenizationStyle } from './tokens';
 
 /** Where the prompt text comes from. */
 export type PromptSource =
@@ -37,10 +38,6 @@ export type PresetOverrides = {
   tokenization?: TokenizationStyle;
   generation?: Partial<GenerationOptions>;
 };
-
-/** CLIP mean/std on the 0–1 scale; mmpretrain's ×255 values on 0–255 pixels are the same normalisation. */
-export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
 
 function squash(size: number): Partial<PreprocessOptions> {
   return { mode: 'squash', size, mean: [...CLIP_MEAN], std: [...CLIP_STD] };
