@@ -1,10 +1,10 @@
 import { strict as assert } from 'assert';
 import { architecture } from '../../lib/onnx/architectures';
-import { buildDecoderGraph, quantizedWeightNames } from '../../lib/onnx/decoder';
-import { dequantizeBlockwise, dequantizedWeights, QuantBits, quantizeBlockwise } from '../../lib/onnx/quantize';
+import { buildDecoderGraph } from '../../lib/onnx/decoder';
+import { dequantizeBlockwise, QuantBits, quantizeBlockwise } from '../../lib/onnx/quantize';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { maxAbsDiff, referenceDecoder } from '../support/reference';
-import { runDecoder, seqSlice, sessionOf, wave } from './support';
+import { dequantizedWeights, quantizedWeightNames, runDecoder, seqSlice, sessionOf, wave } from './support';
 
 describe('onnx/quantize', () => {
   it('block quantization round trip: error per value ≤ half a step of its block, padding beyond K ignored', () => {
