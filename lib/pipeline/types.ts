@@ -5,6 +5,8 @@ export type ResizeMode = 'crop' | 'pad' | 'squash';
 
 /** PIL's resampling filters the image processors use (resample 3 and 2). */
 export type Resample = 'bicubic' | 'bilinear';
+/** pil: Pillow-exact resampling (the default); libvips: sharp decodes, shrinks on load and resizes natively. */
+export type Resampler = 'pil' | 'libvips';
 
 export interface PreprocessOptions {
   mode: ResizeMode;
@@ -14,6 +16,12 @@ export interface PreprocessOptions {
   shortestEdge?: number;
   /** Default bicubic. */
   resample?: Resample;
+  /**
+   * Default pil: bit for bit what Pillow makes, which the checkpoints were trained on. libvips: decode, JPEG
+   * shrink-on-load and resize in one native pipeline, about 3× faster on a 1080p frame, at a mean difference of
+   * 1–2 levels in 255 from pil (up to ~30 on fine texture).
+   */
+  resampler?: Resampler;
   /** The factor 8-bit values are multiplied by before mean/std (default 1/255; 1 for a processor that does not rescale). */
   rescale?: number;
   mean: [number, number, number];

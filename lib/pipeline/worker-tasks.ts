@@ -7,7 +7,7 @@ import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
-import { KvCache, KvDecoder, toFloat32 } from './decoder';
+import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
 import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions } from './types';
@@ -31,6 +31,7 @@ export interface GeneratePayload {
   options: GenerationOptions;
   /** Keep and reuse the KV cache of the tokens before the image (the system prompt) across requests. */
   prefixReuse: boolean;
+  kvCache: KvMode;
 }
 
 export interface GenerateTaskResult {
@@ -55,7 +56,7 @@ export type GenerateEvent =
   | { type: 'progress'; tokens: number; tokensPerSecond: number };
 
 const tokenizers = new Map<string, PromptTokenizer>();
-/** The last prefix KV cache per decoder session (the portable and optimized decoders never write into a past tensor). */
+/** The last prefix KV cache per decoder session (a snapshot: later steps never change it). */
 const prefixCaches = new Map<string, { ids: number[]; cache: KvCache }>();
 
 /** Token bytes and tries per tokenizer folder and logits width, built on the first JSON request. */
@@ -135,6 +136,8 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
   try {
     const tokenizer = tokenizerFor(p.tokenizerDir);
     const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    await decoder.useMode(p.kvCache);
+    decoder.reserve(p.ids.length + p.options.maxNewTokens);
     const format = p.options.format;
     const vocabulary = format ? vocabularyFor(p.tokenizerDir, tokenizer, decoder.vocabSize) : null;
     const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
