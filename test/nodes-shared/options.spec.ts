@@ -34,7 +34,7 @@ describe('nodes/shared generation options', () => {
     const merged = mergeGenerationOptions({ maxNewTokens: 50, temperature: 1 }, { temperature: 0.7 }, msgOpts);
     assert.deepStrictEqual(merged, { maxNewTokens: 50, temperature: 0.2, doSample: true, stopStrings: ['.'], seed: 7 });
     assert.deepStrictEqual([...GENERATION_OPTION_NAMES].sort(), [
-      'doSample', 'ignoreEos', 'lengthPenalty', 'maxNewTokens', 'minNewTokens', 'minP', 'numBeams', 'repetitionPenalty',
+      'doSample', 'ignoreEos', 'lengthPenalty', 'maxNewTokens', 'maxTime', 'minNewTokens', 'minP', 'numBeams', 'repetitionPenalty',
       'seed', 'stopStrings', 'temperature', 'topK', 'topP',
     ]);
   });

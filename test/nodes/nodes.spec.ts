@@ -186,6 +186,27 @@ describe('LLaVA nodes in Node-RED', function () {
     assert.equal(msg.llava.generation.imageTokens, 0);
   });
 
+  it('time limit: from the editor or msg.llava.options.maxTime, the answer so far with finishReason time', async () => {
+    await helper.load(llavaNodes, flow(tiny().dir, [
+      { id: 'generate', type: 'llava-generate', model: 'model', stream: false, maxTime: '0.000001', queuePolicy: 'fifo', queueLength: 5, dropped: 'status', wires: [['out'], []] },
+      { id: 'out', type: 'helper' },
+    ]));
+    const outs: Msg[] = [];
+    helper.getNode('out').on('input', (m: Msg) => outs.push(m));
+    const gen = helper.getNode('generate');
+    const ask = (n: number, options: Msg) => gen.receive({ n, llava: { prompt: 'USER: hello ASSISTANT:', options: { maxNewTokens: 30, ignoreEos: true, ...options } } });
+    ask(1, {});
+    ask(2, { maxTime: 600 });
+    const deadline = Date.now() + 60_000;
+    while (outs.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const [editor, message] = outs.map((m) => m.llava.generation);
+    assert.deepEqual(outs.map((m) => m.n), [1, 2]);
+    assert.deepEqual([editor.finishReason, editor.newTokens], ['time', 1]);
+    assert.deepEqual([message.finishReason, message.newTokens], ['length', 30]);
+    assert.equal(outs[0].payload, editor.text);
+    assert.deepEqual(editor.tokenIds, message.tokenIds.slice(0, 1));
+  });
+
   it('latest wins per topic: a superseded message is reported on the dropped output, never lost', async () => {
     await helper.load(llavaNodes, flow(tiny().dir, [
       { id: 'generate', type: 'llava-generate', model: 'model', stream: false, queuePolicy: 'latest', queueLength: 1, dropped: 'output', wires: [['out'], [], ['dropped']] },

@@ -253,7 +253,7 @@ describe('package: scorecard checks (offline)', () => {
 
   it('examples: a comment node saying what to set, brokers on 127.0.0.1, llava nodes wired to a model in the file', () => {
     const flows = exampleFlows();
-    assert.deepStrictEqual(flows.map((f) => f.file).sort(), ['caption.json', 'doorbell.json', 'mqtt-camera.json', 'mqtt-shared-cameras.json', 'vqa.json']);
+    assert.deepStrictEqual(flows.map((f) => f.file).sort(), ['caption.json', 'dashboard.json', 'doorbell.json', 'mqtt-camera.json', 'mqtt-shared-cameras.json', 'vqa.json']);
     for (const { file, nodes } of flows) {
       const ids = new Set(nodes.map((n) => n.id));
       assert.ok(nodes.some((n) => n.type === 'comment' && /Set before deploying/.test(n.info)), `${file}: comment`);
