@@ -61,9 +61,11 @@ export interface RunningNodeRed {
  * Start the real Node-RED CLI as a child process on a free loopback port, with a temp userDir and this package
  * loaded from the working tree (nodesDir = repo root, the same way `npm start` does it). With `userDir`: that
  * existing user folder instead, whose node_modules hold the package (installed as the palette manager does); stop()
- * leaves it in place.
+ * leaves it in place. `settings` adds to (or replaces) the settings file's entries, e.g. adminAuth.
  */
-export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNodeRed> {
+export async function startNodeRed(
+  options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv; settings?: Record<string, unknown> } = {},
+): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
   const settings = {
@@ -77,6 +79,7 @@ export async function startNodeRed(options: { flows?: object[]; timeoutMs?: numb
     // no tours, and no palette catalogue download (tests run offline)
     editorTheme: { tours: false, palette: { catalogues: [] } },
     logging: { console: { level: 'info' } },
+    ...options.settings,
   };
   fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = ${JSON.stringify(settings, null, 2)};\n`);
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(options.flows ?? []));
@@ -117,7 +120,8 @@ export async function startNodeRed(options: { flows?: object[]; timeoutMs?: numb
 async function reachable(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/settings`);
-    return res.ok;
+    // With adminAuth the settings need a token: a 401 is a running server too.
+    return res.ok || res.status === 401;
   } catch {
     return false;
   }
