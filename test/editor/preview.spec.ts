@@ -210,6 +210,8 @@ describe('editor: the preview under image load and llm generate (Chromium)', fun
 
     editor = await openEditor(browser, nr.url, { paletteTypes: ['llava-generate'] });
     const fresh = editor.page;
+    // The flows arrive after the palette.
+    await fresh.waitForFunction((id: string) => !!(globalThis as any).RED.nodes.node(id) && !!document.getElementById(id), generateId, { timeout: 60_000 });
     await recordPreviews(fresh);
     const state = await fresh.evaluate(
       (id: string) => ({
