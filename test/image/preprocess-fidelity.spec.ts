@@ -37,6 +37,22 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
     }
   }
 
+  // resampler libvips trades exactness for speed: the difference it is documented at, with room for libvips versions.
+  const LIBVIPS_MAX_MAD = 2.5;
+  it(`resampler libvips: every mode within ${LIBVIPS_MAX_MAD} MAD of the PIL-exact path, same source size`, async function () {
+    for (const [width, height] of [[1920, 1080], [600, 900]]) {
+      const bytes = await encodeJpeg(testCard(width, height), 90);
+      for (const mode of MODES) {
+        const exact = await preprocessImage(bytes, clipOptions(mode, SIZE));
+        const fast = await preprocessImage(bytes, clipOptions(mode, SIZE, { resampler: 'libvips' }));
+        const mad = meanAbsDiff(denormalise(fast.pixels, SIZE), denormalise(exact.pixels, SIZE));
+        assert.ok(mad > 0 && mad <= LIBVIPS_MAX_MAD, `${width}×${height} ${mode}: MAD ${mad.toFixed(3)}`);
+        assert.deepEqual([fast.sourceWidth, fast.sourceHeight], [width, height]);
+      }
+    }
+    await assert.rejects(preprocessImage(await encodePng(testCard(8, 8)), clipOptions('crop', 4, { resampler: 'vips' as 'pil' })), /resampler must be pil or libvips/);
+  });
+
   it('resizeWindow equals the PIL reference byte for byte (down, up, mixed, odd sizes, windows)', function () {
     const image = testCard(97, 61, 3);
     const shapes: [number, number][] = [[31, 17], [97, 61], [200, 45], [13, 140], [1, 1], [96, 60]];

@@ -61,10 +61,12 @@ export interface RunningNodeRed {
  * Start the real Node-RED CLI as a child process on a free loopback port, with a temp userDir and this package
  * loaded from the working tree (nodesDir = repo root, the same way `npm start` does it). With `userDir`: that
  * existing user folder instead, whose node_modules hold the package (installed as the palette manager does); stop()
- * leaves it in place. `settings` adds to (or replaces) the settings file's entries, e.g. adminAuth.
+ * leaves it in place. `modules`: folders of more node modules to load the same way (Node-RED itself already loads
+ * those installed next to it, e.g. the devDependencies beside the devDependency node-red). `settings` adds to (or
+ * replaces) the settings file's entries, e.g. adminAuth.
  */
 export async function startNodeRed(
-  options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv; settings?: Record<string, unknown> } = {},
+  options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv; modules?: string[]; settings?: Record<string, unknown> } = {},
 ): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
@@ -72,7 +74,7 @@ export async function startNodeRed(
     uiHost: '127.0.0.1',
     uiPort: port,
     userDir,
-    ...(options.userDir ? {} : { nodesDir: [repoRoot] }),
+    ...(options.userDir ? {} : { nodesDir: [repoRoot, ...(options.modules ?? [])] }),
     flowFile: 'flows.json',
     telemetry: { enabled: false },
     diagnostics: { enabled: false },

@@ -311,10 +311,12 @@ export function compileJsonFormat(format: JsonFormat): { schema: object; compile
   return { schema: JSON.parse(compiled.canonical) as object, compiled };
 }
 
-/** The answer ended before its JSON document was complete (token limit, stop string, abort). */
+const CUT_OFF_BY: Partial<Record<FinishReason, string>> = { stop: 'a stop string', aborted: 'an abort', time: 'the time limit' };
+
+/** The answer ended before its JSON document was complete (token limit, stop string, abort, time limit). */
 export class AnswerCutOffError extends Error {
   constructor(readonly partialText: string, readonly finishReason: FinishReason, tokens: number) {
-    const why = finishReason === 'length' ? `the token limit (${tokens} tokens)` : finishReason === 'stop' ? 'a stop string' : finishReason === 'aborted' ? 'an abort' : finishReason;
+    const why = finishReason === 'length' ? `the token limit (${tokens} tokens)` : (CUT_OFF_BY[finishReason] ?? finishReason);
     super(`the answer was cut off by ${why} before its JSON was complete; partial text: ${partialText}`);
     this.name = 'AnswerCutOffError';
   }
