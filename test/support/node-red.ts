@@ -62,11 +62,18 @@ export interface RunningNodeRed {
  * loaded from the working tree (nodesDir = repo root, the same way `npm start` does it). With `userDir`: that
  * existing user folder instead, whose node_modules hold the package (installed as the palette manager does); stop()
  * leaves it in place. `modules`: folders of more node modules to load the same way (Node-RED itself already loads
- * those installed next to it, e.g. the devDependencies beside the devDependency node-red). `settings` adds to (or
- * replaces) the settings file's entries, e.g. adminAuth.
+ * those installed next to it, e.g. the devDependencies beside the devDependency node-red).
  */
 export async function startNodeRed(
-  options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv; modules?: string[]; settings?: Record<string, unknown> } = {},
+  options: {
+    flows?: object[];
+    timeoutMs?: number;
+    userDir?: string;
+    env?: NodeJS.ProcessEnv;
+    modules?: string[];
+    /** More settings.js entries (adminAuth, …). */
+    settings?: Record<string, unknown>;
+  } = {},
 ): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
@@ -122,8 +129,7 @@ export async function startNodeRed(
 async function reachable(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/settings`);
-    // With adminAuth the settings need a token: a 401 is a running server too.
-    return res.ok || res.status === 401;
+    return res.ok || res.status === 401; // 401: it answers, behind adminAuth
   } catch {
     return false;
   }
