@@ -47,6 +47,7 @@ interface GenerateDef extends NodeDef {
   schema?: string;
   queuePolicy: string;
   queueLength: number | string;
+  maxWait?: string;
   dropped: string;
 }
 

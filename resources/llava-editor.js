@@ -39,6 +39,9 @@
                 '<div class="form-row llava-queue-length"><label for="node-input-queueLength"><i class="fa fa-bars"></i> Waiting</label>' +
                 '<input type="text" id="node-input-queueLength" style="width: 80px">' +
                 ' <span class="llava-hint">messages (latest: topics) at most</span></div>' +
+                '<div class="form-row llava-queue-length"><label for="node-input-maxWait"><i class="fa fa-clock-o"></i> Wait limit</label>' +
+                '<input type="text" id="node-input-maxWait" style="width: 80px" placeholder="none">' +
+                ' <span class="llava-hint">seconds; a message waiting longer is dropped (timeout)</span></div>' +
                 '<div class="form-row"><label for="node-input-dropped"><i class="fa fa-trash-o"></i> Dropped</label>' +
                 '<select id="node-input-dropped" style="width: 70%">' +
                 '<option value="status">count in the status</option>' +

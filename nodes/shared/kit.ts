@@ -184,5 +184,6 @@ function startNode<D extends NodeDef, C>(RED: NodeAPI, node: Node, def: D, kind:
 /** The editor's queue fields, with the node's defaults where a field is absent or blank. */
 function withDefaults(fields: Record<string, unknown>, defaults: QueueDefaults): AdmissionConfig {
   const given = (name: keyof QueueDefaults) => (fields[name] === undefined || fields[name] === '' ? defaults[name] : fields[name]);
-  return { queuePolicy: given('queuePolicy'), queueLength: given('queueLength'), dropped: given('dropped') };
+  // No node has a waiting limit by default.
+  return { queuePolicy: given('queuePolicy'), queueLength: given('queueLength'), maxWait: fields.maxWait, dropped: given('dropped') };
 }

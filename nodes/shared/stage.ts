@@ -16,6 +16,8 @@ export interface StageDef extends NodeDef {
   outputType: string;
   queuePolicy?: string;
   queueLength?: number | string;
+  /** Seconds a message may wait; empty = no limit. */
+  maxWait?: string;
   dropped?: string;
 }
 
