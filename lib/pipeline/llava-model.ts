@@ -369,16 +369,7 @@ export class LlavaModel {
         provider: this.provider,
         finishReason: r.finishReason,
         prefixReusedTokens: r.prefixReused,
-        timings: {
-          preprocess_ms: 0,
-          vision_ms: 0,
-          projector_ms: 0,
-          prefill_ms: r.prefill_ms,
-          first_token_ms: r.first_token_ms,
-          decode_ms: r.decode_ms,
-          decode_tokens_per_s: r.decode_tokens_per_s,
-          ...(r.json_mask_ms_per_token !== undefined ? { json_mask_ms_per_token: r.json_mask_ms_per_token } : {}),
-        },
+        timings: { preprocess_ms: 0, vision_ms: 0, projector_ms: 0, ...r.timings },
       };
     } catch (err) {
       // The worker frees the image itself once the task runs; before that, free it here.

@@ -69,6 +69,11 @@ export type JsonFormat = { type: 'json' } | { type: 'json_schema'; schema: unkno
 /** time: the maxTime limit was reached (the text so far is kept). */
 export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted' | 'time';
 
+/**
+ * Milliseconds per stage (and the decode rate). One style across the package's results: fields are camelCase,
+ * and the keys of a `timings` object are snake_case with their unit (…_ms, …_per_s), as msg.llava.generation.timings,
+ * msg.llava.timings, `llava generate --json` and the example flows have always had them.
+ */
 export interface Timings {
   preprocess_ms: number;
   vision_ms: number;

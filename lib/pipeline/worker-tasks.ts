@@ -10,7 +10,7 @@ import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
 import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
 import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
-import type { FinishReason, GenerationOptions } from './types';
+import type { FinishReason, GenerationOptions, Timings } from './types';
 
 export const GENERATE_TASK = 'llava.generate';
 export const WARMED_TASK = 'llava.warmed';
@@ -41,13 +41,10 @@ export interface GenerateTaskResult {
   promptTokenCount: number;
   imageTokenCount: number;
   prefixReused: number;
-  prefill_ms: number;
-  first_token_ms: number;
-  decode_ms: number;
-  decode_tokens_per_s: number;
-  /** With a JSON format: whether the document is complete (text is then exactly its bytes) and the mask's mean time. */
+  /** With a JSON format: whether the document is complete (text is then exactly its bytes). */
   jsonComplete?: boolean;
-  json_mask_ms_per_token?: number;
+  /** The worker's part of Timings (json_mask_ms_per_token with a JSON format). */
+  timings: Omit<Timings, 'preprocess_ms' | 'vision_ms' | 'projector_ms'>;
 }
 
 /** Events a generate task emits; the main thread turns them into streamed text and status. */
@@ -200,13 +197,14 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       promptTokenCount: p.ids.length,
       imageTokenCount: p.imagePositions.length,
       prefixReused: reused,
-      prefill_ms: prefillMs,
-      first_token_ms: firstTokenMs,
-      decode_ms: result.decodeMs,
-      decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
-      ...(constraint
-        ? { jsonComplete: constraint.complete(result.tokenIds), json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 }
-        : {}),
+      ...(constraint ? { jsonComplete: constraint.complete(result.tokenIds) } : {}),
+      timings: {
+        prefill_ms: prefillMs,
+        first_token_ms: firstTokenMs,
+        decode_ms: result.decodeMs,
+        decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
+        ...(constraint ? { json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 } : {}),
+      },
     };
     return { result: out };
   } finally {

@@ -65,7 +65,15 @@ export interface RunningNodeRed {
  * those installed next to it, e.g. the devDependencies beside the devDependency node-red).
  */
 export async function startNodeRed(
-  options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv; modules?: string[] } = {},
+  options: {
+    flows?: object[];
+    timeoutMs?: number;
+    userDir?: string;
+    env?: NodeJS.ProcessEnv;
+    modules?: string[];
+    /** More settings.js entries (adminAuth, …). */
+    settings?: Record<string, unknown>;
+  } = {},
 ): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
@@ -80,6 +88,7 @@ export async function startNodeRed(
     // no tours, and no palette catalogue download (tests run offline)
     editorTheme: { tours: false, palette: { catalogues: [] } },
     logging: { console: { level: 'info' } },
+    ...options.settings,
   };
   fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = ${JSON.stringify(settings, null, 2)};\n`);
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(options.flows ?? []));
@@ -120,7 +129,7 @@ export async function startNodeRed(
 async function reachable(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/settings`);
-    return res.ok;
+    return res.ok || res.status === 401; // 401: it answers, behind adminAuth
   } catch {
     return false;
   }
