@@ -1,11 +1,11 @@
 // `llava build`: writes a model folder from a tiny or preset architecture with seeded random weights, from a
 // Hugging Face LLaVA checkpoint folder (--from), or from an mmpretrain LLaVA checkpoint (--from-mmpretrain).
-import { parseArgs } from 'util';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../onnx/architectures';
 import { LlavaConfig, RECORD_KEY } from '../model/config';
 import type { ModelLayout } from '../model/folder';
+import { parseOptions } from './args';
 import { UsageError } from './usage-error';
 import { openHfCheckpoint } from '../onnx/checkpoint/hf';
 import { openMmpretrainCheckpoint } from '../onnx/checkpoint/mmpretrain';
@@ -174,13 +174,7 @@ function mmpretrainSource(v: { [K in keyof typeof OPTIONS]?: string | boolean },
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const v = parsed.values;
+  const v = parseOptions(argv, OPTIONS);
   if (!v.out) throw new UsageError('--out DIR is required');
   const layout = oneOf<ModelLayout>('layout', v.layout, ['transformers-js', 'split'], v['from-mmpretrain'] ? 'split' : 'transformers-js');
   const decoder = oneOf<DecoderVariant>('decoder', v.decoder, ['optimized', 'portable'], 'optimized');
