@@ -1,7 +1,9 @@
 // `npm run bench`: builds (or reuses, under .cache/bench) the benchmark model folders, runs this project's
 // pipeline, transformers.js, a bare onnxruntime decode loop and llama.cpp (on a GGUF of the same weights) side by
 // side on each, the int4 pair again beside a busy-loop neighbour process, sweeps onnxruntime session options for
-// the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/.
+// the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/. Rows that measure
+// one of the pipeline's own choices (KV cache copy, thread spinning, the bare loop without spinning or beside the
+// neighbour) run only when --engines names them.
 //   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only FAMILY|FOLDER[,…]] [--engines LABEL[,LABEL]]
 import { spawn } from 'child_process';
 import * as fs from 'fs';
@@ -26,7 +28,13 @@ interface Engine {
   kind: CaseKind;
   /** Run beside a busy-loop neighbour process (one core's worth of competing work, as on a shared machine). */
   busy?: boolean;
+  /** Case input over the defaults (a pipeline or session option the row measures). */
+  input?: Pick<CaseInput, 'kvCache' | 'sessionConfig'>;
+  /** Run only when named in --engines (rows that measure one of the pipeline's choices). */
+  optIn?: boolean;
 }
+
+const spinning = (on: boolean) => ({ 'session.intra_op.allow_spinning': on ? '1' : '0', 'session.inter_op.allow_spinning': on ? '1' : '0' });
 
 /** In this order within each round: ours first (the others take its prompt length). */
 export const ENGINES: Engine[] = [
@@ -36,10 +44,14 @@ export const ENGINES: Engine[] = [
   { label: 'llama.cpp', kind: 'llama.cpp' },
   { label: 'ours busy', kind: 'ours', busy: true },
   { label: 'llama.cpp busy', kind: 'llama.cpp', busy: true },
+  { label: 'ours kv-copy', kind: 'ours', input: { kvCache: 'copy' }, optIn: true },
+  { label: 'ours spin', kind: 'ours', input: { sessionConfig: { ...spinning(true), 'session.force_spinning_stop': '1' } }, optIn: true },
+  { label: 'bare-ort nospin', kind: 'bare-ort', input: { sessionConfig: spinning(false) }, optIn: true },
+  { label: 'bare-ort busy', kind: 'bare-ort', busy: true, optIn: true },
 ];
 
 function wanted(engine: Engine, model: BuiltModel, gguf: string | null, only: string[] | undefined): boolean {
-  if (only && !only.includes(engine.label)) return false;
+  if (only ? !only.includes(engine.label) : engine.optIn) return false;
   if (engine.kind === 'llama.cpp' && !gguf) return false;
   // The neighbour rows are the int4 pair only (the comparison the target is stated for).
   return !engine.busy || model.spec.quantize === 'int4';
@@ -126,7 +138,7 @@ async function main(): Promise<void> {
       for (const engine of ENGINES.filter((e) => wanted(e, model, gguf, engineLabels))) {
         log(`${path.basename(model.dir)}: ${engine.label} (${r + 1}/${repeats})`);
         try {
-          const run = () => runCase({ ...base, kind: engine.kind, contextTokens: promptTokens });
+          const run = () => runCase({ ...base, ...engine.input, kind: engine.kind, contextTokens: promptTokens });
           const out = engine.busy ? await besideBusyNeighbour(run) : await run();
           if (engine.label === 'ours') promptTokens = out.runs[0].prompt_tokens;
           (perEngine[engine.label] ??= []).push(out);

@@ -157,15 +157,16 @@ export class LlavaModel {
     const files = folder.files;
     const total = files.projector ? 4 : 3;
     let loaded = 0;
-    const open = async (file: string) => {
-      const lease = await runtime.openSession({ modelPath: file, providers: options.providers, threads: options.threads, config: options.sessionConfig }, options.signal);
+    const open = async (file: string, threads = options.threads) => {
+      const lease = await runtime.openSession({ modelPath: file, providers: options.providers, threads, config: options.sessionConfig }, options.signal);
       options.onProgress?.(++loaded, total);
       return lease;
     };
     const leases = await Promise.allSettled([
       open(files.vision),
       files.projector ? open(files.projector) : Promise.resolve(null),
-      open(files.embed),
+      // A row gather per token: one thread, so a decode step does not wake the thread pool twice.
+      open(files.embed, 1),
       open(files.decoder),
     ]);
     const failed = leases.find((r): r is PromiseRejectedResult => r.status === 'rejected');

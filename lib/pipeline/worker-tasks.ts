@@ -146,8 +146,39 @@ async function prefill(decoder: KvDecoder, embeds: Float32Array, p: GeneratePayl
   return { logits, reused };
 }
 
+/**
+ * Streamed text goes to the main thread at most once per STREAM_INTERVAL_MS: a message per token costs a thread
+ * wake-up on both sides, a large share of a step on small models. A delta waits at most that long.
+ */
+const STREAM_INTERVAL_MS = 25;
+
+class TextEvents {
+  private pending = '';
+  private last = -Infinity;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly io: TaskIO) {}
+
+  push(delta: string): void {
+    this.pending += delta;
+    const wait = this.last + STREAM_INTERVAL_MS - performance.now();
+    if (wait <= 0) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), wait);
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.pending) return;
+    this.io.emit({ type: 'text', delta: this.pending } satisfies GenerateEvent);
+    this.pending = '';
+    this.last = performance.now();
+  }
+}
+
 async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) {
   const started = performance.now();
+  const text = new TextEvents(io);
   try {
     const folder = folderFor(p);
     const tokenizer = folder.tokenizer;
@@ -180,7 +211,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
     };
     const result = await generate(logits, stepper, p.options, {
       decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
-      onText: (delta) => io.emit({ type: 'text', delta } satisfies GenerateEvent),
+      onText: (delta) => text.push(delta),
       signal: io.signal,
       // The time limit covers prefill too: it is what the caller waits for.
       startedAt: started,
@@ -208,6 +239,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
     };
     return { result: out };
   } finally {
+    text.flush();
     if (p.freeImage && p.image) ctx.tensors.free(p.image);
   }
 }
