@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { generate } from '../../lib/pipeline/generation';
+import { parseCheckedJsonAnswer } from '../../lib/pipeline/generation/json-schema';
 import type { GenerationOptions } from '../../lib/pipeline/types';
 import { ByteVocab, LanguageModel, scriptedModel, TableStepper } from './table-lm';
 
@@ -148,6 +149,10 @@ describe('generation: stopping', () => {
       const { result } = await run(scriptedModel(vocab.size, hello, EOS), { maxNewTokens: 10, eosTokenIds: [EOS], maxTime: 60 });
       assert.deepEqual([result.finishReason, result.text], ['eos', 'Hello, world']);
       await assert.rejects(run(scriptedModel(vocab.size, hello, EOS), { maxNewTokens: 10, maxTime: 0 }), /maxTime must be a number > 0, got 0/);
+    });
+
+    it('a JSON answer cut off by the time limit is an error that says so, with the partial text', () => {
+      assert.throws(() => parseCheckedJsonAnswer('{"person": tr', 'time', 5, { type: 'json' }), /cut off by the time limit before its JSON was complete; partial text: \{"person": tr$/);
     });
   });
 

@@ -84,12 +84,12 @@ describe('llava build (CLI)', () => {
   it('--from converts a Hugging Face checkpoint (safetensors + tokenizer) with int8 decoder weights', async () => {
     const { c, weights, hf } = hfCheckpoint('hf');
     const out = path.join(root, 'from-hf');
-    const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8', '--accuracy-level', '0');
+    const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8', '--accuracy-level', '0', '--block-size', '64', '--lm-head', 'fp32');
     assert.equal(r.status, 0, r.stderr);
     const folder = openModelFolder(out, 'int8');
     assert.ok(folder.files.decoder.endsWith('decoder_model_merged_int8.onnx'));
     const meta = folder.config['node-red-contrib-llava'] as Record<string, unknown>;
-    assert.deepEqual([meta.quantize, meta.accuracy_level, meta.variant], ['int8', 0, 'int8']);
+    assert.deepEqual([meta.quantize, meta.accuracy_level, meta.block_size, meta.lm_head, meta.variant], ['int8', 0, 64, 'fp32', 'int8']);
     assert.equal(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'), fs.readFileSync(path.join(hf, 'tokenizer.json'), 'utf8'));
     const pixels = wave(3 * 32 * 32, 2);
     const s = await ort.InferenceSession.create(folder.files.vision);
