@@ -147,6 +147,12 @@ async function prefill(decoder: KvDecoder, embeds: Float32Array, p: GeneratePayl
 }
 
 /**
+ * New-token positions the shared KV buffers are first sized for: a long maxNewTokens that ends early at EOS does not
+ * allocate its whole cache up front (past this the buffers double, one copy each time).
+ */
+const RESERVED_NEW_TOKENS = 256;
+
+/**
  * Streamed text goes to the main thread at most once per STREAM_INTERVAL_MS: a message per token costs a thread
  * wake-up on both sides, a large share of a step on small models. A delta waits at most that long.
  */
@@ -184,7 +190,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
     const tokenizer = folder.tokenizer;
     const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
     await decoder.useMode(p.kvCache);
-    decoder.reserve(p.ids.length + p.options.maxNewTokens);
+    decoder.reserve(p.ids.length + Math.min(p.options.maxNewTokens, RESERVED_NEW_TOKENS));
     const format = p.options.format;
     const vocabulary = format ? vocabularyFor(folder, decoder.vocabSize) : null;
     const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
