@@ -14,6 +14,8 @@ import { measureBandwidth } from './bandwidth';
 import { CaseInput, CaseKind, CaseOutput, RESULT_PREFIX } from './cases/types';
 import { benchImage } from './image';
 import { benchPreprocess, preprocessLines } from './preprocess';
+import { BATCH_SIZES } from './cases/batching';
+import { batchingLines } from './report';
 import { BuiltModel, ensureGguf, ensureModel, folderName, modelSpecs } from './models';
 import { CaseSummary, FamilySummary, printReport, summarize } from './report';
 
@@ -21,6 +23,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE_DIR = path.join(ROOT, '.cache', 'bench');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const PROMPT = 'USER: <image>\nDescribe the image in detail. ASSISTANT:';
+/** The families continuous batching is measured on (their optimized int4 folder). */
+const BATCHING_FAMILIES = ['tiny', '0.5b'];
 
 interface Engine {
   /** The row's name in the tables and the JSON. */
@@ -53,6 +57,8 @@ export const ENGINES: Engine[] = [
 function wanted(engine: Engine, model: BuiltModel, gguf: string | null, only: string[] | undefined): boolean {
   if (only ? !only.includes(engine.label) : engine.optIn) return false;
   if (engine.kind === 'llama.cpp' && !gguf) return false;
+  // A quantized vision tower only changes our TTFT.
+  if (model.spec.quantizeVision) return engine.label === 'ours';
   // The neighbour rows are the int4 pair only (the comparison the target is stated for).
   return !engine.busy || model.spec.quantize === 'int4';
 }
@@ -127,6 +133,7 @@ async function main(): Promise<void> {
   const outputs = new Map<BuiltModel, Record<string, CaseOutput[]>>();
   const errors: string[] = [];
   const visionSweeps = new Map<string, Record<string, number>>();
+  const batching = new Map<BuiltModel, CaseOutput>();
   for (const model of models) {
     const perEngine: Record<string, CaseOutput[]> = {};
     outputs.set(model, perEngine);
@@ -146,6 +153,15 @@ async function main(): Promise<void> {
           errors.push((e as Error).message);
           log((e as Error).message);
         }
+      }
+    }
+    if (BATCHING_FAMILIES.includes(model.spec.name) && model.spec.quantize === 'int4' && !model.spec.quantizeVision && !engineLabels) {
+      log(`${path.basename(model.dir)}: continuous batching, ${BATCH_SIZES.join('/')} requests at once against one at a time`);
+      try {
+        batching.set(model, await runCase({ ...base, kind: 'batching', repeats }));
+      } catch (e) {
+        errors.push((e as Error).message);
+        log((e as Error).message);
       }
     }
     if (!visionSweeps.has(model.spec.name) && !engineLabels) {
@@ -169,6 +185,7 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   printReport(cases, families, { bandwidth, loadStart, loadEnd, seconds, repeats, tokens });
   process.stdout.write(`${preprocessLines(preprocess).join('\n')}\n`);
+  process.stdout.write(`${batchingLines([...batching].map(([m, out]) => ({ model: m, out }))).join('\n')}\n`);
   for (const e of errors) process.stdout.write(`error: ${e}\n`);
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
@@ -176,7 +193,8 @@ async function main(): Promise<void> {
   const raw = models.map((m) => ({ folder: path.basename(m.dir), spec: m.spec, decoderBytes: m.decoderBytes, modelBytes: m.modelBytes, outputs: outputs.get(m) }));
   fs.writeFileSync(file, JSON.stringify({
     quick, repeats, tokens, prompt: PROMPT, seconds, loadStart, loadEnd, cores: os.availableParallelism(),
-    memoryBytes: os.totalmem(), bandwidth, cases, families, preprocess, raw, errors,
+    memoryBytes: os.totalmem(), bandwidth, cases, families, preprocess,
+    batching: [...batching].map(([m, out]) => ({ folder: path.basename(m.dir), runs: out.runs })), raw, errors,
   }, null, 2));
   log(`wrote ${path.relative(ROOT, file)} (${seconds.toFixed(0)} s in all)`);
 }

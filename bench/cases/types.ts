@@ -2,7 +2,7 @@
 import type { KvMode } from '../../lib/pipeline/decoder';
 import type { BuiltModel } from '../models';
 
-export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep';
+export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep' | 'batching';
 
 export interface CaseInput {
   kind: CaseKind;

@@ -40,6 +40,11 @@ export interface LoadOptions {
    */
   kvCache?: KvMode;
   /**
+   * Continuous batching (default true): a generation that starts while others run on the same decoder joins them,
+   * and one decoder run per step serves them all. Beam search always runs alone.
+   */
+  batching?: boolean;
+  /**
    * Run one dummy frame (vision, a prefill as long as an image prompt, two decode steps) while loading, so the
    * first caption is as fast as the next (default true; sessions already warmed by another load are skipped).
    */
@@ -147,6 +152,7 @@ export class LlavaModel {
     private readonly decoder: SessionLease,
     private readonly prefixReuse: boolean,
     private readonly kvCache: KvMode,
+    private readonly batching: boolean,
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
@@ -184,7 +190,7 @@ export class LlavaModel {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
     }
-    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true, options.kvCache ?? 'shared');
+    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true, options.kvCache ?? 'shared', options.batching ?? true);
     if (options.warmup ?? true) {
       try {
         model.warmup = await model.warm(options.signal);
@@ -350,10 +356,12 @@ export class LlavaModel {
         options,
         prefixReuse: this.prefixReuse,
         kvCache: this.kvCache,
+        batch: this.batching && (options.numBeams ?? 1) <= 1,
       };
       const r = await this.runtime.task<GenerateTaskResult>(GENERATE_TASK, payload, {
         signal: request.signal,
         label: 'llm generate',
+        ...(payload.batch ? { batchKey: `${GENERATE_TASK}:${payload.decoderKey}` } : {}),
         onEvent: (e) => {
           const event = e as GenerateEvent;
           if (event.type === 'text') request.onText?.(event.delta);

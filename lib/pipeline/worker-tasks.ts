@@ -7,6 +7,7 @@ import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
+import { BatchMember, DecodeBatch } from './decode-batch';
 import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
 import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
@@ -32,6 +33,8 @@ export interface GeneratePayload {
   /** Keep and reuse the KV cache of the tokens before the image (the system prompt) across requests. */
   prefixReuse: boolean;
   kvCache: KvMode;
+  /** Join the decode batch of the generations running on the same decoder (continuous batching). */
+  batch: boolean;
 }
 
 export interface GenerateTaskResult {
@@ -84,12 +87,30 @@ function vocabularyFor(f: FolderState, size: number): TokenVocabulary {
   return v;
 }
 
+/** The decode batch of each decoder session with generations running in it; dropped when the last one leaves. */
+const batches = new Map<string, DecodeBatch>();
+
+function batchFor(ctx: WorkerContext, p: GeneratePayload): DecodeBatch {
+  let batch = batches.get(p.decoderKey);
+  if (!batch) {
+    const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    const created: DecodeBatch = new DecodeBatch(decoder, () => {
+      if (batches.get(p.decoderKey) === created) batches.delete(p.decoderKey);
+    });
+    void created.exclusive(() => decoder.useMode(p.kvCache));
+    batches.set(p.decoderKey, created);
+    batch = created;
+  }
+  return batch;
+}
+
 /**
- * The runtime closed session `key`: its prefix cache goes, and so does a tokenizer folder's state once no open
+ * The runtime closed session `key`: its prefix cache and decode batch go, and so does a tokenizer folder's state once no open
  * session uses it (switching models keeps nothing of the old one; a folder rewritten in place is read afresh).
  */
 export function sessionClosed(key: string): void {
   prefixCaches.delete(key);
+  batches.delete(key);
   for (const [dir, f] of folders) {
     f.sessions.delete(key);
     if (f.sessions.size === 0) folders.delete(dir);
@@ -184,19 +205,24 @@ class TextEvents {
 
 async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) {
   const started = performance.now();
+  let member: BatchMember | null = null;
   const text = new TextEvents(io);
   try {
     const folder = folderFor(p);
     const tokenizer = folder.tokenizer;
     const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
-    await decoder.useMode(p.kvCache);
+    const batch = p.batch ? batchFor(ctx, p) : null;
+    // Batched: this prompt's own runs wait for the batch's current step, never run beside it.
+    const alone = <T>(work: () => Promise<T>): Promise<T> => (batch ? batch.exclusive(work) : work());
+    await alone(() => decoder.useMode(p.kvCache));
     decoder.reserve(p.ids.length + Math.min(p.options.maxNewTokens, RESERVED_NEW_TOKENS));
     const format = p.options.format;
     const vocabulary = format ? vocabularyFor(folder, decoder.vocabSize) : null;
     const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
     const embeds = await promptEmbeddings(ctx, decoder, p);
     if (io.signal.aborted) throw io.signal.reason ?? new Error('aborted');
-    const { logits, reused } = await prefill(decoder, embeds, p);
+    const { logits, reused } = await alone(() => prefill(decoder, embeds, p));
+    member = batch ? await batch.join(decoder.state, p.options.maxNewTokens) : null;
     const prefillMs = performance.now() - started;
 
     let firstTokenMs = 0;
@@ -212,7 +238,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
           const elapsed = (now - started - prefillMs) / 1000;
           io.emit({ type: 'progress', tokens: steps, tokensPerSecond: elapsed > 0 ? steps / elapsed : 0 } satisfies GenerateEvent);
         }
-        return decoder.step(tokens, parents);
+        return member ? member.step(tokens[0]).then((row) => [row]) : decoder.step(tokens, parents);
       },
     };
     const result = await generate(logits, stepper, p.options, {
@@ -240,11 +266,13 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
         first_token_ms: firstTokenMs,
         decode_ms: result.decodeMs,
         decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
+        ...(member ? { decode_batch: member.peak } : {}),
         ...(constraint ? { json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 } : {}),
       },
     };
     return { result: out };
   } finally {
+    await member?.leave();
     text.flush();
     if (p.freeImage && p.image) ctx.tensors.free(p.image);
   }
