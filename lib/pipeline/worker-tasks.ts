@@ -168,6 +168,12 @@ async function prefill(decoder: KvDecoder, embeds: Float32Array, p: GeneratePayl
 }
 
 /**
+ * New-token positions the shared KV buffers are first sized for: a long maxNewTokens that ends early at EOS does not
+ * allocate its whole cache up front (past this the buffers double, one copy each time).
+ */
+const RESERVED_NEW_TOKENS = 256;
+
+/**
  * Streamed text goes to the main thread at most once per STREAM_INTERVAL_MS: a message per token costs a thread
  * wake-up on both sides, a large share of a step on small models. A delta waits at most that long.
  */
@@ -209,7 +215,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
     // Batched: this prompt's own runs wait for the batch's current step, never run beside it.
     const alone = <T>(work: () => Promise<T>): Promise<T> => (batch ? batch.exclusive(work) : work());
     await alone(() => decoder.useMode(p.kvCache));
-    decoder.reserve(p.ids.length + p.options.maxNewTokens);
+    decoder.reserve(p.ids.length + Math.min(p.options.maxNewTokens, RESERVED_NEW_TOKENS));
     const format = p.options.format;
     const vocabulary = format ? vocabularyFor(folder, decoder.vocabSize) : null;
     const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
