@@ -54,7 +54,7 @@ describe('demo model: captions held-out synthetic scenes', function () {
   it('is a real model folder of the package, small enough to ship', () => {
     const bytes = fs.readdirSync(path.join(DEMO_DIR, 'onnx')).reduce((sum, f) => sum + fs.statSync(path.join(DEMO_DIR, 'onnx', f)).size, 0);
     assert.ok(bytes < 8 * 2 ** 20, `demo model is ${bytes} bytes`);
-    assert.equal(model.folder.config.vision_config.image_size, 64);
+    assert.equal(model.folder.config.vision_config.image_size, 96);
   });
 
   it('sees the scene with the model\'s own prompt (llava generate, a plain question)', async () => {
