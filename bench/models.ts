@@ -3,7 +3,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { architecture, withTinyTokenizer } from '../lib/model/architectures';
+import { architecture, withTinyTokenizer } from '../lib/onnx/architectures';
 import type { DecoderVariant } from '../lib/onnx/decoder';
 import { randomWeights } from '../lib/onnx/random-weights';
 import { QUANT_VARIANT, QuantizeName, writeModelFolder } from '../lib/onnx/write-model';

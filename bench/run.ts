@@ -11,6 +11,7 @@ import { parseArgs } from 'util';
 import { measureBandwidth } from './bandwidth';
 import { CaseInput, CaseKind, CaseOutput, RESULT_PREFIX } from './cases/types';
 import { benchImage } from './image';
+import { benchPreprocess, preprocessLines } from './preprocess';
 import { BuiltModel, ensureGguf, ensureModel, folderName, modelSpecs } from './models';
 import { CaseSummary, FamilySummary, printReport, summarize } from './report';
 
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
   const loadStart = os.loadavg();
   log(`${specs.length} model folders, ${repeats} repeat(s), ${tokens} tokens; load average ${loadStart.map((l) => l.toFixed(1)).join(' ')}`);
   const image = await benchImage(CACHE_DIR);
+  const preprocess = await benchPreprocess(image, 15);
   const models: BuiltModel[] = specs.map((s) => ensureModel(s, CACHE_DIR, log));
   // Measured before and after the cases; the higher figure counts (other load only ever lowers it).
   let bandwidth = await measureBandwidth(CACHE_DIR);
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
   const loadEnd = os.loadavg();
   const seconds = (Date.now() - started) / 1000;
   printReport(cases, families, { bandwidth, loadStart, loadEnd, seconds, repeats, tokens });
+  process.stdout.write(`${preprocessLines(preprocess).join('\n')}\n`);
   for (const e of errors) process.stdout.write(`error: ${e}\n`);
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
@@ -161,7 +164,7 @@ async function main(): Promise<void> {
   const raw = models.map((m) => ({ folder: path.basename(m.dir), spec: m.spec, decoderBytes: m.decoderBytes, modelBytes: m.modelBytes, outputs: outputs.get(m) }));
   fs.writeFileSync(file, JSON.stringify({
     quick, repeats, tokens, prompt: PROMPT, seconds, loadStart, loadEnd, cores: os.availableParallelism(),
-    memoryBytes: os.totalmem(), bandwidth, cases, families, raw, errors,
+    memoryBytes: os.totalmem(), bandwidth, cases, families, preprocess, raw, errors,
   }, null, 2));
   log(`wrote ${path.relative(ROOT, file)} (${seconds.toFixed(0)} s in all)`);
 }

@@ -6,9 +6,9 @@ export type { GenerationOptions, PreprocessOptions, ResizeMode, Timings } from '
 export { resolveImageInput } from './pipeline/image-input';
 export { preprocessImage } from './pipeline/image-preprocess';
 export { renderTemplate, TEMPLATE_NAMES } from './pipeline/templates';
-export { getPreset, PRESET_NAMES } from './model/presets';
+export { getPreset, PRESET_NAMES } from './pipeline/presets';
 export { openModelFolder } from './model/folder';
-export { architecture, ARCHITECTURE_NAMES } from './model/architectures';
+export { architecture, ARCHITECTURE_NAMES } from './onnx/architectures';
 export { writeModelFolder } from './onnx/write-model';
 export { randomWeights } from './onnx/random-weights';
 export { openHfCheckpoint } from './onnx/checkpoint/hf';

@@ -8,6 +8,7 @@ import type { ChatPrompt } from '../lib/engine/types';
 import { encodeImage, imageFeaturesOf, isPixelsValue, loadImage, projectImage } from '../lib/pipeline/image-values';
 import type { ImageFeatures, LlavaModel } from '../lib/pipeline/llava-model';
 import type { PromptSegment } from '../lib/pipeline/templates';
+import type { PixelScale } from '../lib/engine/thumbnail';
 import {
   generationOptionsFromConfig,
   generationOptionsFromMessage,
@@ -46,6 +47,7 @@ interface GenerateDef extends NodeDef {
   schema?: string;
   queuePolicy: string;
   queueLength: number | string;
+  maxWait?: string;
   dropped: string;
 }
 
@@ -86,6 +88,7 @@ export = defineNode<GenerateDef, GenerationOverrides>({
   // `pixels` has no editor field: where image load writes when the flow skips clip encode and project.
   properties: { prompt: 'msg.llava.prompt', embeds: 'msg.llava.imageEmbeds', pixels: 'msg.llava.pixels', output: 'msg.payload' },
   queue: { queuePolicy: 'latest', queueLength: 1, dropped: 'status' },
+  preview: true,
   // The text, then the streamed partials.
   outputs: 2,
   holds: ['embeds'],
@@ -107,6 +110,14 @@ export = defineNode<GenerateDef, GenerationOverrides>({
     const onText = kit.def.stream ? (delta: string) => partial(delta, false) : undefined;
     kit.status.working('prefill');
     const llava = ((msg as { llava?: Record<string, unknown> }).llava ??= {});
+    const started = performance.now();
+    // The editor preview: the answer with the frame behind it, i.e. the image value given (pixels or a remote
+    // engine's JPEG) or, when that was image features (a handle), the pixels image load left on the message.
+    const previewFrame = async (text: string, scale?: PixelScale) => {
+      if (!kit.previewing) return;
+      const frame = imageProperty === 'embeds' && !isEncodedImageValue(imageValue) ? await kit.read('pixels', msg) : imageValue;
+      kit.preview({ image: frame, scale, text, ms: performance.now() - started });
+    };
 
     if (engine.kind === 'remote') {
       if (!hasImage) throw new Error(`no image: ${kit.describe('embeds')} and ${kit.describe('pixels')} are empty (a remote engine takes an image with each request)`);
@@ -134,6 +145,7 @@ export = defineNode<GenerateDef, GenerationOverrides>({
         provider: result.ranOn,
         timings: { ...result.timings, ...stageTimings(msg) },
       };
+      await previewFrame(result.text);
       out(msg);
       return;
     }
@@ -163,6 +175,7 @@ export = defineNode<GenerateDef, GenerationOverrides>({
       provider: result.provider,
       timings: { ...result.timings, ...stageTimings(msg), ...image?.timings },
     };
+    await previewFrame(result.text, model.preset.preprocess);
     out(msg);
   },
 });

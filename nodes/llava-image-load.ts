@@ -20,6 +20,7 @@ export = defineStage<ImageLoadDef, Partial<PreprocessOptions>>({
   working: 'decoding',
   timing: 'preprocess_ms',
   queue: IMAGE_LOAD_QUEUE_DEFAULTS,
+  preview: true,
   configure: (def) => {
     const maxInputPixels = Number(def.maxInputPixels) || undefined;
     return {

@@ -5,6 +5,8 @@
 //   <div data-llava-row="typed" data-property="input" data-icon="fa-sign-in" data-label="Pixels"></div>
 //   <div data-llava-row="queue"></div>
 //   <div data-llava-row="name"></div>
+// It also draws the preview under image load and llm generate (nodes/shared/preview.ts sends it): their
+// `button: LlavaEditor.previewButton()` switches it, and what arrives is drawn only while the node's switch is on.
 /* global RED, $ */
 (function () {
     'use strict';
@@ -39,6 +41,9 @@
                 '<div class="form-row llava-queue-length"><label for="node-input-queueLength"><i class="fa fa-bars"></i> Waiting</label>' +
                 '<input type="text" id="node-input-queueLength" style="width: 80px">' +
                 ' <span class="llava-hint">messages (latest: topics) at most</span></div>' +
+                '<div class="form-row llava-queue-length"><label for="node-input-maxWait"><i class="fa fa-clock-o"></i> Wait limit</label>' +
+                '<input type="text" id="node-input-maxWait" style="width: 80px" placeholder="none">' +
+                ' <span class="llava-hint">seconds; a message waiting longer is dropped (timeout)</span></div>' +
                 '<div class="form-row"><label for="node-input-dropped"><i class="fa fa-trash-o"></i> Dropped</label>' +
                 '<select id="node-input-dropped" style="width: 70%">' +
                 '<option value="status">count in the status</option>' +
@@ -69,6 +74,55 @@
     function ownOutputs(node) {
         return node._def.outputs;
     }
+
+    var PREVIEW_TOPIC = 'llava-preview';
+    var SVG = 'http://www.w3.org/2000/svg';
+    /** The latest preview per node id, in this page only (gone on reload). */
+    var previews = {};
+
+    function svg(tag, attrs, text) {
+        var el = document.createElementNS(SVG, tag);
+        Object.keys(attrs).forEach(function (a) { el.setAttribute(a, attrs[a]); });
+        if (text !== undefined) el.textContent = text;
+        return el;
+    }
+
+    function took(ms) {
+        return ms < 1000 ? ms + ' ms' : (ms / 1000).toFixed(1) + ' s';
+    }
+
+    /** Redraws one node's preview under it (below its status line), or removes it when the switch is off. */
+    function drawPreview(id) {
+        var group = document.getElementById(id);
+        if (!group) return;
+        $(group).children('.llava-preview').remove();
+        var node = RED.nodes.node(id);
+        var p = previews[id];
+        if (!node || !node.preview || !p) return;
+        var y = (node.h || 30) + 20;
+        var preview = svg('g', { 'class': 'llava-preview' });
+        if (p.image) {
+            preview.appendChild(svg('image', { href: p.image, x: 0, y: y, width: p.width, height: p.height }));
+            y += p.height + 4;
+        }
+        var lines = [new Date(p.at).toTimeString().slice(0, 8) + (p.ms !== undefined ? ' · ' + took(p.ms) : '')];
+        if (p.text !== undefined) lines.push(p.text);
+        lines.forEach(function (line) {
+            y += 12;
+            preview.appendChild(svg('text', { 'class': 'red-ui-flow-node-status-label llava-preview-text', x: 0, y: y }, line));
+        });
+        group.appendChild(preview);
+    }
+
+    RED.comms.subscribe(PREVIEW_TOPIC + '/#', function (topic, message) {
+        var id = topic.slice(PREVIEW_TOPIC.length + 1);
+        previews[id] = message;
+        drawPreview(id);
+    });
+    // Another tab's nodes are drawn afresh when it is shown.
+    RED.events.on('workspace:change', function () {
+        setTimeout(function () { Object.keys(previews).forEach(drawPreview); }, 0);
+    });
 
     window.LlavaEditor = {
         /**
@@ -105,6 +159,48 @@
         save: function (node) {
             if (!node._def.defaults.queuePolicy) return;
             $('#node-input-outputs').val(ownOutputs(node) + ($('#node-input-dropped').val() === 'output' ? 1 : 0));
+        },
+
+        /**
+         * The node's preview switch, as the debug node's button: it sets the `preview` property (deployed with the
+         * flow) and tells the running node at once (POST llava-preview/:id/enable|disable).
+         */
+        previewButton: function () {
+            return {
+                toggle: 'preview',
+                onclick: function () {
+                    var node = this;
+                    var on = node.preview;
+                    var label = RED.utils.sanitize(RED.utils.getNodeLabel(node, node.type));
+                    var changed = function () {
+                        RED.history.push({ t: 'edit', node: node, changes: { preview: !on }, dirty: node.dirty, changed: node.changed });
+                        node.changed = true;
+                        node.dirty = true;
+                        RED.nodes.dirty(true);
+                        RED.view.redraw();
+                    };
+                    if (!on) drawPreview(node.id);
+                    $.ajax({
+                        url: PREVIEW_TOPIC + '/' + node.id + '/' + (on ? 'enable' : 'disable'),
+                        type: 'POST',
+                        success: function () {
+                            changed();
+                            RED.notify('Preview under ' + label + (on ? ' on' : ' off'), { type: 'success', timeout: 2000 });
+                        },
+                        error: function (xhr) {
+                            if (xhr.status === 404) {
+                                changed();
+                                RED.notify('Preview under ' + label + (on ? ' on' : ' off') + ' once deployed', { type: 'warning', timeout: 3000 });
+                                return;
+                            }
+                            node.preview = !on;
+                            node.dirty = true;
+                            RED.view.redraw();
+                            RED.notify('Preview not switched: ' + (xhr.status ? 'the server said ' + xhr.status + ' ' + RED.utils.sanitize(xhr.statusText) : 'no response'), 'error');
+                        }
+                    });
+                }
+            };
         },
 
         /** outputLabels for a queued node: its own labels, then the dropped messages. */

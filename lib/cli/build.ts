@@ -1,11 +1,11 @@
 // `llava build`: writes a model folder from a tiny or preset architecture with seeded random weights, from a
 // Hugging Face LLaVA checkpoint folder (--from), or from an mmpretrain LLaVA checkpoint (--from-mmpretrain).
-import { parseArgs } from 'util';
 import * as fs from 'fs';
 import * as path from 'path';
-import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../model/architectures';
+import { ARCHITECTURE_NAMES, architecture, withTinyTokenizer } from '../onnx/architectures';
 import { LlavaConfig, RECORD_KEY } from '../model/config';
 import type { ModelLayout } from '../model/folder';
+import { parseOptions } from './args';
 import { UsageError } from './usage-error';
 import { openHfCheckpoint } from '../onnx/checkpoint/hf';
 import { openMmpretrainCheckpoint } from '../onnx/checkpoint/mmpretrain';
@@ -15,7 +15,7 @@ import { checkSpecialTokens, SpecialToken } from '../onnx/tokenizer-added-tokens
 import type { WeightSource } from '../onnx/weights';
 import { BuildProgress, QuantizeName, TokenizerSource, writeModelFolder } from '../onnx/write-model';
 
-/** The seed's models (open-mmlab/mmpretrain configs/llava/*.py), each a preset of lib/model/presets.ts. */
+/** The seed's models (open-mmlab/mmpretrain configs/llava/*.py), each a preset of lib/pipeline/presets.ts. */
 const MMPRETRAIN_MODELS = ['llava-7b-v1_caption', 'llava-7b-v1.5_caption', 'llava-7b-v1.5_vqa'];
 
 export const usage = `usage: llava build (--tiny | --preset NAME --random | --from HF_DIR | --from-mmpretrain PTH ...) --out DIR [options]
@@ -38,6 +38,8 @@ export const usage = `usage: llava build (--tiny | --preset NAME --random | --fr
   --layout L             transformers-js (projector inside vision_encoder, default) | split (--from-mmpretrain: split)
   --decoder V            optimized (com.microsoft GroupQueryAttention, default) | portable (standard ops)
   --quantize Q           int4 | int8: block-32 MatMulNBits decoder weights (needs --decoder optimized)
+  --quantize-vision Q    int4 | int8: block-32 MatMulNBits weights in the vision tower's encoder layers (faster
+                         encode; the features move a little from fp32, see the README's Performance section)
   --accuracy-level N     MatMulNBits accuracy_level: 4 = int8 activations (default, fastest on CPU), 0 = fp32 compute
   --logits L             last (default: lm_head on the last position only; faster prefill, less memory;
                          all a generator needs) | all (every position, e.g. for scoring a text)
@@ -61,6 +63,7 @@ const OPTIONS = {
   layout: { type: 'string' },
   decoder: { type: 'string' },
   quantize: { type: 'string' },
+  'quantize-vision': { type: 'string' },
   seed: { type: 'string' },
   'accuracy-level': { type: 'string' },
   logits: { type: 'string' },
@@ -171,21 +174,16 @@ function mmpretrainSource(v: { [K in keyof typeof OPTIONS]?: string | boolean },
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const v = parsed.values;
+  const v = parseOptions(argv, OPTIONS);
   if (!v.out) throw new UsageError('--out DIR is required');
   const layout = oneOf<ModelLayout>('layout', v.layout, ['transformers-js', 'split'], v['from-mmpretrain'] ? 'split' : 'transformers-js');
   const decoder = oneOf<DecoderVariant>('decoder', v.decoder, ['optimized', 'portable'], 'optimized');
   const logits = oneOf<'last' | 'all'>('logits', v.logits, ['last', 'all'], 'last');
   const quantize = v.quantize === undefined ? undefined : oneOf<QuantizeName>('quantize', v.quantize, ['int4', 'int8'], 'int4');
   if (quantize && decoder === 'portable') throw new UsageError('--quantize needs --decoder optimized (MatMulNBits is a com.microsoft op)');
+  const quantizeVision = v['quantize-vision'] === undefined ? undefined : oneOf<QuantizeName>('quantize-vision', v['quantize-vision'], ['int4', 'int8'], 'int8');
   const accuracyLevel = v['accuracy-level'] === undefined ? undefined : Number(oneOf('accuracy-level', v['accuracy-level'], ['0', '1', '2', '3', '4'], '4'));
-  if (accuracyLevel !== undefined && !quantize) throw new UsageError('--accuracy-level applies to --quantize builds only');
+  if (accuracyLevel !== undefined && !quantize && !quantizeVision) throw new UsageError('--accuracy-level applies to --quantize or --quantize-vision builds only');
   if (!v.force && fs.existsSync(v.out) && fs.readdirSync(v.out).length > 0) {
     throw new UsageError(`--out ${v.out} is not empty: add --force to replace its model files`);
   }
@@ -199,6 +197,7 @@ export async function run(argv: string[]): Promise<number> {
     layout,
     decoder,
     quantize,
+    quantizeVision,
     accuracyLevel,
     logits,
     externalData: v['external-data'] ? true : 'auto',

@@ -23,6 +23,7 @@ export const usage = `usage: llava generate (--model DIR|ORG/NAME[@REV] [--no-pu
 A --prompt containing <image> is used as written; otherwise it is the question put into the preset's template.
 --variant: auto (default), one of fp32 fp16 q8 int8 uint8 q4 q4f16 q2 q2f16 q1 q1f16 bnb4, or per graph:
 vision_encoder=fp16,embed_tokens=fp16,decoder_model_merged=q4.
+--max-time stops the answer after SECONDS (prefill included) and keeps the text so far (finish_reason "time").
 --max-input-pixels refuses larger images before decoding them (default 100000000).
 --format json constrains the answer to a JSON object, --json-schema (a file or the schema itself) to a value matching
 the schema (see the README for the supported subset); the parsed answer is printed as one line of JSON. An answer cut

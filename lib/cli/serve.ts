@@ -23,7 +23,8 @@ LLAVA_API_KEY environment variable, which stays out of the process list) makes /
 "Authorization: Bearer K". --parallel generations run at once (default 1; one machine's runtime runs one ORT call
 at a time, so more only overlaps image decoding and streaming), --queue more wait (default 16), later ones get 429.
 Requests over --max-body-mb (default 20) get 413. http(s) image URLs are refused unless --allow-remote-images.
-Omitted temperature means the model preset's decoding; temperature 0 is greedy. The first line on stdout is
+Omitted temperature means the model preset's decoding; temperature 0 is greedy. A request's max_time (seconds, an
+extension of the API) ends its answer there, keeping the text so far, with finish_reason "time". The first line on stdout is
 "listening on http://HOST:PORT".
 ${MODEL_HELP}`;
 

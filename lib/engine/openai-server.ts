@@ -171,6 +171,9 @@ export function parseChatRequest(body: unknown, modelName: string): ParsedReques
     }
     options.stopStrings = stop as string[];
   }
+  // An extension of OpenAI's API: a time limit in seconds (the answer so far ends with finish_reason "time").
+  const maxTime = number(b.max_time, 'max_time', (v) => v > 0, 'a number of seconds > 0');
+  if (maxTime !== undefined) options.maxTime = maxTime;
   if (format) options.format = format;
   if (b.stream !== undefined && typeof b.stream !== 'boolean' && b.stream !== null) throw bad('stream must be a boolean', 'stream');
   const streamOptions = b.stream_options as { include_usage?: unknown } | undefined | null;
@@ -205,7 +208,9 @@ async function imageBytes(url: string, allowRemote: boolean, maxBytes: number): 
   throw bad('an image URL must be a data: URI (or http(s) when the server allows remote images)', 'messages');
 }
 
-function finishReason(result: EngineResult): 'stop' | 'length' {
+/** OpenAI's finish reasons, and "time", which only a request that set max_time can get. */
+function finishReason(result: EngineResult): 'stop' | 'length' | 'time' {
+  if (result.finishReason === 'time') return 'time';
   return result.finishReason === 'length' ? 'length' : 'stop';
 }
 

@@ -38,6 +38,8 @@ export interface RemoteEngineOptions {
 
 export const DEFAULT_TIMEOUTS: RemoteTimeouts = { connectMs: 10_000, firstTokenMs: 120_000, totalMs: 300_000 };
 const MAX_RETRY_AFTER_MS = 30_000;
+/** How much longer than maxTime the engine reads an answer whose server ignored max_time. */
+export const TIME_LIMIT_GRACE_MS = 1000;
 const RETRY_STATUS = new Set([429, 503]);
 const CONNECTION_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 
@@ -78,6 +80,8 @@ export function openAiSampling(options: Partial<GenerationOptions> = {}): Record
     body.temperature = 0;
   }
   if (options.stopStrings?.length) body.stop = options.stopStrings;
+  // `llava serve`'s extension; other servers ignore it, and the engine stops reading shortly after the limit itself.
+  if (options.maxTime !== undefined) body.max_time = options.maxTime;
   if (options.format) body.response_format = openAiResponseFormat(options.format);
   return body;
 }
@@ -100,7 +104,7 @@ export function chatMessages(chat: ChatPrompt, imageUrl: string): unknown[] {
 }
 
 function finishReason(value: unknown): FinishReason {
-  return value === 'length' ? 'length' : 'eos';
+  return value === 'length' || value === 'time' ? value : 'eos';
 }
 
 function usageFrom(value: unknown): EngineUsage | undefined {
@@ -279,15 +283,31 @@ export class RemoteEngine implements Engine {
     const seconds = (ms: number) => `${ms / 1000} s`;
     const total = setTimeout(expire(`no complete answer within ${seconds(this.timeouts.totalMs)}`), this.timeouts.totalMs);
     let stage = setTimeout(expire(`no response within ${seconds(this.timeouts.connectMs)}`), this.timeouts.connectMs);
+    // The time limit, for servers that do not know max_time: the answer so far, with finish reason "time". A server
+    // that knows it ends the answer itself (with its usage counts), so the engine waits a grace time longer.
+    let timeUp = false;
+    const maxTimeMs = request.options?.maxTime === undefined ? undefined : request.options.maxTime * 1000;
+    const limit =
+      maxTimeMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timeUp = true;
+            local.abort(new Error('the time limit was reached'));
+          }, Math.max(0, maxTimeMs + TIME_LIMIT_GRACE_MS - (performance.now() - started)));
     const signal = AbortSignal.any([outer, local.signal]);
     let text = '';
     let firstTokenMs: number | undefined;
+    const result = (finish: FinishReason, usage?: EngineUsage): EngineResult => {
+      const totalMs = performance.now() - started;
+      return { text, finishReason: finish, usage, timings: { first_token_ms: firstTokenMs ?? totalMs, total_ms: totalMs }, ranOn: this.label };
+    };
     try {
       let res: Response;
       try {
         res = await fetch(`${this.base}/v1/chat/completions`, { method: 'POST', headers: this.headers(true), body, signal });
       } catch (err) {
         if (outer.aborted) throw outer.reason;
+        if (timeUp) return result('time');
         if (expired) throw new RemoteEngineError(`${this.base}: ${String(expired)}`);
         const code = connectionCode(err);
         throw new RemoteEngineError(`cannot reach ${this.base}: ${code ?? (err as Error).message}`, undefined, code !== undefined);
@@ -334,6 +354,7 @@ export class RemoteEngine implements Engine {
         }
       } catch (err) {
         if (outer.aborted) throw outer.reason;
+        if (timeUp) return result('time', usage);
         if (expired) throw new RemoteEngineError(`${this.base}: ${String(expired)}${text ? ` (after ${tokens} pieces of text)` : ''}`);
         if (err instanceof RemoteEngineError) throw err;
         const code = connectionCode(err);
@@ -345,17 +366,11 @@ export class RemoteEngine implements Engine {
       if (finish === undefined) {
         throw new RemoteEngineError(`${this.base}: the answer stream ended without a finish reason (the server stopped mid-answer?)`, undefined, firstTokenMs === undefined);
       }
-      const totalMs = performance.now() - started;
-      return {
-        text,
-        finishReason: finish,
-        usage,
-        timings: { first_token_ms: firstTokenMs ?? totalMs, total_ms: totalMs },
-        ranOn: this.label,
-      };
+      return result(finish, usage);
     } finally {
       clearTimeout(total);
       clearTimeout(stage);
+      clearTimeout(limit);
     }
   }
 

@@ -33,6 +33,10 @@ export const CLIP_VIT_L_336: Readonly<VisionConfig> = Object.freeze({
   layer_norm_eps: 1e-5,
 });
 
+/** CLIP mean/std on the 0–1 scale; mmpretrain's ×255 values on 0–255 pixels are the same normalisation. */
+export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
 /** google/siglip-so400m-patch14-384's vision tower, the one the SigLIP LLaVAs (interleave, onevision, nanoLLaVA) use. */
 export const SIGLIP_SO400M_384: Readonly<VisionConfig> = Object.freeze({
   model_type: 'siglip_vision_model',

@@ -10,7 +10,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { LLAVA_15_CHAT_TEMPLATE } from '../pipeline/chat-template';
+import { LLAVA_15_CHAT_TEMPLATE } from './chat-templates';
 
 export interface TinyTokenizer {
   tokenizerJson: Record<string, unknown>;

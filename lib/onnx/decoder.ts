@@ -120,15 +120,3 @@ export function buildEmbedGraph(weights: WeightSource, c: LlavaConfig): Graph {
   g.output(g.op('Gather', [table, ids], { axis: 0 }), 'float32', ['batch_size', 'sequence_length', t.hidden_size], EMBED_IO.inputsEmbeds);
   return g;
 }
-
-/** The weights a quantized decoder stores as MatMulNBits (the lm_head reads the embeddings when tied). */
-export function quantizedWeightNames(c: LlavaConfig): string[] {
-  const names: string[] = [];
-  for (let i = 0; i < c.text_config.num_hidden_layers; i++) {
-    const p = `${TEXT_PREFIX}.layers.${i}`;
-    for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) names.push(`${p}.self_attn.${n}.weight`);
-    for (const n of ['gate_proj', 'up_proj', 'down_proj']) names.push(`${p}.mlp.${n}.weight`);
-  }
-  names.push(lmHeadName(c));
-  return names;
-}

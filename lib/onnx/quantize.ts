@@ -2,7 +2,6 @@
 // (PyTorch [out, in]) becomes B uint8 [N, ceil(K/block), block*bits/8] and scales float32 [N * blocks].
 // No zero_points input is written, so ORT uses the default zero point 2^(bits-1) (8 for int4, 128 for int8):
 // w ≈ (q - zp) * scale with scale = max|w| of the block / (2^(bits-1) - 1). K is zero-padded to whole blocks.
-import type { WeightSource, WeightTensor } from './weights';
 
 export type QuantBits = 4 | 8;
 export const DEFAULT_BLOCK_SIZE = 32;
@@ -70,18 +69,4 @@ export function dequantizeBlockwise(q: BlockQuantized): Float32Array {
     }
   }
   return out;
-}
-
-/** `src` with the named 2-D weights replaced by their quantize→dequantize round trip (for reference checks). */
-export function dequantizedWeights(src: WeightSource, names: Iterable<string>, bits: QuantBits, blockSize = DEFAULT_BLOCK_SIZE): WeightSource {
-  const quantized = new Set(names);
-  return {
-    names: () => src.names(),
-    get(name: string): WeightTensor | undefined {
-      const w = src.get(name);
-      if (!w || !quantized.has(name)) return w;
-      const [rows, cols] = w.shape;
-      return { ...w, dtype: 'float32', read: () => dequantizeBlockwise(quantizeBlockwise(w.read(), rows, cols, bits, blockSize)) };
-    },
-  };
 }

@@ -64,6 +64,9 @@ export interface WriteModelOptions {
   layout?: ModelLayout;
   decoder?: DecoderVariant;
   quantize?: QuantizeName;
+  /** The vision tower's encoder-layer weights as MatMulNBits too (the file keeps its name). */
+  quantizeVision?: QuantizeName;
+  /** MatMulNBits accuracy_level of every quantized graph. */
   accuracyLevel?: number;
   /** Decoder logits: 'all' positions (default) or the 'last' only (faster prefill, see DecoderOptions). */
   logits?: 'all' | 'last';
@@ -118,9 +121,9 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   const c = opts.config;
   const layout = opts.layout ?? 'transformers-js';
   const decoder = opts.decoder ?? 'optimized';
-  const quant: QuantOptions | undefined = opts.quantize
-    ? { bits: parseQuantBits(opts.quantize), accuracyLevel: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL }
-    : undefined;
+  const quantOptions = (name: QuantizeName | undefined): QuantOptions | undefined =>
+    name ? { bits: parseQuantBits(name), accuracyLevel: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL } : undefined;
+  const quant = quantOptions(opts.quantize);
   const { variant, suffix } = opts.quantize ? QUANT_VARIANT[opts.quantize] : { variant: 'fp32', suffix: '' };
   const dir = path.resolve(opts.outDir);
   const onnxDir = path.join(dir, 'onnx');
@@ -142,7 +145,7 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   // Every graph is built (config and weight shapes checked) before any file is written. Weights are read lazily
   // while writing, one tensor at a time, so building all four first costs no weight memory.
   const graphs: Array<[string, Graph]> = [
-    ['vision_encoder', buildVisionEncoderGraph(opts.weights, c, { withProjector: layout === 'transformers-js' })],
+    ['vision_encoder', buildVisionEncoderGraph(opts.weights, c, { withProjector: layout === 'transformers-js', quant: quantOptions(opts.quantizeVision) })],
     ...(layout === 'split' ? [['multi_modal_projector', buildProjectorGraph(opts.weights, c)] as [string, Graph]] : []),
     ['embed_tokens', buildEmbedGraph(opts.weights, c)],
     [`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant, logits: opts.logits })],
@@ -164,7 +167,8 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
       layout,
       decoder,
       quantize: opts.quantize ?? null,
-      ...(quant ? { accuracy_level: quant.accuracyLevel } : {}),
+      ...(opts.quantizeVision ? { quantize_vision: opts.quantizeVision } : {}),
+      ...(quant || opts.quantizeVision ? { accuracy_level: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL } : {}),
       variant,
       io: { ...vision, embed_tokens: { input: EMBED_IO.inputIds, output: EMBED_IO.inputsEmbeds } },
     },

@@ -5,22 +5,48 @@ import { DECODER_IO } from '../model/graph-io';
 import type { WorkerSession } from '../runtime/types';
 import type { TensorValue } from '../runtime/tensor';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/float16';
-import { checkKvInputs } from './graph-check';
+import { checkKvInputs, KvShape } from './graph-check';
 
-export interface KvShape {
-  layers: number;
-  kvHeads: number;
-  headDim: number;
-  hiddenSize: number;
-  vocabSize: number;
-}
+type KvArray = Float32Array | Uint16Array;
 
-/** Past keys/values of every layer for `batch` sequences of `length` tokens, in the session's names and dtype. */
+/**
+ * Past keys/values of every layer for `batch` sequences: each buffer is [batch, kvHeads, capacity, headDim] in the
+ * session's dtype, keyed by its past input name, with the first `length` positions filled.
+ */
 export interface KvCache {
   batch: number;
   length: number;
-  tensors: Record<string, TensorValue>;
+  capacity: number;
+  data: Record<string, KvArray>;
 }
+
+/**
+ * How the cache reaches the graph:
+ *  - 'copy': past in, a new present out each step (present = past + new; every graph's contract);
+ *  - 'shared': one preallocated buffer per layer is both the past input and the present output, and the graph
+ *    writes the new positions in place (com.microsoft GroupQueryAttention shares the buffer when the two are the
+ *    same memory). No per-step copy or allocation of the cache.
+ */
+export type KvMode = 'copy' | 'shared';
+
+/** Copies the first `length` positions of sequences `rows` of [B, heads, from, hd] buffers into new [rows.length, heads, to, hd] ones. */
+function relayout(cache: KvCache, rows: readonly number[], to: number, heads: number, hd: number): KvCache {
+  const { length, capacity: from } = cache;
+  const data: Record<string, KvArray> = {};
+  for (const [name, src] of Object.entries(cache.data)) {
+    const dst = src instanceof Float32Array ? new Float32Array(rows.length * heads * to * hd) : new Uint16Array(rows.length * heads * to * hd);
+    rows.forEach((row, i) => {
+      for (let h = 0; h < heads; h++) {
+        const s = (row * heads + h) * from * hd;
+        dst.set(src.subarray(s, s + length * hd), (i * heads + h) * to * hd);
+      }
+    });
+    data[name] = dst;
+  }
+  return { batch: rows.length, length, capacity: to, data };
+}
+
+const identityRows = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 type FloatType = 'float32' | 'float16';
 
@@ -60,13 +86,20 @@ class OnesMask {
   }
 }
 
+/** Whether a decoder session writes its KV cache in place (probed once per session, see KvDecoder.probe). */
+const sharedVerdicts = new WeakMap<WorkerSession, Promise<boolean>>();
+
 export class KvDecoder {
   readonly vocabSize: number;
   private readonly embedsType: FloatType;
   private readonly kvType: FloatType;
   private readonly inputNames: Set<string>;
+  private readonly pastNames: string[];
   private readonly mask = new OnesMask();
   private cache: KvCache;
+  private mode: KvMode = 'copy';
+  /** Positions the shared buffers are allocated for on the next growth (prompt + new tokens). */
+  private reserved = 0;
 
   constructor(
     private readonly embedSession: WorkerSession,
@@ -78,34 +111,75 @@ export class KvDecoder {
     this.inputNames = new Set(decoderSession.info.inputs.map((i) => i.name));
     this.embedsType = floatType(decoderSession, DECODER_IO.inputsEmbeds);
     this.kvType = floatType(decoderSession, DECODER_IO.pastKey(0));
-    this.cache = this.emptyCache(1);
+    this.pastNames = [];
+    for (let l = 0; l < shape.layers; l++) this.pastNames.push(DECODER_IO.pastKey(l), DECODER_IO.pastValue(l));
+    this.cache = this.emptyCache(1, 0);
   }
 
-  emptyCache(batch: number): KvCache {
-    const tensors: Record<string, TensorValue> = {};
-    const dims = [batch, this.shape.kvHeads, 0, this.shape.headDim];
-    for (let l = 0; l < this.shape.layers; l++) {
-      for (const name of [DECODER_IO.pastKey(l), DECODER_IO.pastValue(l)]) {
-        tensors[name] =
-          this.kvType === 'float32'
-            ? { type: 'float32', dims, data: new Float32Array(0) }
-            : { type: 'float16', dims, data: new Uint16Array(0) };
+  /**
+   * Picks the KV mode: 'shared' when asked for and the graph does write the cache in place (a one-token run on a
+   * two-position buffer: a graph that concatenates refuses the bound output, whose shape differs from its present).
+   */
+  async useMode(wanted: KvMode): Promise<KvMode> {
+    if (wanted === 'shared') {
+      let verdict = sharedVerdicts.get(this.decoderSession);
+      if (!verdict) {
+        verdict = this.probe();
+        sharedVerdicts.set(this.decoderSession, verdict);
       }
+      this.mode = (await verdict) ? 'shared' : 'copy';
+    } else {
+      this.mode = 'copy';
     }
-    return { batch, length: 0, tensors };
+    this.cache = this.emptyCache(1, 0);
+    return this.mode;
+  }
+
+  private async probe(): Promise<boolean> {
+    this.mode = 'shared';
+    this.cache = this.emptyCache(1, 2);
+    try {
+      await this.forward(new Float32Array(this.shape.hiddenSize).fill(0.5), 1);
+    } catch {
+      return false;
+    } finally {
+      this.mode = 'copy';
+    }
+    // The new position must be in the bound buffer: position 0 of the first head of layer 0's keys.
+    const keys = this.cache.data[DECODER_IO.pastKey(0)];
+    return keys.subarray(0, this.shape.headDim).some((v) => v !== 0);
+  }
+
+  /** Sizes the shared buffers for `positions` in all (prompt and new tokens), so they need not grow. */
+  reserve(positions: number): void {
+    this.reserved = positions;
+  }
+
+  private emptyCache(batch: number, capacity: number): KvCache {
+    const n = batch * this.shape.kvHeads * capacity * this.shape.headDim;
+    const data: Record<string, KvArray> = {};
+    for (const name of this.pastNames) data[name] = this.kvType === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+    return { batch, length: 0, capacity, data };
   }
 
   get cacheLength(): number {
     return this.cache.length;
   }
 
-  /** The current cache; the portable decoder never writes into a past tensor, so a snapshot stays valid. */
+  get kvMode(): KvMode {
+    return this.mode;
+  }
+
+  /** The current cache, as a copy that later steps do not change (the copy mode never writes into a past buffer). */
   snapshot(): KvCache {
-    return this.cache;
+    const c = this.cache;
+    return this.mode === 'copy' ? c : relayout(c, identityRows(c.batch), c.length, this.shape.kvHeads, this.shape.headDim);
   }
 
   restore(cache: KvCache): void {
-    this.cache = cache;
+    this.cache = this.mode === 'copy'
+      ? cache
+      : relayout(cache, identityRows(cache.batch), Math.max(cache.length, this.reserved), this.shape.kvHeads, this.shape.headDim);
   }
 
   /** Token embeddings [ids.length × hidden] as float32. */
@@ -127,10 +201,24 @@ export class KvDecoder {
   async forward(embeds: Float32Array, count: number): Promise<Float32Array[]> {
     const { batch, length } = this.cache;
     const total = length + count;
+    const shared = this.mode === 'shared';
+    if (shared && total > this.cache.capacity) {
+      const capacity = Math.max(total, this.reserved, 2 * this.cache.capacity);
+      this.cache = relayout(this.cache, identityRows(batch), capacity, this.shape.kvHeads, this.shape.headDim);
+    }
+    const pastDims = [batch, this.shape.kvHeads, shared ? this.cache.capacity : length, this.shape.headDim];
     const feeds: Record<string, TensorValue> = {
-      ...this.cache.tensors,
       [DECODER_IO.inputsEmbeds]: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
     };
+    // Shared: each present output is bound to its past buffer (the same tensor object), so the graph writes in place.
+    const bound: Record<string, TensorValue> = {};
+    for (let l = 0; l < this.shape.layers; l++) {
+      for (const [past, present] of [[DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]]) {
+        const t = { type: this.kvType, dims: pastDims, data: this.cache.data[past] } as TensorValue;
+        feeds[past] = t;
+        if (shared) bound[present] = t;
+      }
+    }
     if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(batch, total);
     if (this.inputNames.has(DECODER_IO.positionIds)) {
       const pos = new BigInt64Array(batch * count);
@@ -142,16 +230,20 @@ export class KvDecoder {
     }
     if (this.inputNames.has(DECODER_IO.numLogitsToKeep)) feeds[DECODER_IO.numLogitsToKeep] = int64([1], []);
 
-    const out = await this.decoderSession.run(feeds);
-    const tensors: Record<string, TensorValue> = {};
-    for (let l = 0; l < this.shape.layers; l++) {
-      for (const [past, presentName] of [[DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]]) {
-        const present = out[presentName];
-        if (!present) throw new Error(`decoder graph has no output ${presentName}`);
-        tensors[past] = present;
+    const out = await this.decoderSession.run(feeds, shared ? [DECODER_IO.logits] : undefined, bound);
+    if (shared) {
+      this.cache = { ...this.cache, length: total };
+    } else {
+      const data: Record<string, KvArray> = {};
+      for (let l = 0; l < this.shape.layers; l++) {
+        for (const [past, presentName] of [[DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]]) {
+          const present = out[presentName];
+          if (!present) throw new Error(`decoder graph has no output ${presentName}`);
+          data[past] = present.data as KvArray;
+        }
       }
+      this.cache = { batch, length: total, capacity: total, data };
     }
-    this.cache = { batch, length: total, tensors };
 
     const logits = out[DECODER_IO.logits];
     if (!logits) throw new Error(`decoder graph has no output "${DECODER_IO.logits}"`);
@@ -169,18 +261,9 @@ export class KvDecoder {
 
   /** Reorders (and grows or shrinks) the batch: sequence i continues sequence parents[i]. */
   private gather(parents: number[]): void {
-    const { batch, length } = this.cache;
+    const { batch, capacity } = this.cache;
     const identity = parents.length === batch && parents.every((p, i) => p === i);
-    if (identity) return;
-    const rowSize = this.shape.kvHeads * length * this.shape.headDim;
-    const tensors: Record<string, TensorValue> = {};
-    for (const [name, t] of Object.entries(this.cache.tensors)) {
-      const src = t.data as Float32Array | Uint16Array;
-      const dst = t.type === 'float32' ? new Float32Array(parents.length * rowSize) : new Uint16Array(parents.length * rowSize);
-      parents.forEach((p, i) => dst.set(src.subarray(p * rowSize, (p + 1) * rowSize), i * rowSize));
-      tensors[name] = { type: t.type, dims: [parents.length, ...t.dims.slice(1)], data: dst };
-    }
-    this.cache = { batch: parents.length, length, tensors };
+    if (!identity) this.cache = relayout(this.cache, parents, capacity, this.shape.kvHeads, this.shape.headDim);
   }
 
   /** One new token per sequence after reordering the cache by `parents` (the generation loop's stepper). */

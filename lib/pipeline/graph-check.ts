@@ -5,7 +5,15 @@ import type { LlavaConfig } from '../model/config';
 import { headDim } from '../model/config';
 import { DECODER_IO, VISION_IO } from '../model/graph-io';
 import type { SessionInfo, TensorInfo } from '../runtime/types';
-import type { KvShape } from './decoder';
+
+/** The decoder's KV-cache geometry. */
+export interface KvShape {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  vocabSize: number;
+}
 
 /** The decoder's KV-cache geometry, from config.json. */
 export function kvShape(config: LlavaConfig): KvShape {

@@ -4,12 +4,11 @@
 // LLaVA's expand2square first), then resample, rescale and mean/std. A field the file leaves out takes the class
 // default (transformers image_processing_clip.py, image_processing_siglip.py, image_processing_llava.py,
 // image_processing_llava_onevision.py), except sizes, which default to the vision tower's.
+import { CLIP_MEAN, CLIP_STD } from '../model/config';
 import type { PreprocessorConfig } from '../model/folder';
 import type { PreprocessOptions, Resample } from './types';
 
 type Rgb = [number, number, number];
-const OPENAI_CLIP_MEAN: Rgb = [0.48145466, 0.4578275, 0.40821073];
-const OPENAI_CLIP_STD: Rgb = [0.26862954, 0.26130258, 0.27577711];
 const IMAGENET_STANDARD: Rgb = [0.5, 0.5, 0.5];
 
 interface ProcessorClass {
@@ -22,14 +21,14 @@ interface ProcessorClass {
   padToSquare: boolean;
 }
 
-const CLIP_LIKE: ProcessorClass = { geometry: 'shortest-edge', centreCrop: true, mean: OPENAI_CLIP_MEAN, std: OPENAI_CLIP_STD, padToSquare: false };
+const CLIP_LIKE: ProcessorClass = { geometry: 'shortest-edge', centreCrop: true, mean: CLIP_MEAN, std: CLIP_STD, padToSquare: false };
 
 const PROCESSOR_CLASSES: Record<string, ProcessorClass> = {
   CLIPImageProcessor: CLIP_LIKE,
   LlavaImageProcessor: { ...CLIP_LIKE, padToSquare: true },
   SiglipImageProcessor: { geometry: 'exact', centreCrop: false, mean: IMAGENET_STANDARD, std: IMAGENET_STANDARD, padToSquare: false },
   // transformers.js runs OneVision's single-image path: a plain resize to size, no anyres tiles.
-  LlavaOnevisionImageProcessor: { geometry: 'exact', centreCrop: false, mean: OPENAI_CLIP_MEAN, std: OPENAI_CLIP_STD, padToSquare: false },
+  LlavaOnevisionImageProcessor: { geometry: 'exact', centreCrop: false, mean: CLIP_MEAN, std: CLIP_STD, padToSquare: false },
 };
 
 const REFUSED_CLASSES: Record<string, string> = {

@@ -164,8 +164,19 @@ function verticalPass(band: Uint8Array, width: number, taps: Taps, rowFrom: numb
   const acc = new Int32Array(rowBytes);
   for (let y = 0; y < start.length; y++) {
     acc.fill(HALF);
-    for (let i = 0; i < count[y]; i++) {
-      const w = weights[y * stride + i];
+    const n = count[y];
+    const w0 = y * stride;
+    let i = 0;
+    // Two source rows per sweep of the accumulator: half its loads and stores.
+    for (; i + 1 < n; i += 2) {
+      const wa = weights[w0 + i];
+      const wb = weights[w0 + i + 1];
+      const a = (start[y] - rowFrom + i) * rowBytes;
+      const b = a + rowBytes;
+      for (let x = 0; x < rowBytes; x++) acc[x] = (acc[x] + Math.imul(band[a + x], wa) + Math.imul(band[b + x], wb)) | 0;
+    }
+    if (i < n) {
+      const w = weights[w0 + i];
       const row = (start[y] - rowFrom + i) * rowBytes;
       for (let x = 0; x < rowBytes; x++) acc[x] = (acc[x] + Math.imul(band[row + x], w)) | 0;
     }

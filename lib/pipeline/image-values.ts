@@ -4,7 +4,7 @@
 // The model side makes these values and frees what they hold: whoever carries them treats them as opaque.
 import { isTensorHandle, TensorHandle } from '../runtime/tensor';
 import { ImageFeatures, LlavaModel } from './llava-model';
-import type { PreprocessOptions } from './types';
+import type { PreprocessedImage, PreprocessOptions } from './types';
 
 export interface PixelsValue {
   /** float32 little-endian, [1, 3, size, size], normalised. */
@@ -30,17 +30,19 @@ export interface StageResult<V> {
 /** Decode and preprocess image bytes into the pixels value clip encode takes. */
 export async function loadImage(model: LlavaModel, bytes: Uint8Array, options: Partial<PreprocessOptions> = {}): Promise<StageResult<PixelsValue>> {
   const image = await model.preprocess(bytes, options);
+  return { value: loadedPixels(image, options.mode ?? model.preset.preprocess.mode), ms: image.ms };
+}
+
+/** A preprocessed image (resized with `mode`) as the pixels value a message carries. */
+export function loadedPixels(image: PreprocessedImage, mode: string): PixelsValue {
   const { pixels, size } = image;
   return {
-    value: {
-      data: Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength),
-      dims: [1, 3, size, size],
-      type: 'float32',
-      mode: options.mode ?? model.preset.preprocess.mode,
-      sourceWidth: image.sourceWidth,
-      sourceHeight: image.sourceHeight,
-    },
-    ms: image.ms,
+    data: Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength),
+    dims: [1, 3, size, size],
+    type: 'float32',
+    mode,
+    sourceWidth: image.sourceWidth,
+    sourceHeight: image.sourceHeight,
   };
 }
 

@@ -4,7 +4,7 @@
 import { RECORD_KEY } from '../model/config';
 import { checkNumberOption, GENERATION_OPTION_SPECS } from './generation/option-spec';
 import { openModelFolder, ModelFolder } from '../model/folder';
-import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from '../model/presets';
+import { getPreset, mergePreset, PresetOverrides, ResolvedPreset } from './presets';
 import { preprocessFromConfig } from './image-preprocess-config';
 import { getRuntime } from '../runtime';
 import type { TensorHandle } from '../runtime/tensor';
@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { preprocessImage } from './image-preprocess';
 import { buildPrompt, PromptInput } from './prompt';
 import type { PromptSegment } from './templates';
+import type { KvMode } from './decoder';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
 import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult, WARMED_TASK, WarmedPayload } from './worker-tasks';
@@ -33,6 +34,11 @@ export interface LoadOptions {
   overrides?: PresetOverrides;
   /** Reuse the KV cache of the prompt before the image across requests (default true). */
   prefixReuse?: boolean;
+  /**
+   * The decoder's KV cache: 'shared' (default) preallocates it and lets the graph write each step in place when
+   * the graph can (GroupQueryAttention; others fall back to 'copy'); 'copy' feeds each step's present back as past.
+   */
+  kvCache?: KvMode;
   /**
    * Run one dummy frame (vision, a prefill as long as an image prompt, two decode steps) while loading, so the
    * first caption is as fast as the next (default true; sessions already warmed by another load are skipped).
@@ -140,6 +146,7 @@ export class LlavaModel {
     private readonly embed: SessionLease,
     private readonly decoder: SessionLease,
     private readonly prefixReuse: boolean,
+    private readonly kvCache: KvMode,
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
@@ -176,7 +183,7 @@ export class LlavaModel {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
     }
-    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true);
+    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true, options.kvCache ?? 'shared');
     if (options.warmup ?? true) {
       try {
         model.warmup = await model.warm(options.signal);
@@ -341,6 +348,7 @@ export class LlavaModel {
         freeImage,
         options,
         prefixReuse: this.prefixReuse,
+        kvCache: this.kvCache,
       };
       const r = await this.runtime.task<GenerateTaskResult>(GENERATE_TASK, payload, {
         signal: request.signal,
@@ -361,16 +369,7 @@ export class LlavaModel {
         provider: this.provider,
         finishReason: r.finishReason,
         prefixReusedTokens: r.prefixReused,
-        timings: {
-          preprocess_ms: 0,
-          vision_ms: 0,
-          projector_ms: 0,
-          prefill_ms: r.prefill_ms,
-          first_token_ms: r.first_token_ms,
-          decode_ms: r.decode_ms,
-          decode_tokens_per_s: r.decode_tokens_per_s,
-          ...(r.json_mask_ms_per_token !== undefined ? { json_mask_ms_per_token: r.json_mask_ms_per_token } : {}),
-        },
+        timings: { preprocess_ms: 0, vision_ms: 0, projector_ms: 0, ...r.timings },
       };
     } catch (err) {
       // The worker frees the image itself once the task runs; before that, free it here.

@@ -1,6 +1,7 @@
 // Turns a request (a question, or a full prompt written by hand) into prompt segments with the preset's template.
-import type { LlavaPreset } from '../model/presets';
-import { chatMessages, LLAVA_15_CHAT_TEMPLATE, renderChatTemplate } from './chat-template';
+import type { LlavaPreset } from './presets';
+import { LLAVA_15_CHAT_TEMPLATE } from '../model/chat-templates';
+import { chatMessages, renderChatTemplate } from './chat-template';
 import { CAPTION_INSTRUCTION, HistoryTurn, IMAGE_MARKER, PromptSegment, renderCustomTemplate, renderTemplate, templateText } from './templates';
 
 export interface PromptInput {

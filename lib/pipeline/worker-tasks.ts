@@ -7,9 +7,10 @@ import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
-import { KvCache, KvDecoder, KvShape, toFloat32 } from './decoder';
+import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
+import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
-import type { FinishReason, GenerationOptions } from './types';
+import type { FinishReason, GenerationOptions, Timings } from './types';
 
 export const GENERATE_TASK = 'llava.generate';
 export const WARMED_TASK = 'llava.warmed';
@@ -30,6 +31,7 @@ export interface GeneratePayload {
   options: GenerationOptions;
   /** Keep and reuse the KV cache of the tokens before the image (the system prompt) across requests. */
   prefixReuse: boolean;
+  kvCache: KvMode;
 }
 
 export interface GenerateTaskResult {
@@ -39,13 +41,10 @@ export interface GenerateTaskResult {
   promptTokenCount: number;
   imageTokenCount: number;
   prefixReused: number;
-  prefill_ms: number;
-  first_token_ms: number;
-  decode_ms: number;
-  decode_tokens_per_s: number;
-  /** With a JSON format: whether the document is complete (text is then exactly its bytes) and the mask's mean time. */
+  /** With a JSON format: whether the document is complete (text is then exactly its bytes). */
   jsonComplete?: boolean;
-  json_mask_ms_per_token?: number;
+  /** The worker's part of Timings (json_mask_ms_per_token with a JSON format). */
+  timings: Omit<Timings, 'preprocess_ms' | 'vision_ms' | 'projector_ms'>;
 }
 
 /** Events a generate task emits; the main thread turns them into streamed text and status. */
@@ -53,30 +52,48 @@ export type GenerateEvent =
   | { type: 'text'; delta: string }
   | { type: 'progress'; tokens: number; tokensPerSecond: number };
 
-const tokenizers = new Map<string, PromptTokenizer>();
-/** The last prefix KV cache per decoder session (the portable and optimized decoders never write into a past tensor). */
+/** What the worker keeps per tokenizer folder: the tokenizer, its JSON vocabularies, and the sessions it serves. */
+interface FolderState {
+  tokenizer: PromptTokenizer;
+  /** Token bytes and tries per logits width, built on the first JSON request. */
+  vocabularies: Map<number, TokenVocabulary>;
+  /** Keys of the sessions generating with it: it is dropped when the last of them closes. */
+  sessions: Set<string>;
+}
+
+const folders = new Map<string, FolderState>();
+/** The last prefix KV cache per decoder session (a snapshot: later steps never change it). */
 const prefixCaches = new Map<string, { ids: number[]; cache: KvCache }>();
 
-/** Token bytes and tries per tokenizer folder and logits width, built on the first JSON request. */
-const vocabularies = new Map<string, TokenVocabulary>();
+function folderFor(p: GeneratePayload): FolderState {
+  let f = folders.get(p.tokenizerDir);
+  if (!f) {
+    f = { tokenizer: PromptTokenizer.fromFolder(p.tokenizerDir), vocabularies: new Map(), sessions: new Set() };
+    folders.set(p.tokenizerDir, f);
+  }
+  f.sessions.add(p.embedKey).add(p.decoderKey);
+  return f;
+}
 
-function vocabularyFor(dir: string, tokenizer: PromptTokenizer, size: number): TokenVocabulary {
-  const key = `${size}:${dir}`;
-  let v = vocabularies.get(key);
+function vocabularyFor(f: FolderState, size: number): TokenVocabulary {
+  let v = f.vocabularies.get(size);
   if (!v) {
-    v = new TokenVocabulary(tokenBytes(tokenizer.tokenizer), size);
-    vocabularies.set(key, v);
+    v = new TokenVocabulary(tokenBytes(f.tokenizer.tokenizer), size);
+    f.vocabularies.set(size, v);
   }
   return v;
 }
 
-function tokenizerFor(dir: string): PromptTokenizer {
-  let t = tokenizers.get(dir);
-  if (!t) {
-    t = PromptTokenizer.fromFolder(dir);
-    tokenizers.set(dir, t);
+/**
+ * The runtime closed session `key`: its prefix cache goes, and so does a tokenizer folder's state once no open
+ * session uses it (switching models keeps nothing of the old one; a folder rewritten in place is read afresh).
+ */
+export function sessionClosed(key: string): void {
+  prefixCaches.delete(key);
+  for (const [dir, f] of folders) {
+    f.sessions.delete(key);
+    if (f.sessions.size === 0) folders.delete(dir);
   }
-  return t;
 }
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
@@ -132,10 +149,13 @@ async function prefill(decoder: KvDecoder, embeds: Float32Array, p: GeneratePayl
 async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) {
   const started = performance.now();
   try {
-    const tokenizer = tokenizerFor(p.tokenizerDir);
+    const folder = folderFor(p);
+    const tokenizer = folder.tokenizer;
     const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    await decoder.useMode(p.kvCache);
+    decoder.reserve(p.ids.length + p.options.maxNewTokens);
     const format = p.options.format;
-    const vocabulary = format ? vocabularyFor(p.tokenizerDir, tokenizer, decoder.vocabSize) : null;
+    const vocabulary = format ? vocabularyFor(folder, decoder.vocabSize) : null;
     const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
     const embeds = await promptEmbeddings(ctx, decoder, p);
     if (io.signal.aborted) throw io.signal.reason ?? new Error('aborted');
@@ -162,6 +182,8 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
       onText: (delta) => io.emit({ type: 'text', delta } satisfies GenerateEvent),
       signal: io.signal,
+      // The time limit covers prefill too: it is what the caller waits for.
+      startedAt: started,
       promptTokenIds: withoutImageRows(p),
       constraint,
     });
@@ -175,13 +197,14 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       promptTokenCount: p.ids.length,
       imageTokenCount: p.imagePositions.length,
       prefixReused: reused,
-      prefill_ms: prefillMs,
-      first_token_ms: firstTokenMs,
-      decode_ms: result.decodeMs,
-      decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
-      ...(constraint
-        ? { jsonComplete: constraint.complete(result.tokenIds), json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 }
-        : {}),
+      ...(constraint ? { jsonComplete: constraint.complete(result.tokenIds) } : {}),
+      timings: {
+        prefill_ms: prefillMs,
+        first_token_ms: firstTokenMs,
+        decode_ms: result.decodeMs,
+        decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
+        ...(constraint ? { json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 } : {}),
+      },
     };
     return { result: out };
   } finally {

@@ -135,7 +135,9 @@ export interface TaskResult {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each task module declares its own payload type
 export type TaskHandler = (ctx: WorkerContext, payload: any, io: TaskIO) => Promise<TaskResult> | TaskResult;
 
-/** A task module exports `tasks`: name → handler. */
+/** A task module exports `tasks`: name → handler, and may export `sessionClosed` to drop what it keeps per session. */
 export interface TaskModule {
   tasks: Record<string, TaskHandler>;
+  /** Called in the worker when the session `key` closes, before a session of the same key can open again. */
+  sessionClosed?: (key: string) => void;
 }

@@ -31,6 +31,8 @@ const store = new TensorStore(init.generation, init.limits, () => {
 const sessions = new Map<string, HostedSession>();
 const tasks = new Map<string, { handler: TaskHandler; modulePath: string }>();
 const registered = new Set<string>();
+/** The task modules' sessionClosed hooks. */
+const closeHooks: ((key: string) => void)[] = [];
 const running = new Map<number, AbortController>();
 
 function sessionByKey(key: string): HostedSession {
@@ -66,7 +68,11 @@ const handlers: { [K in keyof Operations]: (req: RequestOf<K>, id: number) => Pr
   async close({ key }) {
     const s = sessions.get(key);
     sessions.delete(key);
-    await s?.release();
+    try {
+      for (const hook of closeHooks) hook(key);
+    } finally {
+      await s?.release();
+    }
     return { value: undefined };
   },
 
@@ -114,11 +120,15 @@ const handlers: { [K in keyof Operations]: (req: RequestOf<K>, id: number) => Pr
     if (typeof mod.tasks !== 'object' || mod.tasks === null || entries.some(([, h]) => typeof h !== 'function')) {
       throw new Error(`task module ${modulePath} must export \`tasks\`: an object of handler functions`);
     }
+    if (mod.sessionClosed !== undefined && typeof mod.sessionClosed !== 'function') {
+      throw new Error(`task module ${modulePath}: \`sessionClosed\` must be a function`);
+    }
     for (const [name] of entries) {
       const other = tasks.get(name);
       if (other) throw new Error(`task module ${modulePath}: task '${name}' is already registered by ${other.modulePath}`);
     }
     for (const [name, handler] of entries) tasks.set(name, { handler, modulePath });
+    if (mod.sessionClosed) closeHooks.push(mod.sessionClosed);
     registered.add(modulePath);
     return { value: entries.map(([n]) => n) };
   },

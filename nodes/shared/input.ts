@@ -2,7 +2,7 @@
 // unhandled rejection — Node-RED exits the process on one), report drops, and on close abort running work and
 // release references inside Node-RED's 15 s close timeout.
 import type { Node, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { AdmissionQueue, DropReason, QUEUE_POLICIES, QueueOptions, QueuePolicy, QueueState } from './queue';
+import { AdmissionQueue, DropReason, MAX_WAIT_MS, QUEUE_POLICIES, QueueOptions, QueuePolicy, QueueState } from './queue';
 import { StatusReporter, errorMessage } from './status';
 
 export type Send = (msg: NodeMessage | Array<NodeMessage | NodeMessage[] | null>) => void;
@@ -77,7 +77,17 @@ export function handleInput(node: Node, options: InputOptions): AdmissionQueue<D
   });
 
   node.on('input', (msg: NodeMessageInFlow, send: Send, done: Done) => {
-    queue.push({ msg, send, done }, topicKey(msg));
+    let maxWaitMs: number | undefined;
+    try {
+      maxWaitMs = messageWaitLimit(msg) ?? queueOptions.maxWaitMs;
+    } catch (err) {
+      const failure = toError(err);
+      release(node, options, msg);
+      status?.error(failure);
+      done(failure);
+      return;
+    }
+    queue.push({ msg, send, done }, topicKey(msg), maxWaitMs);
   });
 
   node.on('close', (removed: boolean, done: () => void) => {
@@ -106,6 +116,23 @@ function release(node: Node, options: InputOptions, msg: NodeMessageInFlow): voi
   } catch (err) {
     warn(err);
   }
+}
+
+/** A waiting limit in seconds (an editor field or msg.llava.maxWait) → milliseconds; `where` names it in the error. */
+function waitLimitMs(seconds: unknown, where: string): number {
+  const ms = Number(seconds) * 1000;
+  if ((typeof seconds !== 'number' && typeof seconds !== 'string') || !(ms > 0 && ms <= MAX_WAIT_MS)) {
+    throw new Error(`${where} must be a number of seconds > 0 (at most ${Math.floor(MAX_WAIT_MS / 1000)}), got ${JSON.stringify(seconds)}`);
+  }
+  return ms;
+}
+
+/** msg.llava.maxWait: this message's waiting limit, replacing the node's. */
+function messageWaitLimit(msg: NodeMessage): number | undefined {
+  const given = (msg as { llava?: { maxWait?: unknown } }).llava?.maxWait;
+  if (given === undefined || given === null) return undefined;
+  if (typeof given !== 'number') throw new Error(`msg.llava.maxWait must be a number of seconds, got ${typeof given}`);
+  return waitLimitMs(given, 'msg.llava.maxWait');
 }
 
 /** The latest-wins key: msg.topic as text ("" when absent, so untopiced messages share one slot). */
@@ -139,10 +166,12 @@ function reportDrop(node: Node, options: InputOptions, { msg, send, done }: Deli
   }
 }
 
-/** The editor fields of a node with a queue (llava-generate: queuePolicy, queueLength, dropped). */
+/** The editor fields of a node with a queue (llava-generate: queuePolicy, queueLength, maxWait, dropped). */
 export interface AdmissionConfig {
   queuePolicy?: unknown;
   queueLength?: unknown;
+  /** Seconds a message may wait; empty = no limit. */
+  maxWait?: unknown;
   dropped?: unknown;
 }
 
@@ -160,6 +189,7 @@ export function admissionFromConfig(config: AdmissionConfig, outputs: number): {
     throw new Error(`queue length must be a whole number ≥ 0, got ${JSON.stringify(config.queueLength)}`);
   }
   const queue: QueueOptions = { policy: policy as QueuePolicy, maxQueued };
+  if (config.maxWait !== undefined && config.maxWait !== '') queue.maxWaitMs = waitLimitMs(config.maxWait, 'the waiting limit');
   switch (config.dropped ?? 'status') {
     case 'status':
       return { queue, dropped: { mode: 'status' } };

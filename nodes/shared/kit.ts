@@ -6,13 +6,15 @@
 // - the model: the llava-model's loading / ready (provider) / error state mirrored in the status;
 // - admission: the queue from the editor fields, or the node's defaults for flows saved without them;
 // - a message that goes no further (dropped or failed) frees the image values it holds;
-// - after each message: "ready (provider)"; stage timings go on msg.llava.timings.
+// - after each message: "ready (provider)"; stage timings go on msg.llava.timings;
+// - with `preview`: the editor preview under the node (preview.ts), its button's endpoint, its on/off property.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import type { Engine } from '../../lib/engine/types';
 import type { LlavaModel } from '../../lib/pipeline/llava-model';
 import { releaseImageValues } from '../../lib/pipeline/image-values';
 import { admissionFromConfig, AdmissionConfig, handleInput, InputOptions } from './input';
 import { ModelClient, useModel } from './model-client';
+import { PreviewFrame, registerPreviewAdmin, startPreview } from './preview';
 import { describeProperty, readProperty, readRequiredProperty, typedProperty, TypedProperty, writeProperty } from './properties';
 import type { QueuePolicy } from './queue';
 import { StatusReporter } from './status';
@@ -40,6 +42,8 @@ export interface NodeKind<D extends NodeDef, C> {
   outputs?: number;
   /** Properties whose value may be an image value held in the runtime, freed when the message goes no further. */
   holds?: readonly string[];
+  /** Whether the node has the editor preview (its `preview` property and button). */
+  preview?: boolean;
   /** Reads the configuration once; what it throws fails every message with its reason. */
   configure?(def: D): C;
   /**
@@ -75,6 +79,10 @@ export interface Kit<D extends NodeDef, C> {
   forget(name: string, msg: NodeMessage): void;
   /** Notes a stage's time on msg.llava.timings. */
   timing(msg: NodeMessage, stage: StageTiming, ms: number): void;
+  /** Whether the editor preview is on: only then is a frame worth gathering for preview(). */
+  readonly previewing: boolean;
+  /** Offers the editor preview the latest frame (sent at most once a second; ignored while it is off). */
+  preview(frame: PreviewFrame): void;
 }
 
 /** Returns the module function Node-RED calls with RED: it registers the node type. */
@@ -85,6 +93,7 @@ export function defineNode<D extends NodeDef, C = undefined>(kind: NodeKind<D, C
       startNode(RED, this, def, kind);
     }
     RED.nodes.registerType(kind.type, LlavaNode);
+    if (kind.preview) registerPreviewAdmin(RED);
   };
 }
 
@@ -99,6 +108,7 @@ export function stageTimings(msg: object): Partial<Record<StageTiming, number>> 
 function startNode<D extends NodeDef, C>(RED: NodeAPI, node: Node, def: D, kind: NodeKind<D, C>): void {
   const status = new StatusReporter(node);
   const fields = def as unknown as Record<string, unknown>;
+  const preview = kind.preview ? startPreview(RED, node, fields.preview === true) : null;
   const properties = new Map(Object.entries(kind.properties).map(([name, fallback]) => [name, typedProperty(fields[name], fields[`${name}Type`], fallback)]));
   const property = (name: string): TypedProperty => {
     const p = properties.get(name);
@@ -143,6 +153,10 @@ function startNode<D extends NodeDef, C>(RED: NodeAPI, node: Node, def: D, kind:
       m.llava ??= {};
       m.llava.timings = { ...m.llava.timings, [stage]: ms };
     },
+    get previewing() {
+      return preview?.enabled ?? false;
+    },
+    preview: (frame) => preview?.offer(frame),
   };
 
   handleInput(node, {
@@ -170,5 +184,6 @@ function startNode<D extends NodeDef, C>(RED: NodeAPI, node: Node, def: D, kind:
 /** The editor's queue fields, with the node's defaults where a field is absent or blank. */
 function withDefaults(fields: Record<string, unknown>, defaults: QueueDefaults): AdmissionConfig {
   const given = (name: keyof QueueDefaults) => (fields[name] === undefined || fields[name] === '' ? defaults[name] : fields[name]);
-  return { queuePolicy: given('queuePolicy'), queueLength: given('queueLength'), dropped: given('dropped') };
+  // No node has a waiting limit by default.
+  return { queuePolicy: given('queuePolicy'), queueLength: given('queueLength'), maxWait: fields.maxWait, dropped: given('dropped') };
 }

@@ -11,8 +11,8 @@ export type QueuePolicy = 'latest' | 'fifo' | 'drop-new';
 export const QUEUE_POLICIES: readonly QueuePolicy[] = ['latest', 'fifo', 'drop-new'];
 
 /** superseded: a newer message with the same key replaced it; full: queue at its limit; busy: drop-new policy;
- * closed: the node closed before it ran. */
-export type DropReason = 'superseded' | 'full' | 'busy' | 'closed';
+ * timeout: it waited longer than its waiting limit; closed: the node closed before it ran. */
+export type DropReason = 'superseded' | 'full' | 'busy' | 'timeout' | 'closed';
 
 export interface QueueOptions {
   policy: QueuePolicy;
@@ -20,6 +20,8 @@ export interface QueueOptions {
   maxQueued: number;
   /** Jobs run at the same time (default 1). */
   concurrency?: number;
+  /** How long an item may wait before it is dropped as timeout (default: no limit); push() may set its own. */
+  maxWaitMs?: number;
 }
 
 export interface QueueCallbacks<T> {
@@ -40,6 +42,8 @@ export interface QueueState {
 interface Waiting<T> {
   item: T;
   key: string;
+  /** Drops the item as timeout when its waiting limit passes. */
+  timer?: NodeJS.Timeout;
 }
 
 export class AdmissionQueue<T> {
@@ -62,14 +66,19 @@ export class AdmissionQueue<T> {
     const concurrency = options.concurrency ?? 1;
     if (!(concurrency >= 1)) throw new Error(`concurrency must be ≥ 1, got ${concurrency}`);
     this.concurrency = concurrency;
+    checkWaitLimit(options.maxWaitMs);
   }
 
   get state(): QueueState {
     return { waiting: this.waiting.length, running: this.running.size, dropped: this.droppedCount };
   }
 
-  /** Offer an item; `key` groups items for the latest-wins policy (use msg.topic). */
-  push(item: T, key = ''): void {
+  /**
+   * Offer an item; `key` groups items for the latest-wins policy (use msg.topic); `maxWaitMs` replaces the queue's
+   * waiting limit for this item.
+   */
+  push(item: T, key = '', maxWaitMs = this.options.maxWaitMs): void {
+    checkWaitLimit(maxWaitMs);
     if (this.closed) {
       this.drop(item, 'closed');
       return;
@@ -87,25 +96,42 @@ export class AdmissionQueue<T> {
           this.drop(item, 'full');
           return;
         }
-        this.waiting.push({ item, key });
+        this.wait(item, key, maxWaitMs);
         break;
       case 'latest': {
         const same = this.waiting.findIndex((w) => w.key === key);
         if (same >= 0) {
-          const [old] = this.waiting.splice(same, 1);
-          this.drop(old.item, 'superseded');
+          this.drop(this.take(same), 'superseded');
         } else if (this.waiting.length >= this.options.maxQueued) {
           if (this.options.maxQueued === 0) {
             this.drop(item, 'full');
             return;
           }
-          this.drop(this.waiting.shift()!.item, 'full');
+          this.drop(this.take(0), 'full');
         }
-        this.waiting.push({ item, key });
+        this.wait(item, key, maxWaitMs);
         break;
       }
     }
     this.notify();
+  }
+
+  private wait(item: T, key: string, maxWaitMs: number | undefined): void {
+    const waiting: Waiting<T> = { item, key };
+    if (maxWaitMs !== undefined) {
+      waiting.timer = setTimeout(() => {
+        const at = this.waiting.indexOf(waiting);
+        if (at >= 0) this.drop(this.take(at), 'timeout');
+      }, maxWaitMs);
+    }
+    this.waiting.push(waiting);
+  }
+
+  /** Removes the waiting entry at `index` (its timer with it) and returns its item. */
+  private take(index: number): T {
+    const [waiting] = this.waiting.splice(index, 1);
+    clearTimeout(waiting.timer);
+    return waiting.item;
   }
 
   /**
@@ -114,7 +140,7 @@ export class AdmissionQueue<T> {
    */
   async close(graceMs: number): Promise<boolean> {
     this.closed = true;
-    for (const w of this.waiting.splice(0)) this.drop(w.item, 'closed');
+    while (this.waiting.length > 0) this.drop(this.take(0), 'closed');
     const jobs = [...this.running];
     for (const job of jobs) job.controller.abort(new Error('node closed'));
     if (jobs.length === 0) return true;
@@ -153,7 +179,7 @@ export class AdmissionQueue<T> {
 
   private next(): void {
     if (!this.closed) {
-      while (this.running.size < this.concurrency && this.waiting.length > 0) this.start(this.waiting.shift()!.item);
+      while (this.running.size < this.concurrency && this.waiting.length > 0) this.start(this.take(0));
     }
     this.notify();
   }
@@ -170,4 +196,11 @@ export class AdmissionQueue<T> {
   private notify(): void {
     this.callbacks.changed?.(this.state);
   }
+}
+
+/** The longest delay a timer takes (about 24.8 days); a longer one would fire at once. */
+export const MAX_WAIT_MS = 2 ** 31 - 1;
+
+function checkWaitLimit(ms: number | undefined): void {
+  if (ms !== undefined && !(ms > 0 && ms <= MAX_WAIT_MS)) throw new Error(`the waiting limit must be more than 0 and at most ${MAX_WAIT_MS} ms, got ${ms}`);
 }

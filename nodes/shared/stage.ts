@@ -16,6 +16,8 @@ export interface StageDef extends NodeDef {
   outputType: string;
   queuePolicy?: string;
   queueLength?: number | string;
+  /** Seconds a message may wait; empty = no limit. */
+  maxWait?: string;
   dropped?: string;
 }
 
@@ -44,6 +46,8 @@ export interface Stage<D extends StageDef, C> {
   timing: StageTiming;
   /** Admission defaults (default STAGE_QUEUE_DEFAULTS). */
   queue?: QueueDefaults;
+  /** The editor preview of the step's output (an image value), with the node's preview button. */
+  preview?: boolean;
   /** The step frees its input (a handle): remove it from the message so no dangling handle travels on. */
   consumesInput?: boolean;
   configure?(def: D): C;
@@ -71,18 +75,21 @@ export function defineStage<D extends StageDef, C = undefined>(stage: Stage<D, C
     queue: stage.queue ?? STAGE_QUEUE_DEFAULTS,
     // Whatever image value the input holds is freed when the message is lost before the step consumed it.
     holds: ['input'],
+    preview: stage.preview,
     configure: stage.configure,
     process: async (kit, msg, out, signal) => {
       const value = await kit.readRequired('input', msg, stage.expected);
       const engine = await kit.engine();
       kit.status.working(stage.working);
-      const result =
-        engine.kind === 'remote'
-          ? await (stage.remote ? stage.remote(engine, value, kit.describe('input'), kit) : passOn(value, kit.describe('input')))
-          : await stage.run(await kit.model(), value, kit.describe('input'), signal, kit);
+      const model = engine.kind === 'remote' ? null : await kit.model();
+      const result = model
+        ? await stage.run(model, value, kit.describe('input'), signal, kit)
+        : await (stage.remote ? stage.remote(engine, value, kit.describe('input'), kit) : passOn(value, kit.describe('input')));
       if (stage.consumesInput) kit.forget('input', msg);
       kit.write('output', msg, result.value);
       kit.timing(msg, stage.timing, result.ms);
+      // The output is what the model gets: pixels (undone with the model's normalisation) or the remote's JPEG.
+      kit.preview({ image: result.value, scale: model?.preset.preprocess, ms: result.ms });
       out(msg);
       return engine.kind === 'remote' && !stage.remote ? `passed on (remote engine)` : undefined;
     },

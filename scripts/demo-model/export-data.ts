@@ -10,7 +10,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CLIP_VIT_L_336, LlavaConfig } from '../../lib/model/config';
-import { CLIP_MEAN, CLIP_STD, getPreset } from '../../lib/model/presets';
+import { CLIP_MEAN, CLIP_STD } from '../../lib/model/config';
+import { getPreset } from '../../lib/pipeline/presets';
 import { llamaTinyTokenizer, writeTinyTokenizer } from '../../lib/model/tiny-tokenizer';
 import { preprocessImage } from '../../lib/pipeline/image-preprocess';
 import { buildPrompt } from '../../lib/pipeline/prompt';

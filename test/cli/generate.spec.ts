@@ -63,6 +63,21 @@ describe('llava generate (CLI)', function () {
     assert.equal(plain.stdout, `${json.text}\n`);
   });
 
+  it('--max-time SECONDS: in the help; a limit already passed at the first token keeps that token, finish_reason time', () => {
+    const help = llava(['generate', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /\[--max-time SECONDS\]/);
+    assert.match(help.stdout, /--max-time stops the answer after SECONDS/);
+    const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
+    const base = ['generate', '--model', tiny.dir, '--image', image, '--max-new-tokens', '40', '--ignore-eos', '--provider', 'cpu', '--json'];
+    const cut = JSON.parse(llava([...base, '--max-time', '0.000001']).stdout.trim().split('\n').at(-1)!);
+    const full = JSON.parse(llava([...base, '--max-time', '600']).stdout.trim().split('\n').at(-1)!);
+    assert.deepEqual([cut.finish_reason, cut.token_ids.length], ['time', 1]);
+    assert.deepEqual([full.finish_reason, full.token_ids.length], ['length', 40]);
+    assert.deepEqual(cut.token_ids, full.token_ids.slice(0, 1), 'the text so far');
+    assert.match(llava([...base, '--max-time', 'soon']).stderr, /--max-time must be a number, got "soon"/);
+  });
+
   it('uses a prompt containing <image> as written', async () => {
     const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
     const prompt = 'USER: <image>\nHow many? ASSISTANT:';

@@ -131,6 +131,7 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
           policies: values('#node-input-queuePolicy'),
           drops: values('#node-input-dropped'),
           shown: ['queuePolicy', 'queueLength', 'dropped'].map((f) => String($(`#node-input-${f}`).val())),
+          waitLimit: String($('#node-input-maxWait').val()),
           outputText: $('#node-input-dropped option[value="output"]').text(),
           name: $('#node-input-name').length,
           model: $('#node-input-model').length,
@@ -139,19 +140,21 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
       assert.deepStrictEqual(dialog.policies, ['latest', 'fifo', 'drop-new'], type);
       assert.deepStrictEqual(dialog.drops, ['status', 'output', 'error'], type);
       assert.deepStrictEqual(dialog.shown, expected.defaults, `${type}: a flow without the fields shows the runtime's defaults`);
+      assert.strictEqual(dialog.waitLimit, '', `${type}: no waiting limit unless set`);
       assert.strictEqual(dialog.outputText, `send to a ${['', 'second', 'third'][expected.outputs]} output`, type);
       assert.deepStrictEqual([dialog.name, dialog.model], [1, 1], `${type}: name and model rows`);
       // Choosing the dropped-message output and saving adds one output after the node's own.
       await editor.page.evaluate(() => {
         (globalThis as any).$('#node-input-dropped').val('output').trigger('change');
+        (globalThis as any).$('#node-input-maxWait').val('2.5');
         (globalThis as any).$('#node-dialog-ok').trigger('click');
       });
       await editor.page.waitForSelector('#dialog-form', { state: 'detached' });
       const saved = await editor.page.evaluate(() => {
         const n = (globalThis as any).__edited;
-        return { outputs: Number(n.outputs), dropped: n.dropped };
+        return { outputs: Number(n.outputs), dropped: n.dropped, maxWait: n.maxWait };
       });
-      assert.deepStrictEqual(saved, { outputs: expected.outputs + 1, dropped: 'output' }, type);
+      assert.deepStrictEqual(saved, { outputs: expected.outputs + 1, dropped: 'output', maxWait: '2.5' }, type);
     }
   });
 

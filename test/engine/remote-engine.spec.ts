@@ -8,7 +8,7 @@ import type { AddressInfo } from 'net';
 import sharp from 'sharp';
 import { LocalEngine } from '../../lib/engine/local-engine';
 import { OpenAiServer } from '../../lib/engine/openai-server';
-import { openAiSampling, RemoteEngine, RemoteEngineError } from '../../lib/engine/remote-engine';
+import { openAiSampling, RemoteEngine, RemoteEngineError, TIME_LIMIT_GRACE_MS } from '../../lib/engine/remote-engine';
 import type { Engine, EngineRequest } from '../../lib/engine/types';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { getRuntime } from '../../lib/runtime';
@@ -215,6 +215,65 @@ describe('remote engine (OpenAI-compatible client)', function () {
       assert.equal(s.closedEarly, 1);
     } finally {
       await s.close();
+    }
+  });
+
+  it('time limit: sends max_time, and stops reading a server that ignores it (after a grace time): the text so far, finish reason time', async () => {
+    const s = await scripted(async (_n, res) => {
+      streamHead(res);
+      res.write(chunk('Hel'));
+      await sleep(20);
+      res.write(chunk('lo'));
+    });
+    try {
+      const started = Date.now();
+      const result = await remote(s.url).generate(request({ options: { maxTime: 0.3 } }));
+      assert.deepEqual([result.text, result.finishReason], ['Hello', 'time']);
+      assert.equal(s.requests[0].body.max_time, 0.3);
+      const took = Date.now() - started;
+      assert.ok(took >= 290 + TIME_LIMIT_GRACE_MS && took < 5000 + TIME_LIMIT_GRACE_MS, `${took} ms`);
+      await sleep(50);
+      assert.equal(s.closedEarly, 1, 'the request was closed at the limit');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('time limit through `llava serve`: the server stops at max_time and says finish_reason time', async () => {
+    const dir = tinyModel({ layout: 'split', decoder: 'portable' }).dir;
+    const server = new OpenAiServer({ engine: new LocalEngine(await LlavaModel.load(dir, { providers: 'cpu' })), modelName: 'tiny' });
+    const { port } = await server.listen();
+    try {
+      const ask = async (extra: object) => {
+        const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'tiny',
+            max_tokens: 30,
+            temperature: 0,
+            messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${jpeg.toString('base64')}` } }, { type: 'text', text: 'What is it?' }] }],
+            ...extra,
+          }),
+        });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      const cut = await ask({ max_time: 0.000001 });
+      const whole = await ask({});
+      assert.equal(cut.status, 200);
+      assert.equal(cut.body.choices[0].finish_reason, 'time');
+      assert.equal(cut.body.usage.completion_tokens, 1);
+      assert.ok(cut.body.choices[0].message.content.length > 0 && whole.body.choices[0].message.content.startsWith(cut.body.choices[0].message.content));
+      assert.notEqual(whole.body.choices[0].finish_reason, 'time');
+      const bad = await ask({ max_time: -1 });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.error.message, /max_time must be a number of seconds > 0/);
+      // The remote engine reads the server's "time" as the time limit.
+      const remoteCut = await remote(`http://127.0.0.1:${port}`, { model: 'tiny' }).generate(request({ options: { maxNewTokens: 30, doSample: false, maxTime: 0.000001 } }));
+      assert.equal(remoteCut.finishReason, 'time');
+      assert.equal(remoteCut.usage?.completionTokens, 1);
+    } finally {
+      await server.close();
     }
   });
 

@@ -103,6 +103,54 @@ describe('generation: stopping', () => {
     assert.deepEqual([early.result.finishReason, early.result.text, early.result.steps], ['aborted', '', 0]);
   });
 
+  describe('time limit (maxTime)', () => {
+    const script = vocab.bytesOf('the quick brown fox jumps over the lazy dog, again and again and again');
+    /** The table model with a decoder step that takes `ms` (a slow decoder). */
+    const slowStepper = (ms: number) => {
+      const stepper = new TableStepper(vocab.size, scriptedModel(vocab.size, script, vocab.byte(46)));
+      const step = stepper.step.bind(stepper);
+      stepper.step = async (tokens, parents) => {
+        await new Promise((r) => setTimeout(r, ms));
+        return step(tokens, parents);
+      };
+      return stepper;
+    };
+
+    for (const numBeams of [1, 2]) {
+      it(`${numBeams > 1 ? 'beam search' : 'greedy'}: a slow decoder runs into the limit: finishReason time, the text so far kept`, async () => {
+        const stepper = slowStepper(15);
+        const deltas: string[] = [];
+        const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 500, maxTime: 0.12, numBeams, eosTokenIds: [EOS] }, {
+          decode: vocab.decode,
+          onText: (d) => deltas.push(d),
+        });
+        assert.equal(result.finishReason, 'time');
+        assert.ok(result.tokenIds.length >= 2 && result.tokenIds.length < 500, `${result.tokenIds.length} tokens`);
+        assert.equal(result.text, vocab.decode(script.slice(0, result.tokenIds.length)), 'the text generated so far');
+        assert.equal(deltas.join(''), result.text);
+        // Generous bounds: it stopped at the first check after 120 ms, not long after.
+        assert.ok(result.decodeMs >= 120 && result.decodeMs < 5000, `${result.decodeMs} ms`);
+      });
+    }
+
+    it('counts from startedAt (prefill included) and always keeps the first token', async () => {
+      for (const numBeams of [1, 2]) {
+        const stepper = new TableStepper(vocab.size, scriptedModel(vocab.size, script, EOS));
+        const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 50, maxTime: 1, numBeams }, {
+          decode: vocab.decode,
+          startedAt: performance.now() - 2000,
+        });
+        assert.deepEqual([result.finishReason, result.text, result.steps], ['time', 't', 0], `numBeams ${numBeams}`);
+      }
+    });
+
+    it('a generation that ends in time is not affected', async () => {
+      const { result } = await run(scriptedModel(vocab.size, hello, EOS), { maxNewTokens: 10, eosTokenIds: [EOS], maxTime: 60 });
+      assert.deepEqual([result.finishReason, result.text], ['eos', 'Hello, world']);
+      await assert.rejects(run(scriptedModel(vocab.size, hello, EOS), { maxNewTokens: 10, maxTime: 0 }), /maxTime must be a number > 0, got 0/);
+    });
+  });
+
   it('rejects bad options and bad decoder output with clear errors', async () => {
     const model = scriptedModel(vocab.size, hello, EOS);
     const bad: [GenerationOptions, RegExp][] = [

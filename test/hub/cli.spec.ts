@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
 import { llamaTinyTokenizer, writeTinyTokenizer } from '../../lib/model/tiny-tokenizer';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeSafetensors } from '../support/checkpoint-writers/safetensors';

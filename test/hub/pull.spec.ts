@@ -272,4 +272,21 @@ describe('Hub pull', function () {
     );
     assert.equal(server.requests.filter((r) => r.server === 'cdn').length, 0, 'nothing downloaded');
   });
+
+  it('disk full while writing (ENOSPC from the kernel): says so, links nothing, releases the lock', async function () {
+    // The decoder's partial file is a link to /dev/full, where every write fails with ENOSPC.
+    if (!fs.existsSync('/dev/full')) this.skip();
+    const etag = server.repo(REPO).files.get(DECODER)!.etag;
+    const root = path.join(cacheDir, 'models--llava-test--tiny-llava');
+    fs.mkdirSync(path.join(root, 'blobs'), { recursive: true });
+    fs.symlinkSync('/dev/full', path.join(root, 'blobs', `${etag}.incomplete`));
+    await assert.rejects(
+      pull(ref, { settings: settings() }),
+      /^Error: disk full while downloading onnx\/decoder_model_merged\.onnx into .*: free some space and pull again \(the partial file is kept and resumed\)$/,
+    );
+    assert.ok(server.requests.some((r) => r.server === 'cdn' && r.path === `/${etag}`), 'the download had started');
+    assert.ok(!fs.existsSync(path.join(root, 'blobs', etag)) && !fs.existsSync(path.join(root, 'snapshots', server.repo(REPO).commit, DECODER)));
+    assert.ok(!fs.existsSync(path.join(root, 'refs', 'main')), 'no ref to an incomplete snapshot');
+    assert.ok(!fs.existsSync(path.join(cacheDir, '.locks', 'models--llava-test--tiny-llava', 'llava-pull.lock')), 'lock released');
+  });
 });

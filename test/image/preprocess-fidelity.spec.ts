@@ -1,9 +1,13 @@
-// Our preprocessing against what the Python LLaVA pipelines compute with PIL (test/support/pil-resize.ts).
+// Our preprocessing against what the Python LLaVA pipelines compute with PIL: real Pillow's pixels
+// (test/fixtures/pil-resize.json, made by scripts/fixtures/pil-resize.py) for the resampler itself, and the
+// TypeScript reference test/support/pil-resize.ts, held to those same pixels, for whole images and pipelines.
 
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
 import { preprocessImage, padColour } from '../../lib/pipeline/image-preprocess';
 import { resizeWindow } from '../../lib/pipeline/image-resample';
-import type { PreprocessOptions, ResizeMode } from '../../lib/pipeline/types';
+import type { PreprocessOptions, Resample, ResizeMode } from '../../lib/pipeline/types';
 import { referencePixels } from '../support/reference-pipeline';
 import { cropRaw, expandToSquare, pilReference, pilResize, type RawImage } from '../support/pil-resize';
 import { CLIP_MEAN, clipOptions, decodeRaw, denormalise, encodeJpeg, encodePng, meanAbsDiff, testCard } from './synthetic';
@@ -36,6 +40,38 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
       });
     }
   }
+
+  // resampler libvips trades exactness for speed: the difference it is documented at, with room for libvips versions.
+  const LIBVIPS_MAX_MAD = 2.5;
+  it(`resampler libvips: every mode within ${LIBVIPS_MAX_MAD} MAD of the PIL-exact path, same source size`, async function () {
+    for (const [width, height] of [[1920, 1080], [600, 900]]) {
+      const bytes = await encodeJpeg(testCard(width, height), 90);
+      for (const mode of MODES) {
+        const exact = await preprocessImage(bytes, clipOptions(mode, SIZE));
+        const fast = await preprocessImage(bytes, clipOptions(mode, SIZE, { resampler: 'libvips' }));
+        const mad = meanAbsDiff(denormalise(fast.pixels, SIZE), denormalise(exact.pixels, SIZE));
+        assert.ok(mad > 0 && mad <= LIBVIPS_MAX_MAD, `${width}×${height} ${mode}: MAD ${mad.toFixed(3)}`);
+        assert.deepEqual([fast.sourceWidth, fast.sourceHeight], [width, height]);
+      }
+    }
+    await assert.rejects(preprocessImage(await encodePng(testCard(8, 8)), clipOptions('crop', 4, { resampler: 'vips' as 'pil' })), /resampler must be pil or libvips/);
+  });
+
+  it('resizeWindow and the TypeScript reference equal real Pillow byte for byte (bicubic and bilinear; down, up, windows)', function () {
+    const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'test', 'fixtures', 'pil-resize.json'), 'utf8'));
+    const rgb = (b64: string) => new Uint8Array(Buffer.from(b64, 'base64'));
+    const image: RawImage = { data: rgb(fixture.input.rgb), width: fixture.input.width, height: fixture.input.height, channels: 3 };
+    assert.ok(fixture.cases.length >= 12 && image.data.length === image.width * image.height * 3);
+    for (const c of fixture.cases as { filter: Resample; width: number; height: number; rgb: string }[]) {
+      const pillow = rgb(c.rgb);
+      const what = `${c.filter} ${image.width}×${image.height} → ${c.width}×${c.height}`;
+      assert.deepEqual(resizeWindow(image, c.width, c.height, { left: 0, top: 0, width: c.width, height: c.height }, undefined, c.filter), pillow, what);
+      assert.deepEqual(pilResize(image, c.width, c.height, c.filter).data, pillow, `test reference, ${what}`);
+      const window = { left: c.width >> 1, top: c.height >> 2, width: c.width - (c.width >> 1), height: c.height - (c.height >> 2) };
+      const expected = cropRaw({ data: pillow, width: c.width, height: c.height, channels: 3 }, window.left, window.top, window.width, window.height);
+      assert.deepEqual(resizeWindow(image, c.width, c.height, window, undefined, c.filter), expected.data, `${what}, window`);
+    }
+  });
 
   it('resizeWindow equals the PIL reference byte for byte (down, up, mixed, odd sizes, windows)', function () {
     const image = testCard(97, 61, 3);

@@ -3,13 +3,14 @@
 import { strict as assert } from 'assert';
 import sharp from 'sharp';
 import { preprocessImage } from '../../lib/pipeline/image-preprocess';
+import type { Resampler } from '../../lib/pipeline/types';
 import { clipOptions, colourAt, denormalise, encodePng, meanAbsDiff, paintedImage, pngClaiming, testCard, toSharp } from './synthetic';
 
 const RED = [220, 30, 30];
 const BLUE = [30, 30, 220];
 
-async function outputColours(bytes: Buffer, mode: 'crop' | 'pad' | 'squash', size: number): Promise<Float64Array> {
-  return denormalise((await preprocessImage(bytes, clipOptions(mode, size))).pixels, size);
+async function outputColours(bytes: Buffer, mode: 'crop' | 'pad' | 'squash', size: number, resampler: Resampler = 'pil'): Promise<Float64Array> {
+  return denormalise((await preprocessImage(bytes, clipOptions(mode, size, { resampler }))).pixels, size);
 }
 
 function assertColour(actual: number[], expected: readonly number[], tolerance: number, where: string): void {
@@ -40,12 +41,14 @@ describe('image decoding', function () {
     const stored = paintedImage(60, 40, BLUE, [{ left: 0, top: 0, width: 30, height: 40, colour: RED }]);
     const jpeg = await toSharp(stored).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
     assert.equal((await sharp(jpeg).metadata()).orientation, 6);
-    const out = await preprocessImage(jpeg, clipOptions('squash', 20));
-    assert.equal(out.sourceWidth, 40);
-    assert.equal(out.sourceHeight, 60);
-    const hwc = denormalise(out.pixels, 20);
-    assertColour(colourAt(hwc, 20, 10, 3), RED, 12, 'top');
-    assertColour(colourAt(hwc, 20, 10, 16), BLUE, 12, 'bottom');
+    for (const resampler of ['pil', 'libvips'] as const) {
+      const out = await preprocessImage(jpeg, clipOptions('squash', 20, { resampler }));
+      assert.equal(out.sourceWidth, 40);
+      assert.equal(out.sourceHeight, 60);
+      const hwc = denormalise(out.pixels, 20);
+      assertColour(colourAt(hwc, 20, 10, 3), RED, 12, `${resampler} top`);
+      assertColour(colourAt(hwc, 20, 10, 16), BLUE, 12, `${resampler} bottom`);
+    }
   });
 
   it('uses only the first frame of an animated GIF', async function () {
@@ -89,8 +92,10 @@ describe('image decoding', function () {
   it('accepts a 1×1 image in every mode', async function () {
     const png = await encodePng(paintedImage(1, 1, [10, 20, 30], []));
     for (const mode of ['crop', 'pad', 'squash'] as const) {
-      const hwc = await outputColours(png, mode, 14);
-      for (let i = 0; i < 14 * 14; i++) assertColour([hwc[i * 3], hwc[i * 3 + 1], hwc[i * 3 + 2]], [10, 20, 30], 0.5, mode);
+      for (const resampler of ['pil', 'libvips'] as const) {
+        const hwc = await outputColours(png, mode, 14, resampler);
+        for (let i = 0; i < 14 * 14; i++) assertColour([hwc[i * 3], hwc[i * 3 + 1], hwc[i * 3 + 2]], [10, 20, 30], 0.5, `${mode} ${resampler}`);
+      }
     }
   });
 

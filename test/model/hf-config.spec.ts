@@ -48,6 +48,9 @@ describe('config.json with Hugging Face class defaults', () => {
     const bare = completeLlavaConfig({ model_type: 'llava_onevision' });
     assert.deepEqual([bare.vision_feature_layer, bare.vision_feature_select_strategy, bare.image_token_index], [-1, 'full', 151646]);
     assert.deepEqual([bare.vision_config.model_type, bare.text_config.model_type, bare.text_config.num_key_value_heads], ['siglip_vision_model', 'qwen2', 32]);
+    // LlavaConfig's (llava-hf LLaVA-1.5): the penultimate layer, CLS dropped.
+    const llava = completeLlavaConfig({ model_type: 'llava' });
+    assert.deepEqual([llava.vision_feature_layer, llava.vision_feature_select_strategy], [-2, 'default']);
   });
 
   it('nanoLLaVA (llava_qwen2): the flat Qwen2 fields are the text config, mm_* fields the projector and tower', () => {

@@ -165,6 +165,32 @@ describe('nodes/shared handleInput in Node-RED', function () {
     assert.match((caught[0] as any).error.message, /dropped \(superseded\) for topic cam1/);
   });
 
+  it('waiting limit: messages that wait too long reach Catch as timeout drops; msg.llava.maxWait replaces the limit; a bad one is an error', async () => {
+    await helper.load(
+      [probeNode, catchNode, completeNode, statusNode],
+      flow({ queue: { policy: 'fifo', maxQueued: 10, maxWaitMs: 30 }, dropped: { mode: 'error' } }),
+    );
+    const caught = collect('caught');
+    const out = collect('out');
+    const p = helper.getNode('p');
+    p.receive({ mode: 'hold', payload: 'running' });
+    p.receive({ mode: 'hold', payload: 'late', topic: 'cam1' });
+    p.receive({ mode: 'hold', payload: 'patient', llava: { maxWait: 60 } });
+    p.receive({ mode: 'hold', payload: 'typo', llava: { maxWait: '5' } });
+    p.receive({ mode: 'hold', payload: 'zero', llava: { maxWait: 0 } });
+    await until(() => caught.length === 3, 'two bad limits and a timeout');
+    const reported = Object.fromEntries(caught.map((m: any) => [m.payload, m.error.message]));
+    assert.match(reported.late, /^Error: message dropped \(timeout\) for topic cam1$/);
+    assert.strictEqual((caught.find((m) => m.payload === 'late') as any).llava.dropped.reason, 'timeout');
+    assert.match(reported.typo, /msg\.llava\.maxWait must be a number of seconds, got string/);
+    assert.match(reported.zero, /msg\.llava\.maxWait must be a number of seconds > 0/);
+    holding.get('running')!();
+    await until(() => holding.has('patient'), 'the patient message to run');
+    holding.get('patient')!();
+    await until(() => out.length === 2, 'two answers');
+    assert.deepStrictEqual(out.map((m) => m.payload), ['running', 'patient']);
+  });
+
   it('on close aborts running work, drops waiting messages as closed and runs onClose', async () => {
     await helper.load(
       [probeNode, catchNode, completeNode, statusNode],

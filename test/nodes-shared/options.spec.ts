@@ -34,7 +34,7 @@ describe('nodes/shared generation options', () => {
     const merged = mergeGenerationOptions({ maxNewTokens: 50, temperature: 1 }, { temperature: 0.7 }, msgOpts);
     assert.deepStrictEqual(merged, { maxNewTokens: 50, temperature: 0.2, doSample: true, stopStrings: ['.'], seed: 7 });
     assert.deepStrictEqual([...GENERATION_OPTION_NAMES].sort(), [
-      'doSample', 'ignoreEos', 'lengthPenalty', 'maxNewTokens', 'minNewTokens', 'minP', 'numBeams', 'repetitionPenalty',
+      'doSample', 'ignoreEos', 'lengthPenalty', 'maxNewTokens', 'maxTime', 'minNewTokens', 'minP', 'numBeams', 'repetitionPenalty',
       'seed', 'stopStrings', 'temperature', 'topK', 'topP',
     ]);
   });
@@ -56,10 +56,15 @@ describe('nodes/shared admissionFromConfig', () => {
       dropped: { mode: 'output', output: 2, outputs: 3 },
     });
     assert.deepStrictEqual(admissionFromConfig({}, 2), { queue: { policy: 'latest', maxQueued: 1 }, dropped: { mode: 'status' } });
+    // The waiting limit is in seconds in the editor; empty is none.
+    assert.deepStrictEqual(admissionFromConfig({ maxWait: '2.5' }, 2).queue, { policy: 'latest', maxQueued: 1, maxWaitMs: 2500 });
+    assert.deepStrictEqual(admissionFromConfig({ maxWait: '' }, 2).queue, { policy: 'latest', maxQueued: 1 });
   });
 
   it('refuses unknown values', () => {
     assert.throws(() => admissionFromConfig({ queuePolicy: 'newest' }, 2), /queue policy must be one of latest, fifo, drop-new/);
     assert.throws(() => admissionFromConfig({ dropped: 'log' }, 2), /dropped must be status, output or error/);
+    assert.throws(() => admissionFromConfig({ maxWait: 'soon' }, 2), /the waiting limit must be a number of seconds > 0 \(at most 2147483\), got "soon"/);
+    assert.throws(() => admissionFromConfig({ maxWait: '0' }, 2), /the waiting limit must be a number of seconds > 0/);
   });
 });

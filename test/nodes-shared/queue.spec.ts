@@ -148,10 +148,39 @@ describe('nodes/shared AdmissionQueue', () => {
     assert.strictEqual(queue.state.running, 0);
   });
 
+  it('waiting limit: a message that waits longer is dropped as timeout; one that starts in time is not; push may set its own', async () => {
+    const h = harness({ policy: 'fifo', maxQueued: 10, maxWaitMs: 40 });
+    h.push('run'); // runs at once: no limit applies
+    h.push('late1');
+    h.push('late2');
+    h.queue.push({ id: 'patient', topic: '' }, '', 60_000);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepStrictEqual(h.dropped, [['late1', 'timeout'], ['late2', 'timeout']]);
+    assert.deepStrictEqual(h.queue.state, { waiting: 1, running: 1, dropped: 2 });
+    // Started before its limit: its timer is gone with it.
+    h.queue.push({ id: 'quick', topic: '' }, '', 300);
+    await h.finish('run');
+    await h.finish('patient');
+    assert.deepStrictEqual(h.ran, ['run', 'patient', 'quick']);
+    await new Promise((r) => setTimeout(r, 400));
+    await h.finish('quick');
+    assert.deepStrictEqual(h.dropped.length, 2, 'every message ran or was dropped once');
+    // latest wins: an entry superseded or dropped as full takes its timer with it (no second report).
+    for (const topics of [['cam', 'cam', 'cam'], ['cam1', 'cam2', 'cam3']]) {
+      const l = harness({ policy: 'latest', maxQueued: 1, maxWaitMs: 30 });
+      ['x', 'y', 'z'].forEach((id, i) => l.push(id, topics[i]));
+      await new Promise((r) => setTimeout(r, 80));
+      assert.deepStrictEqual(l.dropped, [['y', topics[1] === 'cam' ? 'superseded' : 'full'], ['z', 'timeout']]);
+    }
+  });
+
   it('rejects bad options with a clear message', () => {
     const cb = { run: async () => undefined, dropped: () => undefined };
     assert.throws(() => new AdmissionQueue({ policy: 'newest' as never, maxQueued: 1 }, cb), /queue policy must be one of/);
     assert.throws(() => new AdmissionQueue({ policy: 'fifo', maxQueued: -1 }, cb), /queue length/);
     assert.throws(() => new AdmissionQueue({ policy: 'fifo', maxQueued: 1, concurrency: 0 }, cb), /concurrency/);
+    for (const maxWaitMs of [0, -5, NaN, 2 ** 31]) {
+      assert.throws(() => new AdmissionQueue({ policy: 'fifo', maxQueued: 1, maxWaitMs }, cb), /the waiting limit must be more than 0 and at most 2147483647 ms/);
+    }
   });
 });

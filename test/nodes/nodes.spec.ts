@@ -186,6 +186,51 @@ describe('LLaVA nodes in Node-RED', function () {
     assert.equal(msg.llava.generation.imageTokens, 0);
   });
 
+  it('time limit: from the editor or msg.llava.options.maxTime, the answer so far with finishReason time', async () => {
+    await helper.load(llavaNodes, flow(tiny().dir, [
+      { id: 'generate', type: 'llava-generate', model: 'model', stream: false, maxTime: '0.000001', queuePolicy: 'fifo', queueLength: 5, dropped: 'status', wires: [['out'], []] },
+      { id: 'out', type: 'helper' },
+    ]));
+    const outs: Msg[] = [];
+    helper.getNode('out').on('input', (m: Msg) => outs.push(m));
+    const gen = helper.getNode('generate');
+    const ask = (n: number, options: Msg) => gen.receive({ n, llava: { prompt: 'USER: hello ASSISTANT:', options: { maxNewTokens: 30, ignoreEos: true, ...options } } });
+    ask(1, {});
+    ask(2, { maxTime: 600 });
+    const deadline = Date.now() + 60_000;
+    while (outs.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const [editor, message] = outs.map((m) => m.llava.generation);
+    assert.deepEqual(outs.map((m) => m.n), [1, 2]);
+    assert.deepEqual([editor.finishReason, editor.newTokens], ['time', 1]);
+    assert.deepEqual([message.finishReason, message.newTokens], ['length', 30]);
+    assert.equal(outs[0].payload, editor.text);
+    assert.deepEqual(editor.tokenIds, message.tokenIds.slice(0, 1));
+  });
+
+  it('waiting limit: from the editor or msg.llava.maxWait; a message that waited too long reaches Catch as a timeout drop', async () => {
+    await helper.load([...llavaNodes, ...coreNodes], flow(tiny().dir, [
+      { id: 'generate', type: 'llava-generate', model: 'model', stream: false, maxWait: '0.001', queuePolicy: 'fifo', queueLength: 5, dropped: 'error', wires: [['out'], []] },
+      { id: 'out', type: 'helper' },
+    ]));
+    const outs: Msg[] = [];
+    const caught: Msg[] = [];
+    helper.getNode('out').on('input', (m: Msg) => outs.push(m));
+    helper.getNode('caught').on('input', (m: Msg) => caught.push(m));
+    const gen = helper.getNode('generate');
+    const ask = (n: number, llava: Msg = {}) => gen.receive({ n, topic: `cam${n}`, llava: { prompt: 'USER: hi ASSISTANT:', options: { maxNewTokens: 4, ignoreEos: true }, ...llava } });
+    // 1 runs at once (the model is still loading: 2 and 3 wait more than 1 ms); 4 may wait a minute.
+    [1, 2, 3].forEach((n) => ask(n));
+    ask(4, { maxWait: 60 });
+    const deadline = Date.now() + 60_000;
+    while (outs.length + caught.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(outs.map((m) => m.n), [1, 4]);
+    assert.deepEqual(caught.map((m) => [m.n, m.llava.dropped.reason, m.error.message]), [
+      [2, 'timeout', 'Error: message dropped (timeout) for topic cam2'],
+      [3, 'timeout', 'Error: message dropped (timeout) for topic cam3'],
+    ]);
+    assert.ok(outs.every((m) => m.llava.generation.newTokens === 4));
+  });
+
   it('latest wins per topic: a superseded message is reported on the dropped output, never lost', async () => {
     await helper.load(llavaNodes, flow(tiny().dir, [
       { id: 'generate', type: 'llava-generate', model: 'model', stream: false, queuePolicy: 'latest', queueLength: 1, dropped: 'output', wires: [['out'], [], ['dropped']] },

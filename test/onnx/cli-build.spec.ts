@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
 import { openModelFolder } from '../../lib/model/folder';
 import { llamaTinyTokenizer, writeTinyTokenizer } from '../../lib/model/tiny-tokenizer';
 import { randomWeights } from '../../lib/onnx/random-weights';

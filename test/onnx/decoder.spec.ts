@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { Architecture, architecture } from '../../lib/model/architectures';
+import { Architecture, architecture } from '../../lib/onnx/architectures';
 import { buildDecoderGraph, buildEmbedGraph, DecoderVariant } from '../../lib/onnx/decoder';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { maxAbsDiff, referenceDecoder, referenceEmbed, RefTensor } from '../support/reference';

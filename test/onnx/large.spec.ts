@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { architecture, withTinyTokenizer } from '../../lib/model/architectures';
+import { architecture, withTinyTokenizer } from '../../lib/onnx/architectures';
 import { openModelFolder } from '../../lib/model/folder';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeModelFolder } from '../../lib/onnx/write-model';

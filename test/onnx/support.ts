@@ -2,6 +2,10 @@
 import * as ort from 'onnxruntime-node';
 import { headDim, LlavaConfig } from '../../lib/model/config';
 import type { Graph } from '../../lib/onnx/graph';
+import { DEFAULT_BLOCK_SIZE, dequantizeBlockwise, QuantBits, quantizeBlockwise } from '../../lib/onnx/quantize';
+import { lmHeadName } from '../../lib/onnx/text/llama';
+import { TEXT_PREFIX } from '../../lib/onnx/weight-names';
+import type { WeightSource, WeightTensor } from '../../lib/onnx/weights';
 import { RefKvCache, RefTensor } from '../support/reference';
 
 export async function sessionOf(graph: Graph): Promise<ort.InferenceSession> {
@@ -58,5 +62,31 @@ export function presentAsRef(present: Record<string, ort.Tensor>, c: LlavaConfig
     length: first.dims[2],
     keys: Array.from({ length: layers }, (_, i) => Float64Array.from(present[`present.${i}.key`].data as Float32Array)),
     values: Array.from({ length: layers }, (_, i) => Float64Array.from(present[`present.${i}.value`].data as Float32Array)),
+  };
+}
+
+/** The weights a quantized decoder stores as MatMulNBits (the lm_head reads the embeddings when tied). */
+export function quantizedWeightNames(c: LlavaConfig): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < c.text_config.num_hidden_layers; i++) {
+    const p = `${TEXT_PREFIX}.layers.${i}`;
+    for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) names.push(`${p}.self_attn.${n}.weight`);
+    for (const n of ['gate_proj', 'up_proj', 'down_proj']) names.push(`${p}.mlp.${n}.weight`);
+  }
+  names.push(lmHeadName(c));
+  return names;
+}
+
+/** `src` with the named 2-D weights replaced by their quantize→dequantize round trip (for reference checks). */
+export function dequantizedWeights(src: WeightSource, names: Iterable<string>, bits: QuantBits, blockSize = DEFAULT_BLOCK_SIZE): WeightSource {
+  const quantized = new Set(names);
+  return {
+    names: () => src.names(),
+    get(name: string): WeightTensor | undefined {
+      const w = src.get(name);
+      if (!w || !quantized.has(name)) return w;
+      const [rows, cols] = w.shape;
+      return { ...w, dtype: 'float32', read: () => dequantizeBlockwise(quantizeBlockwise(w.read(), rows, cols, bits, blockSize)) };
+    },
   };
 }

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { AutoProcessor, env, LlavaForConditionalGeneration, RawImage, Tensor } from '@huggingface/transformers';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeModelFolder } from '../../lib/onnx/write-model';
 import { referenceDecoder, referenceEmbed, referenceProjector, referenceVision } from '../support/reference';

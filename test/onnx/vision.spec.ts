@@ -1,6 +1,6 @@
 import { strict as assert } from 'assert';
 import * as ort from 'onnxruntime-node';
-import { architecture, ArchitectureOverrides } from '../../lib/model/architectures';
+import { architecture, ArchitectureOverrides } from '../../lib/onnx/architectures';
 import type { LlavaConfig } from '../../lib/model/config';
 import { buildVisionEncoderGraph, visionLayersUsed, visionTokenCount, visionWeightShapes } from '../../lib/onnx/vision';
 import { buildProjectorGraph } from '../../lib/onnx/projector';

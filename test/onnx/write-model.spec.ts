@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
+import { RECORD_KEY } from '../../lib/model/config';
 import { openModelFolder } from '../../lib/model/folder';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeModelFolder, WriteModelOptions } from '../../lib/onnx/write-model';
@@ -90,6 +91,18 @@ describe('onnx/write-model', () => {
     // 4-bit weights: the decoder file is much smaller than the fp32 one of the same model.
     const fp32 = fs.statSync(path.join(root, 'tjs', 'onnx', 'decoder_model_merged.onnx')).size;
     assert.ok(bytes.length < fp32 / 3, `${bytes.length} vs ${fp32}`);
+  });
+
+  it('quantizeVision int8: MatMulNBits in vision_encoder.onnx only, recorded in config.json', () => {
+    const written = writeModelFolder(base('qv', { quantizeVision: 'int8' }));
+    assert.equal(written.variant, 'fp32');
+    const folder = openModelFolder(written.dir);
+    assert.ok(fs.readFileSync(folder.files.vision).includes('MatMulNBits'));
+    assert.ok(!fs.readFileSync(folder.files.decoder).includes('MatMulNBits'));
+    const record = JSON.parse(fs.readFileSync(path.join(written.dir, 'config.json'), 'utf8'))[RECORD_KEY];
+    assert.equal(record.quantize_vision, 'int8');
+    assert.equal(record.quantize, null);
+    assert.equal(record.accuracy_level, 4);
   });
 
   it('external data round trip: .onnx_data files load by path with the same results as inline graphs', async () => {

@@ -9,7 +9,7 @@ import mqtt = require('mqtt');
 import sharp from 'sharp';
 import { Broker, startBroker } from '../support/broker';
 import { RunningNodeRed, repoRoot, startNodeRed } from '../support/node-red';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeModelFolder } from '../../lib/onnx/write-model';
 import { validator } from '../generation/json-support';

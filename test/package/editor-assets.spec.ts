@@ -68,6 +68,6 @@ describe('package: Node-RED serves this package', function () {
   it('lists the example flows under Import ▸ Examples', async () => {
     const examples: any = await (await get(nr, `/library/examples/flows/${moduleName}`)).json();
     const names = examples.map((e: any) => (typeof e === 'string' ? e : e.fn)).sort();
-    assert.deepStrictEqual(names, ['caption', 'doorbell', 'mqtt-camera', 'mqtt-shared-cameras', 'vqa']);
+    assert.deepStrictEqual(names, ['caption', 'dashboard', 'doorbell', 'mqtt-camera', 'mqtt-shared-cameras', 'vqa']);
   });
 });

@@ -196,16 +196,17 @@ describe('package: scorecard checks (offline)', () => {
       [...(new RegExp(`<select id="node-input-${field}"[^>]*>(.*?)</select>`, 's').exec(shared.replace(/'\s*\+\s*'/g, ''))?.[1] ?? '').matchAll(/value="([^"]+)"/g)].map((m) => m[1]);
     assert.deepStrictEqual(options('queuePolicy'), ['latest', 'fifo', 'drop-new']);
     assert.deepStrictEqual(options('dropped'), ['status', 'output', 'error']);
-    assert.ok(shared.includes('id="node-input-queueLength"') && shared.includes('id="node-input-outputs"'), 'waiting and outputs fields');
+    assert.ok(['queueLength', 'maxWait', 'outputs'].every((f) => shared.includes(`id="node-input-${f}"`)), 'waiting, wait limit and outputs fields');
     for (const type of ['llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-generate']) {
       const html = htmlFor(type);
       assert.ok(html.includes('<script src="resources/node-red-contrib-llava/llava-editor.js"></script>'), `${type} loads the shared editor script`);
       assert.match(html, /data-template-name="[^"]+">[\s\S]*<div data-llava-row="queue"><\/div>[\s\S]*?<\/script>/, `${type}: queue rows in its dialog`);
       const { defaults } = registrations(html)[0];
-      assert.ok(['queuePolicy', 'queueLength', 'dropped', 'outputs'].every((k) => k in defaults), `${type}: queue fields in its defaults`);
+      assert.ok(['queuePolicy', 'queueLength', 'maxWait', 'dropped', 'outputs'].every((k) => k in defaults), `${type}: queue fields in its defaults`);
       const help = html.slice(html.indexOf('data-help-name'));
       assert.match(help, /<dt>llava\.dropped <span class="property-type">object<\/span><\/dt>/, `${type} documents msg.llava.dropped`);
-      for (const reason of ['superseded', 'full', 'busy', 'closed']) assert.ok(help.includes(`<code>${reason}</code>`), `${type}: reason ${reason}`);
+      assert.match(help, /<dt class="optional">llava\.maxWait <span class="property-type">number<\/span><\/dt>/, `${type} documents msg.llava.maxWait`);
+      for (const reason of ['superseded', 'full', 'busy', 'timeout', 'closed']) assert.ok(help.includes(`<code>${reason}</code>`), `${type}: reason ${reason}`);
     }
   });
 
@@ -253,7 +254,7 @@ describe('package: scorecard checks (offline)', () => {
 
   it('examples: a comment node saying what to set, brokers on 127.0.0.1, llava nodes wired to a model in the file', () => {
     const flows = exampleFlows();
-    assert.deepStrictEqual(flows.map((f) => f.file).sort(), ['caption.json', 'doorbell.json', 'mqtt-camera.json', 'mqtt-shared-cameras.json', 'vqa.json']);
+    assert.deepStrictEqual(flows.map((f) => f.file).sort(), ['caption.json', 'dashboard.json', 'doorbell.json', 'mqtt-camera.json', 'mqtt-shared-cameras.json', 'vqa.json']);
     for (const { file, nodes } of flows) {
       const ids = new Set(nodes.map((n) => n.id));
       assert.ok(nodes.some((n) => n.type === 'comment' && /Set before deploying/.test(n.info)), `${file}: comment`);

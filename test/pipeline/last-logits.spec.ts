@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { architecture } from '../../lib/model/architectures';
+import { architecture } from '../../lib/onnx/architectures';
 import type { DecoderVariant } from '../../lib/onnx/decoder';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeModelFolder } from '../../lib/onnx/write-model';

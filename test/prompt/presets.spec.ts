@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { strict as assert } from 'assert';
-import { CLIP_MEAN, CLIP_STD, getPreset, mergePreset, PRESET_NAMES } from '../../lib/model/presets';
+import { CLIP_MEAN, CLIP_STD } from '../../lib/model/config';
+import { getPreset, mergePreset, PRESET_NAMES } from '../../lib/pipeline/presets';
 import { isTemplateName } from '../../lib/pipeline/templates';
 
 describe('presets', () => {
@@ -9,9 +10,9 @@ describe('presets', () => {
     assert.deepEqual([...PRESET_NAMES], ['llava-7b-v1_caption', 'llava-7b-v1.5_caption', 'llava-7b-v1.5_vqa', 'llava-1.5-hf']);
   });
 
-  it('mmpretrain presets: squash at 224/336, last layer, no-BOS tokenization, the configs’ generation settings', () => {
+  it('mmpretrain presets: squash at 224/336, no-BOS tokenization, the configs’ generation settings', () => {
     const v1 = getPreset('llava-7b-v1_caption');
-    assert.deepEqual([v1.preprocess.mode, v1.preprocess.size, v1.visionFeatureLayer, v1.tokenization, v1.imStartEnd], ['squash', 224, -1, 'mmpretrain', true]);
+    assert.deepEqual([v1.preprocess.mode, v1.preprocess.size, v1.tokenization, v1.imStartEnd], ['squash', 224, 'mmpretrain', true]);
     assert.deepEqual(v1.generation, { maxNewTokens: 50 });
     assert.deepEqual(v1.prompt, { kind: 'template', template: 'mmpretrain_v1_caption' });
 
@@ -30,10 +31,10 @@ describe('presets', () => {
     CLIP_STD.forEach((s, i) => assert.ok(Math.abs(s * 255 - mm.std[i]) < 1e-4));
   });
 
-  it("llava-1.5-hf: the folder's own image processor, penultimate layer, chat template, hf tokenization, greedy", () => {
+  it("llava-1.5-hf: the folder's own image processor, chat template, hf tokenization, greedy", () => {
     const hf = getPreset('llava-1.5-hf');
     assert.deepEqual(hf.preprocess, {});
-    assert.deepEqual([hf.visionFeatureLayer, hf.tokenization], [-2, 'hf']);
+    assert.equal(hf.tokenization, 'hf');
     assert.deepEqual(hf.prompt, { kind: 'chat-template' });
     assert.equal(hf.generation.numBeams, undefined);
     assert.equal(hf.generation.doSample, undefined);

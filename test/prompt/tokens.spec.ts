@@ -3,7 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { llamaTinyTokenizer, qwen2TinyTokenizer, TinyTokenizer, writeTinyTokenizer } from '../../lib/model/tiny-tokenizer';
-import { chatMessages, LLAVA_15_CHAT_TEMPLATE, renderChatTemplate } from '../../lib/pipeline/chat-template';
+import { LLAVA_15_CHAT_TEMPLATE } from '../../lib/model/chat-templates';
+import { chatMessages, renderChatTemplate } from '../../lib/pipeline/chat-template';
 import {
   PromptSegment,
   promptToString,

@@ -155,12 +155,14 @@ export async function startHubServer(fixtures: FixtureRepo[]): Promise<HubServer
     if (req.method === 'HEAD') return res.end();
     const drop = state.faults.dropAfter?.file === file.name ? state.faults.dropAfter : undefined;
     const end = drop ? Math.min(content.length, start + drop.bytes) : content.length;
+    const count = (n: number) => () => state.bytesSent.set(file.name, (state.bytesSent.get(file.name) ?? 0) + n);
     for (let at = start; at < end; ) {
       const chunk = content.subarray(at, Math.min(end, at + 64 * 1024));
       if (res.destroyed) return;
-      await new Promise<void>((resolve) => res.write(chunk, () => resolve()));
-      state.bytesSent.set(file.name, (state.bytesSent.get(file.name) ?? 0) + chunk.length);
       at += chunk.length;
+      // Waits only when the socket's buffer is full (or to pace a slow server), so the server is not what limits
+      // a client's rate.
+      if (!res.write(chunk, count(chunk.length))) await new Promise((r) => res.once('drain', r));
       if (state.faults.chunkDelayMs) await new Promise((r) => setTimeout(r, state.faults.chunkDelayMs));
     }
     if (drop) {

@@ -61,22 +61,34 @@ export interface RunningNodeRed {
  * Start the real Node-RED CLI as a child process on a free loopback port, with a temp userDir and this package
  * loaded from the working tree (nodesDir = repo root, the same way `npm start` does it). With `userDir`: that
  * existing user folder instead, whose node_modules hold the package (installed as the palette manager does); stop()
- * leaves it in place.
+ * leaves it in place. `modules`: folders of more node modules to load the same way (Node-RED itself already loads
+ * those installed next to it, e.g. the devDependencies beside the devDependency node-red).
  */
-export async function startNodeRed(options: { flows?: object[]; timeoutMs?: number; userDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<RunningNodeRed> {
+export async function startNodeRed(
+  options: {
+    flows?: object[];
+    timeoutMs?: number;
+    userDir?: string;
+    env?: NodeJS.ProcessEnv;
+    modules?: string[];
+    /** More settings.js entries (adminAuth, …). */
+    settings?: Record<string, unknown>;
+  } = {},
+): Promise<RunningNodeRed> {
   const port = await freePort();
   const userDir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-'));
   const settings = {
     uiHost: '127.0.0.1',
     uiPort: port,
     userDir,
-    ...(options.userDir ? {} : { nodesDir: [repoRoot] }),
+    ...(options.userDir ? {} : { nodesDir: [repoRoot, ...(options.modules ?? [])] }),
     flowFile: 'flows.json',
     telemetry: { enabled: false },
     diagnostics: { enabled: false },
     // no tours, and no palette catalogue download (tests run offline)
     editorTheme: { tours: false, palette: { catalogues: [] } },
     logging: { console: { level: 'info' } },
+    ...options.settings,
   };
   fs.writeFileSync(path.join(userDir, 'settings.js'), `module.exports = ${JSON.stringify(settings, null, 2)};\n`);
   fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(options.flows ?? []));
@@ -117,7 +129,7 @@ export async function startNodeRed(options: { flows?: object[]; timeoutMs?: numb
 async function reachable(url: string): Promise<boolean> {
   try {
     const res = await fetch(`${url}/settings`);
-    return res.ok;
+    return res.ok || res.status === 401; // 401: it answers, behind adminAuth
   } catch {
     return false;
   }

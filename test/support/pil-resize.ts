@@ -1,6 +1,8 @@
-// An independent reimplementation of Pillow's BICUBIC resize for 8-bit images (Image.resize(..., BICUBIC)),
-// plus the three LLaVA preprocessing geometries built on it, so tests can measure our sharp pipeline against
-// what PIL would produce without needing Python.
+// Pillow's BICUBIC/BILINEAR resize for 8-bit images (Image.resize) written plainly over whole images, plus the
+// three LLaVA preprocessing geometries built on it, so tests can compare our pipeline with what PIL would produce
+// on images of any size without Python. It follows the same algorithm as lib/pipeline/image-resample.ts, so it
+// is not an independent check by itself: preprocess-fidelity.spec holds both to real Pillow's pixels
+// (test/fixtures/pil-resize.json, made by scripts/fixtures/pil-resize.py).
 //
 // Pillow's algorithm (libImaging/Resample.c), as reimplemented here:
 // - separable: a horizontal pass, then a vertical pass, each rounded and clipped to uint8;

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { architecture, ArchitectureOverrides } from '../../lib/model/architectures';
+import { architecture, ArchitectureOverrides } from '../../lib/onnx/architectures';
 import type { LlavaConfig } from '../../lib/model/config';
 import type { ModelLayout } from '../../lib/model/folder';
 import type { DecoderVariant } from '../../lib/onnx/decoder';

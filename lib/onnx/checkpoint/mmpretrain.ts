@@ -42,7 +42,7 @@ const RECIPES: Record<MmpretrainRecipe, RecipeFacts> = {
   'v1.5': { preset: 'llava-7b-v1.5_caption', imageSize: 336, projectorDepth: 2, imStartEnd: false },
 };
 
-/** Preset names (lib/model/presets.ts) → the mmpretrain recipe they belong to. */
+/** Preset names (lib/pipeline/presets.ts) → the mmpretrain recipe they belong to. */
 const PRESET_RECIPES: Record<string, MmpretrainRecipe> = {
   v1: 'v1',
   'v1.5': 'v1.5',

@@ -2,7 +2,7 @@
 // it: bias-free patch conv, class embedding, position embeddings for CLS + patches, pre_layrnorm, then pre-LN
 // encoder layers with quick_gelu. post_layernorm only feeds the pooled CLS output, which LLaVA never reads.
 import type { LlavaConfig, VisionConfig } from '../../model/config';
-import { CLIP_MEAN, CLIP_STD } from '../../model/presets';
+import { CLIP_MEAN, CLIP_STD } from '../../model/config';
 import { BuildContext, layerNorm, weightInitializer } from '../blocks';
 import { VISION_PREFIX, WeightShapes } from '../weight-names';
 import { imageProcessorJson, patchGrid, VisionTower } from './tower';

@@ -4,7 +4,7 @@
 // selected one are not built.
 import type { LlavaConfig } from '../../model/config';
 import { VISION_IO } from '../../model/graph-io';
-import type { BuildContext } from '../blocks';
+import type { BuildContext, QuantOptions } from '../blocks';
 import { Graph } from '../graph';
 import { addProjector } from '../projector';
 import type { WeightShapes } from '../weight-names';
@@ -68,13 +68,15 @@ export function addVisionTower(ctx: BuildContext, c: LlavaConfig, pixelValues: s
 export interface VisionEncoderOptions {
   /** transformers-js layout: the projector runs inside, so image_features are text-width embeddings. */
   withProjector: boolean;
+  /** The tower's encoder-layer Linear weights as MatMulNBits (the embeddings and the projector stay float32). */
+  quant?: QuantOptions;
 }
 
 /** vision_encoder: pixel_values [B, C, S, S] → image_features [B, tokens, width] (width: text hidden with projector, else vision hidden). */
 export function buildVisionEncoderGraph(weights: WeightSource, c: LlavaConfig, opts: VisionEncoderOptions): Graph {
   const g = new Graph('vision_encoder');
   const v = c.vision_config;
-  const ctx: BuildContext = { g, weights };
+  const ctx: BuildContext = { g, weights, quant: opts.quant };
   const pixels = g.input(VISION_IO.pixelValues, 'float32', ['batch_size', v.num_channels ?? 3, v.image_size, v.image_size]);
   let features = addVisionTower(ctx, c, pixels);
   if (opts.withProjector) features = addProjector(ctx, c, features);

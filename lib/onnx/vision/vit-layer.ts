@@ -1,5 +1,6 @@
 // The pre-LN transformer encoder layer CLIP and SigLIP share (same weight names under `encoder.layers.{i}`):
 // x + out_proj(attention(layer_norm1(x))), then x + fc2(act(fc1(layer_norm2(x)))). Only the MLP activation differs.
+// The six Linear layers become MatMulNBits when the build quantizes the vision tower (BuildContext.quant).
 import type { VisionConfig } from '../../model/config';
 import { BuildContext, fromHeads, layerNorm, linear, toHeads, weightInitializer } from '../blocks';
 import type { Graph } from '../graph';
@@ -40,17 +41,17 @@ export function vitEncoderLayer(ctx: BuildContext, v: VisionConfig, x: string, p
   const hd = d / heads;
   const p = prefix;
   const h = layerNorm(ctx, x, `${p}.layer_norm1`, d, v.layer_norm_eps);
-  const q = toHeads(g, linear(ctx, h, `${p}.self_attn.q_proj`, d, d, { bias: true }), heads, hd, `${p}/q`);
-  const k = toHeads(g, linear(ctx, h, `${p}.self_attn.k_proj`, d, d, { bias: true }), heads, hd, `${p}/k`);
-  const val = toHeads(g, linear(ctx, h, `${p}.self_attn.v_proj`, d, d, { bias: true }), heads, hd, `${p}/v`);
+  const q = toHeads(g, linear(ctx, h, `${p}.self_attn.q_proj`, d, d, { bias: true, quantizable: true }), heads, hd, `${p}/q`);
+  const k = toHeads(g, linear(ctx, h, `${p}.self_attn.k_proj`, d, d, { bias: true, quantizable: true }), heads, hd, `${p}/k`);
+  const val = toHeads(g, linear(ctx, h, `${p}.self_attn.v_proj`, d, d, { bias: true, quantizable: true }), heads, hd, `${p}/v`);
   const scaled = g.op('Mul', [q, g.constFloat(1 / Math.sqrt(hd))], {}, { name: `${p}/q/Scale` });
   const kT = g.op('Transpose', [k], { perm: [0, 1, 3, 2] }, { name: `${p}/k/TransposeT` });
   const probs = g.op('Softmax', [g.op('MatMul', [scaled, kT], {}, { name: `${p}/Scores` })], { axis: -1 }, { name: `${p}/Softmax` });
   const attn = fromHeads(g, g.op('MatMul', [probs, val], {}, { name: `${p}/Context` }), d, `${p}/attn`);
-  const x1 = g.op('Add', [x, linear(ctx, attn, `${p}.self_attn.out_proj`, d, d, { bias: true })], {}, { name: `${p}/Residual1` });
+  const x1 = g.op('Add', [x, linear(ctx, attn, `${p}.self_attn.out_proj`, d, d, { bias: true, quantizable: true })], {}, { name: `${p}/Residual1` });
   const h2 = layerNorm(ctx, x1, `${p}.layer_norm2`, d, v.layer_norm_eps);
-  const f1 = linear(ctx, h2, `${p}.mlp.fc1`, d, v.intermediate_size, { bias: true });
-  const f2 = linear(ctx, ACTIVATIONS[v.hidden_act](g, f1, p), `${p}.mlp.fc2`, v.intermediate_size, d, { bias: true });
+  const f1 = linear(ctx, h2, `${p}.mlp.fc1`, d, v.intermediate_size, { bias: true, quantizable: true });
+  const f2 = linear(ctx, ACTIVATIONS[v.hidden_act](g, f1, p), `${p}.mlp.fc2`, v.intermediate_size, d, { bias: true, quantizable: true });
   return g.op('Add', [x1, f2], {}, { name: `${p}/Residual2` });
 }
 

@@ -15,7 +15,7 @@
 // continuations are available (tiny vocabularies); here the list just holds fewer live beams.
 import type { FinishReason } from '../types';
 import type { ResolvedGenerationOptions } from './options';
-import { StepperCalls } from './run-state';
+import type { Interruption, StepperCalls } from './run-state';
 import { StopStringMatcher } from './stop-strings';
 import type { GenerationHooks, GenerationResult, LogitsProcessor } from './types';
 import { logSoftmaxInPlace } from './vector-math';
@@ -92,13 +92,18 @@ class FinishedHypotheses {
   }
 }
 
-/** After an abort: the best of the finished hypotheses and the live beams, as the text so far. */
-function bestSoFar(finished: Hypothesis | undefined, beams: Beam[], penalised: (logProb: number, length: number) => number): Hypothesis {
-  let best: Hypothesis = { ids: finished?.ids ?? [], score: finished?.score ?? -Infinity, finishReason: 'aborted' };
+/** After an abort or the time limit: the best of the finished hypotheses and the live beams, as the text so far. */
+function bestSoFar(
+  finished: Hypothesis | undefined,
+  beams: Beam[],
+  penalised: (logProb: number, length: number) => number,
+  finishReason: Interruption,
+): Hypothesis {
+  let best: Hypothesis = { ids: finished?.ids ?? [], score: finished?.score ?? -Infinity, finishReason };
   for (const beam of beams) {
     if (beam.ids.length === 0) continue;
     const score = penalised(beam.logProb, beam.ids.length);
-    if (score > best.score) best = { ids: beam.ids, score, finishReason: 'aborted' };
+    if (score > best.score) best = { ids: beam.ids, score, finishReason };
   }
   return best;
 }
@@ -120,11 +125,11 @@ export async function beamSearch(
   const finished = new FinishedHypotheses(numBeams);
   let beams: Beam[] = [{ ids: [], logProb: 0 }];
   let rows: Float32Array[] = [initialLogits];
-  let aborted = false;
+  let interruption: Interruption | undefined;
 
   for (let length = 1; length <= maxNewTokens; length++) {
     if (calls.aborted) {
-      aborted = true;
+      interruption = 'aborted';
       break;
     }
     top.count = 0;
@@ -159,18 +164,16 @@ export async function beamSearch(
     if (next.length === 0) break;
     if (finished.full && !(penalised(next[0].logProb, length) > finished.worstScore)) break;
     beams = next;
-    if (calls.aborted) {
-      aborted = true;
-      break;
-    }
+    interruption = calls.interruption;
+    if (interruption) break;
     rows = await calls.step(next.map((beam) => beam.ids[beam.ids.length - 1]), parents);
   }
 
-  const best: Hypothesis = aborted
-    ? bestSoFar(finished.list[0], beams, penalised)
+  const best: Hypothesis = interruption
+    ? bestSoFar(finished.list[0], beams, penalised, interruption)
     : (finished.list[0] ?? { ids: [], score: 0, finishReason: 'length' }); // maxNewTokens = 0
   let text = best.ids.length > 0 ? hooks.decode(best.ids) : '';
-  if (best.finishReason === 'stop' || aborted) {
+  if (best.finishReason === 'stop' || interruption) {
     const at = stops.active ? stops.firstMatch(text) : -1;
     if (at >= 0) text = text.slice(0, at);
   }

@@ -4,7 +4,7 @@ import { beamSearch } from './beam-search';
 import { buildLogitsProcessors } from './logits-processors';
 import { resolveGenerationOptions } from './options';
 import { randomSeed, seededRandom } from './rng';
-import { checkLogitsRow, StepperCalls } from './run-state';
+import { checkLogitsRow, StepperCalls, TimeLimit } from './run-state';
 import { GreedySelector, MultinomialSampler } from './token-selectors';
 import { decodeTokens } from './token-loop';
 import type { DecoderStepper, GenerationHooks, GenerationResult } from './types';
@@ -24,7 +24,7 @@ export async function generate(
   checkLogitsRow(initialLogits, stepper.vocabSize);
   if (typeof hooks?.decode !== 'function') throw new Error('generate() needs hooks.decode(ids) → text');
   const processors = [...(hooks.constraint ? [hooks.constraint] : []), ...buildLogitsProcessors(resolved, stepper.vocabSize)];
-  const calls = new StepperCalls(stepper, hooks.signal);
+  const calls = new StepperCalls(stepper, hooks.signal, new TimeLimit(resolved.maxTimeMs, hooks.startedAt));
   if (resolved.numBeams > 1) return beamSearch(initialLogits, calls, resolved, hooks, processors);
   const selector = resolved.doSample
     ? new MultinomialSampler(seededRandom(resolved.seed ?? randomSeed()), stepper.vocabSize)

@@ -3,8 +3,8 @@
 // The parse state of each generated prefix is kept in a tree keyed by token ids, so every beam (or the single
 // greedy / sampled sequence) advances its own state by the one token it added.
 import { performance } from 'node:perf_hooks';
-import { advanceByte, advanceBytes, Frame, initialState, isComplete, ParseState, StringFrame } from './json-grammar';
-import type { CompiledSchema, GrammarNode } from './json-schema';
+import { advanceByte, advanceBytes, Frame, GrammarNode, initialState, isComplete, ParseState, StringFrame } from './json-grammar';
+import type { CompiledSchema } from './json-schema';
 import type { ByteTrie, TokenVocabulary } from './json-vocabulary';
 import type { LogitsProcessor, TokenHistory } from './types';
 

@@ -5,7 +5,33 @@
 // after it (a container already moved past the value, or the end of the document). Feeding one byte gives the next
 // state; an empty state means the byte cannot continue any document that matches. Frames remember their last
 // result, so alternatives that rejoin the same continuation give the same frame object and are merged.
-import type { GrammarNode, NumberBounds, PropertyRule } from './json-schema';
+import type { PatternMachine } from './json-pattern';
+
+/** The compiled form of a schema (json-schema.ts builds it) that the recogniser walks. */
+export type GrammarNode =
+  | { kind: 'any' }
+  | { kind: 'object'; properties: PropertyRule[]; additional: GrammarNode | null }
+  | { kind: 'array'; items: GrammarNode; minItems: number; maxItems: number }
+  | { kind: 'string'; minLength: number; maxLength: number; pattern: PatternMachine | null }
+  | { kind: 'number'; integer: boolean; bounds: NumberBounds | null }
+  /** Exact JSON texts (enum, const, true, false, null), compact, as UTF-8 bytes. */
+  | { kind: 'literal'; texts: Uint8Array[] }
+  | { kind: 'anyOf'; options: GrammarNode[] };
+
+export interface PropertyRule {
+  name: string;
+  /** The name as it appears between the quotes in compact JSON (JSON.stringify's escapes), as UTF-8 bytes. */
+  key: Uint8Array;
+  node: GrammarNode;
+  required: boolean;
+}
+
+export interface NumberBounds {
+  min: number;
+  minExclusive: boolean;
+  max: number;
+  maxExclusive: boolean;
+}
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -13,33 +13,8 @@
 // {} and true accept any JSON value; false accepts nothing (an invalid schema here).
 // Output is compact: no whitespace between tokens, one optional space or newline before the document.
 import type { FinishReason, JsonFormat } from '../types';
-import { advanceBytes, initialState, isComplete } from './json-grammar';
+import { advanceBytes, GrammarNode, initialState, isComplete, NumberBounds } from './json-grammar';
 import { compilePattern, PatternMachine } from './json-pattern';
-
-export type GrammarNode =
-  | { kind: 'any' }
-  | { kind: 'object'; properties: PropertyRule[]; additional: GrammarNode | null }
-  | { kind: 'array'; items: GrammarNode; minItems: number; maxItems: number }
-  | { kind: 'string'; minLength: number; maxLength: number; pattern: PatternMachine | null }
-  | { kind: 'number'; integer: boolean; bounds: NumberBounds | null }
-  /** Exact JSON texts (enum, const, true, false, null), compact, as UTF-8 bytes. */
-  | { kind: 'literal'; texts: Uint8Array[] }
-  | { kind: 'anyOf'; options: GrammarNode[] };
-
-export interface PropertyRule {
-  name: string;
-  /** The name as it appears between the quotes in compact JSON (JSON.stringify's escapes), as UTF-8 bytes. */
-  key: Uint8Array;
-  node: GrammarNode;
-  required: boolean;
-}
-
-export interface NumberBounds {
-  min: number;
-  minExclusive: boolean;
-  max: number;
-  maxExclusive: boolean;
-}
 
 export interface CompiledSchema {
   root: GrammarNode;
@@ -336,10 +311,12 @@ export function compileJsonFormat(format: JsonFormat): { schema: object; compile
   return { schema: JSON.parse(compiled.canonical) as object, compiled };
 }
 
-/** The answer ended before its JSON document was complete (token limit, stop string, abort). */
+const CUT_OFF_BY: Partial<Record<FinishReason, string>> = { stop: 'a stop string', aborted: 'an abort', time: 'the time limit' };
+
+/** The answer ended before its JSON document was complete (token limit, stop string, abort, time limit). */
 export class AnswerCutOffError extends Error {
   constructor(readonly partialText: string, readonly finishReason: FinishReason, tokens: number) {
-    const why = finishReason === 'length' ? `the token limit (${tokens} tokens)` : finishReason === 'stop' ? 'a stop string' : finishReason === 'aborted' ? 'an abort' : finishReason;
+    const why = finishReason === 'length' ? `the token limit (${tokens} tokens)` : (CUT_OFF_BY[finishReason] ?? finishReason);
     super(`the answer was cut off by ${why} before its JSON was complete; partial text: ${partialText}`);
     this.name = 'AnswerCutOffError';
   }

@@ -33,6 +33,7 @@ export const GENERATION_OPTION_SPECS: Record<GenerationOptionName, GenerationOpt
   lengthPenalty: { kind: 'number', flag: 'length-penalty', arg: 'L' },
   stopStrings: { kind: 'strings', flag: 'stop', arg: 'TEXT' },
   ignoreEos: { kind: 'boolean', flag: 'ignore-eos' },
+  maxTime: { kind: 'number', min: 0, above: true, flag: 'max-time', arg: 'SECONDS' },
 };
 
 /** The option names a message may set in msg.llava.options (and llm generate's editor shows). */

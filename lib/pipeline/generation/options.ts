@@ -21,6 +21,8 @@ export interface ResolvedGenerationOptions {
   numBeams: number;
   lengthPenalty: number;
   stopStrings: string[];
+  /** maxTime in milliseconds; Infinity = off. */
+  maxTimeMs: number;
   eosTokenIds: number[];
 }
 
@@ -80,6 +82,7 @@ export function resolveGenerationOptions(options: GenerationOptions, vocabSize: 
     numBeams,
     lengthPenalty: option('lengthPenalty', options.lengthPenalty, 1),
     stopStrings: [...stopStrings],
+    maxTimeMs: option('maxTime', options.maxTime, Infinity) * 1000,
     eosTokenIds: [...new Set(eosTokenIds)],
   };
 }

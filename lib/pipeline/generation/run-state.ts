@@ -1,16 +1,45 @@
-// Bookkeeping both generation loops share: the stepper call with its checks and timing, and abort checks.
+// Bookkeeping both generation loops share: the stepper call with its checks and timing, and the checks that end a
+// generation early (an abort, the time limit).
 import { performance } from 'node:perf_hooks';
 import type { DecoderStepper } from './types';
+
+/** What ends a generation early: an abort, or the time limit. */
+export type Interruption = 'aborted' | 'time';
+
+/** The time-limit stopping criterion (HF's MaxTimeCriteria): reached once `limitMs` have passed since `startedAt`. */
+export class TimeLimit {
+  constructor(
+    private readonly limitMs: number,
+    private readonly startedAt = performance.now(),
+  ) {}
+
+  get reached(): boolean {
+    return performance.now() - this.startedAt >= this.limitMs;
+  }
+}
 
 export class StepperCalls {
   steps = 0;
   stepperMs = 0;
   private readonly startedAt = performance.now();
 
-  constructor(private readonly stepper: DecoderStepper, private readonly signal?: AbortSignal) {}
+  constructor(
+    private readonly stepper: DecoderStepper,
+    private readonly signal?: AbortSignal,
+    private readonly timeLimit = new TimeLimit(Infinity),
+  ) {}
 
   get aborted(): boolean {
     return this.signal?.aborted === true;
+  }
+
+  /**
+   * Why generation must end before the next decoder step (an abort, or the time limit), or undefined. Checked after
+   * a token is chosen, so a generation keeps its first token (it comes from the prefill) whatever the time limit.
+   */
+  get interruption(): Interruption | undefined {
+    if (this.aborted) return 'aborted';
+    return this.timeLimit.reached ? 'time' : undefined;
   }
 
   get elapsedMs(): number {

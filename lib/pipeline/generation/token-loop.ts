@@ -40,8 +40,9 @@ export async function decodeTokens(
       break;
     }
     if (generated.length === options.maxNewTokens) break;
-    if (calls.aborted) {
-      finishReason = 'aborted';
+    const interruption = calls.interruption;
+    if (interruption) {
+      finishReason = interruption;
       break;
     }
     [logits] = await calls.step([token], [0]);

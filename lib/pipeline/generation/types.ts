@@ -23,6 +23,8 @@ export interface GenerationHooks {
   onText?(delta: string): void;
   /** Checked before every decoder step; an abort ends generation with finishReason 'aborted'. */
   signal?: AbortSignal;
+  /** performance.now() when the request's work began (before prefill); the time limit counts from it (default: now). */
+  startedAt?: number;
   /**
    * The ids already in the sequence (the prompt). Only the repetition penalty reads them, as HF's does
    * (it penalises every token of input_ids). Ids outside the vocabulary (LLaVA's -200 image placeholder) are skipped.

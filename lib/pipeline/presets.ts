@@ -1,9 +1,12 @@
-// Presets: the settings a known LLaVA recipe uses end to end (image preprocessing, vision feature choice, prompt,
-// tokenization style, generation). A preset only sets defaults; mergePreset() overrides any of them.
+// Presets: the settings a known LLaVA recipe uses at run time (image preprocessing, prompt, tokenization style,
+// generation). A preset only sets defaults; mergePreset() overrides any of them. The vision feature choice
+// (vision_feature_layer, vision_feature_select_strategy) is not a preset's: it is in the folder's config.json and
+// built into its vision_encoder graph (lib/onnx/vision).
 
-import type { GenerationOptions, PreprocessOptions } from '../pipeline/types';
-import type { TemplateName } from '../pipeline/templates';
-import type { TokenizationStyle } from '../pipeline/tokens';
+import { CLIP_MEAN, CLIP_STD } from '../model/config';
+import type { GenerationOptions, PreprocessOptions } from './types';
+import type { TemplateName } from './templates';
+import type { TokenizationStyle } from './tokens';
 
 /** Where the prompt text comes from. */
 export type PromptSource =
@@ -16,10 +19,6 @@ export interface LlavaPreset {
   description: string;
   /** What the preset fixes of the preprocessing; the rest follows the folder's preprocessor_config.json. */
   preprocess: Partial<PreprocessOptions>;
-  /** Vision hidden state fed to the projector: -1 = last layer (mmpretrain's code), -2 = penultimate (HF/original). */
-  visionFeatureLayer: number;
-  /** 'default' drops CLS (all LLaVA-1.x recipes). */
-  visionFeatureSelectStrategy: 'default' | 'full';
   prompt: PromptSource;
   /** Wrap the image as <im_start><image><im_end> (LLaVA v1). */
   imStartEnd: boolean;
@@ -30,26 +29,21 @@ export interface LlavaPreset {
 export type PresetOverrides = {
   description?: string;
   preprocess?: Partial<PreprocessOptions>;
-  visionFeatureLayer?: number;
-  visionFeatureSelectStrategy?: 'default' | 'full';
   prompt?: PromptSource;
   imStartEnd?: boolean;
   tokenization?: TokenizationStyle;
   generation?: Partial<GenerationOptions>;
 };
 
-/** CLIP mean/std on the 0–1 scale; mmpretrain's ×255 values on 0–255 pixels are the same normalisation. */
-export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
-export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
-
 function squash(size: number): Partial<PreprocessOptions> {
   return { mode: 'squash', size, mean: [...CLIP_MEAN], std: [...CLIP_STD] };
 }
 
-/** open-mmlab/mmpretrain configs/llava/*.py: bicubic squash, last ViT layer without final norm, CLS dropped, no BOS. */
+/**
+ * open-mmlab/mmpretrain configs/llava/*.py: bicubic squash, no BOS. (Their last ViT layer without final norm, CLS
+ * dropped, is the model's own: config.json's vision_feature_layer −1, 'default', which the graphs are built with.)
+ */
 const MMPRETRAIN_BASE = {
-  visionFeatureLayer: -1,
-  visionFeatureSelectStrategy: 'default',
   tokenization: 'mmpretrain',
 } as const;
 
@@ -85,8 +79,6 @@ const PRESET_LIST: LlavaPreset[] = [
     name: 'llava-1.5-hf',
     description: "llava-hf models: the folder's own image processor, penultimate layer, the model's chat template, greedy",
     preprocess: {},
-    visionFeatureLayer: -2,
-    visionFeatureSelectStrategy: 'default',
     prompt: { kind: 'chat-template' },
     imStartEnd: false,
     tokenization: 'hf',

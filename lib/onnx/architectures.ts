@@ -1,9 +1,9 @@
 // Named LLaVA architectures (HF LlavaConfig values) that `llava build --preset` and the tests build from.
 // The tiny ones take their vocabulary and special ids from the tokenizers generated in lib/model/tiny-tokenizer.ts,
 // so a tiny model folder is self-consistent; the real-width ones use the published models' values.
-import { CLIP_VIT_L_336 as CLIP_L_336, LlavaConfig, SIGLIP_SO400M_384, TextConfig, VisionConfig } from './config';
-import { visionTokenCount } from '../onnx/vision';
-import { llamaTinyTokenizer, qwen2TinyTokenizer, TinyTokenizer } from './tiny-tokenizer';
+import { CLIP_VIT_L_336 as CLIP_L_336, LlavaConfig, SIGLIP_SO400M_384, TextConfig, VisionConfig } from '../model/config';
+import { visionTokenCount } from './vision';
+import { llamaTinyTokenizer, qwen2TinyTokenizer, TinyTokenizer } from '../model/tiny-tokenizer';
 
 /** Which tokenizer a model folder gets: a generated tiny one, or files copied from a checkpoint. */
 export type TokenizerKind = 'tiny-llama' | 'tiny-qwen2' | 'checkpoint';
