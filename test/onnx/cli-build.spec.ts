@@ -54,6 +54,20 @@ describe('llava build (CLI)', () => {
     return { c, weights, hf };
   }
 
+  it('--quantize-vision int8 quantizes the vision tower only; --accuracy-level needs a quantized graph', () => {
+    const out = path.join(root, 'tiny-qv');
+    const r = llava('build', '--tiny', '--out', out, '--quantize-vision', 'int8');
+    assert.equal(r.status, 0, r.stderr);
+    const folder = openModelFolder(out);
+    assert.ok(fs.readFileSync(folder.files.vision).includes('MatMulNBits'));
+    assert.ok(!fs.readFileSync(folder.files.decoder).includes('MatMulNBits'));
+    assert.equal((folder.config['node-red-contrib-llava'] as Record<string, unknown>).quantize_vision, 'int8');
+    const refused = llava('build', '--tiny', '--out', path.join(root, 'tiny-al'), '--accuracy-level', '0');
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /--accuracy-level applies to --quantize or --quantize-vision builds only/);
+    assert.match(llava('build', '--tiny', '--out', path.join(root, 'tiny-q3'), '--quantize-vision', 'int3').stderr, /--quantize-vision must be one of int4, int8/);
+  });
+
   it('--from: decoder logits of the converted safetensors checkpoint equal the reference on the same weights', async () => {
     const { c, weights, hf } = hfCheckpoint('hf-fp32');
     const out = path.join(root, 'from-hf-fp32');
