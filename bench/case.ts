@@ -1,6 +1,7 @@
 // One benchmark case in its own process (so peak RSS is that engine's alone): reads a CaseInput (JSON) from
 // argv, prints RESULT_PREFIX + CaseOutput (JSON) as its last line.
 import { runBareOrt } from './cases/bare-ort';
+import { runBatching } from './cases/batching';
 import { runLlamaCpp } from './cases/llama-cpp';
 import { runOurs } from './cases/ours';
 import { runTransformersJs } from './cases/transformers-js';
@@ -13,6 +14,7 @@ const RUNNERS: Record<CaseInput['kind'], (input: CaseInput) => Promise<CaseOutpu
   'bare-ort': runBareOrt,
   'llama.cpp': runLlamaCpp,
   'vision-sweep': runVisionSweep,
+  batching: runBatching,
 };
 
 async function main(): Promise<void> {

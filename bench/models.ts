@@ -20,6 +20,8 @@ export interface ModelSpec {
   text?: Partial<TextConfig>;
   decoder: DecoderVariant;
   quantize?: QuantizeName;
+  /** The vision tower's weights quantized too (llava build --quantize-vision): a TTFT row, ours only. */
+  quantizeVision?: QuantizeName;
 }
 
 export interface BuiltModel {
@@ -51,14 +53,15 @@ function builderFingerprint(): string {
 /** Vision layers built for the real-width models (LLaVA uses layer −2, so one fewer runs). */
 export const BENCH_VISION_LAYERS = 4;
 
-const VARIANTS: Array<Pick<ModelSpec, 'decoder' | 'quantize'>> = [
+const VARIANTS: Array<Pick<ModelSpec, 'decoder' | 'quantize' | 'quantizeVision'>> = [
   { decoder: 'portable' },
   { decoder: 'optimized' },
   { decoder: 'optimized', quantize: 'int4' },
+  { decoder: 'optimized', quantize: 'int4', quantizeVision: 'int8' },
 ];
 
 export function modelSpecs(quick: boolean): ModelSpec[] {
-  const families: Array<Omit<ModelSpec, 'decoder' | 'quantize'>> = [
+  const families: Array<Omit<ModelSpec, 'decoder' | 'quantize' | 'quantizeVision'>> = [
     { name: 'tiny', arch: 'tiny' },
     // ~175 MB fp32 decoder: a step takes a few ms, so per-token costs outside onnxruntime show.
     { name: '8x512', arch: 'llava-0.5b', visionLayers: 2, text: { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1536, vocab_size: 32000 } },
@@ -69,11 +72,11 @@ export function modelSpecs(quick: boolean): ModelSpec[] {
 }
 
 export function variantLabel(spec: ModelSpec): string {
-  return `${spec.decoder} ${spec.quantize ?? 'fp32'}`;
+  return `${spec.decoder} ${spec.quantize ?? 'fp32'}${spec.quantizeVision ? `, ${spec.quantizeVision} vision` : ''}`;
 }
 
 export function folderName(spec: ModelSpec): string {
-  return `${spec.name}-${spec.decoder}-${spec.quantize ?? 'fp32'}`;
+  return `${spec.name}-${spec.decoder}-${spec.quantize ?? 'fp32'}${spec.quantizeVision ? `-vision-${spec.quantizeVision}` : ''}`;
 }
 
 function fileBytes(dir: string, names: string[]): number {
@@ -104,6 +107,7 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
       tokenizer: { kind: arch.tokenizer === 'tiny-qwen2' ? 'tiny-qwen2' : 'tiny-llama' },
       decoder: spec.decoder,
       quantize: spec.quantize,
+      quantizeVision: spec.quantizeVision,
       // The generation loop reads the last position's logits only; transformers.js slices the same row.
       logits: 'last',
     });
@@ -129,7 +133,7 @@ export function ensureModel(spec: ModelSpec, cacheDir: string, log: (line: strin
  */
 export function ensureGguf(model: BuiltModel, log: (line: string) => void): string | null {
   const types: Record<string, GgufType> = { fp32: 'F32', int4: 'Q4_0' };
-  const type = model.spec.decoder === 'optimized' ? types[model.spec.quantize ?? 'fp32'] : undefined;
+  const type = model.spec.decoder === 'optimized' && !model.spec.quantizeVision ? types[model.spec.quantize ?? 'fp32'] : undefined;
   if (!type) return null;
   const file = path.join(model.dir, `llama-cpp-${type}.gguf`);
   if (!fs.existsSync(file)) {

@@ -3,6 +3,7 @@ import type { Bandwidth } from './bandwidth';
 import type { CaseOutput, RunFigures } from './cases/types';
 import { BuiltModel, variantLabel } from './models';
 import { PIPELINE_VISION } from './cases/vision-sweep';
+import { BATCH_SIZES } from './cases/batching';
 import { median, medians, ratio } from './stats';
 
 export interface EngineSummary {
@@ -131,4 +132,23 @@ export function printReport(cases: CaseSummary[], families: FamilySummary[], inf
     `${info.repeats} repeat(s) (medians), ${info.tokens} tokens; load average ${info.loadStart.map((l) => l.toFixed(1)).join('/')} → ` +
     `${info.loadEnd.map((l) => l.toFixed(1)).join('/')}; ${f(info.seconds)} s`);
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** Continuous batching: total generated tok/s with c requests at once and the same c one after another. */
+export function batchingLines(results: Array<{ model: BuiltModel; out: CaseOutput }>): string[] {
+  const out: string[] = [];
+  const rows: string[][] = [];
+  for (const { model, out: o } of results) {
+    const x = medians(o.runs);
+    for (const c of BATCH_SIZES) {
+      const cell = (kind: string, per: string) => {
+        const [batched, serial] = [x[`${kind}_${c}_batched_${per}`], x[`${kind}_${c}_serial_${per}`]];
+        return `${f(batched, 1)} · ${f(serial, 1)} (${f(ratio(batched, serial), 2)}×)`;
+      };
+      rows.push([model.spec.name, variantLabel(model.spec), String(c), cell('camera', 'tok_s'), cell('text', 'tok_s'), cell('camera', 'tok_cpu_s'), cell('text', 'tok_cpu_s')]);
+    }
+  }
+  pushTable(out, 'Continuous batching (ours): generated tokens per second of wall time and of CPU time, requests at once · one after another (ratio); camera: image prompt, text: a short prompt (decode-bound):',
+    ['model', 'decoder', 'requests', 'camera tok/s', 'text tok/s', 'camera tok per CPU-s', 'text tok per CPU-s'], rows);
+  return out;
 }

@@ -1,7 +1,9 @@
 // `npm run bench`: builds (or reuses, under .cache/bench) the benchmark model folders, runs this project's
 // pipeline, transformers.js, a bare onnxruntime decode loop and llama.cpp (on a GGUF of the same weights) side by
 // side on each, the int4 pair again beside a busy-loop neighbour process, sweeps onnxruntime session options for
-// the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/.
+// the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/. Rows that measure
+// one of the pipeline's own choices (KV cache copy, thread spinning, the bare loop without spinning or beside the
+// neighbour) run only when --engines names them.
 //   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only FAMILY|FOLDER[,…]] [--engines LABEL[,LABEL]]
 import { spawn } from 'child_process';
 import * as fs from 'fs';
@@ -12,6 +14,8 @@ import { measureBandwidth } from './bandwidth';
 import { CaseInput, CaseKind, CaseOutput, RESULT_PREFIX } from './cases/types';
 import { benchImage } from './image';
 import { benchPreprocess, preprocessLines } from './preprocess';
+import { BATCH_SIZES } from './cases/batching';
+import { batchingLines } from './report';
 import { BuiltModel, ensureGguf, ensureModel, folderName, modelSpecs } from './models';
 import { CaseSummary, FamilySummary, printReport, summarize } from './report';
 
@@ -19,6 +23,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const CACHE_DIR = path.join(ROOT, '.cache', 'bench');
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const PROMPT = 'USER: <image>\nDescribe the image in detail. ASSISTANT:';
+/** The families continuous batching is measured on (their optimized int4 folder). */
+const BATCHING_FAMILIES = ['tiny', '0.5b'];
 
 interface Engine {
   /** The row's name in the tables and the JSON. */
@@ -26,7 +32,13 @@ interface Engine {
   kind: CaseKind;
   /** Run beside a busy-loop neighbour process (one core's worth of competing work, as on a shared machine). */
   busy?: boolean;
+  /** Case input over the defaults (a pipeline or session option the row measures). */
+  input?: Pick<CaseInput, 'kvCache' | 'sessionConfig'>;
+  /** Run only when named in --engines (rows that measure one of the pipeline's choices). */
+  optIn?: boolean;
 }
+
+const spinning = (on: boolean) => ({ 'session.intra_op.allow_spinning': on ? '1' : '0', 'session.inter_op.allow_spinning': on ? '1' : '0' });
 
 /** In this order within each round: ours first (the others take its prompt length). */
 export const ENGINES: Engine[] = [
@@ -36,11 +48,17 @@ export const ENGINES: Engine[] = [
   { label: 'llama.cpp', kind: 'llama.cpp' },
   { label: 'ours busy', kind: 'ours', busy: true },
   { label: 'llama.cpp busy', kind: 'llama.cpp', busy: true },
+  { label: 'ours kv-copy', kind: 'ours', input: { kvCache: 'copy' }, optIn: true },
+  { label: 'ours spin', kind: 'ours', input: { sessionConfig: { ...spinning(true), 'session.force_spinning_stop': '1' } }, optIn: true },
+  { label: 'bare-ort nospin', kind: 'bare-ort', input: { sessionConfig: spinning(false) }, optIn: true },
+  { label: 'bare-ort busy', kind: 'bare-ort', busy: true, optIn: true },
 ];
 
 function wanted(engine: Engine, model: BuiltModel, gguf: string | null, only: string[] | undefined): boolean {
-  if (only && !only.includes(engine.label)) return false;
+  if (only ? !only.includes(engine.label) : engine.optIn) return false;
   if (engine.kind === 'llama.cpp' && !gguf) return false;
+  // A quantized vision tower only changes our TTFT.
+  if (model.spec.quantizeVision) return engine.label === 'ours';
   // The neighbour rows are the int4 pair only (the comparison the target is stated for).
   return !engine.busy || model.spec.quantize === 'int4';
 }
@@ -115,6 +133,7 @@ async function main(): Promise<void> {
   const outputs = new Map<BuiltModel, Record<string, CaseOutput[]>>();
   const errors: string[] = [];
   const visionSweeps = new Map<string, Record<string, number>>();
+  const batching = new Map<BuiltModel, CaseOutput>();
   for (const model of models) {
     const perEngine: Record<string, CaseOutput[]> = {};
     outputs.set(model, perEngine);
@@ -126,7 +145,7 @@ async function main(): Promise<void> {
       for (const engine of ENGINES.filter((e) => wanted(e, model, gguf, engineLabels))) {
         log(`${path.basename(model.dir)}: ${engine.label} (${r + 1}/${repeats})`);
         try {
-          const run = () => runCase({ ...base, kind: engine.kind, contextTokens: promptTokens });
+          const run = () => runCase({ ...base, ...engine.input, kind: engine.kind, contextTokens: promptTokens });
           const out = engine.busy ? await besideBusyNeighbour(run) : await run();
           if (engine.label === 'ours') promptTokens = out.runs[0].prompt_tokens;
           (perEngine[engine.label] ??= []).push(out);
@@ -134,6 +153,15 @@ async function main(): Promise<void> {
           errors.push((e as Error).message);
           log((e as Error).message);
         }
+      }
+    }
+    if (BATCHING_FAMILIES.includes(model.spec.name) && model.spec.quantize === 'int4' && !model.spec.quantizeVision && !engineLabels) {
+      log(`${path.basename(model.dir)}: continuous batching, ${BATCH_SIZES.join('/')} requests at once against one at a time`);
+      try {
+        batching.set(model, await runCase({ ...base, kind: 'batching', repeats }));
+      } catch (e) {
+        errors.push((e as Error).message);
+        log((e as Error).message);
       }
     }
     if (!visionSweeps.has(model.spec.name) && !engineLabels) {
@@ -157,6 +185,7 @@ async function main(): Promise<void> {
   const seconds = (Date.now() - started) / 1000;
   printReport(cases, families, { bandwidth, loadStart, loadEnd, seconds, repeats, tokens });
   process.stdout.write(`${preprocessLines(preprocess).join('\n')}\n`);
+  process.stdout.write(`${batchingLines([...batching].map(([m, out]) => ({ model: m, out }))).join('\n')}\n`);
   for (const e of errors) process.stdout.write(`error: ${e}\n`);
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
@@ -164,7 +193,8 @@ async function main(): Promise<void> {
   const raw = models.map((m) => ({ folder: path.basename(m.dir), spec: m.spec, decoderBytes: m.decoderBytes, modelBytes: m.modelBytes, outputs: outputs.get(m) }));
   fs.writeFileSync(file, JSON.stringify({
     quick, repeats, tokens, prompt: PROMPT, seconds, loadStart, loadEnd, cores: os.availableParallelism(),
-    memoryBytes: os.totalmem(), bandwidth, cases, families, preprocess, raw, errors,
+    memoryBytes: os.totalmem(), bandwidth, cases, families, preprocess,
+    batching: [...batching].map(([m, out]) => ({ folder: path.basename(m.dir), runs: out.runs })), raw, errors,
   }, null, 2));
   log(`wrote ${path.relative(ROOT, file)} (${seconds.toFixed(0)} s in all)`);
 }

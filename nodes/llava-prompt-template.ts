@@ -1,7 +1,8 @@
 // prompt template: the conversation prompt with <image>, from a named template, the model's chat template or a
 // custom template with {{question}} and {{msg.<path>}} fields; and msg.llava.chat, the question and system prompt
 // as a chat, which is what a remote engine is sent. The template comes from the node's configuration;
-// message content only fills fields, as plain text that can never become special tokens.
+// message content only fills fields, as plain text that can never become special tokens. A table topic → question
+// (one question per camera) picks the question by msg.topic; other topics get the Question property.
 import type { NodeDef, NodeMessage } from 'node-red';
 import type { ChatPrompt } from '../lib/engine/types';
 import {
@@ -17,6 +18,7 @@ import {
   PromptSegment,
   TemplateName,
 } from '../lib/pipeline/templates';
+import { topicKey } from './shared/input';
 import { defineNode, Kit } from './shared/kit';
 
 interface PromptTemplateDef extends NodeDef {
@@ -29,6 +31,8 @@ interface PromptTemplateDef extends NodeDef {
   allowMsgTemplate: boolean;
   output: string;
   outputType: string;
+  /** Questions per msg.topic (flows saved before the table have none). */
+  questions?: unknown;
 }
 
 function fieldText(value: unknown, field: string): string {
@@ -40,7 +44,31 @@ function fieldText(value: unknown, field: string): string {
 
 type Preset = 'model' | 'custom' | TemplateName;
 
-async function question(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): Promise<string> {
+interface Config {
+  preset: Preset;
+  /** msg.topic → question. */
+  questions: Map<string, string>;
+}
+
+/** The editor's table [{topic, question}], checked: each topic once, every question text. */
+function questionsByTopic(rows: unknown): Map<string, string> {
+  const byTopic = new Map<string, string>();
+  if (rows === undefined || rows === null || rows === '') return byTopic;
+  if (!Array.isArray(rows)) throw new Error('the questions per topic must be a list of {topic, question}');
+  rows.forEach((row: { topic?: unknown; question?: unknown } | null, i) => {
+    const { topic, question } = row ?? {};
+    if (typeof topic !== 'string' || topic === '') throw new Error(`questions per topic, row ${i + 1}: the topic is empty`);
+    if (typeof question !== 'string' || question.trim() === '') throw new Error(`questions per topic, row ${i + 1} (topic ${topic}): the question is empty`);
+    if (byTopic.has(topic)) throw new Error(`questions per topic: topic ${topic} is listed twice`);
+    byTopic.set(topic, question);
+  });
+  return byTopic;
+}
+
+/** The question for msg.topic from the table, or else the Question property. */
+async function question(kit: Kit<PromptTemplateDef, Config>, msg: NodeMessage): Promise<string> {
+  const perTopic = kit.config.questions.get(topicKey(msg));
+  if (perTopic !== undefined) return perTopic;
   const value = await kit.read('question', msg);
   if (typeof value !== 'string' || value.trim() === '') {
     throw new Error(`${kit.describe('question')} must hold the question as text, got ${value === undefined ? 'nothing' : Buffer.isBuffer(value) ? 'a Buffer' : typeof value}`);
@@ -57,7 +85,7 @@ interface Rendered {
   chat: ChatPrompt;
 }
 
-async function renderCustom(kit: Kit<PromptTemplateDef, Preset>, template: string, msg: NodeMessage): Promise<Rendered> {
+async function renderCustom(kit: Kit<PromptTemplateDef, Config>, template: string, msg: NodeMessage): Promise<Rendered> {
   const fields: Record<string, string> = {};
   for (const field of templateFields(template)) {
     if (field === 'question') fields.question = await question(kit, msg);
@@ -70,8 +98,9 @@ async function renderCustom(kit: Kit<PromptTemplateDef, Preset>, template: strin
   return { prompt, chat: text ? { question: text } : {} };
 }
 
-async function render(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): Promise<Rendered> {
-  const { def, config: preset } = kit;
+async function render(kit: Kit<PromptTemplateDef, Config>, msg: NodeMessage): Promise<Rendered> {
+  const { def } = kit;
+  const { preset } = kit.config;
   const system = def.system ? def.system : undefined;
   const msgTemplate = (msg as { template?: unknown }).template;
   if (def.allowMsgTemplate && typeof msgTemplate === 'string' && msgTemplate) return renderCustom(kit, msgTemplate, msg);
@@ -97,14 +126,14 @@ async function render(kit: Kit<PromptTemplateDef, Preset>, msg: NodeMessage): Pr
   return { prompt: renderTemplate(preset, c), chat: c };
 }
 
-export = defineNode<PromptTemplateDef, Preset>({
+export = defineNode<PromptTemplateDef, Config>({
   type: 'llava-prompt-template',
   properties: { question: 'msg.payload', output: 'msg.llava.prompt' },
   usesModel: (def) => (def.preset || 'model') === 'model',
   configure: (def) => {
     const preset = def.preset || 'model';
     if (preset !== 'model' && preset !== 'custom' && !isTemplateName(preset)) throw new Error(`unknown template "${preset}"`);
-    return preset;
+    return { preset, questions: questionsByTopic(def.questions) };
   },
   process: async (kit, msg, out) => {
     const { prompt, chat } = await render(kit, msg);

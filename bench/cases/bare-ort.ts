@@ -1,6 +1,7 @@
 // The floor for pipeline overhead: onnxruntime alone running the same decoder file one token at a time, feeding
-// each step's present back as past and nothing else (fixed embeddings, no sampling, the pipeline's session options). It starts from a zero cache of
-// the prompt's length, so each step attends over as many positions as the pipeline's steps do.
+// each step's present back as past and nothing else (fixed embeddings, no sampling, onnxruntime's default session
+// options, so thread spinning on). It starts from a zero cache of the prompt's length, so each step attends over as
+// many positions as the pipeline's steps do.
 import * as os from 'os';
 import * as ort from 'onnxruntime-node';
 import { CaseInput, CaseOutput, peakRssBytes, RunFigures } from './types';
@@ -12,10 +13,10 @@ function fixedDim(d: number | string): number {
 
 export async function runBareOrt(input: CaseInput): Promise<CaseOutput> {
   const promptTokens = input.contextTokens ?? 0;
-  // The pipeline's session options (lib/runtime/session-host.ts), so the gap between the two is the pipeline's own cost.
+  // onnxruntime's defaults but for the thread count (the pipeline's), so the gap is the pipeline's own cost and options.
   const session = await ort.InferenceSession.create(input.model.decoderFile, {
     intraOpNumThreads: os.availableParallelism(),
-    extra: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0', ...input.sessionConfig },
+    ...(input.sessionConfig ? { extra: input.sessionConfig } : {}),
   });
   const meta = new Map(session.inputMetadata.map((m) => [m.name, m]));
   const shapeOf = (name: string) => (meta.get(name) as ort.InferenceSession.TensorValueMetadata).shape;

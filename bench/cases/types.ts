@@ -1,7 +1,8 @@
 // What the benchmark parent sends a case process, and what a case reports back (one JSON line).
+import type { KvMode } from '../../lib/pipeline/decoder';
 import type { BuiltModel } from '../models';
 
-export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep';
+export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep' | 'batching';
 
 export interface CaseInput {
   kind: CaseKind;
@@ -16,6 +17,8 @@ export interface CaseInput {
   contextTokens?: number;
   /** ours: LlavaModel's warm-up at load (default true; false shows what it saves). */
   warmup?: boolean;
+  /** ours: LlavaModel's KV cache mode (default 'shared'). */
+  kvCache?: KvMode;
   /** ours, bare-ort: onnxruntime session config entries over the pipeline's (lib/runtime/session-host.ts). */
   sessionConfig?: Record<string, string>;
   /** llama.cpp: the GGUF written from the same weights. */

@@ -41,6 +41,9 @@ export const usage = `usage: llava build (--tiny | --preset NAME --random | --fr
   --quantize-vision Q    int4 | int8: block-32 MatMulNBits weights in the vision tower's encoder layers (faster
                          encode; the features move a little from fp32, see the README's Performance section)
   --accuracy-level N     MatMulNBits accuracy_level: 4 = int8 activations (default, fastest on CPU), 0 = fp32 compute
+  --block-size N         MatMulNBits block: 32 (default, llama.cpp Q4_0's), 64 or 128 (fewer scale bytes, faster decode,
+                         larger weight error)
+  --lm-head P            the output projection's precision: same as --quantize (default) | int8 | int4 | fp32
   --logits L             last (default: lm_head on the last position only; faster prefill, less memory;
                          all a generator needs) | all (every position, e.g. for scoring a text)
   --external-data        always write weights to .onnx_data files (automatic for graphs over 64 MB)
@@ -66,6 +69,8 @@ const OPTIONS = {
   'quantize-vision': { type: 'string' },
   seed: { type: 'string' },
   'accuracy-level': { type: 'string' },
+  'block-size': { type: 'string' },
+  'lm-head': { type: 'string' },
   logits: { type: 'string' },
   'external-data': { type: 'boolean' },
   force: { type: 'boolean' },
@@ -184,6 +189,10 @@ export async function run(argv: string[]): Promise<number> {
   const quantizeVision = v['quantize-vision'] === undefined ? undefined : oneOf<QuantizeName>('quantize-vision', v['quantize-vision'], ['int4', 'int8'], 'int8');
   const accuracyLevel = v['accuracy-level'] === undefined ? undefined : Number(oneOf('accuracy-level', v['accuracy-level'], ['0', '1', '2', '3', '4'], '4'));
   if (accuracyLevel !== undefined && !quantize && !quantizeVision) throw new UsageError('--accuracy-level applies to --quantize or --quantize-vision builds only');
+  const blockSize = v['block-size'] === undefined ? undefined : Number(oneOf('block-size', v['block-size'], ['16', '32', '64', '128', '256'], '32'));
+  const lmHead = v['lm-head'] === undefined ? undefined : oneOf<QuantizeName | 'fp32'>('lm-head', v['lm-head'], ['int4', 'int8', 'fp32'], 'int4');
+  if (blockSize !== undefined && !quantize && !quantizeVision) throw new UsageError('--block-size applies to --quantize or --quantize-vision builds only');
+  if (lmHead !== undefined && !quantize) throw new UsageError('--lm-head applies to --quantize builds only');
   if (!v.force && fs.existsSync(v.out) && fs.readdirSync(v.out).length > 0) {
     throw new UsageError(`--out ${v.out} is not empty: add --force to replace its model files`);
   }
@@ -199,6 +208,8 @@ export async function run(argv: string[]): Promise<number> {
     quantize,
     quantizeVision,
     accuracyLevel,
+    blockSize,
+    lmHead,
     logits,
     externalData: v['external-data'] ? true : 'auto',
     overwrite: v.force,

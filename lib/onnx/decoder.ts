@@ -19,6 +19,8 @@ export interface DecoderOptions {
   variant: DecoderVariant;
   /** MatMulNBits weights (optimized variant only). */
   quant?: QuantOptions;
+  /** The lm_head's MatMulNBits weights when they differ from `quant` (null: float32). */
+  lmHeadQuant?: QuantOptions | null;
   /**
    * 'last': logits for the last position only ([B, 1, V]); a prefill then skips the lm_head for the rest of the
    * prompt (about a quarter of a 0.5B prefill's work, and a [S, vocab] float buffer). Default 'all'.
@@ -45,7 +47,7 @@ function skipRmsNorm(ctx: BuildContext, x: string, skip: string, weight: string,
 export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: DecoderOptions): Graph {
   const t = c.text_config;
   checkTextConfig(t);
-  if (opts.quant && opts.variant !== 'optimized') {
+  if ((opts.quant || opts.lmHeadQuant) && opts.variant !== 'optimized') {
     throw new Error('quantized decoders use com.microsoft MatMulNBits: choose the optimized decoder variant');
   }
   const g = new Graph('decoder_model_merged');
@@ -100,7 +102,8 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
     normed = g.op('Slice', [normed, g.constInt64([-1]), g.constInt64([Number.MAX_SAFE_INTEGER]), g.constInt64([1])], {}, { name: 'logits/LastPosition' });
   }
   const lmHead = lmHeadName(c);
-  const logits = linear(ctx, normed, LM_HEAD.replace(/\.weight$/, ''), h, t.vocab_size, {
+  const headCtx = opts.lmHeadQuant === undefined ? ctx : { ...ctx, quant: opts.lmHeadQuant ?? undefined };
+  const logits = linear(headCtx, normed, LM_HEAD.replace(/\.weight$/, ''), h, t.vocab_size, {
     bias: false, quantizable: true, ...(lmHead !== LM_HEAD ? { weightName: lmHead } : {}),
   });
   g.output(logits, 'float32', ['batch_size', lastOnly ? 1 : 'sequence_length', t.vocab_size], DECODER_IO.logits);

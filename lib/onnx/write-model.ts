@@ -19,7 +19,7 @@ import { patchGrid } from './vision/tower';
 import { buildDecoderGraph, buildEmbedGraph, DecoderVariant } from './decoder';
 import type { Graph } from './graph';
 import { buildProjectorGraph } from './projector';
-import { parseQuantBits } from './quantize';
+import { DEFAULT_BLOCK_SIZE, parseQuantBits } from './quantize';
 import { appendSpecialTokens, SpecialToken } from './tokenizer-added-tokens';
 import type { WeightSource } from './weights';
 
@@ -68,6 +68,10 @@ export interface WriteModelOptions {
   quantizeVision?: QuantizeName;
   /** MatMulNBits accuracy_level of every quantized graph. */
   accuracyLevel?: number;
+  /** MatMulNBits block size of every quantized graph (default DEFAULT_BLOCK_SIZE). */
+  blockSize?: number;
+  /** The lm_head's precision when quantizing (default: the same as the other matrices). */
+  lmHead?: QuantizeName | 'fp32';
   /** Decoder logits: 'all' positions (default) or the 'last' only (faster prefill, see DecoderOptions). */
   logits?: 'all' | 'last';
   /** true: every graph; false: none (fails over 2 GB); 'auto' (default): graphs over ~64 MB of weights. */
@@ -122,8 +126,11 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   const layout = opts.layout ?? 'transformers-js';
   const decoder = opts.decoder ?? 'optimized';
   const quantOptions = (name: QuantizeName | undefined): QuantOptions | undefined =>
-    name ? { bits: parseQuantBits(name), accuracyLevel: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL } : undefined;
+    name ? { bits: parseQuantBits(name), accuracyLevel: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE } : undefined;
   const quant = quantOptions(opts.quantize);
+  const lmHeadQuant: QuantOptions | null | undefined = !quant || opts.lmHead === undefined || opts.lmHead === opts.quantize
+    ? undefined
+    : opts.lmHead === 'fp32' ? null : { ...quant, bits: parseQuantBits(opts.lmHead) };
   const { variant, suffix } = opts.quantize ? QUANT_VARIANT[opts.quantize] : { variant: 'fp32', suffix: '' };
   const dir = path.resolve(opts.outDir);
   const onnxDir = path.join(dir, 'onnx');
@@ -148,7 +155,7 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
     ['vision_encoder', buildVisionEncoderGraph(opts.weights, c, { withProjector: layout === 'transformers-js', quant: quantOptions(opts.quantizeVision) })],
     ...(layout === 'split' ? [['multi_modal_projector', buildProjectorGraph(opts.weights, c)] as [string, Graph]] : []),
     ['embed_tokens', buildEmbedGraph(opts.weights, c)],
-    [`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant, logits: opts.logits })],
+    [`decoder_model_merged${suffix}`, buildDecoderGraph(opts.weights, c, { variant: decoder, quant, lmHeadQuant, logits: opts.logits })],
   ];
 
   prepareFolder(dir, onnxDir, opts);
@@ -168,7 +175,8 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
       decoder,
       quantize: opts.quantize ?? null,
       ...(opts.quantizeVision ? { quantize_vision: opts.quantizeVision } : {}),
-      ...(quant || opts.quantizeVision ? { accuracy_level: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL } : {}),
+      ...(quant || opts.quantizeVision ? { accuracy_level: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL, block_size: opts.blockSize ?? DEFAULT_BLOCK_SIZE } : {}),
+      ...(quant ? { lm_head: opts.lmHead ?? opts.quantize } : {}),
       variant,
       io: { ...vision, embed_tokens: { input: EMBED_IO.inputIds, output: EMBED_IO.inputsEmbeds } },
     },

@@ -17,6 +17,11 @@ export interface KvCache {
   batch: number;
   length: number;
   capacity: number;
+  /**
+   * Leading positions of each sequence that are padding (masked out): sequences of different lengths share one
+   * batch left-padded, so every row writes its next position at the same index.
+   */
+  pads: number[];
   data: Record<string, KvArray>;
 }
 
@@ -29,21 +34,35 @@ export interface KvCache {
  */
 export type KvMode = 'copy' | 'shared';
 
-/** Copies the first `length` positions of sequences `rows` of [B, heads, from, hd] buffers into new [rows.length, heads, to, hd] ones. */
-function relayout(cache: KvCache, rows: readonly number[], to: number, heads: number, hd: number): KvCache {
-  const { length, capacity: from } = cache;
+/** Where a row of a new cache comes from: sequence `row` of `cache`, its positions moved `shift` places right (left when negative). */
+interface RowSource {
+  cache: KvCache;
+  row: number;
+  shift: number;
+}
+
+/** A new cache of `rows.length` sequences of `length` positions in buffers of capacity `to`; heads × hd per position. */
+function relayoutRows(rows: readonly RowSource[], length: number, to: number, heads: number, hd: number): KvCache {
   const data: Record<string, KvArray> = {};
-  for (const [name, src] of Object.entries(cache.data)) {
-    const dst = src instanceof Float32Array ? new Float32Array(rows.length * heads * to * hd) : new Uint16Array(rows.length * heads * to * hd);
-    rows.forEach((row, i) => {
+  for (const name of Object.keys(rows[0]?.cache.data ?? {})) {
+    const sample = rows[0].cache.data[name];
+    const dst = sample instanceof Float32Array ? new Float32Array(rows.length * heads * to * hd) : new Uint16Array(rows.length * heads * to * hd);
+    rows.forEach(({ cache, row, shift }, i) => {
+      const src = cache.data[name];
+      const skip = Math.max(0, -shift); // a negative shift drops that many leading (pad) positions
       for (let h = 0; h < heads; h++) {
-        const s = (row * heads + h) * from * hd;
-        dst.set(src.subarray(s, s + length * hd), (i * heads + h) * to * hd);
+        const s = (row * heads + h) * cache.capacity * hd;
+        dst.set(src.subarray(s + skip * hd, s + cache.length * hd), ((i * heads + h) * to + shift + skip) * hd);
       }
     });
     data[name] = dst;
   }
-  return { batch: rows.length, length, capacity: to, data };
+  return { batch: rows.length, length, capacity: to, pads: rows.map(({ cache, row, shift }) => cache.pads[row] + shift), data };
+}
+
+/** Copies the first `length` positions of sequences `rows` of [B, heads, from, hd] buffers into new [rows.length, heads, to, hd] ones. */
+function relayout(cache: KvCache, rows: readonly number[], to: number, heads: number, hd: number): KvCache {
+  return relayoutRows(rows.map((row) => ({ cache, row, shift: 0 })), cache.length, to, heads, hd);
 }
 
 const identityRows = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -75,12 +94,21 @@ function int64(values: ArrayLike<number>, dims: number[]): TensorValue {
   return { type: 'int64', dims, data };
 }
 
-/** An all-ones int64 attention mask; masks are views of one buffer that grows by doubling (ORT only reads it). */
-class OnesMask {
+/**
+ * The int64 attention mask: 0 over each row's leading pads, 1 after. Without pads, masks are views of one all-ones
+ * buffer that grows by doubling (ORT only reads it).
+ */
+class PaddedMask {
   private ones = new BigInt64Array(0);
 
-  tensor(batch: number, total: number): TensorValue {
+  tensor(pads: readonly number[], total: number): TensorValue {
+    const batch = pads.length;
     const n = batch * total;
+    if (pads.some((p) => p > 0)) {
+      const data = new BigInt64Array(n).fill(1n);
+      pads.forEach((p, b) => data.fill(0n, b * total, b * total + p));
+      return { type: 'int64', dims: [batch, total], data };
+    }
     if (this.ones.length < n) this.ones = new BigInt64Array(Math.max(n, 2 * this.ones.length)).fill(1n);
     return { type: 'int64', dims: [batch, total], data: this.ones.subarray(0, n) };
   }
@@ -95,7 +123,7 @@ export class KvDecoder {
   private readonly kvType: FloatType;
   private readonly inputNames: Set<string>;
   private readonly pastNames: string[];
-  private readonly mask = new OnesMask();
+  private readonly mask = new PaddedMask();
   private cache: KvCache;
   private mode: KvMode = 'copy';
   /** Positions the shared buffers are allocated for on the next growth (prompt + new tokens). */
@@ -159,7 +187,7 @@ export class KvDecoder {
     const n = batch * this.shape.kvHeads * capacity * this.shape.headDim;
     const data: Record<string, KvArray> = {};
     for (const name of this.pastNames) data[name] = this.kvType === 'float32' ? new Float32Array(n) : new Uint16Array(n);
-    return { batch, length: 0, capacity, data };
+    return { batch, length: 0, capacity, pads: new Array<number>(batch).fill(0), data };
   }
 
   get cacheLength(): number {
@@ -219,10 +247,11 @@ export class KvDecoder {
         if (shared) bound[present] = t;
       }
     }
-    if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(batch, total);
+    const { pads } = this.cache;
+    if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(pads, total);
     if (this.inputNames.has(DECODER_IO.positionIds)) {
       const pos = new BigInt64Array(batch * count);
-      for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = BigInt(length + i);
+      for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = BigInt(length - pads[b] + i);
       feeds[DECODER_IO.positionIds] = { type: 'int64', dims: [batch, count], data: pos };
     }
     if (this.inputNames.has(DECODER_IO.useCacheBranch)) {
@@ -242,7 +271,7 @@ export class KvDecoder {
           data[past] = present.data as KvArray;
         }
       }
-      this.cache = { batch, length: total, capacity: total, data };
+      this.cache = { batch, length: total, capacity: total, pads, data };
     }
 
     const logits = out[DECODER_IO.logits];
@@ -264,6 +293,40 @@ export class KvDecoder {
     const { batch, capacity } = this.cache;
     const identity = parents.length === batch && parents.every((p, i) => p === i);
     if (!identity) this.cache = relayout(this.cache, parents, capacity, this.shape.kvHeads, this.shape.headDim);
+  }
+
+  /**
+   * Adds the sequences of `other` (a cache of this decoder's session, e.g. one prompt's prefill) as the last rows,
+   * left-padded to a common length; room is kept for `ahead` more positions in the shared mode.
+   */
+  admit(other: KvCache, ahead: number): void {
+    const { kvHeads, headDim } = this.shape;
+    const mine = this.cache.batch === 0 || this.cache.length === 0 ? [] : identityRows(this.cache.batch);
+    const length = Math.max(other.length, mine.length ? this.cache.length : 0);
+    const rows: RowSource[] = [
+      ...mine.map((row) => ({ cache: this.cache, row, shift: length - this.cache.length })),
+      ...identityRows(other.batch).map((row) => ({ cache: other, row, shift: length - other.length })),
+    ];
+    const capacity = this.mode === 'shared' ? Math.max(length + ahead, this.cache.capacity + length - this.cache.length) : length;
+    this.cache = relayoutRows(rows, length, capacity, kvHeads, headDim);
+  }
+
+  /** Removes sequence `row`; padding that every remaining sequence has is trimmed. */
+  dismiss(row: number): void {
+    const keep = identityRows(this.cache.batch).filter((r) => r !== row);
+    if (keep.length === 0) {
+      this.cache = this.emptyCache(0, 0);
+      return;
+    }
+    const trim = Math.min(...keep.map((r) => this.cache.pads[r]));
+    const rows = keep.map((r) => ({ cache: this.cache, row: r, shift: -trim }));
+    const { kvHeads, headDim } = this.shape;
+    this.cache = relayoutRows(rows, this.cache.length - trim, this.mode === 'shared' ? this.cache.capacity : this.cache.length - trim, kvHeads, headDim);
+  }
+
+  /** The cache as it stands (not a copy): for admit() into another decoder of the same session. */
+  get state(): KvCache {
+    return this.cache;
   }
 
   /** One new token per sequence after reordering the cache by `parents` (the generation loop's stepper). */

@@ -40,6 +40,11 @@ export interface LoadOptions {
    */
   kvCache?: KvMode;
   /**
+   * Continuous batching (default true): a generation that starts while others run on the same decoder joins them,
+   * and one decoder run per step serves them all. Beam search always runs alone.
+   */
+  batching?: boolean;
+  /**
    * Run one dummy frame (vision, a prefill as long as an image prompt, two decode steps) while loading, so the
    * first caption is as fast as the next (default true; sessions already warmed by another load are skipped).
    */
@@ -147,6 +152,7 @@ export class LlavaModel {
     private readonly decoder: SessionLease,
     private readonly prefixReuse: boolean,
     private readonly kvCache: KvMode,
+    private readonly batching: boolean,
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<LlavaModel> {
@@ -157,15 +163,16 @@ export class LlavaModel {
     const files = folder.files;
     const total = files.projector ? 4 : 3;
     let loaded = 0;
-    const open = async (file: string) => {
-      const lease = await runtime.openSession({ modelPath: file, providers: options.providers, threads: options.threads, config: options.sessionConfig }, options.signal);
+    const open = async (file: string, threads = options.threads) => {
+      const lease = await runtime.openSession({ modelPath: file, providers: options.providers, threads, config: options.sessionConfig }, options.signal);
       options.onProgress?.(++loaded, total);
       return lease;
     };
     const leases = await Promise.allSettled([
       open(files.vision),
       files.projector ? open(files.projector) : Promise.resolve(null),
-      open(files.embed),
+      // A row gather per token: one thread, so a decode step does not wake the thread pool twice.
+      open(files.embed, 1),
       open(files.decoder),
     ]);
     const failed = leases.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -183,7 +190,7 @@ export class LlavaModel {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
     }
-    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true, options.kvCache ?? 'shared');
+    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true, options.kvCache ?? 'shared', options.batching ?? true);
     if (options.warmup ?? true) {
       try {
         model.warmup = await model.warm(options.signal);
@@ -349,10 +356,12 @@ export class LlavaModel {
         options,
         prefixReuse: this.prefixReuse,
         kvCache: this.kvCache,
+        batch: this.batching && (options.numBeams ?? 1) <= 1,
       };
       const r = await this.runtime.task<GenerateTaskResult>(GENERATE_TASK, payload, {
         signal: request.signal,
         label: 'llm generate',
+        ...(payload.batch ? { batchKey: `${GENERATE_TASK}:${payload.decoderKey}` } : {}),
         onEvent: (e) => {
           const event = e as GenerateEvent;
           if (event.type === 'text') request.onText?.(event.delta);

@@ -7,6 +7,7 @@ import { generate } from './generation';
 import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
+import { BatchMember, DecodeBatch } from './decode-batch';
 import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
 import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
@@ -32,6 +33,8 @@ export interface GeneratePayload {
   /** Keep and reuse the KV cache of the tokens before the image (the system prompt) across requests. */
   prefixReuse: boolean;
   kvCache: KvMode;
+  /** Join the decode batch of the generations running on the same decoder (continuous batching). */
+  batch: boolean;
 }
 
 export interface GenerateTaskResult {
@@ -84,12 +87,30 @@ function vocabularyFor(f: FolderState, size: number): TokenVocabulary {
   return v;
 }
 
+/** The decode batch of each decoder session with generations running in it; dropped when the last one leaves. */
+const batches = new Map<string, DecodeBatch>();
+
+function batchFor(ctx: WorkerContext, p: GeneratePayload): DecodeBatch {
+  let batch = batches.get(p.decoderKey);
+  if (!batch) {
+    const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    const created: DecodeBatch = new DecodeBatch(decoder, () => {
+      if (batches.get(p.decoderKey) === created) batches.delete(p.decoderKey);
+    });
+    void created.exclusive(() => decoder.useMode(p.kvCache));
+    batches.set(p.decoderKey, created);
+    batch = created;
+  }
+  return batch;
+}
+
 /**
- * The runtime closed session `key`: its prefix cache goes, and so does a tokenizer folder's state once no open
+ * The runtime closed session `key`: its prefix cache and decode batch go, and so does a tokenizer folder's state once no open
  * session uses it (switching models keeps nothing of the old one; a folder rewritten in place is read afresh).
  */
 export function sessionClosed(key: string): void {
   prefixCaches.delete(key);
+  batches.delete(key);
   for (const [dir, f] of folders) {
     f.sessions.delete(key);
     if (f.sessions.size === 0) folders.delete(dir);
@@ -146,20 +167,62 @@ async function prefill(decoder: KvDecoder, embeds: Float32Array, p: GeneratePayl
   return { logits, reused };
 }
 
+/**
+ * New-token positions the shared KV buffers are first sized for: a long maxNewTokens that ends early at EOS does not
+ * allocate its whole cache up front (past this the buffers double, one copy each time).
+ */
+const RESERVED_NEW_TOKENS = 256;
+
+/**
+ * Streamed text goes to the main thread at most once per STREAM_INTERVAL_MS: a message per token costs a thread
+ * wake-up on both sides, a large share of a step on small models. A delta waits at most that long.
+ */
+const STREAM_INTERVAL_MS = 25;
+
+class TextEvents {
+  private pending = '';
+  private last = -Infinity;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly io: TaskIO) {}
+
+  push(delta: string): void {
+    this.pending += delta;
+    const wait = this.last + STREAM_INTERVAL_MS - performance.now();
+    if (wait <= 0) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), wait);
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.pending) return;
+    this.io.emit({ type: 'text', delta: this.pending } satisfies GenerateEvent);
+    this.pending = '';
+    this.last = performance.now();
+  }
+}
+
 async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) {
   const started = performance.now();
+  let member: BatchMember | null = null;
+  const text = new TextEvents(io);
   try {
     const folder = folderFor(p);
     const tokenizer = folder.tokenizer;
     const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
-    await decoder.useMode(p.kvCache);
-    decoder.reserve(p.ids.length + p.options.maxNewTokens);
+    const batch = p.batch ? batchFor(ctx, p) : null;
+    // Batched: this prompt's own runs wait for the batch's current step, never run beside it.
+    const alone = <T>(work: () => Promise<T>): Promise<T> => (batch ? batch.exclusive(work) : work());
+    await alone(() => decoder.useMode(p.kvCache));
+    decoder.reserve(p.ids.length + Math.min(p.options.maxNewTokens, RESERVED_NEW_TOKENS));
     const format = p.options.format;
     const vocabulary = format ? vocabularyFor(folder, decoder.vocabSize) : null;
     const constraint = format ? new JsonSchemaConstraint(compileJsonFormat(format).compiled, vocabulary!, p.options.eosTokenIds ?? []) : undefined;
     const embeds = await promptEmbeddings(ctx, decoder, p);
     if (io.signal.aborted) throw io.signal.reason ?? new Error('aborted');
-    const { logits, reused } = await prefill(decoder, embeds, p);
+    const { logits, reused } = await alone(() => prefill(decoder, embeds, p));
+    member = batch ? await batch.join(decoder.state, p.options.maxNewTokens) : null;
     const prefillMs = performance.now() - started;
 
     let firstTokenMs = 0;
@@ -175,12 +238,12 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
           const elapsed = (now - started - prefillMs) / 1000;
           io.emit({ type: 'progress', tokens: steps, tokensPerSecond: elapsed > 0 ? steps / elapsed : 0 } satisfies GenerateEvent);
         }
-        return decoder.step(tokens, parents);
+        return member ? member.step(tokens[0]).then((row) => [row]) : decoder.step(tokens, parents);
       },
     };
     const result = await generate(logits, stepper, p.options, {
       decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
-      onText: (delta) => io.emit({ type: 'text', delta } satisfies GenerateEvent),
+      onText: (delta) => text.push(delta),
       signal: io.signal,
       // The time limit covers prefill too: it is what the caller waits for.
       startedAt: started,
@@ -203,11 +266,14 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
         first_token_ms: firstTokenMs,
         decode_ms: result.decodeMs,
         decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
+        ...(member ? { decode_batch: member.peak } : {}),
         ...(constraint ? { json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 } : {}),
       },
     };
     return { result: out };
   } finally {
+    await member?.leave();
+    text.flush();
     if (p.freeImage && p.image) ctx.tensors.free(p.image);
   }
 }

@@ -147,6 +147,7 @@ export class InferenceRuntime implements Runtime {
     return this.scheduler.submit({
       label: options.label ?? name,
       signal: options.signal,
+      batchKey: options.batchKey,
       // The task sees the abort on io.signal and decides what to return (e.g. the text generated so far).
       settleOnAbort: false,
       onAbortWhileRunning: () => call && link?.abort(call.id),

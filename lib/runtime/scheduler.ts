@@ -1,5 +1,7 @@
 // A FIFO queue that runs one inference job at a time (ORT already uses every core for one run), with an
-// observable depth and running label, and cancellation by AbortSignal.
+// observable depth and running label, and cancellation by AbortSignal. Jobs that share a batchKey (generations
+// that batch their decode steps in the worker) may run together: the queue's head joins the running jobs when they
+// all have its key.
 export interface Job<T> {
   label: string;
   signal?: AbortSignal;
@@ -10,6 +12,7 @@ export interface Job<T> {
    */
   onAbortWhileRunning?(): void;
   settleOnAbort?: boolean;
+  batchKey?: string;
 }
 
 interface Entry {
@@ -26,7 +29,7 @@ export function abortReason(signal: AbortSignal): unknown {
 
 export class Scheduler {
   private readonly queue: Entry[] = [];
-  private current: Entry | null = null;
+  private readonly current: Entry[] = [];
 
   constructor(private readonly onChange: () => void) {}
 
@@ -35,7 +38,7 @@ export class Scheduler {
   }
 
   get running(): string | null {
-    return this.current?.job.label ?? null;
+    return this.current[0]?.job.label ?? null;
   }
 
   submit<T>(job: Job<T>): Promise<T> {
@@ -45,7 +48,7 @@ export class Scheduler {
       const entry: Entry = { job, resolve: resolve, reject, detach: () => {} };
       if (signal) {
         const onAbort = () => {
-          if (this.current === entry) {
+          if (this.current.includes(entry)) {
             job.onAbortWhileRunning?.();
             if (job.settleOnAbort !== false) reject(abortReason(signal));
             return;
@@ -76,10 +79,19 @@ export class Scheduler {
     if (dropped.length) this.onChange();
   }
 
+  /** The queue's head may start: nothing runs, or everything running shares its batch key. */
+  private headMayStart(): boolean {
+    const key = this.queue[0]?.job.batchKey;
+    if (!this.queue.length) return false;
+    return this.current.length === 0 || (key !== undefined && this.current.every((e) => e.job.batchKey === key));
+  }
+
   private next(): void {
-    if (this.current || this.queue.length === 0) return;
-    const entry = this.queue.shift()!;
-    this.current = entry;
+    while (this.headMayStart()) this.start(this.queue.shift()!);
+  }
+
+  private start(entry: Entry): void {
+    this.current.push(entry);
     this.onChange();
     let result: Promise<unknown>;
     try {
@@ -89,7 +101,7 @@ export class Scheduler {
     }
     result.then(entry.resolve, entry.reject).finally(() => {
       entry.detach();
-      this.current = null;
+      this.current.splice(this.current.indexOf(entry), 1);
       this.onChange();
       this.next();
     });

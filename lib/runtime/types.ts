@@ -72,6 +72,11 @@ export interface TaskOptions {
   onEvent?: (event: unknown) => void;
   /** ArrayBuffers in the payload to transfer rather than copy. */
   transfer?: ArrayBuffer[];
+  /**
+   * Tasks with the same key may run in the worker at the same time (a task that batches its work with the others,
+   * as generation does); a task without one runs alone, and the queue stays first in, first out.
+   */
+  batchKey?: string;
 }
 
 export interface RuntimeStats {

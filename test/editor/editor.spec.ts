@@ -81,15 +81,33 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
           RED.editor.edit(RED.nodes.node(nodeId));
         }, id);
         await editor.page.waitForSelector('#dialog-form .red-ui-typedInput-container', { state: 'visible' });
-        const dialog = await editor.page.evaluate((fields: string[]) => {
+        const dialog = await editor.page.evaluate(([fields, nodeId]: [string[], string]) => {
           const $ = (globalThis as any).$;
+          const node = (globalThis as any).RED.nodes.node(nodeId);
           return {
             typed: fields.map((f) => $(`#node-input-${f}`).typedInput('type')),
+            saved: fields.map((f) => node[`${f}Type`]),
             model: $('#node-input-model').length,
+            perTopic: $('#node-input-questions-container .llava-topic').map((_: number, el: any) => $(el).val()).get(),
           };
-        }, TYPED_INPUTS[type]);
-        assert.deepStrictEqual(dialog.typed, TYPED_INPUTS[type].map(() => 'msg'), `${name}: ${type} typed inputs`);
+        }, [TYPED_INPUTS[type], id] as [string[], string]);
+        assert.deepStrictEqual(dialog.typed, dialog.saved, `${name}: ${type} typed inputs show the flow's types`);
         assert.strictEqual(dialog.model, 1, `${name}: ${type} model selector`);
+        const perTopic = (example(name).find((n) => n.type === type).questions ?? []).map((r: { topic: string }) => r.topic);
+        assert.deepStrictEqual(dialog.perTopic, perTopic, `${name}: ${type} per-topic questions listed`);
+        if (perTopic.length > 0) {
+          // A row added in the dialog is saved after the example's rows.
+          await editor.page.evaluate(() => {
+            const $ = (globalThis as any).$;
+            $('#node-input-questions-container').editableList('addItem', { topic: 'camera/gate/snapshot', question: 'Is the gate open?' });
+            $('#node-dialog-ok').trigger('click');
+          });
+          await editor.page.waitForSelector('#dialog-form', { state: 'detached' });
+          const questions = await editor.page.evaluate((nodeId: string) => (globalThis as any).RED.nodes.node(nodeId).questions, id);
+          const shipped = example(name).find((n) => n.type === type).questions;
+          assert.deepStrictEqual(questions, [...shipped, { topic: 'camera/gate/snapshot', question: 'Is the gate open?' }], `${name}: ${type} saves the table`);
+          continue;
+        }
         await editor.page.evaluate(() => (globalThis as any).RED.tray.close());
         await editor.page.waitForSelector('#dialog-form', { state: 'detached' });
       }

@@ -4,8 +4,8 @@
 // download: HubClient.download of the CDN URL (the request curl and pipe make; sha256 and writes included).
 // pull: the whole `pull` (listing, HEADs, the model's small files, the big one, links).
 // Each round runs the four in a rotated order (so none always gets the same slot) and prints the rates, the
-// ratios to curl and to the pipe, the CPU per MB of each client and of the server, and the load average; a last
-// line gives the medians. The server runs in a child process, so this process's CPU time is its clients' alone.
+// ratios to curl and to the pipe, the CPU per MB of each client (and of the Node clients' main thread, their
+// critical path) and of the server, and the load average; a last line gives the medians. The server runs in a child process, so this process's CPU time is its clients' alone.
 import { ChildProcess, fork, spawn } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
@@ -22,9 +22,22 @@ const BIG = 'onnx/decoder_model_merged.onnx_data';
 const METHODS = ['curl', 'pipe', 'download', 'pull'] as const;
 type Method = (typeof METHODS)[number];
 
-async function serve(dir: string): Promise<void> {
+/**
+ * The server process: builds the repo (a tiny model whose decoder has a big external-data file, the shape of a
+ * real 200 MB+ graph) and serves it; answers 'cpu' with its CPU seconds; 'quit' removes the repo and exits.
+ * Building here keeps the measuring process's heap as small as a downloader's.
+ */
+async function serve(mb: number): Promise<void> {
+  const dir = multiVariantRepoDir();
+  const out = fs.openSync(path.join(dir, BIG), 'w');
+  for (let i = 0; i < mb; i++) fs.writeSync(out, randomBytes(1 << 20));
+  fs.closeSync(out);
   const server = await startHubServer([{ repo: 'bench/big', dir }]);
-  process.on('message', () => {
+  process.on('message', (m) => {
+    if (m === 'quit') {
+      fs.rmSync(dir, { recursive: true, force: true });
+      process.exit(0);
+    }
     const used = process.cpuUsage();
     process.send!((used.user + used.system) / 1e6);
   });
@@ -55,7 +68,8 @@ function curl(url: string, target: string): Promise<number> {
 
 function pipeToFile(url: string, target: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
+    // A connection of its own, not pooled for the next client's request.
+    http.get(url, { agent: false }, (res) => {
       const out = fs.createWriteStream(target);
       res.pipe(out);
       out.on('finish', resolve);
@@ -64,19 +78,24 @@ function pipeToFile(url: string, target: string): Promise<void> {
   });
 }
 
+/** This process's main-thread CPU seconds (Linux; NaN elsewhere): the critical path of a Node client. */
+function mainThreadCpu(): number {
+  try {
+    const fields = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
 const round2 = (n: number) => Number(n.toFixed(2));
 
 async function main(): Promise<void> {
-  if (process.argv[2] === '--serve') return serve(process.argv[3]);
+  if (process.argv[2] === '--serve') return serve(Number(process.argv[3]));
   const mb = Number(process.argv[2] ?? 200);
   const rounds = Number(process.argv[3] ?? 5);
-  // A tiny model whose decoder has a big external-data file (the shape of a real 200 MB+ graph).
-  const repo = multiVariantRepoDir();
-  const out = fs.openSync(path.join(repo, BIG), 'w');
-  for (let i = 0; i < mb; i++) fs.writeSync(out, randomBytes(1 << 20));
-  fs.closeSync(out);
-  const child = fork(__filename, ['--serve', repo], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(__filename, ['--serve', String(mb)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const info = await ask<{ endpoint: string; cdn: string; etag: string }>(child);
   const url = `${info.cdn}/${info.etag}`;
   const megabytes = (mb << 20) / 1e6; // the big file; pull's other files add under 1 MB
@@ -98,7 +117,7 @@ async function main(): Promise<void> {
       }
     },
   };
-  const all: { rate: Record<Method, number>; cpu: Record<Method, number> }[] = [];
+  const all: { rate: Record<Method, number>; cpu: Record<Method, number>; mainCpu: Record<Method, number> }[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
       const load = os.loadavg()[0];
@@ -106,20 +125,23 @@ async function main(): Promise<void> {
       const rate = {} as Record<Method, number>;
       const cpu = {} as Record<Method, number>;
       const serverCpu = {} as Record<Method, number>;
+      const mainCpu = {} as Record<Method, number>;
       for (const name of order) {
         fs.rmSync(target, { force: true });
         const server0 = await ask<number>(child, 'cpu');
         const cpu0 = process.cpuUsage();
+        const main0 = mainThreadCpu();
         const t = process.hrtime.bigint();
         const outside = await methods[name]();
         const seconds = Number(process.hrtime.bigint() - t) / 1e9;
         const used = process.cpuUsage(cpu0);
+        if (name !== 'curl') mainCpu[name] = round2(((mainThreadCpu() - main0) * 1000) / megabytes);
         serverCpu[name] = round2(((await ask<number>(child, 'cpu')) - server0) * 1000 / megabytes);
         rate[name] = Math.round(megabytes / seconds);
         cpu[name] = round2((typeof outside === 'number' ? outside : (used.user + used.system) / 1e6) * 1000 / megabytes);
       }
       fs.rmSync(target, { force: true });
-      all.push({ rate, cpu });
+      all.push({ rate, cpu, mainCpu });
       console.log(JSON.stringify({
         round: r + 1,
         megabytes: mb,
@@ -129,6 +151,7 @@ async function main(): Promise<void> {
         download_over_pipe: round2(rate.download / rate.pipe),
         pull_over_curl: round2(rate.pull / rate.curl),
         client_cpu_ms_per_MB: cpu,
+        main_thread_cpu_ms_per_MB: mainCpu,
         server_cpu_ms_per_MB: serverCpu,
         load_average: [load, os.loadavg()[0]].map((l) => Number(l.toFixed(1))),
       }));
@@ -141,11 +164,11 @@ async function main(): Promise<void> {
       download_over_pipe: round2(med((x) => x.rate.download / x.rate.pipe)),
       pull_over_curl: round2(med((x) => x.rate.pull / x.rate.curl)),
       client_cpu_ms_per_MB: Object.fromEntries(METHODS.map((m) => [m, med((x) => x.cpu[m])])),
+      main_thread_cpu_ms_per_MB: Object.fromEntries(METHODS.slice(1).map((m) => [m, med((x) => x.mainCpu[m])])),
     }));
   } finally {
-    child.kill();
+    child.send('quit');
     fs.rmSync(target, { force: true });
-    fs.rmSync(repo, { recursive: true, force: true });
   }
 }
 

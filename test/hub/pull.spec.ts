@@ -256,6 +256,24 @@ describe('Hub pull', function () {
     assert.throws(() => new RepoCache(moved, REPO).cachedFile(commit, 'config.json'), /links outside the cache/);
   });
 
+  it('a link or file in the way of a snapshot path is refused: nothing is written through it', () => {
+    const cache = new RepoCache(cacheDir, REPO);
+    const commit = server.repo(REPO).commit;
+    const etag = server.repo(REPO).files.get('config.json')!.etag;
+    fs.mkdirSync(cache.blobsDir, { recursive: true });
+    fs.writeFileSync(cache.blob(etag), '{}');
+    // A snapshot folder that is a link to elsewhere (as a crafted cache or listing could leave it).
+    const elsewhere = fs.mkdtempSync(`${cacheDir}-elsewhere-`);
+    caches.push(elsewhere);
+    fs.mkdirSync(cache.snapshotDir(commit), { recursive: true });
+    fs.symlinkSync(elsewhere, path.join(cache.snapshotDir(commit), 'onnx'));
+    assert.throws(() => cache.link(commit, 'onnx/model.onnx', etag), /onnx is not a folder \(a file or link is in the way\): refused/);
+    // A file listed as config.json and another under config.json/.
+    cache.link(commit, 'config.json', etag);
+    assert.throws(() => cache.link(commit, 'config.json/x.json', etag), /config\.json is not a folder \(a file or link is in the way\): refused/);
+    assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the link');
+  });
+
   it('plain http only when the endpoint is http: an https Hub cannot send us to an http URL', async () => {
     const client = new HubClient(testSettings('https://hub.invalid', cacheDir, { token: 'hf_x' }));
     await assert.rejects(

@@ -4,7 +4,7 @@ import { strict as assert } from 'assert';
 import * as path from 'path';
 import { helper, repoRoot, useNodeRedHelper, coreNode } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
-import { validator } from '../generation/json-support';
+import { validator } from '../pipeline/generation/json-support';
 
 const llavaNodes = ['llava-model', 'llava-generate'].map((t) => require(path.join(repoRoot, 'dist', 'nodes', `${t}.js`)));
 const catchNode = coreNode('common/25-catch.js');

@@ -284,6 +284,40 @@ describe('LLaVA nodes in Node-RED', function () {
     ]);
   });
 
+  it('prompt template: a question per msg.topic from the table, the Question property for other topics; a bad table fails each message', async () => {
+    const questions = [
+      { topic: 'camera/door/snapshot', question: 'Is someone at the door?' },
+      { topic: 'camera/yard/snapshot', question: 'Is there an animal in the yard?' },
+    ];
+    await helper.load([...llavaNodes, ...coreNodes], flow(tiny().dir, [
+      { id: 'p1', type: 'llava-prompt-template', preset: 'vicuna_v1', question: 'What is in the image?', questionType: 'str', questions, wires: [['o1']] },
+      { id: 'p2', type: 'llava-prompt-template', preset: 'vicuna_v1', question: 'payload', questionType: 'msg', questions: [...questions, { topic: 'camera/door/snapshot', question: 'again?' }], wires: [['o1']] },
+      { id: 'o1', type: 'helper' },
+    ]));
+    const outs: Msg[] = [];
+    const caught: Msg[] = [];
+    helper.getNode('o1').on('input', (m: Msg) => outs.push(m));
+    helper.getNode('caught').on('input', (m: Msg) => caught.push(m));
+    for (const topic of ['camera/door/snapshot', 'camera/yard/snapshot', 'camera/garage/snapshot', undefined]) {
+      helper.getNode('p1').receive({ topic, payload: Buffer.from([0xff, 0xd8]) });
+    }
+    helper.getNode('p2').receive({ topic: 'camera/yard/snapshot', payload: 'ignored' });
+    const deadline = Date.now() + 10_000;
+    while (outs.length + caught.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Messages without a queue run at once: compare by topic.
+    assert.deepEqual(new Map(outs.map((m) => [m.topic, m.llava.chat.question])), new Map([
+      ['camera/door/snapshot', 'Is someone at the door?'],
+      ['camera/yard/snapshot', 'Is there an animal in the yard?'],
+      ['camera/garage/snapshot', 'What is in the image?'],
+      [undefined, 'What is in the image?'],
+    ]));
+    // The question is in the prompt as the user's text, where the template puts it.
+    const door = outs.find((m) => m.topic === 'camera/door/snapshot')!;
+    assert.deepEqual(door.llava.prompt, renderTemplate('vicuna_v1', { question: 'Is someone at the door?' }));
+    assert.equal(caught.length, 1);
+    assert.match(caught[0].error.message, /questions per topic: topic camera\/door\/snapshot is listed twice/);
+  });
+
   it('reads image files only inside the configured root folders', async () => {
     await helper.load([...llavaNodes, ...coreNodes], flow(tiny().dir, [
       { id: 'load', type: 'llava-image-load', model: 'model', wires: [['seen']] },

@@ -54,6 +54,20 @@ describe('llava build (CLI)', () => {
     return { c, weights, hf };
   }
 
+  it('--quantize-vision int8 quantizes the vision tower only; --accuracy-level needs a quantized graph', () => {
+    const out = path.join(root, 'tiny-qv');
+    const r = llava('build', '--tiny', '--out', out, '--quantize-vision', 'int8');
+    assert.equal(r.status, 0, r.stderr);
+    const folder = openModelFolder(out);
+    assert.ok(fs.readFileSync(folder.files.vision).includes('MatMulNBits'));
+    assert.ok(!fs.readFileSync(folder.files.decoder).includes('MatMulNBits'));
+    assert.equal((folder.config['node-red-contrib-llava'] as Record<string, unknown>).quantize_vision, 'int8');
+    const refused = llava('build', '--tiny', '--out', path.join(root, 'tiny-al'), '--accuracy-level', '0');
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /--accuracy-level applies to --quantize or --quantize-vision builds only/);
+    assert.match(llava('build', '--tiny', '--out', path.join(root, 'tiny-q3'), '--quantize-vision', 'int3').stderr, /--quantize-vision must be one of int4, int8/);
+  });
+
   it('--from: decoder logits of the converted safetensors checkpoint equal the reference on the same weights', async () => {
     const { c, weights, hf } = hfCheckpoint('hf-fp32');
     const out = path.join(root, 'from-hf-fp32');
@@ -84,12 +98,12 @@ describe('llava build (CLI)', () => {
   it('--from converts a Hugging Face checkpoint (safetensors + tokenizer) with int8 decoder weights', async () => {
     const { c, weights, hf } = hfCheckpoint('hf');
     const out = path.join(root, 'from-hf');
-    const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8', '--accuracy-level', '0');
+    const r = llava('build', '--from', hf, '--out', out, '--quantize', 'int8', '--accuracy-level', '0', '--block-size', '64', '--lm-head', 'fp32');
     assert.equal(r.status, 0, r.stderr);
     const folder = openModelFolder(out, 'int8');
     assert.ok(folder.files.decoder.endsWith('decoder_model_merged_int8.onnx'));
     const meta = folder.config['node-red-contrib-llava'] as Record<string, unknown>;
-    assert.deepEqual([meta.quantize, meta.accuracy_level, meta.variant], ['int8', 0, 'int8']);
+    assert.deepEqual([meta.quantize, meta.accuracy_level, meta.block_size, meta.lm_head, meta.variant], ['int8', 0, 64, 'fp32', 'int8']);
     assert.equal(fs.readFileSync(path.join(out, 'tokenizer.json'), 'utf8'), fs.readFileSync(path.join(hf, 'tokenizer.json'), 'utf8'));
     const pixels = wave(3 * 32 * 32, 2);
     const s = await ort.InferenceSession.create(folder.files.vision);

@@ -59,6 +59,30 @@ describe('onnx/quantize', () => {
       });
     }
   }
+  it('block size and the lm_head precision reach the graph (int4 blocks of 64, an int8 or fp32 lm_head)', async () => {
+    const c = architecture('tiny').config;
+    Object.assign(c.text_config, { hidden_size: 128, intermediate_size: 256 }); // K ≥ 64: blocks of 32 and 64 differ
+    const w = randomWeights(c, 5);
+    const names = quantizedWeightNames(c);
+    const body = names.slice(0, -1);
+    const head = names.slice(-1);
+    const S = 4;
+    const embeds = { data: Float64Array.from(wave(S * c.text_config.hidden_size, 0.4)), dims: [1, S, c.text_config.hidden_size] };
+    const positions = [...Array(S).keys()];
+    const reference = (weights: typeof w) => referenceDecoder(weights, c, { embeds, attentionMask: Array(S).fill(1), positionIds: positions }).logits.data;
+    const b64 = dequantizedWeights(w, body, 4, 64);
+    const quant = { bits: 4 as const, blockSize: 64, accuracyLevel: 0 };
+    for (const [lmHeadQuant, weights] of [[{ ...quant, bits: 8 as const }, dequantizedWeights(b64, head, 8, 64)], [null, b64]] as const) {
+      const s = await sessionOf(buildDecoderGraph(w, c, { variant: 'optimized', quant, lmHeadQuant }));
+      const { logits } = await runDecoder(s, c, embeds, Array(S).fill(1), positions);
+      const expected = reference(weights);
+      assert.ok(maxAbsDiff(logits, expected) < 1e-4, `lm_head ${lmHeadQuant ? 'int8' : 'fp32'}`);
+      // Not what blocks of 32 or an int4 lm_head would give.
+      assert.ok(maxAbsDiff(expected, reference(dequantizedWeights(w, names, 4, 32))) > 1e-3);
+      assert.ok(maxAbsDiff(expected, reference(dequantizedWeights(w, names, 4, 64))) > 1e-3);
+      await s.release();
+    }
+  });
 });
 
 describe('onnx/quantize: vision tower', () => {

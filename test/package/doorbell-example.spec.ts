@@ -12,7 +12,7 @@ import { RunningNodeRed, repoRoot, startNodeRed } from '../support/node-red';
 import { architecture } from '../../lib/onnx/architectures';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import { writeModelFolder } from '../../lib/onnx/write-model';
-import { validator } from '../generation/json-support';
+import { validator } from '../pipeline/generation/json-support';
 
 /**
  * A tiny model with random weights: it knows no JSON at all, so every valid answer is the constraint's work (the

@@ -271,6 +271,9 @@ describe('package: scorecard checks (offline)', () => {
     assert.strictEqual(camera.find((n) => n.type === 'mqtt in').datatype, 'buffer');
     assert.strictEqual(camera.find((n) => n.type === 'llava-generate').queuePolicy, 'latest');
     assert.strictEqual(camera.find((n) => n.type === 'llava-clip-encode').queuePolicy, 'latest', 'one waiting frame per camera before the vision encoder');
+    const perCamera = camera.find((n) => n.type === 'llava-prompt-template');
+    assert.deepStrictEqual(perCamera.questions.map((r: { topic: string }) => r.topic), ['camera/door/snapshot', 'camera/yard/snapshot'], 'a question per camera');
+    assert.deepStrictEqual([perCamera.questionType, perCamera.preset], ['str', 'model'], 'other cameras get a fixed question');
     // Several instances: a shared subscription over MQTT v5, blank client id, clean session, never No Local.
     const shared = flows.find((f) => f.file === 'mqtt-shared-cameras.json')!.nodes;
     assert.strictEqual(shared.find((n) => n.type === 'mqtt in').topic, '$share/llava/camera/+/snapshot');

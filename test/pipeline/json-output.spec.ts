@@ -6,7 +6,7 @@ import { getRuntime } from '../../lib/runtime';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { AnswerCutOffError, SchemaError } from '../../lib/pipeline/generation/json-schema';
 import { tinyModel } from '../support/tiny-model';
-import { validator } from '../generation/json-support';
+import { validator } from './generation/json-support';
 
 const DOORBELL = {
   type: 'object',

@@ -3,35 +3,14 @@
 // by step (prefill, steps, buffer growth, a beam reorder, snapshot/restore) without allocating a cache per step, fall
 // back to copy on a graph that concatenates (portable), and give the pipeline the same greedy and beam ids.
 import { strict as assert } from 'assert';
-import * as path from 'path';
 import sharp from 'sharp';
 import { kvShape } from '../../lib/pipeline/graph-check';
 import { KvDecoder, KvMode } from '../../lib/pipeline/decoder';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { getRuntime } from '../../lib/runtime';
-import { HostedSession, loadSession } from '../../lib/runtime/session-host';
-import type { TensorValue } from '../../lib/runtime/tensor';
-import type { WorkerSession } from '../../lib/runtime/types';
 import { wave } from '../onnx/support';
-import { TinyModel, tinyModel } from '../support/tiny-model';
-
-/** A real session whose runs are recorded: the past buffers fed and the outputs bound. */
-class RecordingSession implements WorkerSession {
-  readonly runs: Array<{ past: TensorValue['data']; bound: TensorValue['data'] | undefined }> = [];
-  constructor(private readonly inner: HostedSession) {}
-  get info() {
-    return this.inner.info;
-  }
-  run(feeds: Record<string, TensorValue>, fetch?: string[], outputs?: Record<string, TensorValue>) {
-    this.runs.push({ past: feeds['past_key_values.0.key'].data, bound: outputs?.['present.0.key']?.data });
-    return this.inner.run(feeds, fetch, outputs);
-  }
-}
-
-async function sessions(model: TinyModel): Promise<{ embed: HostedSession; decoder: HostedSession }> {
-  const open = (file: string) => loadSession(file, { modelPath: path.join(model.dir, 'onnx', file), providers: ['cpu'], threads: 1, config: {} });
-  return { embed: await open('embed_tokens.onnx'), decoder: await open('decoder_model_merged.onnx') };
-}
+import { decoderSessions, RecordingSession } from '../support/decoder-sessions';
+import { tinyModel } from '../support/tiny-model';
 
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
@@ -40,7 +19,7 @@ describe('decoder KV cache: shared buffer vs copy', () => {
 
   it('optimized graph: shared gives the copy logits through prefill, steps, growth, a beam reorder and a restore, with one buffer', async () => {
     const model = tinyModel({ decoder: 'optimized' });
-    const { embed, decoder } = await sessions(model);
+    const { embed, decoder } = await decoderSessions(model);
     const shape = kvShape(model.config);
     const recording = new RecordingSession(decoder);
     const shared = new KvDecoder(embed, recording, shape);
@@ -64,8 +43,9 @@ describe('decoder KV cache: shared buffer vs copy', () => {
     // Each step ran on one buffer, bound as its own present: nothing the size of the cache was made per step.
     assert.equal(recording.runs.length, 3);
     for (const r of recording.runs) {
-      assert.ok(r.bound === r.past, 'present bound to the past buffer');
-      assert.ok(r.past === recording.runs[0].past, 'the same buffer every step');
+      const past = r.feeds['past_key_values.0.key'].data;
+      assert.ok(r.bound?.['present.0.key']?.data === past, 'present bound to the past buffer');
+      assert.ok(past === recording.runs[0].feeds['past_key_values.0.key'].data, 'the same buffer every step');
     }
     for (const token of [5, 6, 7]) await Promise.all([shared.step([token], [0]), copy.step([token], [0])]);
     assert.equal(shared.cacheLength, 11); // past the reserved 8: the buffers grew and kept their contents
@@ -83,7 +63,7 @@ describe('decoder KV cache: shared buffer vs copy', () => {
 
   it('portable graph (Concat cache): shared falls back to copy', async () => {
     const model = tinyModel({ decoder: 'portable' });
-    const { embed, decoder } = await sessions(model);
+    const { embed, decoder } = await decoderSessions(model);
     const d = new KvDecoder(embed, decoder, kvShape(model.config));
     assert.equal(await d.useMode('shared'), 'copy');
     await Promise.all([embed.release(), decoder.release()]);

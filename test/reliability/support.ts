@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
 import { getRuntime } from '../../lib/runtime';
-import { paintedImage, pngClaiming, toSharp } from '../image/synthetic';
+import { paintedImage, pngClaiming, toSharp } from '../support/synthetic-images';
 import { helper, repoRoot } from '../support/node-red';
 import { processCpuMs } from '../support/cpu-time';
 

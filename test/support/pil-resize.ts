@@ -1,7 +1,7 @@
 // Pillow's BICUBIC/BILINEAR resize for 8-bit images (Image.resize) written plainly over whole images, plus the
 // three LLaVA preprocessing geometries built on it, so tests can compare our pipeline with what PIL would produce
 // on images of any size without Python. It follows the same algorithm as lib/pipeline/image-resample.ts, so it
-// is not an independent check by itself: preprocess-fidelity.spec holds both to real Pillow's pixels
+// is not an independent check by itself: test/pipeline/image-preprocess-fidelity.spec holds both to real Pillow's pixels
 // (test/fixtures/pil-resize.json, made by scripts/fixtures/pil-resize.py).
 //
 // Pillow's algorithm (libImaging/Resample.c), as reimplemented here:
