@@ -70,9 +70,10 @@ export type JsonFormat = { type: 'json' } | { type: 'json_schema'; schema: unkno
 export type FinishReason = 'eos' | 'length' | 'stop' | 'aborted' | 'time';
 
 /**
- * Milliseconds per stage (and the decode rate). One style across the package's results: fields are camelCase,
- * and the keys of a `timings` object are snake_case with their unit (…_ms, …_per_s), as msg.llava.generation.timings,
- * msg.llava.timings, `llava generate --json` and the example flows have always had them.
+ * Milliseconds per stage (and the decode rate). One style across the package's results: the library's and the
+ * nodes' fields are camelCase, and the keys of a `timings` object are snake_case with their unit (…_ms, …_per_s),
+ * as msg.llava.generation.timings, msg.llava.timings and the example flows have always had them. JSON for other
+ * programs (`llava generate --json`, the OpenAI-compatible server) is snake_case throughout, timings included.
  */
 export interface Timings {
   preprocess_ms: number;

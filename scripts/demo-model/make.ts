@@ -1,8 +1,7 @@
 // `npm run demo-model`: remakes demo-model/ from nothing: the synthetic scenes (export-data), the training
 // (train.py, Debian's python3-torch), then `llava build --from` on the trained checkpoint.
-// Training runs two one-cycle schedules: --steps at 2e-3, then --second-steps at 1e-3 from the first's weights (how
-// the shipped model was made). Options: --steps N --second-steps N --batch N, --scenes N, --work DIR (keep the
-// checkpoint there), --out DIR.
+// Training is one one-cycle schedule of --steps at --lr (the defaults are how the shipped model was made). Options:
+// --steps N --lr X --batch N, --scenes N, --work DIR (keep the checkpoint there), --out DIR.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -20,10 +19,10 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
 function main(): void {
   const { values } = parseArgs({
     options: {
-      steps: { type: 'string', default: '1500' },
-      'second-steps': { type: 'string', default: '1500' },
+      steps: { type: 'string', default: '2000' },
+      lr: { type: 'string', default: '2e-3' },
       batch: { type: 'string', default: '32' },
-      scenes: { type: 'string', default: '12000' },
+      scenes: { type: 'string', default: '20000' },
       work: { type: 'string' },
       out: { type: 'string', default: path.join(repoRoot, 'demo-model') },
     },
@@ -34,12 +33,7 @@ function main(): void {
   // One BLAS thread: the model is small, and more threads only contend on a 2-core machine.
   const train = path.join(repoRoot, 'scripts', 'demo-model', 'train.py');
   const env = { ...process.env, OPENBLAS_NUM_THREADS: '1' };
-  const common = ['--batch', values.batch!, '--threads', '1'];
-  run('/usr/bin/python3', [train, work, '--steps', values.steps!, '--lr', '2e-3', ...common], env);
-  const first = path.join(work, 'first-schedule.safetensors');
-  fs.renameSync(path.join(work, 'model.safetensors'), first);
-  run('/usr/bin/python3', [train, work, '--steps', values['second-steps']!, '--lr', '1e-3', '--init', first, ...common], env);
-  fs.rmSync(first);
+  run('/usr/bin/python3', [train, work, '--steps', values.steps!, '--lr', values.lr!, '--batch', values.batch!, '--threads', '1'], env);
   fs.rmSync(values.out!, { recursive: true, force: true });
   run(process.execPath, [path.join(repoRoot, 'dist', 'lib', 'cli.js'), 'build', '--from', work, '--out', values.out!]);
   if (!values.work) fs.rmSync(work, { recursive: true, force: true });

@@ -5,14 +5,17 @@ LLaVA checkpoint (model.safetensors, llava-hf weight names) in the same folder, 
 The model is the architecture our ONNX builder writes (transformers' LlavaForConditionalGeneration): a CLIP vision
 tower (bias-free patch conv, class token, pre-LayerNorm, quick-GELU MLPs) whose penultimate layer, class token
 dropped, goes through the mlp2x_gelu projector into a LLaMA decoder (RMSNorm, rotate-half RoPE, grouped-query
-attention, SwiGLU). Only the caption tokens (and EOS) are trained on, as in LLaVA's instruction tuning, plus one
-auxiliary loss that plays the part of LLaVA's feature-alignment stage: from the mean of the projected image features,
-a linear probe predicts which words the caption contains. Without it the decoder first learns the captions' grammar
-and takes thousands of steps to start reading the image; the probe is not part of the saved model.
+attention, SwiGLU). Only the caption tokens (and EOS) are trained on, as in LLaVA's instruction tuning, plus two
+auxiliary losses that play the part of LLaVA's feature-alignment stage: from the mean of the projected image features,
+a linear probe predicts which words the caption contains, and from each patch's projected feature another predicts
+the colour and shape of the object centred in that patch (or none). Without them the decoder first learns the
+captions' grammar and takes thousands of steps to start reading the image; the probes are not part of the saved model.
+Every --eval-every steps it captions the held-out scenes (eval/) greedily and prints the share exactly right.
 
-Usage: /usr/bin/python3 scripts/demo-model/train.py CHECKPOINT_DIR [--steps N] [--batch N] [--threads N] [--init FILE]
-Needs Debian's python3-torch and python3-numpy (apt-get install python3-torch python3-numpy). Seeded: the same
-data, steps and threads give the same weights on the same torch build.
+Usage: /usr/bin/python3 scripts/demo-model/train.py CHECKPOINT_DIR [--steps N] [--batch N] [--lr X] [--threads N]
+Needs Debian's python3-torch and python3-numpy (apt-get install python3-torch python3-numpy), and an optimized BLAS
+(libopenblas0-pthread): with Debian's reference BLAS a step is about 7x slower. Seeded: the same data, steps and
+threads give the same weights on the same torch build.
 """
 import argparse
 import json
@@ -44,10 +47,12 @@ class VisionTower(nn.Module):
     def forward(self, pixels, feature_layer):
         x = self.patch_embedding(pixels).flatten(2).transpose(1, 2)
         x = torch.cat([self.class_embedding.expand(x.shape[0], 1, -1), x], dim=1) + self.position_embedding.weight
-        hidden = [self.pre_layrnorm(x)]
-        for layer in self.layers:
-            hidden.append(layer(hidden[-1], self.heads))
-        return hidden[feature_layer][:, 1:]  # 'default' strategy: the class token dropped
+        # Hidden state k is after k layers; the layers past the feature layer do not change the features: skip them.
+        used = feature_layer % (len(self.layers) + 1)
+        x = self.pre_layrnorm(x)
+        for layer in self.layers[:used]:
+            x = layer(x, self.heads)
+        return x[:, 1:]  # 'default' strategy: the class token dropped
 
 
 class VisionLayer(nn.Module):
@@ -131,12 +136,16 @@ class Llava(nn.Module):
         self.norm = RMSNorm(t["hidden_size"], t["rms_norm_eps"])
         self.lm_head = nn.Linear(t["hidden_size"], t["vocab_size"], bias=False)
         self.theta, self.hd = t["rope_theta"], t["head_dim"]
-        self.caption_words = nn.Linear(t["hidden_size"], t["vocab_size"])  # the auxiliary probe (not saved)
+        # The auxiliary probes (not saved): the caption's words from all image features, and for each patch what object
+        # has its centre there (none, or one of 4 colours × 3 shapes).
+        self.caption_words = nn.Linear(t["hidden_size"], t["vocab_size"])
+        self.centres = nn.Linear(t["hidden_size"], 13)
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
 
-    def forward(self, ids, image_mask, pixels):
+    def forward(self, ids, image_mask, pixels, predict=None):
+        """The logits at the positions `predict` marks (all of them when None), and the two probes' logits."""
         features = self.linear_2(F.gelu(self.linear_1(self.vision(pixels, self.feature_layer))))  # erf GELU
         x = self.embed_tokens(ids).clone()
         x[image_mask] = features.reshape(-1, features.shape[-1])
@@ -148,7 +157,8 @@ class Llava(nn.Module):
         mask = torch.full((n, n), float("-inf")).triu(1)
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
-        return self.lm_head(self.norm(x)), self.caption_words(features.mean(dim=1))
+        x = self.norm(x)
+        return self.lm_head(x if predict is None else x[predict]), self.caption_words(features.mean(dim=1)), self.centres(features)
 
     def hf_parameters(self):
         """The saved parameters under llava-hf's names (transformers < 4.52 layout)."""
@@ -186,15 +196,6 @@ class Llava(nn.Module):
         return out
 
 
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-        blob = f.read()
-    return {name: np.frombuffer(blob, dtype="<f4", count=int(np.prod(h["shape"])), offset=h["data_offsets"][0]).reshape(h["shape"])
-            for name, h in header.items() if name != "__metadata__"}
-
-
 def write_safetensors(path, tensors):
     """The safetensors format: an 8-byte little-endian header length, a JSON header, then the raw tensors."""
     header, offset = {}, 0
@@ -210,7 +211,7 @@ def write_safetensors(path, tensors):
             f.write(tensors[name].astype("<f4").tobytes())
 
 
-def batches(data, pixels, batch_size, vocab_size, generator):
+def batches(data, pixels, batch_size, vocab_size, grid, generator):
     """Random (scene, prompt) pairs; sequences in a batch share a prompt, so they need no padding but the caption's."""
     prompts, captions = data["prompts"], data["captions"]
     while True:
@@ -229,9 +230,51 @@ def batches(data, pixels, batch_size, vocab_size, generator):
         image_mask = torch.zeros_like(ids, dtype=torch.bool)
         image_mask[:, prompt["imagePositions"]] = True
         words = torch.zeros(batch_size, vocab_size)
+        centres = torch.zeros(batch_size, grid * grid, dtype=torch.long)
         for row, s in enumerate(scenes):
             words[row, captions[s][:-1]] = 1.0
-        yield ids, image_mask, torch.from_numpy(np.asarray(pixels[scenes])), labels, words
+            for colour, shape, x, y in data["objects"][s]:
+                centres[row, int(y * grid) * grid + int(x * grid)] = 1 + colour * 3 + shape
+        yield ids, image_mask, torch.from_numpy(np.asarray(pixels[scenes])), labels, words, centres
+
+
+def load_set(folder, name):
+    data = json.load(open(os.path.join(folder, name, "examples.json")))
+    size = data["imageSize"]
+    pixels = np.memmap(os.path.join(folder, name, "pixels.f32"), dtype="<f4", mode="r").reshape(-1, 3, size, size)
+    return data, pixels
+
+
+@torch.no_grad()
+def held_out_accuracy(model, data, pixels, eos, prompt_index=1, max_tokens=24):
+    """Greedy captions of the held-out scenes (the chat prompt with the default question, as `llava generate` asks):
+    the share whose caption comes out exactly right, and a few of the misses."""
+    model.eval()
+    prompt, captions = data["prompts"][prompt_index], data["captions"]
+    right, misses = 0, []
+    for first in range(0, len(captions), 50):
+        scenes = list(range(first, min(first + 50, len(captions))))
+        ids = torch.tensor([prompt["ids"]] * len(scenes))
+        px = torch.from_numpy(np.asarray(pixels[scenes]))
+        out = [[] for _ in scenes]
+        for _ in range(max_tokens):
+            image_mask = torch.zeros_like(ids, dtype=torch.bool)
+            image_mask[:, prompt["imagePositions"]] = True
+            logits, _, _ = model(ids, image_mask, px)
+            nxt = logits[:, -1].argmax(-1)
+            for row, t in enumerate(nxt.tolist()):
+                if not out[row] or out[row][-1] != eos:
+                    out[row].append(t)
+            if all(o and o[-1] == eos for o in out):
+                break
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+        for row, s in enumerate(scenes):
+            if out[row] == captions[s]:
+                right += 1
+            elif len(misses) < 5:
+                misses.append(f"{data['captionTexts'][s]!r} (got other ids)")
+    model.train()
+    return right / len(captions), misses
 
 
 def main():
@@ -241,31 +284,30 @@ def main():
     parser.add_argument("--batch", type=int, default=48)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--init", help="start from this model.safetensors (a second, warm-restarted schedule)")
+    parser.add_argument("--centre-weight", type=float, default=1.0)
+    parser.add_argument("--eval-every", type=int, default=1000)
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(args.threads)
     config = json.load(open(os.path.join(args.checkpoint, "config.json")))
-    data = json.load(open(os.path.join(args.checkpoint, "train", "examples.json")))
-    size = data["imageSize"]
-    pixels = np.memmap(os.path.join(args.checkpoint, "train", "pixels.f32"), dtype="<f4", mode="r").reshape(-1, 3, size, size)
+    data, pixels = load_set(args.checkpoint, "train")
+    held_out = load_set(args.checkpoint, "eval")
+    eos = config["text_config"]["eos_token_id"]
     model = Llava(config)
-    if args.init:
-        saved = read_safetensors(args.init)
-        with torch.no_grad():
-            for name, param in model.hf_parameters().items():
-                param.copy_(torch.from_numpy(saved[name].copy()))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(SEED)
-    stream = batches(data, pixels, args.batch, config["text_config"]["vocab_size"], generator)
+    v = config["vision_config"]
+    stream = batches(data, pixels, args.batch, config["text_config"]["vocab_size"], v["image_size"] // v["patch_size"], generator)
     start = time.time()
     for step in range(1, args.steps + 1):
-        ids, image_mask, px, labels, words = next(stream)
-        logits, word_logits = model(ids, image_mask, px)
-        logits = logits[:, :-1]
-        caption_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        ids, image_mask, px, labels, words, centres = next(stream)
+        # Position i predicts token i+1: only the caption's positions are scored.
+        predict = F.pad(labels != -100, (0, 1))
+        logits, word_logits, centre_logits = model(ids, image_mask, px, predict)
+        caption_loss = F.cross_entropy(logits, labels[labels != -100])
         loss = caption_loss + F.binary_cross_entropy_with_logits(word_logits, words) * words.shape[1] / 16
+        loss = loss + args.centre_weight * F.cross_entropy(centre_logits.reshape(-1, 13), centres.reshape(-1))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -273,6 +315,9 @@ def main():
         schedule.step()
         if step % 100 == 0 or step == args.steps:
             print(f"step {step}/{args.steps} caption loss {caption_loss.item():.4f}, total {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+        if step % args.eval_every == 0 or step == args.steps:
+            exact, misses = held_out_accuracy(model, *held_out, eos)
+            print(f"step {step}: held-out captions exactly right {exact * 100:.1f} %; missed e.g. {misses}", flush=True)
     tensors = {name: p.detach().float().contiguous().numpy() for name, p in model.hf_parameters().items()}
     write_safetensors(os.path.join(args.checkpoint, "model.safetensors"), tensors)
     print(f"wrote {os.path.join(args.checkpoint, 'model.safetensors')}")

@@ -1,8 +1,9 @@
 // The shipped demo model (demo-model/, made by scripts/demo-model) sees: it captions synthetic scenes it was not
 // trained on, through the prompts a user gets (the model's own chat template, and the caption example's template).
-// The bounds are what this model reaches (measured on 100 held-out scenes: colours right 86 %, whole caption 27 %),
-// with a margin; a model that does not look at the image gets the colours right in about 1 scene in 10. The aim
-// (whole caption ≥ 90 %) needs more training than it has had: see README "The demo model".
+// The bounds are what this model reaches (measured on these 60 scenes with each prompt: colours right 90 %, whole
+// caption 50 %; on 100: 88 % and 55 %), with a margin; a model that does not look at the image gets the colours
+// right in about 1 scene in 10. The aim (whole caption ≥ 90 %) needs more training than it has had: see README
+// "The demo model".
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -15,8 +16,8 @@ import { repoRoot } from '../support/node-red';
 
 const DEMO_DIR = path.join(repoRoot, 'demo-model');
 const SCENES = 60;
-const COLOURS_RIGHT = 0.7;
-const EXACT = 0.15;
+const COLOURS_RIGHT = 0.8;
+const EXACT = 0.35;
 
 /** The colour words of a caption, in order: what a model that sees gets right first. */
 function colourWords(text: string): string {
@@ -54,7 +55,7 @@ describe('demo model: captions held-out synthetic scenes', function () {
   it('is a real model folder of the package, small enough to ship', () => {
     const bytes = fs.readdirSync(path.join(DEMO_DIR, 'onnx')).reduce((sum, f) => sum + fs.statSync(path.join(DEMO_DIR, 'onnx', f)).size, 0);
     assert.ok(bytes < 8 * 2 ** 20, `demo model is ${bytes} bytes`);
-    assert.equal(model.folder.config.vision_config.image_size, 64);
+    assert.equal(model.folder.config.vision_config.image_size, 96);
   });
 
   it('sees the scene with the model\'s own prompt (llava generate, a plain question)', async () => {
