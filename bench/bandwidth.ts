@@ -26,9 +26,20 @@ async function threadsBandwidth(threads: number): Promise<number> {
   new Float64Array(buffer).fill(1);
   const n = BYTES / 8;
   const per = Math.ceil(n / threads / 4) * 4;
-  const workers = Array.from({ length: threads }, (_, t) =>
-    new Worker(SUM_WORKER, { eval: true, workerData: { buffer, start: t * per, end: Math.min(n, (t + 1) * per) } }));
-  const round = () => Promise.all(workers.map((w) => new Promise((resolve) => { w.once('message', resolve); w.postMessage(0); })));
+  const workers = Array.from(
+    { length: threads },
+    (_, t) => new Worker(SUM_WORKER, { eval: true, workerData: { buffer, start: t * per, end: Math.min(n, (t + 1) * per) } }),
+  );
+  const round = () =>
+    Promise.all(
+      workers.map(
+        (w) =>
+          new Promise((resolve) => {
+            w.once('message', resolve);
+            w.postMessage(0);
+          }),
+      ),
+    );
   try {
     await round(); // JIT warm-up
     let best = Infinity;

@@ -20,7 +20,13 @@ const QK4_0 = 32;
 /** Bytes of one Q4_0 block: an fp16 scale and 32 4-bit values. */
 const Q4_0_BLOCK_BYTES = 2 + QK4_0 / 2;
 
-enum ValueType { INT32 = 5, UINT32 = 4, FLOAT32 = 6, STRING = 8, ARRAY = 9 }
+enum ValueType {
+  INT32 = 5,
+  UINT32 = 4,
+  FLOAT32 = 6,
+  STRING = 8,
+  ARRAY = 9,
+}
 type Scalar = { type: ValueType.UINT32 | ValueType.INT32 | ValueType.FLOAT32; value: number } | { type: ValueType.STRING; value: string };
 type Value = Scalar | { type: ValueType.ARRAY; items: ValueType.INT32 | ValueType.FLOAT32 | ValueType.STRING; values: Array<number | string> };
 
@@ -149,7 +155,10 @@ function tensorBytes(ne: number[], type: GgufType): number {
  * vocabulary: a byte-fallback SentencePiece one (<unk>, <s>, </s>, the 256 bytes, then placeholders).
  */
 function placeholderVocabulary(size: number): Array<[string, Value]> {
-  const NORMAL = 1, UNKNOWN = 2, CONTROL = 3, BYTE = 6;
+  const NORMAL = 1,
+    UNKNOWN = 2,
+    CONTROL = 3,
+    BYTE = 6;
   const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, '0')}>`)];
   if (size < tokens.length) throw new Error(`vocab_size ${size} is smaller than the ${tokens.length} tokens of the placeholder vocabulary`);
   const types = [UNKNOWN, CONTROL, CONTROL, ...new Array<number>(256).fill(BYTE)];

@@ -19,6 +19,8 @@ export async function benchImage(cacheDir: string): Promise<string> {
     }
   }
   fs.mkdirSync(cacheDir, { recursive: true });
-  await sharp(rgb, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toFile(file);
+  await sharp(rgb, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toFile(file);
   return file;
 }

@@ -43,7 +43,10 @@ const BUILDER_DIRS = [path.join(__dirname, '..', 'lib', 'onnx'), path.join(__dir
 function builderFingerprint(): string {
   const hash = crypto.createHash('sha256');
   for (const dir of BUILDER_DIRS) {
-    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.js')).sort()) {
+    for (const f of fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.js'))
+      .sort()) {
       hash.update(f).update(fs.readFileSync(path.join(dir, f)));
     }
   }
@@ -64,7 +67,12 @@ export function modelSpecs(quick: boolean): ModelSpec[] {
   const families: Array<Omit<ModelSpec, 'decoder' | 'quantize' | 'quantizeVision'>> = [
     { name: 'tiny', arch: 'tiny' },
     // ~175 MB fp32 decoder: a step takes a few ms, so per-token costs outside onnxruntime show.
-    { name: '8x512', arch: 'llava-0.5b', visionLayers: 2, text: { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1536, vocab_size: 32000 } },
+    {
+      name: '8x512',
+      arch: 'llava-0.5b',
+      visionLayers: 2,
+      text: { hidden_size: 512, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 8, intermediate_size: 1536, vocab_size: 32000 },
+    },
     { name: '0.5b', arch: 'llava-0.5b', visionLayers: BENCH_VISION_LAYERS },
     ...(quick ? [] : [{ name: '7b-2L', arch: 'llava-1.5-7b', textLayers: 2, visionLayers: BENCH_VISION_LAYERS }]),
   ];

@@ -22,7 +22,10 @@ export interface PreprocessBench {
 
 const SIZE = 336;
 const CLIP: PreprocessOptions = {
-  mode: 'crop', size: SIZE, mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711],
+  mode: 'crop',
+  size: SIZE,
+  mean: [0.48145466, 0.4578275, 0.40821073],
+  std: [0.26862954, 0.26130258, 0.27577711],
 };
 const RESAMPLERS: Resampler[] = ['pil', 'libvips'];
 

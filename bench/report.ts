@@ -75,13 +75,17 @@ function pushTable(out: string[], title: string, header: string[], rows: string[
 
 export function printReport(cases: CaseSummary[], families: FamilySummary[], info: RunInfo): void {
   const out: string[] = [];
-  out.push(`| model | decoder | engine | preprocess ms | vision ms | projector ms | prefill ms | TTFT ms | decode tok/s | peak RSS GB (× model) | event loop max ms |`);
+  out.push(
+    `| model | decoder | engine | preprocess ms | vision ms | projector ms | prefill ms | TTFT ms | decode tok/s | peak RSS GB (× model) | event loop max ms |`,
+  );
   out.push('|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const c of cases) {
     for (const [kind, e] of Object.entries(c.engines)) {
       const x = e.figures;
       const rss = `${gb(e.peakRssBytes)} (${f(e.peakRssBytes / c.modelBytes, 2)})`;
-      out.push(`| ${c.family} | ${c.variant} | ${kind} | ${f(x.preprocess_ms)} | ${f(x.vision_ms)} | ${f(x.projector_ms)} | ${f(x.prefill_ms)} | ${f(x.ttft_ms)} | ${f(x.decode_tok_s, 2)} | ${rss} | ${f(x.event_loop_max_ms, 1)} |`);
+      out.push(
+        `| ${c.family} | ${c.variant} | ${kind} | ${f(x.preprocess_ms)} | ${f(x.vision_ms)} | ${f(x.projector_ms)} | ${f(x.prefill_ms)} | ${f(x.ttft_ms)} | ${f(x.decode_tok_s, 2)} | ${rss} | ${f(x.event_loop_max_ms, 1)} |`,
+      );
     }
   }
   const llamaRows: string[][] = [];
@@ -93,32 +97,66 @@ export function printReport(cases: CaseSummary[], families: FamilySummary[], inf
       const prefill = (x: RunFigures) => (ours.prompt_tokens * 1000) / x.prefill_ms;
       const busyOurs = c.engines['ours busy']?.figures.decode_tok_s;
       const busyLlama = c.engines['llama.cpp busy']?.figures.decode_tok_s;
-      llamaRows.push([c.family, c.variant, `${f(prefill(ours))} · ${f(prefill(llama))}`, `${f(ours.decode_tok_s, 1)} · ${f(llama.decode_tok_s, 1)}`,
+      llamaRows.push([
+        c.family,
+        c.variant,
+        `${f(prefill(ours))} · ${f(prefill(llama))}`,
+        `${f(ours.decode_tok_s, 1)} · ${f(llama.decode_tok_s, 1)}`,
         `${f(ratio(prefill(ours), prefill(llama)), 2)} · ${f(ratio(ours.decode_tok_s, llama.decode_tok_s), 2)}`,
-        `${f(busyOurs, 1)} · ${f(busyLlama, 1)}`, f(ratio(busyOurs, busyLlama), 2)]);
+        `${f(busyOurs, 1)} · ${f(busyLlama, 1)}`,
+        f(ratio(busyOurs, busyLlama), 2),
+      ]);
     }
     if (ours) {
-      firstRows.push([c.family, c.variant, `${f(ours.load_ms)} (${f(ours.warmup_ms)})`, `${f(ours.first_ttft_ms)} · ${f(ours.ttft_ms)}`,
-        `${f(ours.first_prefill_ms)} · ${f(ours.prefill_ms)}`, `${f(ours.first_decode_tok_s, 2)} · ${f(ours.decode_tok_s, 2)}`]);
+      firstRows.push([
+        c.family,
+        c.variant,
+        `${f(ours.load_ms)} (${f(ours.warmup_ms)})`,
+        `${f(ours.first_ttft_ms)} · ${f(ours.ttft_ms)}`,
+        `${f(ours.first_prefill_ms)} · ${f(ours.prefill_ms)}`,
+        `${f(ours.first_decode_tok_s, 2)} · ${f(ours.decode_tok_s, 2)}`,
+      ]);
     }
   }
-  pushTable(out, 'llama.cpp (node-llama-cpp) on a GGUF of the same weights (F32 for fp32, Q4_0 for every int4 matrix), same prompt length; "busy": beside a busy-loop process:',
-    ['model', 'weights', 'prefill tok/s ours · llama.cpp', 'decode tok/s ours · llama.cpp', 'ours ÷ llama.cpp prefill · decode', 'busy decode tok/s ours · llama.cpp', 'busy ours ÷ llama.cpp'], llamaRows);
-  pushTable(out, 'First frame after the load (the load includes its warm-up) against the frames after it, ours:',
-    ['model', 'decoder', 'load ms (warm-up)', 'TTFT ms first · next', 'prefill ms first · next', 'decode tok/s first · next'], firstRows);
+  pushTable(
+    out,
+    'llama.cpp (node-llama-cpp) on a GGUF of the same weights (F32 for fp32, Q4_0 for every int4 matrix), same prompt length; "busy": beside a busy-loop process:',
+    [
+      'model',
+      'weights',
+      'prefill tok/s ours · llama.cpp',
+      'decode tok/s ours · llama.cpp',
+      'ours ÷ llama.cpp prefill · decode',
+      'busy decode tok/s ours · llama.cpp',
+      'busy ours ÷ llama.cpp',
+    ],
+    llamaRows,
+  );
+  pushTable(
+    out,
+    'First frame after the load (the load includes its warm-up) against the frames after it, ours:',
+    ['model', 'decoder', 'load ms (warm-up)', 'TTFT ms first · next', 'prefill ms first · next', 'decode tok/s first · next'],
+    firstRows,
+  );
   out.push('');
   out.push('| model | decoder | decoder GB | ours / transformers.js | ours / bare loop | floor tok/s | ours / floor |');
   out.push('|---|---|--:|--:|--:|--:|--:|');
   for (const c of cases) {
     const r = c.ratios;
-    out.push(`| ${c.family} | ${c.variant} | ${gb(c.decoderBytes)} | ${f(r.oursVsTransformersJs, 2)} | ${f(r.oursVsBare, 2)} | ${f(c.floorTokS, 2)} | ${f(r.oursVsFloor, 2)} |`);
+    out.push(
+      `| ${c.family} | ${c.variant} | ${gb(c.decoderBytes)} | ${f(r.oursVsTransformersJs, 2)} | ${f(r.oursVsBare, 2)} | ${f(c.floorTokS, 2)} | ${f(r.oursVsFloor, 2)} |`,
+    );
   }
   out.push('');
   for (const fam of families) {
     const ours = fam.visionSweep[PIPELINE_VISION];
-    const sweep = Object.entries(fam.visionSweep).filter(([n]) => n !== PIPELINE_VISION).sort((a, b) => a[1] - b[1]);
+    const sweep = Object.entries(fam.visionSweep)
+      .filter(([n]) => n !== PIPELINE_VISION)
+      .sort((a, b) => a[1] - b[1]);
     if (sweep.length) {
-      out.push(`${fam.name} vision encoder: pipeline ${f(ours)} ms; best onnxruntime configuration "${sweep[0][0]}" ${f(sweep[0][1])} ms → ${f(ratio(ours, sweep[0][1]), 2)}×`);
+      out.push(
+        `${fam.name} vision encoder: pipeline ${f(ours)} ms; best onnxruntime configuration "${sweep[0][0]}" ${f(sweep[0][1])} ms → ${f(ratio(ours, sweep[0][1]), 2)}×`,
+      );
       out.push(`  sweep: ${sweep.map(([n, ms]) => `${n} ${f(ms)}`).join('; ')}`);
     }
     const int4 = cases.find((c) => c.family === fam.name && c.variant === 'optimized int4')?.engines.ours?.figures.decode_tok_s;
@@ -128,9 +166,11 @@ export function printReport(cases: CaseSummary[], families: FamilySummary[], inf
     }
   }
   const bw = info.bandwidth;
-  out.push(`memory read bandwidth ${f(bw.bytesPerSecond / 1e9, 1)} GB/s (threads ${f(bw.threadsSum / 1e9, 1)}, onnxruntime GEMV ${f(bw.ortGemv / 1e9, 1)}); ` +
-    `${info.repeats} repeat(s) (medians), ${info.tokens} tokens; load average ${info.loadStart.map((l) => l.toFixed(1)).join('/')} → ` +
-    `${info.loadEnd.map((l) => l.toFixed(1)).join('/')}; ${f(info.seconds)} s`);
+  out.push(
+    `memory read bandwidth ${f(bw.bytesPerSecond / 1e9, 1)} GB/s (threads ${f(bw.threadsSum / 1e9, 1)}, onnxruntime GEMV ${f(bw.ortGemv / 1e9, 1)}); ` +
+      `${info.repeats} repeat(s) (medians), ${info.tokens} tokens; load average ${info.loadStart.map((l) => l.toFixed(1)).join('/')} → ` +
+      `${info.loadEnd.map((l) => l.toFixed(1)).join('/')}; ${f(info.seconds)} s`,
+  );
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
@@ -145,10 +185,22 @@ export function batchingLines(results: Array<{ model: BuiltModel; out: CaseOutpu
         const [batched, serial] = [x[`${kind}_${c}_batched_${per}`], x[`${kind}_${c}_serial_${per}`]];
         return `${f(batched, 1)} · ${f(serial, 1)} (${f(ratio(batched, serial), 2)}×)`;
       };
-      rows.push([model.spec.name, variantLabel(model.spec), String(c), cell('camera', 'tok_s'), cell('text', 'tok_s'), cell('camera', 'tok_cpu_s'), cell('text', 'tok_cpu_s')]);
+      rows.push([
+        model.spec.name,
+        variantLabel(model.spec),
+        String(c),
+        cell('camera', 'tok_s'),
+        cell('text', 'tok_s'),
+        cell('camera', 'tok_cpu_s'),
+        cell('text', 'tok_cpu_s'),
+      ]);
     }
   }
-  pushTable(out, 'Continuous batching (ours): generated tokens per second of wall time and of CPU time, requests at once · one after another (ratio); camera: image prompt, text: a short prompt (decode-bound):',
-    ['model', 'decoder', 'requests', 'camera tok/s', 'text tok/s', 'camera tok per CPU-s', 'text tok per CPU-s'], rows);
+  pushTable(
+    out,
+    'Continuous batching (ours): generated tokens per second of wall time and of CPU time, requests at once · one after another (ratio); camera: image prompt, text: a short prompt (decode-bound):',
+    ['model', 'decoder', 'requests', 'camera tok/s', 'text tok/s', 'camera tok per CPU-s', 'text tok per CPU-s'],
+    rows,
+  );
   return out;
 }

@@ -190,12 +190,38 @@ async function main(): Promise<void> {
 
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  const raw = models.map((m) => ({ folder: path.basename(m.dir), spec: m.spec, decoderBytes: m.decoderBytes, modelBytes: m.modelBytes, outputs: outputs.get(m) }));
-  fs.writeFileSync(file, JSON.stringify({
-    quick, repeats, tokens, prompt: PROMPT, seconds, loadStart, loadEnd, cores: os.availableParallelism(),
-    memoryBytes: os.totalmem(), bandwidth, cases, families, preprocess,
-    batching: [...batching].map(([m, out]) => ({ folder: path.basename(m.dir), runs: out.runs })), raw, errors,
-  }, null, 2));
+  const raw = models.map((m) => ({
+    folder: path.basename(m.dir),
+    spec: m.spec,
+    decoderBytes: m.decoderBytes,
+    modelBytes: m.modelBytes,
+    outputs: outputs.get(m),
+  }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        quick,
+        repeats,
+        tokens,
+        prompt: PROMPT,
+        seconds,
+        loadStart,
+        loadEnd,
+        cores: os.availableParallelism(),
+        memoryBytes: os.totalmem(),
+        bandwidth,
+        cases,
+        families,
+        preprocess,
+        batching: [...batching].map(([m, out]) => ({ folder: path.basename(m.dir), runs: out.runs })),
+        raw,
+        errors,
+      },
+      null,
+      2,
+    ),
+  );
   log(`wrote ${path.relative(ROOT, file)} (${seconds.toFixed(0)} s in all)`);
 }
 

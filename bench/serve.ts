@@ -31,9 +31,13 @@ function median(values: number[]): number {
 }
 
 async function startServer(dir: string, parallel: number): Promise<{ url: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--model', dir, '--port', '0', '--provider', 'cpu', '--parallel', String(parallel), '--model-name', 'bench'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--model', dir, '--port', '0', '--provider', 'cpu', '--parallel', String(parallel), '--model-name', 'bench'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -43,9 +47,16 @@ async function startServer(dir: string, parallel: number): Promise<{ url: string
     child.kill('SIGTERM');
     await exited;
   };
-  for (const deadline = Date.now() + 300_000; ; ) {
+  for (const deadline = Date.now() + 300_000; ;) {
     const url = /listening on (\S+)/.exec(out)?.[1];
-    if (url && (await fetch(`${url}/health`).then((r) => r.ok, () => false))) return { url, stop };
+    if (
+      url &&
+      (await fetch(`${url}/health`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    )
+      return { url, stop };
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`llava serve did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -86,7 +97,12 @@ async function main(): Promise<void> {
 
   // One server for every client count: --parallel 4 admits all of them (the runtime still runs one ORT call at a time).
   const server = await startServer(model.dir, Math.max(...clientCounts));
-  const remote = new RemoteEngine({ baseUrl: server.url, model: 'bench', concurrency: Math.max(...clientCounts), timeouts: { firstTokenMs: 600_000, totalMs: 900_000 } });
+  const remote = new RemoteEngine({
+    baseUrl: server.url,
+    model: 'bench',
+    concurrency: Math.max(...clientCounts),
+    timeouts: { firstTokenMs: 600_000, totalMs: 900_000 },
+  });
   const throughput: Array<Record<string, number>> = [];
   try {
     await remote.generate(request); // warm-up: sessions, caches
@@ -102,7 +118,9 @@ async function main(): Promise<void> {
         first_token_median_ms: median(results.map((r) => r.timings.first_token_ms ?? NaN)),
       };
       throughput.push(row);
-      log(`${clients} client(s): ${row.requests_per_min.toFixed(2)} requests/min, ${row.tokens_per_s.toFixed(2)} tok/s, median latency ${row.latency_median_ms.toFixed(0)} ms`);
+      log(
+        `${clients} client(s): ${row.requests_per_min.toFixed(2)} requests/min, ${row.tokens_per_s.toFixed(2)} tok/s, median latency ${row.latency_median_ms.toFixed(0)} ms`,
+      );
     }
 
     // The remote path's cost: the same request here (LocalEngine) and through the server, alternating, one at a time,
@@ -121,9 +139,21 @@ async function main(): Promise<void> {
       await local.close();
     }
     const added = median(pairs.map((p) => p.remote - p.local));
-    log(`remote over local: median ${added.toFixed(0)} ms per request (local ${median(pairs.map((p) => p.local)).toFixed(0)} ms, remote ${median(pairs.map((p) => p.remote)).toFixed(0)} ms)`);
+    log(
+      `remote over local: median ${added.toFixed(0)} ms per request (local ${median(pairs.map((p) => p.local)).toFixed(0)} ms, remote ${median(pairs.map((p) => p.remote)).toFixed(0)} ms)`,
+    );
     const loadAfter = os.loadavg();
-    const report = { family, variant: 'int4', tokens, image: '1920x1080 JPEG', throughput, remoteOverLocal: { pairs, medianAddedMs: added }, loadBefore, loadAfter, cpus: os.cpus().length };
+    const report = {
+      family,
+      variant: 'int4',
+      tokens,
+      image: '1920x1080 JPEG',
+      throughput,
+      remoteOverLocal: { pairs, medianAddedMs: added },
+      loadBefore,
+      loadAfter,
+      cpus: os.cpus().length,
+    };
     fs.mkdirSync(RESULTS_DIR, { recursive: true });
     const file = path.join(RESULTS_DIR, `serve-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(file, JSON.stringify(report, null, 2));
@@ -131,7 +161,10 @@ async function main(): Promise<void> {
       [
         `| clients | requests/min | new tok/s | median latency ms | median first token ms |`,
         `|--:|--:|--:|--:|--:|`,
-        ...throughput.map((r) => `| ${r.clients} | ${r.requests_per_min.toFixed(2)} | ${r.tokens_per_s.toFixed(2)} | ${r.latency_median_ms.toFixed(0)} | ${r.first_token_median_ms.toFixed(0)} |`),
+        ...throughput.map(
+          (r) =>
+            `| ${r.clients} | ${r.requests_per_min.toFixed(2)} | ${r.tokens_per_s.toFixed(2)} | ${r.latency_median_ms.toFixed(0)} | ${r.first_token_median_ms.toFixed(0)} |`,
+        ),
         '',
         `remote path over local: median ${added >= 0 ? '+' : ''}${added.toFixed(0)} ms per request (${pairs.length} alternating pairs)`,
         `load average ${loadBefore.map((l) => l.toFixed(1)).join('/')} → ${loadAfter.map((l) => l.toFixed(1)).join('/')}; ${file}`,

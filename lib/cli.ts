@@ -16,7 +16,6 @@ export const COMMANDS: Record<string, CliCommand> = {
   build: { summary: 'build an ONNX LLaVA model folder (tiny, random preset, a HF checkpoint, or an mmpretrain checkpoint)', load: () => import('./cli/build') },
 };
 
-
 function overview(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
@@ -48,5 +47,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  void main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

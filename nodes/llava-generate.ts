@@ -65,11 +65,18 @@ function chatFrom(msg: NodeMessage, prompt: PromptSegment[] | string | undefined
   if (chat && typeof chat === 'object' && !Array.isArray(chat)) return chat;
   if (typeof prompt === 'string') return prompt.trim() ? { question: prompt } : {};
   if (prompt === undefined) return {};
-  throw new Error(`${what} is a rendered prompt but msg.llava.chat is missing: a remote engine needs the question (use a prompt template node, or give the prompt as text)`);
+  throw new Error(
+    `${what} is a rendered prompt but msg.llava.chat is missing: a remote engine needs the question (use a prompt template node, or give the prompt as text)`,
+  );
 }
 
 /** The image features to generate from: a handle (the five-node flow), or pixels / an image whose vision stages run here. */
-async function imageFeatures(model: LlavaModel, value: unknown, what: string, signal: AbortSignal): Promise<{ features: ImageFeatures; timings: Record<string, number> }> {
+async function imageFeatures(
+  model: LlavaModel,
+  value: unknown,
+  what: string,
+  signal: AbortSignal,
+): Promise<{ features: ImageFeatures; timings: Record<string, number> }> {
   if (isEncodedImageValue(value)) {
     const pixels = await loadImage(model, value.data);
     const more = await imageFeatures(model, pixels.value, what, signal);
@@ -105,8 +112,7 @@ export = defineNode<GenerateDef, GenerationOverrides>({
     const engine = await kit.engine();
     const prompt = promptFrom(await kit.read('prompt', msg), kit.describe('prompt'));
     let seq = 0;
-    const partial = (payload: string, final: boolean) =>
-      out({ _msgid: msg._msgid, topic: msg.topic, payload, llava: { seq: seq++, final } }, 1);
+    const partial = (payload: string, final: boolean) => out({ _msgid: msg._msgid, topic: msg.topic, payload, llava: { seq: seq++, final } }, 1);
     const onText = kit.def.stream ? (delta: string) => partial(delta, false) : undefined;
     kit.status.working('prefill');
     const llava = ((msg as { llava?: Record<string, unknown> }).llava ??= {});
@@ -120,9 +126,12 @@ export = defineNode<GenerateDef, GenerationOverrides>({
     };
 
     if (engine.kind === 'remote') {
-      if (!hasImage) throw new Error(`no image: ${kit.describe('embeds')} and ${kit.describe('pixels')} are empty (a remote engine takes an image with each request)`);
+      if (!hasImage)
+        throw new Error(`no image: ${kit.describe('embeds')} and ${kit.describe('pixels')} are empty (a remote engine takes an image with each request)`);
       if (!isEncodedImageValue(imageValue)) {
-        throw new Error(`${kit.describe(imageProperty)} holds no encoded image: with a remote engine, image load must use the same llava-model (it then passes the JPEG on)`);
+        throw new Error(
+          `${kit.describe(imageProperty)} holds no encoded image: with a remote engine, image load must use the same llava-model (it then passes the JPEG on)`,
+        );
       }
       const { format, ...sampling } = options;
       const result = await engine.generate({

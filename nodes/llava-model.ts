@@ -106,7 +106,12 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (done: () => void) => {
       abort.abort();
-      loading.then((m) => m.close(), () => undefined).finally(() => done());
+      loading
+        .then(
+          (m) => m.close(),
+          () => undefined,
+        )
+        .finally(() => done());
     });
   }
   // The API key and the Hub token live in Node-RED's credentials store (never in the flow file).

@@ -71,7 +71,9 @@ async function question(kit: Kit<PromptTemplateDef, Config>, msg: NodeMessage): 
   if (perTopic !== undefined) return perTopic;
   const value = await kit.read('question', msg);
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new Error(`${kit.describe('question')} must hold the question as text, got ${value === undefined ? 'nothing' : Buffer.isBuffer(value) ? 'a Buffer' : typeof value}`);
+    throw new Error(
+      `${kit.describe('question')} must hold the question as text, got ${value === undefined ? 'nothing' : Buffer.isBuffer(value) ? 'a Buffer' : typeof value}`,
+    );
   }
   return value;
 }

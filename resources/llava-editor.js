@@ -21,18 +21,34 @@
 
     var rows = {
         model: function (el) {
-            return '<div class="form-row ' + (el.attr('data-class') || '') + '"><label for="node-input-model"><i class="fa fa-cube"></i> Model</label>' +
-                '<input type="text" id="node-input-model"></div>';
+            return (
+                '<div class="form-row ' +
+                (el.attr('data-class') || '') +
+                '"><label for="node-input-model"><i class="fa fa-cube"></i> Model</label>' +
+                '<input type="text" id="node-input-model"></div>'
+            );
         },
         typed: function (el) {
             var p = el.attr('data-property');
-            return '<div class="form-row"><label for="node-input-' + p + '"><i class="fa ' + el.attr('data-icon') + '"></i> ' +
-                escape(el.attr('data-label')) + '</label>' +
-                '<input type="text" id="node-input-' + p + '" style="width: 70%">' +
-                '<input type="hidden" id="node-input-' + p + 'Type"></div>';
+            return (
+                '<div class="form-row"><label for="node-input-' +
+                p +
+                '"><i class="fa ' +
+                el.attr('data-icon') +
+                '"></i> ' +
+                escape(el.attr('data-label')) +
+                '</label>' +
+                '<input type="text" id="node-input-' +
+                p +
+                '" style="width: 70%">' +
+                '<input type="hidden" id="node-input-' +
+                p +
+                'Type"></div>'
+            );
         },
         queue: function () {
-            return '<div class="form-row"><b>While busy</b></div>' +
+            return (
+                '<div class="form-row"><b>While busy</b></div>' +
                 '<div class="form-row"><label for="node-input-queuePolicy"><i class="fa fa-random"></i> Policy</label>' +
                 '<select id="node-input-queuePolicy" style="width: 70%">' +
                 '<option value="latest">latest wins per msg.topic</option>' +
@@ -49,12 +65,15 @@
                 '<option value="status">count in the status</option>' +
                 '<option value="output">send to an extra output</option>' +
                 '<option value="error">report as an error (catch node)</option></select>' +
-                '<input type="hidden" id="node-input-outputs"></div>';
+                '<input type="hidden" id="node-input-outputs"></div>'
+            );
         },
         name: function () {
-            return '<div class="form-row"><label for="node-input-name"><i class="fa fa-tag"></i> Name</label>' +
-                '<input type="text" id="node-input-name" placeholder="Name"></div>';
-        }
+            return (
+                '<div class="form-row"><label for="node-input-name"><i class="fa fa-tag"></i> Name</label>' +
+                '<input type="text" id="node-input-name" placeholder="Name"></div>'
+            );
+        },
     };
 
     /** Replaces the shared-row marks in a node's edit template (Node-RED reads the template when a dialog opens). */
@@ -82,7 +101,9 @@
 
     function svg(tag, attrs, text) {
         var el = document.createElementNS(SVG, tag);
-        Object.keys(attrs).forEach(function (a) { el.setAttribute(a, attrs[a]); });
+        Object.keys(attrs).forEach(function (a) {
+            el.setAttribute(a, attrs[a]);
+        });
         if (text !== undefined) el.textContent = text;
         return el;
     }
@@ -100,7 +121,7 @@
         var p = previews[id];
         if (!node || !node.preview || !p) return;
         var y = (node.h || 30) + 20;
-        var preview = svg('g', { 'class': 'llava-preview' });
+        var preview = svg('g', { class: 'llava-preview' });
         if (p.image) {
             preview.appendChild(svg('image', { href: p.image, x: 0, y: y, width: p.width, height: p.height }));
             y += p.height + 4;
@@ -109,7 +130,7 @@
         if (p.text !== undefined) lines.push(p.text);
         lines.forEach(function (line) {
             y += 12;
-            preview.appendChild(svg('text', { 'class': 'red-ui-flow-node-status-label llava-preview-text', x: 0, y: y }, line));
+            preview.appendChild(svg('text', { class: 'red-ui-flow-node-status-label llava-preview-text', x: 0, y: y }, line));
         });
         group.appendChild(preview);
     }
@@ -121,7 +142,9 @@
     });
     // Another tab's nodes are drawn afresh when it is shown.
     RED.events.on('workspace:change', function () {
-        setTimeout(function () { Object.keys(previews).forEach(drawPreview); }, 0);
+        setTimeout(function () {
+            Object.keys(previews).forEach(drawPreview);
+        }, 0);
     });
 
     window.LlavaEditor = {
@@ -130,7 +153,10 @@
          * in the page yet; then it is expanded once the page has it (before any dialog can open).
          */
         template: function (type) {
-            if (!expandTemplate(type)) $(function () { expandTemplate(type); });
+            if (!expandTemplate(type))
+                $(function () {
+                    expandTemplate(type);
+                });
         },
 
         /**
@@ -150,7 +176,9 @@
             });
             $('#node-input-dropped option[value="output"]').text('send to a ' + ORDINALS[ownOutputs(node)] + ' output');
             $('#node-input-queueLength').spinner({ min: 0, max: 1000 });
-            var showLength = function () { $('.llava-queue-length').toggle($('#node-input-queuePolicy').val() !== 'drop-new'); };
+            var showLength = function () {
+                $('.llava-queue-length').toggle($('#node-input-queuePolicy').val() !== 'drop-new');
+            };
             $('#node-input-queuePolicy').on('change', showLength);
             showLength();
         },
@@ -196,16 +224,22 @@
                             node.preview = !on;
                             node.dirty = true;
                             RED.view.redraw();
-                            RED.notify('Preview not switched: ' + (xhr.status ? 'the server said ' + xhr.status + ' ' + RED.utils.sanitize(xhr.statusText) : 'no response'), 'error');
-                        }
+                            RED.notify(
+                                'Preview not switched: ' +
+                                    (xhr.status ? 'the server said ' + xhr.status + ' ' + RED.utils.sanitize(xhr.statusText) : 'no response'),
+                                'error',
+                            );
+                        },
                     });
-                }
+                },
             };
         },
 
         /** outputLabels for a queued node: its own labels, then the dropped messages. */
         outputLabels: function (labels) {
-            return function (i) { return labels.concat(['dropped messages'])[i]; };
-        }
+            return function (i) {
+                return labels.concat(['dropped messages'])[i];
+            };
+        },
     };
 })();

@@ -38,7 +38,8 @@ function demoFlow(modelDir, imageFile) {
     if (n.type === 'debug' && n.name === 'caption') n.console = true;
     if (n.type === 'comment') {
       n.name = 'Demo: click the inject button';
-      n.info = `This flow was deployed by \`npm start\` against the package's **demo model** (\`demo-model/\`): a ` +
+      n.info =
+        `This flow was deployed by \`npm start\` against the package's **demo model** (\`demo-model/\`): a ` +
         `small LLaVA trained on synthetic pictures of red, green, blue and yellow circles, squares and triangles ` +
         `(scripts/demo-model). It captions such pictures ("two red circles", "a blue square on the left and a ` +
         `yellow triangle on the right") and nothing else. Set a real model folder in the "LLaVA model" config ` +
@@ -87,8 +88,7 @@ async function main() {
   if (!hasFlows(flowFile)) {
     await ensureDemoImage(demoImage);
     fs.writeFileSync(flowFile, JSON.stringify(demoFlow(demoModelDir, demoImage), null, 2));
-    console.log(`[llava] deployed the caption example against the demo model in ${path.relative(repoRoot, demoModelDir)}` +
-      ` (${DEMO_WARNING})`);
+    console.log(`[llava] deployed the caption example against the demo model in ${path.relative(repoRoot, demoModelDir)}` + ` (${DEMO_WARNING})`);
   }
   const redJs = path.join(path.dirname(require.resolve('node-red/package.json')), 'red.js');
   const child = spawn(process.execPath, [redJs, '--settings', settingsFile], { stdio: 'inherit', cwd: userDir });

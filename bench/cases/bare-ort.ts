@@ -23,7 +23,11 @@ export async function runBareOrt(input: CaseInput): Promise<CaseOutput> {
   const hidden = fixedDim(shapeOf('inputs_embeds')[2]);
   const pastNames = session.inputNames.filter((n) => n.startsWith('past_key_values.'));
   const [, kvHeads, , headDim] = shapeOf(pastNames[0]).map((d, i) => (i === 1 || i === 3 ? fixedDim(d) : 0));
-  const embeds = new ort.Tensor('float32', Float32Array.from({ length: hidden }, (_, i) => Math.sin(i) * 0.1), [1, 1, hidden]);
+  const embeds = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: hidden }, (_, i) => Math.sin(i) * 0.1),
+    [1, 1, hidden],
+  );
   const runs: RunFigures[] = [];
   try {
     for (let r = 0; r < input.repeats; r++) {

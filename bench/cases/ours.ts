@@ -36,7 +36,13 @@ export async function runOurs(input: CaseInput): Promise<CaseOutput> {
   const bytes = fs.readFileSync(input.image);
   const started = performance.now();
   // Prefix reuse off: every engine prefills the whole prompt, image tokens included.
-  const model = await LlavaModel.load(input.model.dir, { variant: input.model.variant, prefixReuse: false, warmup: input.warmup ?? true, sessionConfig: input.sessionConfig, kvCache: input.kvCache });
+  const model = await LlavaModel.load(input.model.dir, {
+    variant: input.model.variant,
+    prefixReuse: false,
+    warmup: input.warmup ?? true,
+    sessionConfig: input.sessionConfig,
+    kvCache: input.kvCache,
+  });
   const loaded = { load_ms: performance.now() - started, warmup_ms: model.warmup?.ms ?? 0 };
   const runs: RunFigures[] = [];
   try {

@@ -77,13 +77,19 @@ export async function runVisionSweep(input: CaseInput): Promise<CaseOutput> {
   try {
     // optimizedModelFilePath: ORT writes the fully optimized graph once; later loads skip optimization.
     // External initializers go to their own file, as the source graph's do (inline ones would hit the 2 GB limit).
-    await (await ort.InferenceSession.create(visionFile, {
-      optimizedModelFilePath: optimizedFile,
-      extra: { 'session.optimized_model_external_initializers_file_name': `${path.basename(optimizedFile)}_data` },
-    })).release();
+    await (
+      await ort.InferenceSession.create(visionFile, {
+        optimizedModelFilePath: optimizedFile,
+        extra: { 'session.optimized_model_external_initializers_file_name': `${path.basename(optimizedFile)}_data` },
+      })
+    ).release();
     const config = JSON.parse(fs.readFileSync(path.join(input.model.dir, 'config.json'), 'utf8'));
     const size: number = config.vision_config.image_size;
-    const pixels = new ort.Tensor('float32', Float32Array.from({ length: 3 * size * size }, (_, i) => Math.sin(i * 0.01)), [1, 3, size, size]);
+    const pixels = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 3 * size * size }, (_, i) => Math.sin(i * 0.01)),
+      [1, 3, size, size],
+    );
     const result: Record<string, number> = {};
     const repeats = Math.max(5, input.repeats);
     result[PIPELINE_VISION] = median(await timePipeline(input, pixels.data, repeats));

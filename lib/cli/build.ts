@@ -118,7 +118,9 @@ function resolveSource(v: { [K in keyof typeof OPTIONS]?: string | boolean }): S
   // With --from-mmpretrain, --preset names the seed model rather than an architecture.
   const chosen = [v.tiny && '--tiny', v.preset && !mmpretrain && '--preset', v.from && '--from', mmpretrain && '--from-mmpretrain'].filter(Boolean);
   if (chosen.length !== 1) {
-    throw new UsageError(`choose exactly one of --tiny, --preset NAME --random, --from HF_DIR, --from-mmpretrain PTH${chosen.length ? ` (got ${chosen.join(', ')})` : ''}`);
+    throw new UsageError(
+      `choose exactly one of --tiny, --preset NAME --random, --from HF_DIR, --from-mmpretrain PTH${chosen.length ? ` (got ${chosen.join(', ')})` : ''}`,
+    );
   }
   const mmpretrainOnly = ['vision', 'tokenizer', 'vision-heads', 'text-heads'] as const;
   const misplaced = mmpretrainOnly.filter((k) => v[k] !== undefined);
@@ -147,8 +149,10 @@ function mmpretrainSource(v: { [K in keyof typeof OPTIONS]?: string | boolean },
   if (!name || !MMPRETRAIN_MODELS.includes(name)) {
     throw new UsageError(`--from-mmpretrain needs --preset NAME, one of ${MMPRETRAIN_MODELS.join(', ')}${name ? ` (got "${name}")` : ''}`);
   }
-  if (v.random || v.seed !== undefined || visionLayers !== undefined) throw new UsageError('--random/--seed/--vision-layers apply to architecture presets, not to --from-mmpretrain');
-  if (v.layout !== undefined && v.layout !== 'split') throw new UsageError('--from-mmpretrain writes the split layout (the seed\'s preprocessing and prompts are not transformers.js\'s)');
+  if (v.random || v.seed !== undefined || visionLayers !== undefined)
+    throw new UsageError('--random/--seed/--vision-layers apply to architecture presets, not to --from-mmpretrain');
+  if (v.layout !== undefined && v.layout !== 'split')
+    throw new UsageError("--from-mmpretrain writes the split layout (the seed's preprocessing and prompts are not transformers.js's)");
   if (!v.vision) throw new UsageError(`--from-mmpretrain needs --vision PTH (the CLIP ViT-L checkpoint ${name}'s config names)`);
   if (!v.tokenizer) throw new UsageError(`--from-mmpretrain needs --tokenizer DIR (the tokenizer ${name}'s config names, with a tokenizer.json)`);
   const ckpt = openMmpretrainCheckpoint({
@@ -165,7 +169,10 @@ function mmpretrainSource(v: { [K in keyof typeof OPTIONS]?: string | boolean },
     throw new Error(`${v.tokenizer} has no tokenizer.json (mmpretrain uses the fast tokenizer: save one with transformers' AutoTokenizer, see the README)`);
   }
   const specialTokens: SpecialToken[] = ckpt.imStartEnd
-    ? [{ id: ckpt.imStartEnd.startId, content: '<im_start>' }, { id: ckpt.imStartEnd.endId, content: '<im_end>' }]
+    ? [
+        { id: ckpt.imStartEnd.startId, content: '<im_start>' },
+        { id: ckpt.imStartEnd.endId, content: '<im_end>' },
+      ]
     : [];
   checkSpecialTokens(tokenizerJson, specialTokens);
   ckpt.config[RECORD_KEY] = { ...ckpt.config[RECORD_KEY], preset: name };
@@ -186,9 +193,11 @@ export async function run(argv: string[]): Promise<number> {
   const logits = oneOf<'last' | 'all'>('logits', v.logits, ['last', 'all'], 'last');
   const quantize = v.quantize === undefined ? undefined : oneOf<QuantizeName>('quantize', v.quantize, ['int4', 'int8'], 'int4');
   if (quantize && decoder === 'portable') throw new UsageError('--quantize needs --decoder optimized (MatMulNBits is a com.microsoft op)');
-  const quantizeVision = v['quantize-vision'] === undefined ? undefined : oneOf<QuantizeName>('quantize-vision', v['quantize-vision'], ['int4', 'int8'], 'int8');
+  const quantizeVision =
+    v['quantize-vision'] === undefined ? undefined : oneOf<QuantizeName>('quantize-vision', v['quantize-vision'], ['int4', 'int8'], 'int8');
   const accuracyLevel = v['accuracy-level'] === undefined ? undefined : Number(oneOf('accuracy-level', v['accuracy-level'], ['0', '1', '2', '3', '4'], '4'));
-  if (accuracyLevel !== undefined && !quantize && !quantizeVision) throw new UsageError('--accuracy-level applies to --quantize or --quantize-vision builds only');
+  if (accuracyLevel !== undefined && !quantize && !quantizeVision)
+    throw new UsageError('--accuracy-level applies to --quantize or --quantize-vision builds only');
   const blockSize = v['block-size'] === undefined ? undefined : Number(oneOf('block-size', v['block-size'], ['16', '32', '64', '128', '256'], '32'));
   const lmHead = v['lm-head'] === undefined ? undefined : oneOf<QuantizeName | 'fp32'>('lm-head', v['lm-head'], ['int4', 'int8', 'fp32'], 'int4');
   if (blockSize !== undefined && !quantize && !quantizeVision) throw new UsageError('--block-size applies to --quantize or --quantize-vision builds only');
@@ -217,6 +226,8 @@ export async function run(argv: string[]): Promise<number> {
     onProgress: progressReporter(),
   });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  process.stdout.write(`wrote ${written.dir} (${layout}, ${decoder} decoder, ${written.variant}) in ${seconds} s:\n${written.files.map((f) => `  ${f}`).join('\n')}\n`);
+  process.stdout.write(
+    `wrote ${written.dir} (${layout}, ${decoder} decoder, ${written.variant}) in ${seconds} s:\n${written.files.map((f) => `  ${f}`).join('\n')}\n`,
+  );
   return 0;
 }

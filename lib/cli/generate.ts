@@ -184,7 +184,8 @@ async function runRemote(v: Values, out: NodeJS.WritableStream): Promise<number>
   for (const local of ['preset', 'variant', 'provider', 'threads'] as const) {
     if (v[local] !== undefined) throw new UsageError(`--${local} is for a local model; the server at --engine chooses its own`);
   }
-  if (v.prompt?.includes(IMAGE_MARKER)) throw new UsageError('with --engine, --prompt is the question only: the server writes the prompt with its own template');
+  if (v.prompt?.includes(IMAGE_MARKER))
+    throw new UsageError('with --engine, --prompt is the question only: the server writes the prompt with its own template');
   const engine = new RemoteEngine({
     baseUrl: v.engine!,
     model: v['engine-model'],

@@ -68,12 +68,16 @@ export async function run(argv: string[]): Promise<number> {
   if (!LOOPBACK.has(host) && !key) log(`warning: listening on ${host} without an API key: anyone who reaches this port can use the model`);
 
   // A Hub id is pulled into the Hub cache (or found there) while /health already answers 503.
-  const loading = modelFolder(v.model, { variant: v.variant, noPull: v['no-pull'] }).then((dir) => LlavaModel.load(dir, {
-    preset: v.preset,
-    variant: v.variant,
-    providers: v.provider as ProviderPreference | undefined,
-    threads: number(v.threads, 'threads', true),
-  })).then((model) => new LocalEngine(model));
+  const loading = modelFolder(v.model, { variant: v.variant, noPull: v['no-pull'] })
+    .then((dir) =>
+      LlavaModel.load(dir, {
+        preset: v.preset,
+        variant: v.variant,
+        providers: v.provider as ProviderPreference | undefined,
+        threads: number(v.threads, 'threads', true),
+      }),
+    )
+    .then((model) => new LocalEngine(model));
   const server = new OpenAiServer({
     engine: loading,
     modelName,

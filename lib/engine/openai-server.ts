@@ -115,7 +115,8 @@ export function parseChatRequest(body: unknown, modelName: string): ParsedReques
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw bad('the request body must be a JSON object');
   const b = body as Record<string, unknown>;
   if (typeof b.model !== 'string' || b.model === '') throw bad('you must provide a model parameter', 'model');
-  if (b.model !== modelName) throw new ApiError(404, `The model '${b.model}' does not exist (this server serves '${modelName}')`, 'invalid_request_error', 'model', 'model_not_found');
+  if (b.model !== modelName)
+    throw new ApiError(404, `The model '${b.model}' does not exist (this server serves '${modelName}')`, 'invalid_request_error', 'model', 'model_not_found');
   if (!Array.isArray(b.messages) || b.messages.length === 0) throw bad('messages must be a non-empty array', 'messages');
   if (b.n !== undefined && b.n !== null && b.n !== 1) throw bad('only n = 1 is supported', 'n');
   if (b.logprobs === true) throw bad('logprobs are not supported', 'logprobs');
@@ -145,7 +146,8 @@ export function parseChatRequest(body: unknown, modelName: string): ParsedReques
     } else throw bad(`${where}.role must be system, user or assistant, got ${JSON.stringify(role)}`, where);
   });
   if (turns.length === 0 || turns[turns.length - 1].role !== 'user') throw bad('the last message must be from the user', 'messages');
-  if (images.length === 0) throw bad('this server needs one image per request: add an image_url part (a data: URI) to the first user message', 'messages', 'image_required');
+  if (images.length === 0)
+    throw bad('this server needs one image per request: add an image_url part (a data: URI) to the first user message', 'messages', 'image_required');
   if (images.length > 1) throw bad(`one image per request is supported, got ${images.length}`, 'messages');
   const history: HistoryTurn[] = [];
   for (let i = 0; i + 1 < turns.length; i += 2) history.push({ user: turns[i].text, assistant: turns[i + 1].text });
@@ -191,7 +193,12 @@ async function imageBytes(url: string, allowRemote: boolean, maxBytes: number): 
   if (data) return Buffer.from(url.slice(data[0].length), 'base64');
   if (/^data:/i.test(url)) throw bad('an image data URI must be base64-encoded (data:image/jpeg;base64,…)', 'messages');
   if (/^https?:/i.test(url)) {
-    if (!allowRemote) throw bad('image URLs are refused by this server: send the image as a data URI (or start it with --allow-remote-images)', 'messages', 'remote_image_refused');
+    if (!allowRemote)
+      throw bad(
+        'image URLs are refused by this server: send the image as a data URI (or start it with --allow-remote-images)',
+        'messages',
+        'remote_image_refused',
+      );
     let res: Response;
     try {
       res = await fetch(url, { signal: AbortSignal.timeout(REMOTE_IMAGE_TIMEOUT_MS), redirect: 'follow' });
@@ -307,7 +314,10 @@ export class OpenAiServer {
       }
     }
     if (path === '/v1/models' && req.method === 'GET') {
-      return this.send(res, 200, { object: 'list', data: [{ id: this.options.modelName, object: 'model', created: this.created, owned_by: 'node-red-contrib-llava' }] });
+      return this.send(res, 200, {
+        object: 'list',
+        data: [{ id: this.options.modelName, object: 'model', created: this.created, owned_by: 'node-red-contrib-llava' }],
+      });
     }
     if (path === '/v1/chat/completions') {
       if (req.method !== 'POST') throw new ApiError(405, 'use POST for /v1/chat/completions');
@@ -353,7 +363,13 @@ export class OpenAiServer {
     if (this.loadError) throw new ApiError(500, `the model failed to load: ${this.loadError.message}`, 'server_error');
     if (!this.engine) throw new ApiError(503, 'the model is still loading; retry shortly', 'server_error', null, 'model_loading');
     if (this.slots.running >= this.slots.limit && this.slots.waiting >= this.maxQueue) {
-      throw new ApiError(429, `the server is busy (${this.slots.running} running, ${this.slots.waiting} waiting); retry later`, 'server_error', null, 'queue_full');
+      throw new ApiError(
+        429,
+        `the server is busy (${this.slots.running} running, ${this.slots.waiting} waiting); retry later`,
+        'server_error',
+        null,
+        'queue_full',
+      );
     }
     const abort = new AbortController();
     const onClose = () => {
@@ -367,7 +383,16 @@ export class OpenAiServer {
       const id = `chatcmpl-${randomUUID()}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (choice: object | null, extra: object = {}) =>
-        sseData(JSON.stringify({ id, object: 'chat.completion.chunk', created, model: this.options.modelName, choices: choice ? [{ index: 0, ...choice }] : [], ...extra }));
+        sseData(
+          JSON.stringify({
+            id,
+            object: 'chat.completion.chunk',
+            created,
+            model: this.options.modelName,
+            choices: choice ? [{ index: 0, ...choice }] : [],
+            ...extra,
+          }),
+        );
       if (request.stream) {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
         res.write(chunk({ delta: { role: 'assistant', content: '' }, finish_reason: null }));

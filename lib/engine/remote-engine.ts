@@ -92,7 +92,12 @@ export function chatMessages(chat: ChatPrompt, imageUrl: string): unknown[] {
   if (chat.system !== undefined) messages.push({ role: 'system', content: chat.system });
   let image = true;
   const user = (text: string) => {
-    const content = image ? [{ type: 'image_url', image_url: { url: imageUrl } }, { type: 'text', text }] : text;
+    const content = image
+      ? [
+          { type: 'image_url', image_url: { url: imageUrl } },
+          { type: 'text', text },
+        ]
+      : text;
     image = false;
     return { role: 'user', content };
   };
@@ -290,10 +295,13 @@ export class RemoteEngine implements Engine {
     const limit =
       maxTimeMs === undefined
         ? undefined
-        : setTimeout(() => {
-            timeUp = true;
-            local.abort(new Error('the time limit was reached'));
-          }, Math.max(0, maxTimeMs + TIME_LIMIT_GRACE_MS - (performance.now() - started)));
+        : setTimeout(
+            () => {
+              timeUp = true;
+              local.abort(new Error('the time limit was reached'));
+            },
+            Math.max(0, maxTimeMs + TIME_LIMIT_GRACE_MS - (performance.now() - started)),
+          );
     const signal = AbortSignal.any([outer, local.signal]);
     let text = '';
     let firstTokenMs: number | undefined;
@@ -359,12 +367,20 @@ export class RemoteEngine implements Engine {
         if (err instanceof RemoteEngineError) throw err;
         const code = connectionCode(err);
         if (firstTokenMs === undefined) {
-          throw new RemoteEngineError(`${this.base}: the connection broke before the answer began (${code ?? (err as Error).message})`, undefined, code !== undefined);
+          throw new RemoteEngineError(
+            `${this.base}: the connection broke before the answer began (${code ?? (err as Error).message})`,
+            undefined,
+            code !== undefined,
+          );
         }
         throw new RemoteEngineError(`${this.base}: the connection broke mid-answer after ${tokens} pieces of text (${code ?? (err as Error).message})`);
       }
       if (finish === undefined) {
-        throw new RemoteEngineError(`${this.base}: the answer stream ended without a finish reason (the server stopped mid-answer?)`, undefined, firstTokenMs === undefined);
+        throw new RemoteEngineError(
+          `${this.base}: the answer stream ended without a finish reason (the server stopped mid-answer?)`,
+          undefined,
+          firstTokenMs === undefined,
+        );
       }
       return result(finish, usage);
     } finally {

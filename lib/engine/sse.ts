@@ -67,5 +67,10 @@ export class SseParser {
 
 /** One SSE event in its wire form (what `llava serve` writes). */
 export function sseData(data: string): string {
-  return data.split('\n').map((l) => `data: ${l}\n`).join('') + '\n';
+  return (
+    data
+      .split('\n')
+      .map((l) => `data: ${l}\n`)
+      .join('') + '\n'
+  );
 }

@@ -76,10 +76,7 @@ export interface EngineResult {
 }
 
 export type EngineState =
-  | { state: 'loading'; progress?: string }
-  | { state: 'ready'; detail: string }
-  | { state: 'unreachable'; error: string }
-  | { state: 'error'; error: string };
+  { state: 'loading'; progress?: string } | { state: 'ready'; detail: string } | { state: 'unreachable'; error: string } | { state: 'error'; error: string };
 
 export interface Engine {
   readonly kind: 'local' | 'remote';

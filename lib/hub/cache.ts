@@ -41,7 +41,10 @@ export class RepoCache {
   readonly root: string;
   readonly lockDir: string;
 
-  constructor(readonly cacheDir: string, readonly repo: string) {
+  constructor(
+    readonly cacheDir: string,
+    readonly repo: string,
+  ) {
     this.root = path.join(cacheDir, repoFolderName(repo));
     this.lockDir = path.join(cacheDir, '.locks', repoFolderName(repo));
   }

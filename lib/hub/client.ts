@@ -35,7 +35,11 @@ export interface FileMetadata {
 
 /** An answer from the Hub that a user can act on; `status` 0 for network failures. */
 export class HubError extends Error {
-  constructor(message: string, readonly status: number, readonly code?: string) {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code?: string,
+  ) {
     super(message);
   }
   /** The Hub could not be reached at all (so a cached copy may be used instead). */
@@ -323,9 +327,7 @@ export class HubClient {
     if (this.settings.token && url.origin === this.origin) headers.authorization = `Bearer ${this.settings.token}`;
     const lib = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = lib.request(url, { method, headers, signal }, (res) =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, url, body: res }),
-      );
+      const req = lib.request(url, { method, headers, signal }, (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, url, body: res }));
       req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no answer from ${url.host} for ${IDLE_TIMEOUT_MS / 1000} s`)));
       req.on('error', (err) => {
         if (signal?.aborted) reject(signal.reason ?? err);

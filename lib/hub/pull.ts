@@ -100,8 +100,15 @@ async function fetchSnapshot(
   let downloadedBytes = 0;
   // Progress events follow the plan event; the config fetched before the plan reports none.
   const get = async (file: RepoFile, done: number, total: number, report = true) => {
-    const got = await fetchFile(client, cache, ref.repo, commit, file, options, settings, (fileBytes) =>
-      report && progress({ type: 'progress', file: file.name, fileBytes, fileSize: file.size, bytes: done + fileBytes, total }),
+    const got = await fetchFile(
+      client,
+      cache,
+      ref.repo,
+      commit,
+      file,
+      options,
+      settings,
+      (fileBytes) => report && progress({ type: 'progress', file: file.name, fileBytes, fileSize: file.size, bytes: done + fileBytes, total }),
     );
     downloadedBytes += got;
     options.onProgress?.({ type: 'file', file: file.name, size: file.size, downloaded: got > 0 });
@@ -145,7 +152,8 @@ async function fetchSnapshot(
     await get(f, done, total);
     done += f.size;
   }
-  for (const [i, f] of files.entries()) if (present[i] && f.name !== 'config.json') options.onProgress?.({ type: 'file', file: f.name, size: f.size, downloaded: false });
+  for (const [i, f] of files.entries())
+    if (present[i] && f.name !== 'config.json') options.onProgress?.({ type: 'file', file: f.name, size: f.size, downloaded: false });
   cache.writeRef(ref.revision, commit);
   return { ref, commit, dir: cache.snapshotDir(commit), selection, downloadedBytes };
 }
@@ -169,7 +177,10 @@ async function fetchFile(
   }
   const meta = await client.metadata(repo, commit, file.name, options.signal);
   if (meta.etag !== file.etag || meta.size !== file.size) {
-    throw new HubError(`the Hub's listing and its metadata for ${file.name} disagree (etag ${file.etag} / ${meta.etag}, size ${file.size} / ${meta.size})`, 200);
+    throw new HubError(
+      `the Hub's listing and its metadata for ${file.name} disagree (etag ${file.etag} / ${meta.etag}, size ${file.size} / ${meta.size})`,
+      200,
+    );
   }
   const incomplete = cache.incomplete(file.etag);
   fs.mkdirSync(path.dirname(incomplete), { recursive: true });
@@ -184,7 +195,9 @@ async function fetchFile(
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
-      throw new Error(`disk full while downloading ${file.name} into ${settings.cacheDir}: free some space and pull again (the partial file is kept and resumed)`);
+      throw new Error(
+        `disk full while downloading ${file.name} into ${settings.cacheDir}: free some space and pull again (the partial file is kept and resumed)`,
+      );
     }
     throw err;
   }
@@ -212,7 +225,9 @@ export function fromCache(ref: RepoRef, options: Pick<PullOptions, 'variant' | '
     selection = selectFiles(names, parseVariantSpec(options.variant), options.include, autoHints(cache.cachedFile(commit, 'config.json')));
     if (selection.kind === 'onnx' && !names.includes('tokenizer.json')) throw new Error('tokenizer.json is missing');
   } catch (err) {
-    throw new Error(`${why}, and the cached ${name} (commit ${commit.slice(0, 10)}) is incomplete: ${(err as Error).message.replace(/^the repo has/, 'it has')}; pull it while online`);
+    throw new Error(
+      `${why}, and the cached ${name} (commit ${commit.slice(0, 10)}) is incomplete: ${(err as Error).message.replace(/^the repo has/, 'it has')}; pull it while online`,
+    );
   }
   return { ref, commit, dir: cache.snapshotDir(commit), selection, downloadedBytes: 0 };
 }

@@ -59,7 +59,8 @@ export function selectFiles(names: string[], spec: VariantSpec, include: string[
   for (const graph of GRAPHS) {
     const variant = graphs[graph];
     if (!variant) {
-      if (REQUIRED_GRAPHS.has(graph)) throw new Error(`the repo has no onnx/${graph}*.onnx: not a LLaVA ONNX repo (a checkpoint repo is converted with --build)`);
+      if (REQUIRED_GRAPHS.has(graph))
+        throw new Error(`the repo has no onnx/${graph}*.onnx: not a LLaVA ONNX repo (a checkpoint repo is converted with --build)`);
       continue;
     }
     const file = `onnx/${onnxFileName(graph, variant)}`;

@@ -101,8 +101,7 @@ export function openModelFolder(dir: string, requested: string | VariantSpec = '
   const spec = parseVariantSpec(requested);
   const raw = readJson<Record<string, unknown>>(path.join(root, 'config.json'), 'config.json');
   const config = completeLlavaConfig(raw, {
-    imageTokenId:
-      raw.image_token_index === undefined && raw.image_token_id === undefined ? imageTokenIdOf(path.join(root, 'tokenizer.json')) : undefined,
+    imageTokenId: raw.image_token_index === undefined && raw.image_token_id === undefined ? imageTokenIdOf(path.join(root, 'tokenizer.json')) : undefined,
   });
 
   const onnxDir = path.join(root, 'onnx');

@@ -9,8 +9,7 @@ export type LlavaModelType = (typeof LLAVA_MODEL_TYPES)[number];
 
 /** Why the LLaVA-family types we do not run are refused (named in the error). */
 const REFUSED_MODEL_TYPES: Record<string, string> = {
-  llava_next:
-    "LLaVA-NeXT (llava_next) needs anyres tiling, image_newline and unpadding, which this package does not implement",
+  llava_next: 'LLaVA-NeXT (llava_next) needs anyres tiling, image_newline and unpadding, which this package does not implement',
   llava_llama: 'this looks like an original haotian-liu LLaVA folder: use its llava-hf conversion instead',
   llava_mistral: 'this looks like an original haotian-liu LLaVA folder: use its llava-hf conversion instead',
 };
@@ -104,9 +103,23 @@ const TEXT_CLASS_DEFAULTS: Record<string, TextDefaults> = {
 
 /** The text fields nanoLLaVA's llava_qwen2 config keeps at top level (a Qwen2Config with mm_* fields added). */
 const FLAT_TEXT_FIELDS = [
-  'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads',
-  'head_dim', 'max_position_embeddings', 'rms_norm_eps', 'rope_theta', 'rope_parameters', 'hidden_act',
-  'tie_word_embeddings', 'bos_token_id', 'eos_token_id', 'sliding_window', 'use_sliding_window',
+  'vocab_size',
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'head_dim',
+  'max_position_embeddings',
+  'rms_norm_eps',
+  'rope_theta',
+  'rope_parameters',
+  'hidden_act',
+  'tie_word_embeddings',
+  'bos_token_id',
+  'eos_token_id',
+  'sliding_window',
+  'use_sliding_window',
 ];
 
 /** Published vision towers that original-codebase configs name by mm_vision_tower instead of a vision_config. */
@@ -132,14 +145,34 @@ interface ClassDefaults {
 // no CLS token, so all its patches are features.
 const CLASS_DEFAULTS: Record<LlavaModelType, ClassDefaults> = {
   llava: {
-    fields: { image_token_index: 32000, projector_hidden_act: 'gelu', vision_feature_select_strategy: 'default', vision_feature_layer: -2, multimodal_projector_bias: true },
+    fields: {
+      image_token_index: 32000,
+      projector_hidden_act: 'gelu',
+      vision_feature_select_strategy: 'default',
+      vision_feature_layer: -2,
+      multimodal_projector_bias: true,
+    },
     vision: CLIP_VIT_L_336,
     visionType: 'clip_vision_model',
     textType: 'llama',
   },
   llava_onevision: {
-    fields: { image_token_index: 151646, projector_hidden_act: 'gelu', vision_feature_select_strategy: 'full', vision_feature_layer: -1, multimodal_projector_bias: true },
-    vision: { ...VISION_CLASS_DEFAULTS.siglip_vision_model, intermediate_size: 4096, hidden_size: 1024, patch_size: 14, image_size: 336, num_hidden_layers: 24, num_attention_heads: 16 },
+    fields: {
+      image_token_index: 151646,
+      projector_hidden_act: 'gelu',
+      vision_feature_select_strategy: 'full',
+      vision_feature_layer: -1,
+      multimodal_projector_bias: true,
+    },
+    vision: {
+      ...VISION_CLASS_DEFAULTS.siglip_vision_model,
+      intermediate_size: 4096,
+      hidden_size: 1024,
+      patch_size: 14,
+      image_size: 336,
+      num_hidden_layers: 24,
+      num_attention_heads: 16,
+    },
     visionType: 'siglip_vision_model',
     textType: 'qwen2',
   },
@@ -178,7 +211,11 @@ export function llavaModelType(raw: Record<string, unknown>, where = 'config.jso
 
 /** The section with its class's defaults under it; `section.model_type` picks the class. */
 function completeSection<T extends { model_type: string }>(
-  section: Record<string, unknown>, classes: Record<string, T>, defaultType: string, where: string, key: string,
+  section: Record<string, unknown>,
+  classes: Record<string, T>,
+  defaultType: string,
+  where: string,
+  key: string,
 ): T {
   const modelType = typeof section.model_type === 'string' ? section.model_type : defaultType;
   const defaults = classes[modelType];
@@ -275,7 +312,7 @@ export function completeLlavaConfig(raw: Record<string, unknown>, options: Compl
   ] as const) {
     const values = config[section] as unknown as Record<string, unknown>;
     for (const k of keys) {
-      if (!(typeof values[k] === 'number' && Number.isInteger(values[k]) && (values[k]) > 0)) {
+      if (!(typeof values[k] === 'number' && Number.isInteger(values[k]) && values[k] > 0)) {
         throw new Error(`${where}: ${section}.${k} must be a positive integer, got ${JSON.stringify(values[k])}`);
       }
     }

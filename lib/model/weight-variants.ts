@@ -63,7 +63,10 @@ export function parseVariantSpec(spec: string | Record<string, string> | Variant
   }
   if (typeof spec !== 'string') throw new Error(`weight variant must be a string, got ${typeof spec}`);
   const out: VariantSpec = { base: 'auto', graphs: {} };
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq < 0) out.base = checkVariant(part, spec);
     else out.graphs[checkGraph(part.slice(0, eq).trim(), spec)] = checkVariant(part.slice(eq + 1).trim(), spec);
@@ -75,7 +78,9 @@ export function parseVariantSpec(spec: string | Record<string, string> | Variant
 export function formatVariants(chosen: Partial<Record<GraphName, string>>): string {
   const values = Object.values(chosen);
   if (values.length > 0 && values.every((v) => v === values[0])) return values[0];
-  return GRAPHS.filter((g) => chosen[g]).map((g) => `${g}=${chosen[g]}`).join(',');
+  return GRAPHS.filter((g) => chosen[g])
+    .map((g) => `${g}=${chosen[g]}`)
+    .join(',');
 }
 
 export function onnxFileName(graph: GraphName, variant: string): string {

@@ -24,7 +24,6 @@ export interface ArchitectureOverrides {
   projectorType?: 'linear' | 'mlp2x_gelu';
 }
 
-
 const TINY_VISION: VisionConfig = {
   ...CLIP_L_336,
   hidden_size: 32,
@@ -47,7 +46,10 @@ const TINY_SIGLIP: VisionConfig = {
 };
 
 /** How a LLaVA recipe reads the tower: feature layer and select strategy. */
-interface FeatureSelection { layer: number; strategy: 'default' | 'full' }
+interface FeatureSelection {
+  layer: number;
+  strategy: 'default' | 'full';
+}
 /** LLaVA-1.5: the penultimate CLIP layer without its CLS token. */
 const PENULTIMATE_WITHOUT_CLS: FeatureSelection = { layer: -2, strategy: 'default' };
 /** llava-interleave / llava-onevision: the last SigLIP layer's output (before post_layernorm), all patches. */
@@ -124,67 +126,81 @@ const BUILDERS: Record<string, () => Architecture> = {
   // vision_feature_layer −1, 'full'; Qwen1.5-0.5B-Chat text (rms_norm_eps absent: Qwen2Config's 1e-6).
   'llava-interleave-0.5b': () => ({
     name: 'llava-interleave-0.5b',
-    description: 'llava-hf/llava-interleave-qwen-0.5b-hf widths: SigLIP so400m/14-384 (26 layers, 729 tokens) + Qwen1.5-0.5B (hidden 1024, 24 layers, vocab 152000)',
-    config: llavaConfig({ ...SIGLIP_SO400M_384, num_hidden_layers: 26 }, {
-      model_type: 'qwen2',
-      vocab_size: 152000,
-      hidden_size: 1024,
-      intermediate_size: 2816,
-      num_hidden_layers: 24,
-      num_attention_heads: 16,
-      num_key_value_heads: 16,
-      max_position_embeddings: 32768,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      hidden_act: 'silu',
-      tie_word_embeddings: true,
-      bos_token_id: 151643,
-      eos_token_id: 151645,
-    }, { image: 151646, pad: 151643 }, LAST_ALL_PATCHES),
+    description:
+      'llava-hf/llava-interleave-qwen-0.5b-hf widths: SigLIP so400m/14-384 (26 layers, 729 tokens) + Qwen1.5-0.5B (hidden 1024, 24 layers, vocab 152000)',
+    config: llavaConfig(
+      { ...SIGLIP_SO400M_384, num_hidden_layers: 26 },
+      {
+        model_type: 'qwen2',
+        vocab_size: 152000,
+        hidden_size: 1024,
+        intermediate_size: 2816,
+        num_hidden_layers: 24,
+        num_attention_heads: 16,
+        num_key_value_heads: 16,
+        max_position_embeddings: 32768,
+        rms_norm_eps: 1e-6,
+        rope_theta: 1000000,
+        hidden_act: 'silu',
+        tie_word_embeddings: true,
+        bos_token_id: 151643,
+        eos_token_id: 151645,
+      },
+      { image: 151646, pad: 151643 },
+      LAST_ALL_PATCHES,
+    ),
     tokenizer: 'checkpoint',
   }),
   'llava-1.5-7b': () => ({
     name: 'llava-1.5-7b',
     description: 'llava-hf/llava-1.5-7b-hf widths: CLIP ViT-L/14-336 + LLaMA-7B (Vicuna), vocab 32064',
-    config: llavaConfig(CLIP_L_336, {
-      model_type: 'llama',
-      vocab_size: 32064,
-      hidden_size: 4096,
-      intermediate_size: 11008,
-      num_hidden_layers: 32,
-      num_attention_heads: 32,
-      num_key_value_heads: 32,
-      head_dim: 128,
-      max_position_embeddings: 4096,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      hidden_act: 'silu',
-      tie_word_embeddings: false,
-      bos_token_id: 1,
-      eos_token_id: 2,
-    }, { image: 32000, pad: 32001 }),
+    config: llavaConfig(
+      CLIP_L_336,
+      {
+        model_type: 'llama',
+        vocab_size: 32064,
+        hidden_size: 4096,
+        intermediate_size: 11008,
+        num_hidden_layers: 32,
+        num_attention_heads: 32,
+        num_key_value_heads: 32,
+        head_dim: 128,
+        max_position_embeddings: 4096,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10000,
+        hidden_act: 'silu',
+        tie_word_embeddings: false,
+        bos_token_id: 1,
+        eos_token_id: 2,
+      },
+      { image: 32000, pad: 32001 },
+    ),
     tokenizer: 'checkpoint',
   }),
   'llava-0.5b': () => ({
     name: 'llava-0.5b',
     description: 'CLIP ViT-L/14-336 + Qwen2-0.5B widths (hidden 896, 24 layers, 14/2 heads, vocab 151936)',
-    config: llavaConfig(CLIP_L_336, {
-      model_type: 'qwen2',
-      vocab_size: 151936,
-      hidden_size: 896,
-      intermediate_size: 4864,
-      num_hidden_layers: 24,
-      num_attention_heads: 14,
-      num_key_value_heads: 2,
-      head_dim: 64,
-      max_position_embeddings: 32768,
-      rms_norm_eps: 1e-6,
-      rope_theta: 1000000,
-      hidden_act: 'silu',
-      tie_word_embeddings: true,
-      attention_bias: true,
-      eos_token_id: 151645,
-    }, { image: 151646, pad: 151643 }),
+    config: llavaConfig(
+      CLIP_L_336,
+      {
+        model_type: 'qwen2',
+        vocab_size: 151936,
+        hidden_size: 896,
+        intermediate_size: 4864,
+        num_hidden_layers: 24,
+        num_attention_heads: 14,
+        num_key_value_heads: 2,
+        head_dim: 64,
+        max_position_embeddings: 32768,
+        rms_norm_eps: 1e-6,
+        rope_theta: 1000000,
+        hidden_act: 'silu',
+        tie_word_embeddings: true,
+        attention_bias: true,
+        eos_token_id: 151645,
+      },
+      { image: 151646, pad: 151643 },
+    ),
     tokenizer: 'checkpoint',
   }),
 };
@@ -200,7 +216,8 @@ export function withTinyTokenizer(arch: Architecture): Architecture {
   const qwen = arch.config.text_config.model_type === 'qwen2';
   const tok = qwen ? qwen2TinyTokenizer() : llamaTinyTokenizer();
   const c = arch.config;
-  if (tok.vocabSize > c.text_config.vocab_size) throw new Error(`the tiny tokenizer (${tok.vocabSize} ids) does not fit vocab_size ${c.text_config.vocab_size}`);
+  if (tok.vocabSize > c.text_config.vocab_size)
+    throw new Error(`the tiny tokenizer (${tok.vocabSize} ids) does not fit vocab_size ${c.text_config.vocab_size}`);
   c.image_token_index = tok.imageTokenId;
   c.pad_token_id = tok.padTokenId;
   if (tok.bosTokenId !== null) c.text_config.bos_token_id = tok.bosTokenId;
@@ -214,7 +231,10 @@ export function architecture(name: string, overrides: ArchitectureOverrides = {}
   if (!build) throw new Error(`unknown architecture "${name}"; one of: ${ARCHITECTURE_NAMES.join(', ')}`);
   const arch = build();
   const c = arch.config;
-  for (const [key, value] of [['visionLayers', overrides.visionLayers], ['textLayers', overrides.textLayers]] as const) {
+  for (const [key, value] of [
+    ['visionLayers', overrides.visionLayers],
+    ['textLayers', overrides.textLayers],
+  ] as const) {
     if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
       throw new Error(`${key} must be a positive integer, got ${value}`);
     }

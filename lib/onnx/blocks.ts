@@ -21,7 +21,10 @@ export interface BuildContext {
 /** The weight as a float32 initializer of the same name and shape (read when the graph is written). */
 export function weightInitializer(ctx: BuildContext, name: string, shape: number[]): string {
   const w = requireWeight(ctx.weights, name, shape);
-  return ctx.g.initializer(name, tensor('float32', shape, () => w.read()));
+  return ctx.g.initializer(
+    name,
+    tensor('float32', shape, () => w.read()),
+  );
 }
 
 /** Transposes a row-major [rows, cols] matrix. */
@@ -34,7 +37,10 @@ export function transpose2d(m: Float32Array, rows: number, cols: number): Float3
 /** A PyTorch [out, in] matrix as a MatMul right operand [in, out], initializer named `as`. */
 export function transposedInitializer(ctx: BuildContext, name: string, outF: number, inF: number, as = name): string {
   const w = requireWeight(ctx.weights, name, [outF, inF]);
-  return ctx.g.initializer(as, tensor('float32', [inF, outF], () => transpose2d(w.read(), outF, inF)));
+  return ctx.g.initializer(
+    as,
+    tensor('float32', [inF, outF], () => transpose2d(w.read(), outF, inF)),
+  );
 }
 
 export interface LinearOptions {
@@ -64,11 +70,26 @@ export function linear(ctx: BuildContext, x: string, prefix: string, inF: number
       if (++uses === 2) cached = undefined;
       return q;
     };
-    const b = g.initializer(`${prefix}.weight_q${bits}`, tensor('uint8', [outF, blocks, (blockSize * bits) / 8], () => quantized().packed));
-    const s = g.initializer(`${prefix}.weight_scales`, tensor('float32', [outF * blocks], () => quantized().scales));
-    y = g.op('MatMulNBits', [x, b, s], {
-      K: inF, N: outF, bits, block_size: blockSize, accuracy_level: ctx.quant.accuracyLevel ?? 0,
-    }, { domain: MS_DOMAIN, name: `${prefix}/MatMulNBits` });
+    const b = g.initializer(
+      `${prefix}.weight_q${bits}`,
+      tensor('uint8', [outF, blocks, (blockSize * bits) / 8], () => quantized().packed),
+    );
+    const s = g.initializer(
+      `${prefix}.weight_scales`,
+      tensor('float32', [outF * blocks], () => quantized().scales),
+    );
+    y = g.op(
+      'MatMulNBits',
+      [x, b, s],
+      {
+        K: inF,
+        N: outF,
+        bits,
+        block_size: blockSize,
+        accuracy_level: ctx.quant.accuracyLevel ?? 0,
+      },
+      { domain: MS_DOMAIN, name: `${prefix}/MatMulNBits` },
+    );
   } else {
     const w = transposedInitializer(ctx, weightName, outF, inF, opts.weightName ? `${prefix}.weight` : weightName);
     y = g.op('MatMul', [x, w], {}, { name: `${prefix}/MatMul` });
@@ -78,8 +99,12 @@ export function linear(ctx: BuildContext, x: string, prefix: string, inF: number
 }
 
 export function layerNorm(ctx: BuildContext, x: string, prefix: string, dim: number, eps: number): string {
-  return ctx.g.op('LayerNormalization', [x, weightInitializer(ctx, `${prefix}.weight`, [dim]), weightInitializer(ctx, `${prefix}.bias`, [dim])],
-    { axis: -1, epsilon: { float: eps } }, { name: `${prefix}/LayerNorm` });
+  return ctx.g.op(
+    'LayerNormalization',
+    [x, weightInitializer(ctx, `${prefix}.weight`, [dim]), weightInitializer(ctx, `${prefix}.bias`, [dim])],
+    { axis: -1, epsilon: { float: eps } },
+    { name: `${prefix}/LayerNorm` },
+  );
 }
 
 /** RMSNorm from standard ops: x / sqrt(mean(x²) + eps) · w. */

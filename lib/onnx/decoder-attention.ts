@@ -97,7 +97,12 @@ export function optimizedShared(g: Graph, t: TextConfig, embeds: string, mask: s
   const totalLength = g.op('Cast', [total], { to: 6 }, { name: 'gqa/TotalLength' });
   const batch = dim(g, mask, 0);
   const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, g.constInt64(1)]), batch])], { to: 6 }, { name: 'gqa/SeqlensK' });
-  const attentionBias = g.op('Where', [allowedKeys(g, t, embeds, mask), g.constFloat(0), g.constFloat(-3.4028234663852886e38)], {}, { name: 'gqa/AttentionBias' });
+  const attentionBias = g.op(
+    'Where',
+    [allowedKeys(g, t, embeds, mask), g.constFloat(0), g.constFloat(-3.4028234663852886e38)],
+    {},
+    { name: 'gqa/AttentionBias' },
+  );
   return { positionIds, cosCache, sinCache, seqlensK, totalLength, attentionBias };
 }
 
@@ -149,16 +154,26 @@ export function optimizedAttention(ctx: BuildContext, t: TextConfig, h: string, 
   const hd = headDim(t);
   const p = `${TEXT_PREFIX}.layers.${layer}`;
   let [q, k, v] = projections(ctx, t, h, p, qkvBias);
-  const rope = (x: string, heads: number, name: string) => g.op('RotaryEmbedding', [x, s.positionIds, s.cosCache!, s.sinCache!],
-    { interleaved: 0, num_heads: heads }, { domain: MS_DOMAIN, name: `${p}/${name}/RotaryEmbedding` });
+  const rope = (x: string, heads: number, name: string) =>
+    g.op(
+      'RotaryEmbedding',
+      [x, s.positionIds, s.cosCache!, s.sinCache!],
+      { interleaved: 0, num_heads: heads },
+      { domain: MS_DOMAIN, name: `${p}/${name}/RotaryEmbedding` },
+    );
   q = rope(q, t.num_attention_heads, 'q');
   k = rope(k, t.num_key_value_heads, 'k');
   const inputs = [q, k, v, kv.pastKey, kv.pastValue, s.seqlensK!, s.totalLength!, '', '', '', s.attentionBias!];
-  const [out] = g.ops('GroupQueryAttention', inputs, {
-    num_heads: t.num_attention_heads,
-    kv_num_heads: t.num_key_value_heads,
-    scale: floatAttr(1 / Math.sqrt(hd)),
-    do_rotary: 0,
-  }, { domain: MS_DOMAIN, outputs: [g.uniqueName(`${p}/attn`), kv.presentKey, kv.presentValue], name: `${p}/GroupQueryAttention` });
+  const [out] = g.ops(
+    'GroupQueryAttention',
+    inputs,
+    {
+      num_heads: t.num_attention_heads,
+      kv_num_heads: t.num_key_value_heads,
+      scale: floatAttr(1 / Math.sqrt(hd)),
+      do_rotary: 0,
+    },
+    { domain: MS_DOMAIN, outputs: [g.uniqueName(`${p}/attn`), kv.presentKey, kv.presentValue], name: `${p}/GroupQueryAttention` },
+  );
   return out;
 }

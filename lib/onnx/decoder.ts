@@ -39,8 +39,12 @@ function mlp(ctx: BuildContext, t: TextConfig, h: string, p: string): string {
 
 /** SkipSimplifiedLayerNormalization: returns [normalized(x + skip), x + skip]. */
 function skipRmsNorm(ctx: BuildContext, x: string, skip: string, weight: string, dim: number, eps: number): [string, string] {
-  const [normed, , , sum] = ctx.g.ops('SkipSimplifiedLayerNormalization', [x, skip, weightInitializer(ctx, weight, [dim])],
-    { epsilon: floatAttr(eps) }, { domain: MS_DOMAIN, outputs: 4, name: `${weight}/SkipSimplifiedLayerNorm` });
+  const [normed, , , sum] = ctx.g.ops(
+    'SkipSimplifiedLayerNormalization',
+    [x, skip, weightInitializer(ctx, weight, [dim])],
+    { epsilon: floatAttr(eps) },
+    { domain: MS_DOMAIN, outputs: 4, name: `${weight}/SkipSimplifiedLayerNorm` },
+  );
   return [normed, sum];
 }
 
@@ -85,8 +89,12 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
     const shared = optimizedShared(g, t, embeds, mask, positions);
     // Residual stream: SkipSimplifiedLayerNormalization adds the block output to it and normalizes in one op.
     let residual = embeds;
-    let h1 = g.op('SimplifiedLayerNormalization', [embeds, weightInitializer(ctx, `${layerPrefix(0)}.input_layernorm.weight`, [h])],
-      { axis: -1, epsilon: floatAttr(eps), stash_type: 1 }, { name: `${layerPrefix(0)}.input_layernorm/SimplifiedLayerNorm` });
+    let h1 = g.op(
+      'SimplifiedLayerNormalization',
+      [embeds, weightInitializer(ctx, `${layerPrefix(0)}.input_layernorm.weight`, [h])],
+      { axis: -1, epsilon: floatAttr(eps), stash_type: 1 },
+      { name: `${layerPrefix(0)}.input_layernorm/SimplifiedLayerNorm` },
+    );
     for (let i = 0; i < t.num_hidden_layers; i++) {
       const p = layerPrefix(i);
       const attn = optimizedAttention(ctx, t, h1, i, shared, kvs[i], qkvBias);
@@ -104,7 +112,9 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
   const lmHead = lmHeadName(c);
   const headCtx = opts.lmHeadQuant === undefined ? ctx : { ...ctx, quant: opts.lmHeadQuant ?? undefined };
   const logits = linear(headCtx, normed, LM_HEAD.replace(/\.weight$/, ''), h, t.vocab_size, {
-    bias: false, quantizable: true, ...(lmHead !== LM_HEAD ? { weightName: lmHead } : {}),
+    bias: false,
+    quantizable: true,
+    ...(lmHead !== LM_HEAD ? { weightName: lmHead } : {}),
   });
   g.output(logits, 'float32', ['batch_size', lastOnly ? 1 : 'sequence_length', t.vocab_size], DECODER_IO.logits);
   for (const kv of kvs) {

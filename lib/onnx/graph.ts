@@ -14,8 +14,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  AttributeProto, Dim, DTYPE_BYTES, encodeModel, GraphProto, ModelProto, NodeProto, OnnxDataType, TensorDType,
-  TensorProto, ValueInfoProto,
+  AttributeProto,
+  Dim,
+  DTYPE_BYTES,
+  encodeModel,
+  GraphProto,
+  ModelProto,
+  NodeProto,
+  OnnxDataType,
+  TensorDType,
+  TensorProto,
+  ValueInfoProto,
 } from './proto';
 
 export { Dim, TensorDType } from './proto';
@@ -26,8 +35,7 @@ export const DEFAULT_OPSET = 21;
 const IR_VERSION = 10;
 const PROTOBUF_LIMIT = 2 ** 31 - 1;
 
-export type TensorData =
-  | Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
+export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
 
 export interface Tensor {
   dtype: Exclude<TensorDType, 'string'>;
@@ -41,8 +49,12 @@ export function tensor(dtype: Tensor['dtype'], dims: number[], data: Tensor['dat
 }
 
 /** Marks a number as a FLOAT attribute (plain numbers are INT when integral, FLOAT otherwise). */
-export interface FloatAttr { float: number }
-export interface FloatsAttr { floats: number[] }
+export interface FloatAttr {
+  float: number;
+}
+export interface FloatsAttr {
+  floats: number[];
+}
 export function floatAttr(v: number): FloatAttr {
   return { float: v };
 }
@@ -68,7 +80,10 @@ export interface WriteOptions {
   onProgress?: (p: { tensorsDone: number; tensorsTotal: number; bytesWritten: number }) => void;
 }
 
-interface Initializer { name: string; tensor: Tensor }
+interface Initializer {
+  name: string;
+  tensor: Tensor;
+}
 
 function tensorBytes(t: Tensor, name: string): Uint8Array {
   const data = typeof t.data === 'function' ? t.data() : t.data;
@@ -102,7 +117,10 @@ export class Graph {
   private counter = 0;
   readonly opsets = new Map<string, number>();
 
-  constructor(readonly name: string, opts: { opset?: number } = {}) {
+  constructor(
+    readonly name: string,
+    opts: { opset?: number } = {},
+  ) {
     this.opsets.set('', opts.opset ?? DEFAULT_OPSET);
   }
 
@@ -157,11 +175,16 @@ export class Graph {
     const domain = opts.domain ?? '';
     if (domain && !this.opsets.has(domain)) this.opsets.set(domain, 1);
     const nodeName = this.uniqueNodeName(opts.name ?? opType);
-    const outs = typeof opts.outputs === 'object'
-      ? opts.outputs.map((o) => this.claim(o))
-      : Array.from({ length: opts.outputs ?? 1 }, (_, i) => this.claim(this.uniqueName(`${nodeName}/out${i}`)));
+    const outs =
+      typeof opts.outputs === 'object'
+        ? opts.outputs.map((o) => this.claim(o))
+        : Array.from({ length: opts.outputs ?? 1 }, (_, i) => this.claim(this.uniqueName(`${nodeName}/out${i}`)));
     this.nodes.push({
-      name: nodeName, opType, domain, inputs, outputs: outs,
+      name: nodeName,
+      opType,
+      domain,
+      inputs,
+      outputs: outs,
       attributes: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
     });
     return outs;
@@ -194,7 +217,10 @@ export class Graph {
   /** The whole model as one protobuf (all initializers inline; must stay under 2 GB). */
   toBytes(): Uint8Array {
     const inits = this.inits.map(({ name, tensor: t }) => ({
-      name, dataType: OnnxDataType[t.dtype], dims: t.dims, rawData: tensorBytes(t, name),
+      name,
+      dataType: OnnxDataType[t.dtype],
+      dims: t.dims,
+      rawData: tensorBytes(t, name),
     }));
     const w = encodeModel(this.buildModel(inits));
     if (w.length > PROTOBUF_LIMIT) {

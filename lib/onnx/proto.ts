@@ -23,14 +23,40 @@ export type TensorDType = keyof typeof OnnxDataType;
 
 /** Byte size of one element of each fixed-size dtype. */
 export const DTYPE_BYTES: Record<Exclude<TensorDType, 'string'>, number> = {
-  float32: 4, uint8: 1, int8: 1, uint16: 2, int16: 2, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8,
-  uint32: 4, uint64: 8, bfloat16: 2,
+  float32: 4,
+  uint8: 1,
+  int8: 1,
+  uint16: 2,
+  int16: 2,
+  int32: 4,
+  int64: 8,
+  bool: 1,
+  float16: 2,
+  float64: 8,
+  uint32: 4,
+  uint64: 8,
+  bfloat16: 2,
 };
 
-const enum AttributeType { FLOAT = 1, INT = 2, STRING = 3, TENSOR = 4, GRAPH = 5, FLOATS = 6, INTS = 7, STRINGS = 8 }
+const enum AttributeType {
+  FLOAT = 1,
+  INT = 2,
+  STRING = 3,
+  TENSOR = 4,
+  GRAPH = 5,
+  FLOATS = 6,
+  INTS = 7,
+  STRINGS = 8,
+}
 
-export interface OperatorSetId { domain: string; version: number }
-export interface StringEntry { key: string; value: string }
+export interface OperatorSetId {
+  domain: string;
+  version: number;
+}
+export interface StringEntry {
+  key: string;
+  value: string;
+}
 
 export interface TensorProto {
   name: string;
@@ -43,7 +69,11 @@ export interface TensorProto {
 }
 
 export type Dim = number | string;
-export interface ValueInfoProto { name: string; elemType: number; shape?: Dim[] }
+export interface ValueInfoProto {
+  name: string;
+  elemType: number;
+  shape?: Dim[];
+}
 
 export type AttributeProto =
   | { name: string; type: 'float'; value: number }
@@ -227,14 +257,31 @@ function encodeValueInfo(v: ValueInfoProto): ProtoWriter {
 function encodeAttribute(a: AttributeProto): ProtoWriter {
   const w = new ProtoWriter().string(1, a.name);
   switch (a.type) {
-    case 'float': w.float(2, a.value).varint(20, AttributeType.FLOAT); break;
-    case 'int': w.varint(3, a.value).varint(20, AttributeType.INT); break;
-    case 'string': w.string(4, a.value).varint(20, AttributeType.STRING); break;
-    case 'tensor': w.message(5, encodeTensor(a.value)).varint(20, AttributeType.TENSOR); break;
-    case 'graph': w.message(6, encodeGraph(a.value)).varint(20, AttributeType.GRAPH); break;
-    case 'floats': w.packedFloats(7, a.value).varint(20, AttributeType.FLOATS); break;
-    case 'ints': w.packedVarints(8, a.value).varint(20, AttributeType.INTS); break;
-    case 'strings': for (const s of a.value) w.string(9, s); w.varint(20, AttributeType.STRINGS); break;
+    case 'float':
+      w.float(2, a.value).varint(20, AttributeType.FLOAT);
+      break;
+    case 'int':
+      w.varint(3, a.value).varint(20, AttributeType.INT);
+      break;
+    case 'string':
+      w.string(4, a.value).varint(20, AttributeType.STRING);
+      break;
+    case 'tensor':
+      w.message(5, encodeTensor(a.value)).varint(20, AttributeType.TENSOR);
+      break;
+    case 'graph':
+      w.message(6, encodeGraph(a.value)).varint(20, AttributeType.GRAPH);
+      break;
+    case 'floats':
+      w.packedFloats(7, a.value).varint(20, AttributeType.FLOATS);
+      break;
+    case 'ints':
+      w.packedVarints(8, a.value).varint(20, AttributeType.INTS);
+      break;
+    case 'strings':
+      for (const s of a.value) w.string(9, s);
+      w.varint(20, AttributeType.STRINGS);
+      break;
   }
   return w;
 }

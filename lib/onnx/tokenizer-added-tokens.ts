@@ -27,9 +27,7 @@ interface TokenizerJson {
 function missingEntries(json: TokenizerJson, tokens: readonly SpecialToken[]): AddedTokenEntry[] {
   const added = json.added_tokens ?? [];
   const vocab = json.model?.vocab;
-  const vocabIds = new Map<string, number>(
-    vocab && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.entries(vocab as Record<string, number>) : [],
-  );
+  const vocabIds = new Map<string, number>(vocab && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.entries(vocab as Record<string, number>) : []);
   let size = 0;
   for (const id of [...vocabIds.values(), ...added.map((t) => t.id)]) size = Math.max(size, id + 1);
   const entries: AddedTokenEntry[] = [];

@@ -44,10 +44,7 @@ export const DEFAULT_ACCURACY_LEVEL = 4;
  * A generated tiny tokenizer, or files to copy (a checkpoint's tokenizer, processor and generation configs);
  * specialTokens are added to the copied tokenizer.json when it lacks them (mmpretrain v1's <im_start>/<im_end>).
  */
-export type TokenizerSource =
-  | { kind: 'tiny-llama' }
-  | { kind: 'tiny-qwen2' }
-  | { kind: 'files'; files: string[]; specialTokens?: SpecialToken[] };
+export type TokenizerSource = { kind: 'tiny-llama' } | { kind: 'tiny-qwen2' } | { kind: 'files'; files: string[]; specialTokens?: SpecialToken[] };
 
 export interface BuildProgress {
   file: string;
@@ -91,7 +88,6 @@ export interface WrittenModel {
   variant: string;
 }
 
-
 const GENERATED_FILES = ['config.json', 'preprocessor_config.json', 'processor_config.json', 'generation_config.json'];
 
 function writeJson(file: string, value: unknown): void {
@@ -126,11 +122,16 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   const layout = opts.layout ?? 'transformers-js';
   const decoder = opts.decoder ?? 'optimized';
   const quantOptions = (name: QuantizeName | undefined): QuantOptions | undefined =>
-    name ? { bits: parseQuantBits(name), accuracyLevel: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE } : undefined;
+    name
+      ? { bits: parseQuantBits(name), accuracyLevel: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE }
+      : undefined;
   const quant = quantOptions(opts.quantize);
-  const lmHeadQuant: QuantOptions | null | undefined = !quant || opts.lmHead === undefined || opts.lmHead === opts.quantize
-    ? undefined
-    : opts.lmHead === 'fp32' ? null : { ...quant, bits: parseQuantBits(opts.lmHead) };
+  const lmHeadQuant: QuantOptions | null | undefined =
+    !quant || opts.lmHead === undefined || opts.lmHead === opts.quantize
+      ? undefined
+      : opts.lmHead === 'fp32'
+        ? null
+        : { ...quant, bits: parseQuantBits(opts.lmHead) };
   const { variant, suffix } = opts.quantize ? QUANT_VARIANT[opts.quantize] : { variant: 'fp32', suffix: '' };
   const dir = path.resolve(opts.outDir);
   const onnxDir = path.join(dir, 'onnx');
@@ -138,9 +139,7 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   const external: Record<string, boolean> = {};
   const write = (name: string, graph: Graph): void => {
     const fileName = `${name}.onnx`;
-    const useExternal = opts.externalData === 'auto' || opts.externalData === undefined
-      ? graph.initializerBytes() > AUTO_EXTERNAL_BYTES
-      : opts.externalData;
+    const useExternal = opts.externalData === 'auto' || opts.externalData === undefined ? graph.initializerBytes() > AUTO_EXTERNAL_BYTES : opts.externalData;
     const written = graph.writeFile(path.join(onnxDir, fileName), {
       externalData: useExternal,
       onProgress: (p) => opts.onProgress?.({ file: `onnx/${fileName}`, ...p }),
@@ -161,10 +160,13 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   prepareFolder(dir, onnxDir, opts);
   for (const [name, graph] of graphs) write(name, graph);
 
-  const vision = layout === 'split'
-    ? { vision_encoder: { input: VISION_IO.pixelValues, output: VISION_IO.imageFeatures, width: c.vision_config.hidden_size },
-      multi_modal_projector: { input: PROJECTOR_IO.imageFeatures, output: PROJECTOR_IO.imageEmbeds, width: c.text_config.hidden_size } }
-    : { vision_encoder: { input: VISION_IO.pixelValues, output: VISION_IO.imageFeatures, width: c.text_config.hidden_size } };
+  const vision =
+    layout === 'split'
+      ? {
+          vision_encoder: { input: VISION_IO.pixelValues, output: VISION_IO.imageFeatures, width: c.vision_config.hidden_size },
+          multi_modal_projector: { input: PROJECTOR_IO.imageFeatures, output: PROJECTOR_IO.imageEmbeds, width: c.text_config.hidden_size },
+        }
+      : { vision_encoder: { input: VISION_IO.pixelValues, output: VISION_IO.imageFeatures, width: c.text_config.hidden_size } };
   const config: LlavaConfig = {
     ...c,
     image_seq_length: visionTokenCount(c),
@@ -175,7 +177,9 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
       decoder,
       quantize: opts.quantize ?? null,
       ...(opts.quantizeVision ? { quantize_vision: opts.quantizeVision } : {}),
-      ...(quant || opts.quantizeVision ? { accuracy_level: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL, block_size: opts.blockSize ?? DEFAULT_BLOCK_SIZE } : {}),
+      ...(quant || opts.quantizeVision
+        ? { accuracy_level: opts.accuracyLevel ?? DEFAULT_ACCURACY_LEVEL, block_size: opts.blockSize ?? DEFAULT_BLOCK_SIZE }
+        : {}),
       ...(quant ? { lm_head: opts.lmHead ?? opts.quantize } : {}),
       variant,
       io: { ...vision, embed_tokens: { input: EMBED_IO.inputIds, output: EMBED_IO.inputsEmbeds } },
@@ -190,24 +194,35 @@ export function writeModelFolder(opts: WriteModelOptions): WrittenModel {
   writeTokenizer(dir, opts.tokenizer);
   const defaults: Array<[string, unknown]> = [
     ['preprocessor_config.json', visionTower(c).imageProcessor(c.vision_config)],
-    ['processor_config.json', {
-      processor_class: 'LlavaProcessor',
-      image_token: '<image>',
-      // transformers.js counts patches + num_additional_image_tokens image tokens and, unlike Python, never
-      // subtracts the CLS for 'default': this makes it match the vision_encoder's token count (CLIP full: 1, else 0).
-      num_additional_image_tokens: visionTokenCount(c) - patchGrid(c.vision_config) ** 2,
-      patch_size: c.vision_config.patch_size,
-      vision_feature_select_strategy: c.vision_feature_select_strategy,
-    }],
-    ['generation_config.json', {
-      ...(c.text_config.bos_token_id !== undefined ? { bos_token_id: c.text_config.bos_token_id } : {}),
-      eos_token_id: c.text_config.eos_token_id,
-      pad_token_id: c.pad_token_id,
-    }],
+    [
+      'processor_config.json',
+      {
+        processor_class: 'LlavaProcessor',
+        image_token: '<image>',
+        // transformers.js counts patches + num_additional_image_tokens image tokens and, unlike Python, never
+        // subtracts the CLS for 'default': this makes it match the vision_encoder's token count (CLIP full: 1, else 0).
+        num_additional_image_tokens: visionTokenCount(c) - patchGrid(c.vision_config) ** 2,
+        patch_size: c.vision_config.patch_size,
+        vision_feature_select_strategy: c.vision_feature_select_strategy,
+      },
+    ],
+    [
+      'generation_config.json',
+      {
+        ...(c.text_config.bos_token_id !== undefined ? { bos_token_id: c.text_config.bos_token_id } : {}),
+        eos_token_id: c.text_config.eos_token_id,
+        pad_token_id: c.pad_token_id,
+      },
+    ],
   ];
   for (const [name, value] of defaults) {
     if (!fs.existsSync(path.join(dir, name))) writeJson(path.join(dir, name), value);
   }
-  files.push(...fs.readdirSync(dir).filter((f) => f !== 'onnx').sort());
+  files.push(
+    ...fs
+      .readdirSync(dir)
+      .filter((f) => f !== 'onnx')
+      .sort(),
+  );
   return { dir, files, variant };
 }

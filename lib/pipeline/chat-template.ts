@@ -75,7 +75,7 @@ export function renderChatTemplate(template: string, messages: ChatMessage[], op
   let last = 0;
   for (const m of marked.matchAll(pattern)) {
     segments.push(templateText(marked.slice(last, m.index)), userText(texts[Number(m[1])]));
-    last = (m.index) + m[0].length;
+    last = m.index + m[0].length;
   }
   segments.push(templateText(marked.slice(last)));
   const plain = render(messages, content);

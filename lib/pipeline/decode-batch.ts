@@ -32,7 +32,10 @@ export class DecodeBatch {
   private readonly members: BatchMember[] = [];
   /** Serialises the session's runs and the cache's changes: one prefill, join, leave or step at a time. */
   private queue: Promise<unknown> = Promise.resolve();
-  constructor(private readonly decoder: KvDecoder, private readonly onEmpty: () => void) {}
+  constructor(
+    private readonly decoder: KvDecoder,
+    private readonly onEmpty: () => void,
+  ) {}
 
   get size(): number {
     return this.members.length;

@@ -62,7 +62,13 @@ function relayoutRows(rows: readonly RowSource[], length: number, to: number, he
 
 /** Copies the first `length` positions of sequences `rows` of [B, heads, from, hd] buffers into new [rows.length, heads, to, hd] ones. */
 function relayout(cache: KvCache, rows: readonly number[], to: number, heads: number, hd: number): KvCache {
-  return relayoutRows(rows.map((row) => ({ cache, row, shift: 0 })), cache.length, to, heads, hd);
+  return relayoutRows(
+    rows.map((row) => ({ cache, row, shift: 0 })),
+    cache.length,
+    to,
+    heads,
+    hd,
+  );
 }
 
 const identityRows = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -205,9 +211,8 @@ export class KvDecoder {
   }
 
   restore(cache: KvCache): void {
-    this.cache = this.mode === 'copy'
-      ? cache
-      : relayout(cache, identityRows(cache.batch), Math.max(cache.length, this.reserved), this.shape.kvHeads, this.shape.headDim);
+    this.cache =
+      this.mode === 'copy' ? cache : relayout(cache, identityRows(cache.batch), Math.max(cache.length, this.reserved), this.shape.kvHeads, this.shape.headDim);
   }
 
   /** Token embeddings [ids.length × hidden] as float32. */
@@ -241,7 +246,10 @@ export class KvDecoder {
     // Shared: each present output is bound to its past buffer (the same tensor object), so the graph writes in place.
     const bound: Record<string, TensorValue> = {};
     for (let l = 0; l < this.shape.layers; l++) {
-      for (const [past, present] of [[DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]]) {
+      for (const [past, present] of [
+        [DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)],
+        [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)],
+      ]) {
         const t = { type: this.kvType, dims: pastDims, data: this.cache.data[past] } as TensorValue;
         feeds[past] = t;
         if (shared) bound[present] = t;
@@ -265,7 +273,10 @@ export class KvDecoder {
     } else {
       const data: Record<string, KvArray> = {};
       for (let l = 0; l < this.shape.layers; l++) {
-        for (const [past, presentName] of [[DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]]) {
+        for (const [past, presentName] of [
+          [DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)],
+          [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)],
+        ]) {
           const present = out[presentName];
           if (!present) throw new Error(`decoder graph has no output ${presentName}`);
           data[past] = present.data as KvArray;

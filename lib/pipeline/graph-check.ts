@@ -31,16 +31,12 @@ export function kvShape(config: LlavaConfig): KvShape {
 export function checkKvInputs(inputs: TensorInfo[], shape: KvShape): void {
   const pastNames = inputs.filter((i) => i.name.startsWith(DECODER_IO.pastPrefix));
   if (pastNames.length !== 2 * shape.layers) {
-    throw new Error(
-      `config.json says ${shape.layers} decoder layers but the decoder graph has ${pastNames.length / 2} (past_key_values inputs)`,
-    );
+    throw new Error(`config.json says ${shape.layers} decoder layers but the decoder graph has ${pastNames.length / 2} (past_key_values inputs)`);
   }
   for (const p of pastNames) {
     const [, heads, , dim] = p.shape;
     if ((typeof heads === 'number' && heads !== shape.kvHeads) || (typeof dim === 'number' && dim !== shape.headDim)) {
-      throw new Error(
-        `config.json says ${shape.kvHeads} KV heads × head_dim ${shape.headDim} but decoder input ${p.name} has shape [${p.shape.join(', ')}]`,
-      );
+      throw new Error(`config.json says ${shape.kvHeads} KV heads × head_dim ${shape.headDim} but decoder input ${p.name} has shape [${p.shape.join(', ')}]`);
     }
   }
 }
@@ -89,7 +85,9 @@ export function visionInputs(info: SessionInfo): VisionInputs {
   if (!pixels) throw new Error(`the vision encoder graph has no pixel_values input (it has ${inputs.map((i) => i.name).join(', ')})`);
   if (!PIXEL_TYPES.includes(pixels.type)) throw new Error(`the vision encoder input ${pixels.name} is ${pixels.type}; float32 or float16 pixels are supported`);
   if (pixels.shape.length !== 4 && pixels.shape.length !== 5) {
-    throw new Error(`the vision encoder input ${pixels.name} has shape [${pixels.shape.join(', ')}]; [batch, 3, size, size] or [batch, images, 3, size, size] is supported`);
+    throw new Error(
+      `the vision encoder input ${pixels.name} has shape [${pixels.shape.join(', ')}]; [batch, 3, size, size] or [batch, images, 3, size, size] is supported`,
+    );
   }
   const imageSizes = inputs.find((i) => i.name === VISION_IO.imageSizes);
   if (imageSizes && imageSizes.type !== 'int64') throw new Error(`the vision encoder input image_sizes is ${imageSizes.type}; int64 is supported`);
@@ -123,11 +121,15 @@ export function checkGraphsAgainstConfig(config: LlavaConfig, graphs: LoadedGrap
     const projectorOut = graphs.projector.outputs[0];
     if (!projectorIn || !projectorOut) throw new Error('the multi_modal_projector graph needs one input and one output');
     if (projectorIn.type !== features.type) {
-      throw new Error(`the vision encoder graph makes ${features.type} features but the multi_modal_projector graph takes ${projectorIn.type}: choose variants whose types agree`);
+      throw new Error(
+        `the vision encoder graph makes ${features.type} features but the multi_modal_projector graph takes ${projectorIn.type}: choose variants whose types agree`,
+      );
     }
     const [made, taken] = [features.shape.at(-1), projectorIn.shape.at(-1)];
     if (typeof made === 'number' && typeof taken === 'number' && made !== taken) {
-      throw new Error(`the vision encoder graph makes ${made}-wide features but the multi_modal_projector graph takes ${taken}: the graphs do not belong together`);
+      throw new Error(
+        `the vision encoder graph makes ${made}-wide features but the multi_modal_projector graph takes ${taken}: the graphs do not belong together`,
+      );
     }
     expectDim(projectorOut, -1, text.hidden_size, 'multi_modal_projector', 'text_config.hidden_size');
   } else {

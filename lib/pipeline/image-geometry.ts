@@ -17,8 +17,7 @@ export interface ResizePlan {
 
 /** HF CLIPImageProcessor: shortest edge → edge, long edge → int(edge*long/short); centre crop size×size at (D-size)//2. */
 function shortestEdgeThenCentreCrop(width: number, height: number, size: number, edge: number) {
-  const [resizeWidth, resizeHeight] =
-    width <= height ? [edge, Math.floor((edge * height) / width)] : [Math.floor((edge * width) / height), edge];
+  const [resizeWidth, resizeHeight] = width <= height ? [edge, Math.floor((edge * height) / width)] : [Math.floor((edge * width) / height), edge];
   if (resizeWidth < size || resizeHeight < size) {
     throw new Error(`a ${width}×${height} image resized to shortest edge ${edge} is smaller than the ${size}×${size} crop`);
   }

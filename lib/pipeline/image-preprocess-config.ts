@@ -92,7 +92,7 @@ export function preprocessFromConfig(p: PreprocessorConfig, imageSize: number): 
   } else {
     // A resize to side×side whatever the aspect: our squash.
     const side = exact ?? imageSize;
-    const crop = centreCrop ? square(p.crop_size, 'crop_size') ?? side : side;
+    const crop = centreCrop ? (square(p.crop_size, 'crop_size') ?? side) : side;
     if (crop !== side) throw new Error(`preprocessor_config.json crops ${crop} out of a ${side}×${side} resize: not supported`);
     options = { mode: 'squash', size: side };
   }

@@ -21,7 +21,10 @@ function megapixels(pixels: number): string {
 
 function checkOptions(options: PreprocessOptions): number {
   const { size, mean, std } = options;
-  for (const [name, value] of [['size', size], ['shortestEdge', options.shortestEdge ?? size]] as const) {
+  for (const [name, value] of [
+    ['size', size],
+    ['shortestEdge', options.shortestEdge ?? size],
+  ] as const) {
     if (!Number.isInteger(value) || value < 1 || value > 8192) {
       throw new Error(`preprocess ${name} must be an integer from 1 to 8192, got ${value}`);
     }
@@ -29,7 +32,10 @@ function checkOptions(options: PreprocessOptions): number {
   if ((options.shortestEdge ?? size) < size) throw new Error(`preprocess shortestEdge ${options.shortestEdge} is smaller than the ${size} crop`);
   const rescale = options.rescale ?? 1 / 255;
   if (!(Number.isFinite(rescale) && rescale > 0)) throw new Error(`preprocess rescale must be a positive number, got ${rescale}`);
-  for (const [name, values] of [['mean', mean], ['std', std]] as const) {
+  for (const [name, values] of [
+    ['mean', mean],
+    ['std', std],
+  ] as const) {
     if (!Array.isArray(values) || values.length !== 3 || !values.every(Number.isFinite)) {
       throw new Error(`preprocess ${name} must be three finite numbers (R, G, B), got ${JSON.stringify(values)}`);
     }
@@ -45,7 +51,10 @@ function checkOptions(options: PreprocessOptions): number {
 
 /** libvips reports a broken file as one line per decoder complaint, often repeated: keep each once, on one line. */
 function undecodable(err: unknown): Error {
-  const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = (err instanceof Error ? err.message : String(err))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return new Error(`not a decodable image: ${[...new Set(lines)].join('; ')}`);
 }
 

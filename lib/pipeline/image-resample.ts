@@ -102,7 +102,9 @@ function resampleRow(row: Uint8Array, offset: number, taps: Taps, out: Uint8Arra
   const { start, count, weights, stride } = taps;
   let o = outOffset;
   for (let x = 0; x < start.length; x++) {
-    let r = HALF, g = HALF, b = HALF;
+    let r = HALF,
+      g = HALF,
+      b = HALF;
     const w0 = x * stride;
     const n = count[x];
     for (let i = 0, p = offset + start[x] * 3; i < n; i++, p += 3) {
@@ -190,7 +192,12 @@ function verticalPass(band: Uint8Array, width: number, taps: Taps, rowFrom: numb
  * only `window` of the result (interleaved RGB, window.width × window.height).
  */
 export function resizeWindow(
-  image: RgbImage, resizeWidth: number, resizeHeight: number, window: Window, padding?: Padding, resample: Resample = 'bicubic',
+  image: RgbImage,
+  resizeWidth: number,
+  resizeHeight: number,
+  window: Window,
+  padding?: Padding,
+  resample: Resample = 'bicubic',
 ): Uint8Array {
   const filter = FILTERS[resample];
   if (!filter) throw new Error(`unknown resample filter "${String(resample)}": expected bicubic or bilinear`);

@@ -190,7 +190,19 @@ export class LlavaModel {
       for (const lease of [vision, projector, embed, decoder]) lease?.release();
       throw new Error(`model folder ${folder.dir}: ${(err as Error).message}`);
     }
-    const model = new LlavaModel(folder, preset, tokenizer, runtime, vision!, projector, embed!, decoder!, options.prefixReuse ?? true, options.kvCache ?? 'shared', options.batching ?? true);
+    const model = new LlavaModel(
+      folder,
+      preset,
+      tokenizer,
+      runtime,
+      vision!,
+      projector,
+      embed!,
+      decoder!,
+      options.prefixReuse ?? true,
+      options.kvCache ?? 'shared',
+      options.batching ?? true,
+    );
     if (options.warmup ?? true) {
       try {
         model.warmup = await model.warm(options.signal);
@@ -213,7 +225,9 @@ export class LlavaModel {
     const warmed = (mark: boolean) => this.runtime.task<boolean>(WARMED_TASK, { keys, mark } satisfies WarmedPayload, { signal, label: 'warm-up' });
     if (await warmed(false)) return { ran: false, prefillTokens: 0, ms: 0 };
     const started = performance.now();
-    const blank = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } }).jpeg().toBuffer();
+    const blank = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080' } })
+      .jpeg()
+      .toBuffer();
     const image = await this.project(await this.encodeImage(await this.preprocess(blank), signal), signal);
     const r = await this.generate({ prompt: this.prompt({}), image, options: { maxNewTokens: 3, ignoreEos: true, doSample: false }, signal });
     await warmed(true);

@@ -9,10 +9,7 @@ import type { TemplateName } from './templates';
 import type { TokenizationStyle } from './tokens';
 
 /** Where the prompt text comes from. */
-export type PromptSource =
-  | { kind: 'template'; template: TemplateName }
-  | { kind: 'chat-template' }
-  | { kind: 'custom'; template: string };
+export type PromptSource = { kind: 'template'; template: TemplateName } | { kind: 'chat-template' } | { kind: 'custom'; template: string };
 
 export interface LlavaPreset {
   name: string;

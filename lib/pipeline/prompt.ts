@@ -14,7 +14,6 @@ export interface PromptInput {
   image?: boolean;
 }
 
-
 export function buildPrompt(preset: LlavaPreset, chatTemplate: string | null, input: PromptInput): PromptSegment[] {
   if (input.prompt !== undefined && input.question !== undefined) {
     throw new Error('give either a prompt or a question, not both');

@@ -147,11 +147,13 @@ interface Message {
 
 function conversationMessages(request: PromptRequest): Message[] {
   const imageSegment = request.imStartEnd ? IM_START_MARKER + IMAGE_MARKER + IM_END_MARKER : IMAGE_MARKER;
-  const turns = [...(request.history ?? []).map((h, i) => {
-    requireText(h?.user, `history[${i}].user`);
-    requireText(h?.assistant, `history[${i}].assistant`);
-    return h;
-  })];
+  const turns = [
+    ...(request.history ?? []).map((h, i) => {
+      requireText(h?.user, `history[${i}].user`);
+      requireText(h?.assistant, `history[${i}].assistant`);
+      return h;
+    }),
+  ];
   const messages: Message[] = [];
   const userMessage = (text: string, first: boolean): Message => ({
     role: 0,
@@ -276,7 +278,7 @@ export function renderCustomTemplate(template: string, fields: Record<string, st
       throw new Error(`custom template uses {{${name}}} but no value was given for it`);
     }
     out.push(templateText(template.slice(last, m.index)), userText(requireText(fields[name], `field ${name}`)));
-    last = (m.index) + m[0].length;
+    last = m.index + m[0].length;
   }
   out.push(templateText(template.slice(last)));
   return mergeSegments(out);

@@ -100,7 +100,7 @@ class TokenSplitter {
   split(text: string): Section[] {
     const out: Section[] = [];
     let start = 0;
-    for (let i = 0; i < text.length; ) {
+    for (let i = 0; i < text.length;) {
       const match = this.byFirstChar.get(text[i])?.find((t) => text.startsWith(t.content, i));
       if (match) {
         if (i > start) out.push({ text: text.slice(start, i) });
@@ -149,7 +149,7 @@ export class PromptTokenizer {
       lstrip: t.lstrip,
       rstrip: t.rstrip,
     }));
-    const extraSpecial = new Set((tokenizerConfig.additional_special_tokens as unknown[] | undefined ?? []).map(tokenContent));
+    const extraSpecial = new Set(((tokenizerConfig.additional_special_tokens as unknown[] | undefined) ?? []).map(tokenContent));
     for (const t of added) if (extraSpecial.has(t.content)) t.special = true;
     this.specialContents = new Set(added.filter((t) => t.special).map((t) => t.content));
     this.specialTokenIds = new Set(added.filter((t) => t.special).map((t) => t.id));
@@ -269,7 +269,6 @@ export class PromptTokenizer {
     if (ids.length === 0) return '';
     return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecial ?? false });
   }
-
 }
 
 /** Splits segments into chunks at each <image> marker in template text (user text never makes an image slot). */

@@ -51,9 +51,7 @@ export interface GenerateTaskResult {
 }
 
 /** Events a generate task emits; the main thread turns them into streamed text and status. */
-export type GenerateEvent =
-  | { type: 'text'; delta: string }
-  | { type: 'progress'; tokens: number; tokensPerSecond: number };
+export type GenerateEvent = { type: 'text'; delta: string } | { type: 'progress'; tokens: number; tokensPerSecond: number };
 
 /** What the worker keeps per tokenizer folder: the tokenizer, its JSON vocabularies, and the sessions it serves. */
 interface FolderState {
@@ -137,9 +135,7 @@ async function promptEmbeddings(ctx: WorkerContext, decoder: KvDecoder, p: Gener
   const image = ctx.tensors.get(p.image);
   const [, rows, width] = image.dims;
   if (rows !== p.imagePositions.length || width !== hidden) {
-    throw new Error(
-      `image features are [${image.dims.join(', ')}] but the prompt has ${p.imagePositions.length} image positions of width ${hidden}`,
-    );
+    throw new Error(`image features are [${image.dims.join(', ')}] but the prompt has ${p.imagePositions.length} image positions of width ${hidden}`);
   }
   const features = toFloat32(image);
   p.imagePositions.forEach((pos, r) => embeds.set(features.subarray(r * hidden, (r + 1) * hidden), pos * hidden));

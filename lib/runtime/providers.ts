@@ -15,7 +15,7 @@ export function isProviderChoice(value: string): value is 'auto' | ProviderName 
 /** The providers to try, in order: 'auto' is cuda, webgpu, then cpu; a name or list is taken as given. */
 export function providerOrder(pref: ProviderPreference = 'auto'): ProviderName[] {
   const list = pref === 'auto' ? [...PROVIDERS] : Array.isArray(pref) ? pref : [pref];
-  if (list.length === 0) throw new Error('providers: the list is empty (use \'auto\' or name at least one of cuda, webgpu, cpu)');
+  if (list.length === 0) throw new Error("providers: the list is empty (use 'auto' or name at least one of cuda, webgpu, cpu)");
   for (const p of list) {
     if (!PROVIDERS.includes(p)) {
       throw new Error(`providers: unknown execution provider '${String(p)}' (expected 'auto' or ${PROVIDERS.join(', ')})`);
@@ -40,10 +40,7 @@ const NOT_AVAILABLE = /Failed to load shared library|Failed to get a WebGPU adap
 const unavailable = new Map<ProviderName, string>();
 
 /** Calls `create` with each provider in turn until one succeeds; throws listing every failure if none does. */
-export async function createWithFallback<S>(
-  order: ProviderName[],
-  create: (provider: ProviderName) => Promise<S>,
-): Promise<ProviderChoice<S>> {
+export async function createWithFallback<S>(order: ProviderName[], create: (provider: ProviderName) => Promise<S>): Promise<ProviderChoice<S>> {
   const failures: ProviderFailure[] = [];
   for (const provider of order) {
     const known = unavailable.get(provider);

@@ -9,9 +9,7 @@ import { CachedSession, SessionCache } from './session-cache';
 import { resolveSpec, sessionKey } from './session-spec';
 import { isTensorHandle, TensorHandle, TensorValue } from './tensor';
 import { assertFeed, assertTensorValue, packForTransfer } from './tensor-wire';
-import type {
-  Feed, Runtime, RunOptions, RunResult, RuntimeStats, SessionInfo, SessionLease, SessionSpec, TaskOptions,
-} from './types';
+import type { Feed, Runtime, RunOptions, RunResult, RuntimeStats, SessionInfo, SessionLease, SessionSpec, TaskOptions } from './types';
 import { Call, WorkerLink } from './worker-link';
 
 export interface RuntimeOptions {
@@ -87,7 +85,10 @@ export class InferenceRuntime implements Runtime {
     const entry = this.sessions.entryOf(lease);
     if (typeof feeds !== 'object' || feeds === null) throw new Error('run: feeds must be an object of input name → tensor');
     for (const [name, feed] of Object.entries(feeds)) assertFeed(feed, `run ${entry.label}: input '${name}'`);
-    for (const [what, list] of [['fetch', options.fetch], ['keep', options.keep]] as const) {
+    for (const [what, list] of [
+      ['fetch', options.fetch],
+      ['keep', options.keep],
+    ] as const) {
       if (list !== undefined && !(Array.isArray(list) && list.every((n) => typeof n === 'string'))) {
         throw new Error(`run: ${what} must be an array of output names`);
       }

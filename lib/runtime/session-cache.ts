@@ -44,7 +44,10 @@ export class SessionCache {
   private readonly leases = new WeakMap<SessionLease, CachedSession>();
   private closed = false;
 
-  constructor(private readonly graceMs: number, private readonly hooks: SessionCacheHooks) {}
+  constructor(
+    private readonly graceMs: number,
+    private readonly hooks: SessionCacheHooks,
+  ) {}
 
   /** Sessions currently loaded (in use or within their grace period). */
   get loadedCount(): number {

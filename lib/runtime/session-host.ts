@@ -29,13 +29,12 @@ export class HostedSession implements WorkerSession {
   private idle: (() => void) | null = null;
   private released = false;
 
-  constructor(readonly info: SessionInfo, private readonly session: ort.InferenceSession) {}
+  constructor(
+    readonly info: SessionInfo,
+    private readonly session: ort.InferenceSession,
+  ) {}
 
-  async run(
-    feeds: Record<string, TensorValue>,
-    fetch?: string[],
-    outputs: Record<string, TensorValue> = {},
-  ): Promise<Record<string, TensorValue>> {
+  async run(feeds: Record<string, TensorValue>, fetch?: string[], outputs: Record<string, TensorValue> = {}): Promise<Record<string, TensorValue>> {
     if (this.released) throw new Error(`session for ${this.info.modelPath} was closed`);
     const names = fetch ?? this.session.outputNames;
     for (const n of [...names, ...Object.keys(outputs)]) {

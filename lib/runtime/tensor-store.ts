@@ -80,8 +80,7 @@ export class TensorStore {
   private expired(handle: string): Error {
     const { maxHandles, maxBytes } = this.limits;
     return new Error(
-      `expired tensor handle ${handle}: it was freed, or evicted as least recently used ` +
-        `(limits: ${maxHandles} handles, ${maxBytes} bytes)`,
+      `expired tensor handle ${handle}: it was freed, or evicted as least recently used ` + `(limits: ${maxHandles} handles, ${maxBytes} bytes)`,
     );
   }
 }

@@ -3,8 +3,7 @@
 import { elementCount, isTensorHandle, TensorHandle, TensorType, TensorValue } from './tensor';
 
 type TypedArrayClass =
-  | Float32ArrayConstructor | Uint16ArrayConstructor | BigInt64ArrayConstructor | Int32ArrayConstructor
-  | Int8ArrayConstructor | Uint8ArrayConstructor;
+  Float32ArrayConstructor | Uint16ArrayConstructor | BigInt64ArrayConstructor | Int32ArrayConstructor | Int8ArrayConstructor | Uint8ArrayConstructor;
 
 /** The typed array each tensor type's data must be (float16 travels as raw Uint16 bits, bool as Uint8). */
 const DATA_CLASS: Record<TensorType, TypedArrayClass> = {

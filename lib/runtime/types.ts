@@ -111,11 +111,7 @@ export interface WorkerSession {
    * Run with plain tensors. `outputs` may hold pre-allocated tensors that ORT writes into in place
    * (the zero-copy path for KV caches); the same objects come back in the result.
    */
-  run(
-    feeds: Record<string, TensorValue>,
-    fetch?: string[],
-    outputs?: Record<string, TensorValue>,
-  ): Promise<Record<string, TensorValue>>;
+  run(feeds: Record<string, TensorValue>, fetch?: string[], outputs?: Record<string, TensorValue>): Promise<Record<string, TensorValue>>;
 }
 
 export interface WorkerContext {

@@ -40,7 +40,10 @@ export class WorkerLink {
   private terminating = false;
   alive = true;
 
-  constructor(readonly init: WorkerInit, private readonly events: LinkEvents) {
+  constructor(
+    readonly init: WorkerInit,
+    private readonly events: LinkEvents,
+  ) {
     this.worker = new Worker(WORKER_SCRIPT, { workerData: init });
     this.worker.unref();
     this.worker.on('message', (m: FromWorker) => this.receive(m));
@@ -119,9 +122,10 @@ export class WorkerLink {
 
   private exited(code: number): void {
     this.alive = false;
-    const error = this.terminating && this.crash
-      ? this.crash
-      : new Error(`inference worker exited (code ${code}${this.crash ? `: ${this.crash.message}` : ''}); it restarts on next use`);
+    const error =
+      this.terminating && this.crash
+        ? this.crash
+        : new Error(`inference worker exited (code ${code}${this.crash ? `: ${this.crash.message}` : ''}); it restarts on next use`);
     this.crash = error;
     this.events.exit(error, this.terminating);
     const lost = [...this.pending.values()];

@@ -171,6 +171,7 @@ async function handle(id: number, request: AnyRequest): Promise<void> {
 
 port.on('message', (msg: ToWorker) => {
   if (msg.kind === 'abort') running.get(msg.id)?.abort();
-  else if (msg.kind === 'shutdown') process.exit(0); // ends this thread only; no ORT call is running here
+  else if (msg.kind === 'shutdown')
+    process.exit(0); // ends this thread only; no ORT call is running here
   else void handle(msg.id, msg.request);
 });

@@ -1,12 +1,7 @@
 // llava-generate's generation options: from the editor fields (empty = the model preset's value) and from
 // msg.llava.options (per message), checked by name, type and range against the one option spec, so a typo is an
 // error, not a silently ignored option.
-import {
-  checkNumberOption,
-  GENERATION_OPTION_NAMES,
-  GENERATION_OPTION_SPECS,
-  isGenerationOptionName,
-} from '../../lib/pipeline/generation/option-spec';
+import { checkNumberOption, GENERATION_OPTION_NAMES, GENERATION_OPTION_SPECS, isGenerationOptionName } from '../../lib/pipeline/generation/option-spec';
 import { compileJsonFormat } from '../../lib/pipeline/generation/json-schema';
 import type { GenerationOptions, JsonFormat } from '../../lib/pipeline/types';
 
@@ -76,7 +71,8 @@ export const OUTPUT_FORMATS = ['text', 'json', 'schema'] as const;
  */
 export function outputFormatFromConfig(config: Record<string, unknown>): { format?: JsonFormat } {
   const chosen = config.outputFormat ?? 'text';
-  if (!(OUTPUT_FORMATS as readonly unknown[]).includes(chosen)) throw new Error(`output format must be one of ${OUTPUT_FORMATS.join(', ')}, got ${JSON.stringify(chosen)}`);
+  if (!(OUTPUT_FORMATS as readonly unknown[]).includes(chosen))
+    throw new Error(`output format must be one of ${OUTPUT_FORMATS.join(', ')}, got ${JSON.stringify(chosen)}`);
   if (chosen === 'text') return {};
   const format: JsonFormat = chosen === 'json' ? { type: 'json' } : { type: 'json_schema', schema: config.schema };
   compileJsonFormat(format);

@@ -55,5 +55,8 @@ export function useModel(RED: NodeAPI, node: Node, configId: unknown, status: St
 
 /** The config node's image root folders: one per line (or comma-separated). */
 export function parseRoots(text: string | undefined): string[] {
-  return (text ?? '').split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+  return (text ?? '')
+    .split(/[\n,]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

@@ -44,13 +44,7 @@ export function readProperty(RED: NodeAPI, node: Node, prop: TypedProperty, msg:
 }
 
 /** Like readProperty, but a missing value (undefined or null) is an error that names the property. */
-export async function readRequiredProperty(
-  RED: NodeAPI,
-  node: Node,
-  prop: TypedProperty,
-  msg: NodeMessage,
-  expected: string,
-): Promise<unknown> {
+export async function readRequiredProperty(RED: NodeAPI, node: Node, prop: TypedProperty, msg: NodeMessage, expected: string): Promise<unknown> {
   const value = await readProperty(RED, node, prop, msg);
   if (value === undefined || value === null) throw new Error(`${describeProperty(prop)} is empty: expected ${expected}`);
   return value;

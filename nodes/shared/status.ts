@@ -74,9 +74,7 @@ export class StatusReporter {
   private decorate(status: NodeStatus): NodeStatus {
     let text = status.text ?? '';
     if (text.length > MAX_TEXT) text = `${text.slice(0, MAX_TEXT - 1)}…`;
-    const suffix = [this.waiting ? `queued ${this.waiting}` : '', this.dropped ? `${this.dropped} dropped` : '']
-      .filter(Boolean)
-      .join(' · ');
+    const suffix = [this.waiting ? `queued ${this.waiting}` : '', this.dropped ? `${this.dropped} dropped` : ''].filter(Boolean).join(' · ');
     if (suffix) text = text ? `${text} · ${suffix}` : suffix;
     return { ...status, text };
   }
@@ -84,5 +82,5 @@ export class StatusReporter {
 
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
-  return typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+  return typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
 }

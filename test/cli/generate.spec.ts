@@ -23,7 +23,9 @@ describe('llava generate (CLI)', function () {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-cli-'));
     image = path.join(dir, 'frame.jpg');
-    await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 20, g: 160, b: 200 } } }).jpeg().toFile(image);
+    await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 20, g: 160, b: 200 } } })
+      .jpeg()
+      .toFile(image);
   });
   after(async () => {
     await getRuntime().dispose();
@@ -33,12 +35,32 @@ describe('llava generate (CLI)', function () {
   for (const layout of ['transformers-js', 'split'] as const) {
     it(`answers a question with a ${layout} model: one JSON line with the ids the pipeline generates`, async () => {
       const tiny = tinyModel({ layout, decoder: 'portable' });
-      const r = llava(['generate', '--model', tiny.dir, '--image', image, '--prompt', 'What colour?', '--max-new-tokens', '5', '--ignore-eos', '--provider', 'cpu', '--json']);
+      const r = llava([
+        'generate',
+        '--model',
+        tiny.dir,
+        '--image',
+        image,
+        '--prompt',
+        'What colour?',
+        '--max-new-tokens',
+        '5',
+        '--ignore-eos',
+        '--provider',
+        'cpu',
+        '--json',
+      ]);
       assert.equal(r.code, 0, r.stderr);
       const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
       assert.deepEqual(Object.keys(out).sort(), ['finish_reason', 'image_token_count', 'prompt_token_count', 'provider', 'text', 'timings', 'token_ids']);
       assert.deepEqual(Object.keys(out.timings).sort(), [
-        'decode_ms', 'decode_tokens_per_s', 'first_token_ms', 'prefill_ms', 'preprocess_ms', 'projector_ms', 'vision_ms',
+        'decode_ms',
+        'decode_tokens_per_s',
+        'first_token_ms',
+        'prefill_ms',
+        'preprocess_ms',
+        'projector_ms',
+        'vision_ms',
       ]);
       const model = await LlavaModel.load(tiny.dir, { providers: 'cpu' });
       try {
@@ -57,7 +79,12 @@ describe('llava generate (CLI)', function () {
   it('streams the same text to stdout without --json', () => {
     const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
     const base = ['generate', '--model', tiny.dir, '--image', image, '--max-new-tokens', '6', '--ignore-eos', '--provider', 'cpu'];
-    const json = JSON.parse(llava([...base, '--json']).stdout.trim().split('\n').at(-1)!);
+    const json = JSON.parse(
+      llava([...base, '--json'])
+        .stdout.trim()
+        .split('\n')
+        .at(-1)!,
+    );
     const plain = llava(base);
     assert.equal(plain.code, 0, plain.stderr);
     assert.equal(plain.stdout, `${json.text}\n`);
@@ -70,8 +97,18 @@ describe('llava generate (CLI)', function () {
     assert.match(help.stdout, /--max-time stops the answer after SECONDS/);
     const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
     const base = ['generate', '--model', tiny.dir, '--image', image, '--max-new-tokens', '40', '--ignore-eos', '--provider', 'cpu', '--json'];
-    const cut = JSON.parse(llava([...base, '--max-time', '0.000001']).stdout.trim().split('\n').at(-1)!);
-    const full = JSON.parse(llava([...base, '--max-time', '600']).stdout.trim().split('\n').at(-1)!);
+    const cut = JSON.parse(
+      llava([...base, '--max-time', '0.000001'])
+        .stdout.trim()
+        .split('\n')
+        .at(-1)!,
+    );
+    const full = JSON.parse(
+      llava([...base, '--max-time', '600'])
+        .stdout.trim()
+        .split('\n')
+        .at(-1)!,
+    );
     assert.deepEqual([cut.finish_reason, cut.token_ids.length], ['time', 1]);
     assert.deepEqual([full.finish_reason, full.token_ids.length], ['length', 40]);
     assert.deepEqual(cut.token_ids, full.token_ids.slice(0, 1), 'the text so far');
@@ -97,7 +134,13 @@ describe('llava generate (CLI)', function () {
     const missing = llava(['generate', '--model', path.join(dir, 'nope'), '--image', image]);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /model folder not found/);
-    assert.equal(missing.stderr.trim().split('\n').filter((l) => l.startsWith('llava')).length, 1);
+    assert.equal(
+      missing.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('llava')).length,
+      1,
+    );
     assert.doesNotMatch(missing.stderr, /^\s+at /m);
     const verbose = llava(['generate', '--model', path.join(dir, 'nope'), '--image', image, '--verbose']);
     assert.match(verbose.stderr, /^\s+at /m);
@@ -108,7 +151,12 @@ describe('llava generate (CLI)', function () {
 
   it('--json-schema FILE|JSON and --format json print the parsed answer; a cut-off answer or a bad schema is an error', () => {
     const tiny = tinyModel({ layout: 'split', decoder: 'portable' });
-    const schema = { type: 'object', properties: { person: { type: 'boolean' }, count: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['person', 'count'], additionalProperties: false };
+    const schema = {
+      type: 'object',
+      properties: { person: { type: 'boolean' }, count: { type: 'integer', minimum: 0, maximum: 9 } },
+      required: ['person', 'count'],
+      additionalProperties: false,
+    };
     const file = path.join(dir, 'doorbell.schema.json');
     fs.writeFileSync(file, JSON.stringify(schema));
     const base = ['generate', '--model', tiny.dir, '--image', image, '--provider', 'cpu', '--max-new-tokens', '60'];
@@ -120,7 +168,12 @@ describe('llava generate (CLI)', function () {
       assert.equal(typeof value.person, 'boolean');
       assert.ok(Number.isInteger(value.count) && value.count >= 0 && value.count <= 9);
     }
-    const report = JSON.parse(llava([...base, '--json-schema', file, '--json']).stdout.trim().split('\n').at(-1)!);
+    const report = JSON.parse(
+      llava([...base, '--json-schema', file, '--json'])
+        .stdout.trim()
+        .split('\n')
+        .at(-1)!,
+    );
     assert.deepEqual(report.value, JSON.parse(report.text));
     const any = llava([...base, '--format', 'json', '--max-new-tokens', '3']);
     assert.notEqual(any.code, 0);

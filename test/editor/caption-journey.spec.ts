@@ -37,7 +37,9 @@ describe('editor: the caption example, from import to a caption in the debug sid
   it('imports, configures, deploys, injects and shows the caption', async () => {
     const { page } = editor;
     const image = path.join(dir, 'frame.jpg');
-    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 90, b: 20 } } }).jpeg().toFile(image);
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 90, b: 20 } } })
+      .jpeg()
+      .toFile(image);
     const model = tinyModel({ layout: 'split', decoder: 'portable' });
 
     await importExample(page, 'caption');

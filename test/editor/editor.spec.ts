@@ -81,16 +81,21 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
           RED.editor.edit(RED.nodes.node(nodeId));
         }, id);
         await editor.page.waitForSelector('#dialog-form .red-ui-typedInput-container', { state: 'visible' });
-        const dialog = await editor.page.evaluate(([fields, nodeId]: [string[], string]) => {
-          const $ = (globalThis as any).$;
-          const node = (globalThis as any).RED.nodes.node(nodeId);
-          return {
-            typed: fields.map((f) => $(`#node-input-${f}`).typedInput('type')),
-            saved: fields.map((f) => node[`${f}Type`]),
-            model: $('#node-input-model').length,
-            perTopic: $('#node-input-questions-container .llava-topic').map((_: number, el: any) => $(el).val()).get(),
-          };
-        }, [TYPED_INPUTS[type], id] as [string[], string]);
+        const dialog = await editor.page.evaluate(
+          ([fields, nodeId]: [string[], string]) => {
+            const $ = (globalThis as any).$;
+            const node = (globalThis as any).RED.nodes.node(nodeId);
+            return {
+              typed: fields.map((f) => $(`#node-input-${f}`).typedInput('type')),
+              saved: fields.map((f) => node[`${f}Type`]),
+              model: $('#node-input-model').length,
+              perTopic: $('#node-input-questions-container .llava-topic')
+                .map((_: number, el: any) => $(el).val())
+                .get(),
+            };
+          },
+          [TYPED_INPUTS[type], id] as [string[], string],
+        );
         assert.deepStrictEqual(dialog.typed, dialog.saved, `${name}: ${type} typed inputs show the flow's types`);
         assert.strictEqual(dialog.model, 1, `${name}: ${type} model selector`);
         const perTopic = (example(name).find((n) => n.type === type).questions ?? []).map((r: { topic: string }) => r.topic);
@@ -144,7 +149,11 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
       await editor.page.waitForSelector('#dialog-form #node-input-queuePolicy', { state: 'attached' });
       const dialog = await editor.page.evaluate(() => {
         const $ = (globalThis as any).$;
-        const values = (sel: string) => $(sel).find('option').map((_: number, o: any) => o.value).get();
+        const values = (sel: string) =>
+          $(sel)
+            .find('option')
+            .map((_: number, o: any) => o.value)
+            .get();
         return {
           policies: values('#node-input-queuePolicy'),
           drops: values('#node-input-dropped'),
@@ -207,7 +216,10 @@ describe('editor: the LLaVA nodes in the Node-RED editor (Chromium)', function (
       const { page, errors } = await openEditor(browser, nr.url, { paletteTypes: ['llava-generate'], colorScheme: scheme });
       const seen = await page.evaluate((flow: any[]) => {
         const g = globalThis as any;
-        g.RED.view.importNodes(flow.filter((n) => n.type === 'llava-generate' || n.type === 'llava-model'), { generateIds: true, addFlow: true });
+        g.RED.view.importNodes(
+          flow.filter((n) => n.type === 'llava-generate' || n.type === 'llava-model'),
+          { generateIds: true, addFlow: true },
+        );
         let node: any;
         g.RED.nodes.eachNode((n: any) => {
           if (n.type === 'llava-generate') node = n;

@@ -41,7 +41,9 @@ describe('editor: download a Hub model from the llava-model dialog, then caption
   it('shows the known models, downloads with a moving progress bar, and the caption example works after', async () => {
     const { page } = editor;
     const image = path.join(cacheDir, 'frame.jpg');
-    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 60, g: 180, b: 40 } } }).jpeg().toFile(image);
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 60, g: 180, b: 40 } } })
+      .jpeg()
+      .toFile(image);
 
     await importExample(page, 'caption');
     await openNode(page, 'llava-image-load');

@@ -22,7 +22,10 @@ interface Box {
 
 function flows(): Array<[string, any[]]> {
   const dir = path.join(repoRoot, 'examples');
-  const examples = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()
+  const examples = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
     .map((f): [string, any[]] => [`examples/${f}`, JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))]);
   return [...examples, ['npm start demo', start.demoFlow('/models/demo', '/images/demo.png')]];
 }
@@ -84,13 +87,15 @@ describe('editor: example layouts (Chromium)', function () {
         });
         return out;
       }, flow);
-      const boxes: Box[] = flow.filter((n) => n.x !== undefined && n.type !== 'tab').map((n) => ({
-        label: `${n.type} "${n.name || n.id}"`,
-        x: n.x,
-        y: n.y,
-        w: sizes[n.id]?.[0] ?? 0,
-        h: sizes[n.id]?.[1] ?? 0,
-      }));
+      const boxes: Box[] = flow
+        .filter((n) => n.x !== undefined && n.type !== 'tab')
+        .map((n) => ({
+          label: `${n.type} "${n.name || n.id}"`,
+          x: n.x,
+          y: n.y,
+          w: sizes[n.id]?.[0] ?? 0,
+          h: sizes[n.id]?.[1] ?? 0,
+        }));
       assert.ok(boxes.length >= 3 && boxes.every((b) => b.w > 0 && b.h > 0), `drawn: ${JSON.stringify(boxes)}`);
       const problems = layoutProblems(boxes);
       assert.deepStrictEqual(problems, [], `${name}:\n${problems.join('\n')}`);

@@ -17,7 +17,8 @@ import { confirm, deployAndCaption, importExample, nodeIdOfType, notificationsGo
 import { requireSystemPackages } from '../support/system-packages';
 import { RunningNodeRed, nodeRedDir, repoRoot, startNodeRed } from '../support/node-red';
 
-const SCREENSHOTS = process.env.LLAVA_UPDATE_SCREENSHOTS === '1' ? path.join(repoRoot, 'docs') : process.env.LLAVA_SCREENSHOTS || path.join(repoRoot, '.cache', 'screenshots');
+const SCREENSHOTS =
+  process.env.LLAVA_UPDATE_SCREENSHOTS === '1' ? path.join(repoRoot, 'docs') : process.env.LLAVA_SCREENSHOTS || path.join(repoRoot, '.cache', 'screenshots');
 const DEMO_MODEL = path.join(repoRoot, 'demo-model');
 /** Longer than the preview's one-a-second pacing: what was going to be sent has been. */
 const QUIET_MS = 1500;
@@ -159,7 +160,10 @@ describe('editor: the preview under image load and llm generate (Chromium)', fun
     generateId = await nodeIdOfType(page, 'llava-generate');
     imageLoadId = await nodeIdOfType(page, 'llava-image-load');
     const switches = await page.evaluate((ids: string[]) => ids.map((id) => (globalThis as any).RED.nodes.node(id).preview), [generateId, imageLoadId]);
-    assert.ok(switches.every((on) => !on), `off in the example: ${JSON.stringify(switches)}`);
+    assert.ok(
+      switches.every((on) => !on),
+      `off in the example: ${JSON.stringify(switches)}`,
+    );
 
     const caption = await deployAndCaption(page, image, () => nr.log());
     assert.ok(caption.length > 0);

@@ -10,8 +10,8 @@ import { coreNode, helper, repoRoot, useNodeRedHelper } from '../support/node-re
 import { tinyModel } from '../support/tiny-model';
 import { Served, startServe } from './support';
 
-const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map(
-  (t) => require(path.join(repoRoot, 'dist', 'nodes', `${t}.js`)),
+const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map((t) =>
+  require(path.join(repoRoot, 'dist', 'nodes', `${t}.js`)),
 );
 const coreNodes = ['common/20-inject.js', 'common/21-debug.js', 'common/25-catch.js', 'common/90-comment.js', 'storage/10-file.js'].map(coreNode);
 
@@ -40,7 +40,16 @@ const API_KEY = 'sk-node-red-test';
 function modelNode(engine: 'local' | 'remote', server: Served | null, dir: string, preset: string): Msg {
   return engine === 'local'
     ? { id: 'model', type: 'llava-model', engine: 'local', modelDir: dir, provider: 'cpu', threads: 1, variant: 'auto', preset, imageRoots: '' }
-    : { id: 'model', type: 'llava-model', engine: 'openai', engineUrl: server!.url, engineModel: path.basename(dir), imageMaxSide: 672, concurrency: 2, firstTokenTimeout: 60 };
+    : {
+        id: 'model',
+        type: 'llava-model',
+        engine: 'openai',
+        engineUrl: server!.url,
+        engineModel: path.basename(dir),
+        imageMaxSide: 672,
+        concurrency: 2,
+        firstTokenTimeout: 60,
+      };
 }
 
 describe('LLaVA nodes with a remote engine (llava serve)', function () {
@@ -60,7 +69,9 @@ describe('LLaVA nodes with a remote engine (llava serve)', function () {
     dir = tinyModel({ layout: 'split', decoder: 'portable' }).dir;
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-nr-remote-'));
     imageFile = path.join(tmp, 'frame.jpg');
-    await sharp({ create: { width: 96, height: 72, channels: 3, background: { r: 200, g: 120, b: 40 } } }).jpeg().toFile(imageFile);
+    await sharp({ create: { width: 96, height: 72, channels: 3, background: { r: 200, g: 120, b: 40 } } })
+      .jpeg()
+      .toFile(imageFile);
   });
   after(async () => {
     await Promise.all(servers.map((s) => s.stop()));
@@ -68,16 +79,20 @@ describe('LLaVA nodes with a remote engine (llava serve)', function () {
   });
 
   async function load(nodes: Msg[], model: Msg): Promise<void> {
-    await helper.load([...llavaNodes, ...coreNodes], [
-      { id: 'tab', type: 'tab' },
-      model,
-      onTab({ id: 'catch', type: 'catch', scope: null, uncaught: false, wires: [['caught']] }),
-      onTab({ id: 'caught', type: 'helper' }),
-      ...nodes.map(onTab),
-    ] as any, { model: { apiKey: API_KEY } });
+    await helper.load(
+      [...llavaNodes, ...coreNodes],
+      [
+        { id: 'tab', type: 'tab' },
+        model,
+        onTab({ id: 'catch', type: 'catch', scope: null, uncaught: false, wires: [['caught']] }),
+        onTab({ id: 'caught', type: 'helper' }),
+        ...nodes.map(onTab),
+      ] as any,
+      { model: { apiKey: API_KEY } },
+    );
   }
 
-  it('the caption example gives the local engine\'s text', async () => {
+  it("the caption example gives the local engine's text", async () => {
     // The example's template is mmpretrain v1.5 caption: the server renders the same prompt with that preset.
     const preset = 'llava-7b-v1.5_caption';
     const server = await serve(['--preset', preset]);
@@ -164,7 +179,10 @@ describe('LLaVA nodes with a remote engine (llava serve)', function () {
     helper.getNode('load').receive({ payload: fs.readFileSync(imageFile), llava: { options: { maxNewTokens: 200 } } });
     const caught = await failed;
     assert.match(caught.error.message, /connection broke mid-answer|other side closed|ECONNRESET/);
-    assert.ok(statuses.some((s) => /passed on \(remote engine\)/.test(s)), `clip encode's status said it passed the image on: ${statuses.join(' | ')}`);
+    assert.ok(
+      statuses.some((s) => /passed on \(remote engine\)/.test(s)),
+      `clip encode's status said it passed the image on: ${statuses.join(' | ')}`,
+    );
 
     server = await serve(['--port', port]);
     const done = result();

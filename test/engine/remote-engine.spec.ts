@@ -25,7 +25,10 @@ interface Script {
 }
 
 /** A real HTTP server whose n-th chat request (0-based) is answered by `answer`. */
-async function scripted(answer: (n: number, res: http.ServerResponse, req: http.IncomingMessage) => void | Promise<void>, models: string[] = ['m']): Promise<Script> {
+async function scripted(
+  answer: (n: number, res: http.ServerResponse, req: http.IncomingMessage) => void | Promise<void>,
+  models: string[] = ['m'],
+): Promise<Script> {
   const script: Script = { url: '', requests: [], active: 0, maxActive: 0, closedEarly: 0, close: async () => undefined };
   const server = http.createServer(async (req, res) => {
     if (req.url === '/v1/models') return res.end(JSON.stringify({ object: 'list', data: models.map((id) => ({ id, object: 'model' })) }));
@@ -43,10 +46,11 @@ async function scripted(answer: (n: number, res: http.ServerResponse, req: http.
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   script.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  script.close = () => new Promise((r) => {
-    server.closeAllConnections();
-    server.close(() => r());
-  });
+  script.close = () =>
+    new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
   return script;
 }
 
@@ -71,14 +75,16 @@ describe('remote engine (OpenAI-compatible client)', function () {
   };
 
   before(async () => {
-    jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 60 } } }).jpeg().toBuffer();
+    jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 60 } } })
+      .jpeg()
+      .toBuffer();
   });
   afterEach(async () => {
     await Promise.all(engines.splice(0).map((e) => e.close()));
   });
   after(() => getRuntime().dispose());
 
-  it('gives the local engine\'s text through `llava serve`\'s server, streamed in pieces', async () => {
+  it("gives the local engine's text through `llava serve`'s server, streamed in pieces", async () => {
     const dir = tinyModel({ layout: 'split', decoder: 'portable' }).dir;
     const local = new LocalEngine(await LlavaModel.load(dir, { providers: 'cpu' }));
     const server = new OpenAiServer({ engine: local, modelName: 'tiny' });
@@ -87,7 +93,9 @@ describe('remote engine (OpenAI-compatible client)', function () {
       const options = { maxNewTokens: 8, doSample: false };
       const expected = await local.generate(request({ options }));
       const pieces: string[] = [];
-      const got = await remote(`http://127.0.0.1:${port}/v1`, { model: 'tiny' }).generate(request({ options, onEvent: (e) => e.type === 'text' && pieces.push(e.delta) }));
+      const got = await remote(`http://127.0.0.1:${port}/v1`, { model: 'tiny' }).generate(
+        request({ options, onEvent: (e) => e.type === 'text' && pieces.push(e.delta) }),
+      );
       assert.ok(expected.text.length > 0);
       assert.equal(got.text, expected.text);
       assert.equal(pieces.join(''), expected.text);
@@ -105,7 +113,10 @@ describe('remote engine (OpenAI-compatible client)', function () {
       if (n === 1) return void res.writeHead(503).end('{"error":"Loading model"}');
       streamHead(res);
       res.write(': ping\n\n');
-      const body = chunk('Hel') + chunk('lo') + 'data: {"object":"chat.completion.chunk",\ndata: "choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}]}\n\n' +
+      const body =
+        chunk('Hel') +
+        chunk('lo') +
+        'data: {"object":"chat.completion.chunk",\ndata: "choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}]}\n\n' +
         `data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 30, completion_tokens: 3, total_tokens: 33 } })}\n\ndata: [DONE]\n\n`;
       for (let i = 0; i < body.length; i += 7) {
         res.write(body.slice(i, i + 7));
@@ -115,11 +126,13 @@ describe('remote engine (OpenAI-compatible client)', function () {
     });
     try {
       const engine = remote(s.url, { apiKey: 'sk-secret' });
-      const result = await engine.generate(request({
-        chat: { question: 'What is it?', system: 'Be brief.' },
-        options: { maxNewTokens: 12, doSample: true, temperature: 0.7, topP: 0.9, seed: 5, stopStrings: ['\n'] },
-        responseFormat: { type: 'json_object' },
-      }));
+      const result = await engine.generate(
+        request({
+          chat: { question: 'What is it?', system: 'Be brief.' },
+          options: { maxNewTokens: 12, doSample: true, temperature: 0.7, topP: 0.9, seed: 5, stopStrings: ['\n'] },
+          responseFormat: { type: 'json_object' },
+        }),
+      );
       assert.equal(result.text, 'Hello!');
       assert.equal(result.finishReason, 'eos');
       assert.deepEqual(result.usage, { promptTokens: 30, completionTokens: 3, totalTokens: 33 });
@@ -128,7 +141,18 @@ describe('remote engine (OpenAI-compatible client)', function () {
       assert.equal(headers.authorization, 'Bearer sk-secret');
       assert.deepEqual(
         { ...body, messages: undefined },
-        { model: 'm', stream: true, stream_options: { include_usage: true }, max_tokens: 12, temperature: 0.7, top_p: 0.9, seed: 5, stop: ['\n'], response_format: { type: 'json_object' }, messages: undefined },
+        {
+          model: 'm',
+          stream: true,
+          stream_options: { include_usage: true },
+          max_tokens: 12,
+          temperature: 0.7,
+          top_p: 0.9,
+          seed: 5,
+          stop: ['\n'],
+          response_format: { type: 'json_object' },
+          messages: undefined,
+        },
       );
       assert.deepEqual(body.messages[0], { role: 'system', content: 'Be brief.' });
       assert.equal(body.messages[1].role, 'user');
@@ -140,9 +164,16 @@ describe('remote engine (OpenAI-compatible client)', function () {
   });
 
   it('re-encodes other images as a JPEG within the longest side', async () => {
-    const s = await scripted((_n, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ choices: [{ message: { content: 'ok' }, finish_reason: 'stop' }] })));
+    const s = await scripted(
+      (_n, res) =>
+        void res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ choices: [{ message: { content: 'ok' }, finish_reason: 'stop' }] })),
+    );
     try {
-      const png = await sharp({ create: { width: 2000, height: 1000, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 1 } } }).png().toBuffer();
+      const png = await sharp({ create: { width: 2000, height: 1000, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 1 } } })
+        .png()
+        .toBuffer();
       const result = await remote(s.url, { imageMaxSide: 500 }).generate(request({ image: png }));
       assert.equal(result.text, 'ok', 'a server that answers JSON instead of a stream is read too');
       const url: string = s.requests[0].body.messages[0].content[0].image_url.url;
@@ -153,8 +184,13 @@ describe('remote engine (OpenAI-compatible client)', function () {
     }
   });
 
-  it('puts the server\'s own error message in the error and does not retry a 400', async () => {
-    const s = await scripted((_n, res) => void res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":{"message":"image exceeds the context of this model","type":"invalid_request_error"}}'));
+  it("puts the server's own error message in the error and does not retry a 400", async () => {
+    const s = await scripted(
+      (_n, res) =>
+        void res
+          .writeHead(400, { 'content-type': 'application/json' })
+          .end('{"error":{"message":"image exceeds the context of this model","type":"invalid_request_error"}}'),
+    );
     try {
       await assert.rejects(remote(s.url).generate(request()), (err: RemoteEngineError) => {
         assert.equal(err.status, 400);
@@ -177,7 +213,10 @@ describe('remote engine (OpenAI-compatible client)', function () {
     });
     try {
       const seen: string[] = [];
-      await assert.rejects(remote(s.url).generate(request({ onEvent: (e) => e.type === 'text' && seen.push(e.delta) })), /connection broke mid-answer after 1 pieces of text/);
+      await assert.rejects(
+        remote(s.url).generate(request({ onEvent: (e) => e.type === 'text' && seen.push(e.delta) })),
+        /connection broke mid-answer after 1 pieces of text/,
+      );
       assert.equal(s.requests.length, 2, 'one retry (before the first token), none after');
       assert.deepEqual(seen, ['partial']);
     } finally {
@@ -252,7 +291,15 @@ describe('remote engine (OpenAI-compatible client)', function () {
             model: 'tiny',
             max_tokens: 30,
             temperature: 0,
-            messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${jpeg.toString('base64')}` } }, { type: 'text', text: 'What is it?' }] }],
+            messages: [
+              {
+                role: 'user',
+                content: [
+                  { type: 'image_url', image_url: { url: `data:image/jpeg;base64,${jpeg.toString('base64')}` } },
+                  { type: 'text', text: 'What is it?' },
+                ],
+              },
+            ],
             ...extra,
           }),
         });
@@ -269,7 +316,9 @@ describe('remote engine (OpenAI-compatible client)', function () {
       assert.equal(bad.status, 400);
       assert.match(bad.body.error.message, /max_time must be a number of seconds > 0/);
       // The remote engine reads the server's "time" as the time limit.
-      const remoteCut = await remote(`http://127.0.0.1:${port}`, { model: 'tiny' }).generate(request({ options: { maxNewTokens: 30, doSample: false, maxTime: 0.000001 } }));
+      const remoteCut = await remote(`http://127.0.0.1:${port}`, { model: 'tiny' }).generate(
+        request({ options: { maxNewTokens: 30, doSample: false, maxTime: 0.000001 } }),
+      );
       assert.equal(remoteCut.finishReason, 'time');
       assert.equal(remoteCut.usage?.completionTokens, 1);
     } finally {
@@ -286,7 +335,10 @@ describe('remote engine (OpenAI-compatible client)', function () {
     try {
       const engine = remote(s.url, { concurrency: 2 });
       const results = await Promise.all(Array.from({ length: 5 }, () => engine.generate(request())));
-      assert.deepEqual(results.map((r) => r.text), ['x', 'x', 'x', 'x', 'x']);
+      assert.deepEqual(
+        results.map((r) => r.text),
+        ['x', 'x', 'x', 'x', 'x'],
+      );
       assert.equal(s.maxActive, 2);
     } finally {
       await s.close();
@@ -336,7 +388,11 @@ describe('OpenAiServer bounds', function () {
     const { port } = await server.listen();
     const url = `http://127.0.0.1:${port}`;
     const jpeg = fs.readFileSync(await sharpFile());
-    const body = JSON.stringify({ model: 'tiny', max_tokens: 3, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${jpeg.toString('base64')}` } }] }] });
+    const body = JSON.stringify({
+      model: 'tiny',
+      max_tokens: 3,
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/jpeg;base64,${jpeg.toString('base64')}` } }] }],
+    });
     const post = () => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     try {
       assert.equal((await fetch(`${url}/health`)).status, 503);
@@ -345,7 +401,14 @@ describe('OpenAiServer bounds', function () {
       assert.equal(((await early.json()) as { error: { code: string } }).error.code, 'model_loading');
       const local = new LocalEngine(await LlavaModel.load(dir, { providers: 'cpu' }));
       // The first generation waits at a gate so that the queue fills deterministically.
-      loaded({ ...local, kind: 'local', label: local.label, check: () => local.check(), close: () => local.close(), generate: async (r) => (await opened, local.generate(r)) });
+      loaded({
+        ...local,
+        kind: 'local',
+        label: local.label,
+        check: () => local.check(),
+        close: () => local.close(),
+        generate: async (r) => (await opened, local.generate(r)),
+      });
       await sleep(10);
       assert.equal((await fetch(`${url}/health`)).status, 200);
       const running = post();
@@ -358,7 +421,11 @@ describe('OpenAiServer bounds', function () {
       assert.equal(((await rejected.json()) as { error: { code: string } }).error.code, 'queue_full');
       gate();
       const answers = [await running, await waiting];
-      assert.deepEqual(answers.map((a) => a.status), [200, 200], await answers[0].text());
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [200, 200],
+        await answers[0].text(),
+      );
       assert.equal((await post()).status, 200);
     } finally {
       await server.close();
@@ -368,6 +435,8 @@ describe('OpenAiServer bounds', function () {
 
 async function sharpFile(): Promise<string> {
   const file = `${require('os').tmpdir()}/llava-bounds-${process.pid}.jpg`;
-  await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 1, g: 2, b: 3 } } }).jpeg().toFile(file);
+  await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+    .jpeg()
+    .toFile(file);
   return file;
 }

@@ -72,7 +72,11 @@ describe('scale-out: three Node-RED instances share camera frames ($share over M
       outcomes.set(body.frame, list);
     });
     frames = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => sharp({ create: { width: 48, height: 36, channels: 3, background: { r: 30 * i, g: 100, b: 255 - 30 * i } } }).jpeg().toBuffer()),
+      Array.from({ length: 8 }, (_, i) =>
+        sharp({ create: { width: 48, height: 36, channels: 3, background: { r: 30 * i, g: 100, b: 255 - 30 * i } } })
+          .jpeg()
+          .toBuffer(),
+      ),
     );
     // A moment for the shared subscriptions to be in place at the broker.
     await new Promise((r) => setTimeout(r, 500));
@@ -98,7 +102,9 @@ describe('scale-out: three Node-RED instances share camera frames ($share over M
     while (ids.some((id) => !outcomes.has(id))) {
       if (Date.now() > deadline) {
         const missing = ids.filter((id) => !outcomes.has(id));
-        throw new Error(`${missing.length} frames never came back (${missing.slice(0, 10).join(', ')}…); logs:\n${instances.map((nr) => nr.log().slice(-1500)).join('\n---\n')}`);
+        throw new Error(
+          `${missing.length} frames never came back (${missing.slice(0, 10).join(', ')}…); logs:\n${instances.map((nr) => nr.log().slice(-1500)).join('\n---\n')}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -115,7 +121,7 @@ describe('scale-out: three Node-RED instances share camera frames ($share over M
       assert.equal(list.length, 1, `frame ${id} reported ${list.length} times: ${JSON.stringify(list)}`);
       perInstance[list[0].instance] = (perInstance[list[0].instance] ?? 0) + 1;
       kinds[list[0].kind] = (kinds[list[0].kind] ?? 0) + 1;
-      assert.equal(list[0].camera, `cam${Number(id.slice(1)) % CAMERAS}`, 'the outcome is published under the frame\'s camera');
+      assert.equal(list[0].camera, `cam${Number(id.slice(1)) % CAMERAS}`, "the outcome is published under the frame's camera");
     }
     assert.deepEqual(Object.keys(perInstance).sort(), ['a', 'b', 'c'], `frames per instance: ${JSON.stringify(perInstance)}`);
     // Mosquitto deals shared-subscription messages out round-robin.

@@ -18,7 +18,15 @@ function llava(args: string[], env: NodeJS.ProcessEnv = process.env) {
 }
 
 function imageMessage(dataUri: string, text = CAPTION_INSTRUCTION) {
-  return [{ role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url: dataUri } }, { type: 'text' as const, text }] }];
+  return [
+    {
+      role: 'user' as const,
+      content: [
+        { type: 'image_url' as const, image_url: { url: dataUri } },
+        { type: 'text' as const, text },
+      ],
+    },
+  ];
 }
 
 async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
@@ -44,7 +52,9 @@ describe('llava serve (OpenAI-compatible server)', function () {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-serve-'));
     image = path.join(dir, 'frame.jpg');
-    await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 20, g: 160, b: 200 } } }).jpeg().toFile(image);
+    await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 20, g: 160, b: 200 } } })
+      .jpeg()
+      .toFile(image);
     dataUri = `data:image/jpeg;base64,${fs.readFileSync(image).toString('base64')}`;
     model = tinyModel({ layout: 'split', decoder: 'portable' }).dir;
     modelName = path.basename(model);
@@ -58,11 +68,14 @@ describe('llava serve (OpenAI-compatible server)', function () {
 
   it('lists its model and reports health', async () => {
     const models = await client.models.list();
-    assert.deepEqual(models.data.map((m) => m.id), [modelName]);
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      [modelName],
+    );
     assert.deepEqual(await (await fetch(`${served.url}/health`)).json(), { status: 'ok' });
   });
 
-  it("captions an image exactly as `llava generate` does (greedy), with usage counts; streamed deltas join to the same text", async () => {
+  it('captions an image exactly as `llava generate` does (greedy), with usage counts; streamed deltas join to the same text', async () => {
     const local = llava(['generate', '--model', model, '--image', image, '--greedy', '--max-new-tokens', '10', '--provider', 'cpu', '--json']);
     assert.equal(local.code, 0, local.stderr);
     const expected = local.json();
@@ -102,8 +115,35 @@ describe('llava serve (OpenAI-compatible server)', function () {
   });
 
   it('`llava generate --engine` through the server gives the local text', () => {
-    const local = llava(['generate', '--model', model, '--image', image, '--prompt', 'What colour?', '--greedy', '--max-new-tokens', '8', '--provider', 'cpu', '--json']).json();
-    const base = ['generate', '--engine', served.url, '--engine-model', modelName, '--image', image, '--prompt', 'What colour?', '--greedy', '--max-new-tokens', '8'];
+    const local = llava([
+      'generate',
+      '--model',
+      model,
+      '--image',
+      image,
+      '--prompt',
+      'What colour?',
+      '--greedy',
+      '--max-new-tokens',
+      '8',
+      '--provider',
+      'cpu',
+      '--json',
+    ]).json();
+    const base = [
+      'generate',
+      '--engine',
+      served.url,
+      '--engine-model',
+      modelName,
+      '--image',
+      image,
+      '--prompt',
+      'What colour?',
+      '--greedy',
+      '--max-new-tokens',
+      '8',
+    ];
     const remote = llava([...base, '--json']);
     assert.equal(remote.code, 0, remote.stderr);
     const out = remote.json();
@@ -126,7 +166,9 @@ describe('llava serve (OpenAI-compatible server)', function () {
     assert.equal(unknown.status, 404);
     assert.equal(unknown.code, 'model_not_found');
 
-    const huge = await apiError(client.chat.completions.create({ model: modelName, messages: imageMessage(`data:image/jpeg;base64,${'A'.repeat(50 * 1024 * 1024)}`) }));
+    const huge = await apiError(
+      client.chat.completions.create({ model: modelName, messages: imageMessage(`data:image/jpeg;base64,${'A'.repeat(50 * 1024 * 1024)}`) }),
+    );
     assert.equal(huge.status, 413, `${huge.constructor.name}: ${huge.message} ${(huge as any).cause}`);
     assert.match(huge.message, /larger than/);
 
@@ -161,11 +203,16 @@ describe('llava serve (OpenAI-compatible server)', function () {
     const answer = JSON.parse(r.choices[0].message.content!);
     assert.deepEqual(Object.keys(answer), ['outdoor']);
     assert.equal(typeof answer.outdoor, 'boolean');
-    const refused = await apiError(client.chat.completions.create({
-      model: modelName,
-      messages: imageMessage(dataUri),
-      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', format: 'hostname-of-mars' } } } } },
-    }));
+    const refused = await apiError(
+      client.chat.completions.create({
+        model: modelName,
+        messages: imageMessage(dataUri),
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', format: 'hostname-of-mars' } } } },
+        },
+      }),
+    );
     assert.equal(refused.status, 400);
     assert.equal(refused.param, 'response_format');
   });
@@ -181,7 +228,10 @@ describe('llava serve (OpenAI-compatible server)', function () {
       const allowed = new OpenAI({ baseURL: `${keyed.url}/v1`, apiKey: secret, maxRetries: 0 });
       const r = await allowed.chat.completions.create({ model: modelName, messages: imageMessage(dataUri), max_tokens: 2 });
       assert.ok(r.choices[0].message.content !== null);
-      const viaCli = llava(['generate', '--engine', keyed.url, '--engine-model', modelName, '--image', image, '--max-new-tokens', '2', '--json'], { ...process.env, LLAVA_API_KEY: secret });
+      const viaCli = llava(['generate', '--engine', keyed.url, '--engine-model', modelName, '--image', image, '--max-new-tokens', '2', '--json'], {
+        ...process.env,
+        LLAVA_API_KEY: secret,
+      });
       assert.equal(viaCli.code, 0, viaCli.stderr);
       assert.ok(!keyed.log().includes(secret) && !viaCli.stderr.includes(secret) && !viaCli.stdout.includes(secret));
     } finally {

@@ -46,10 +46,13 @@ function checkpointRepoDir(): string {
   const c = architecture('tiny').config;
   const weights = randomWeights(c, 9);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(c));
-  writeSafetensors(path.join(dir, 'model.safetensors'), weights.names().map((n) => {
-    const w = weights.get(n)!;
-    return { name: n, shape: w.shape, dtype: 'float32' as const, data: w.read() };
-  }));
+  writeSafetensors(
+    path.join(dir, 'model.safetensors'),
+    weights.names().map((n) => {
+      const w = weights.get(n)!;
+      return { name: n, shape: w.shape, dtype: 'float32' as const, data: w.read() };
+    }),
+  );
   writeTinyTokenizer(dir, llamaTinyTokenizer());
   return dir;
 }
@@ -65,9 +68,14 @@ describe('llava pull (CLI)', function () {
   before(async () => {
     repoDir = multiVariantRepoDir();
     ckptDir = checkpointRepoDir();
-    server = await startHubServer([{ repo: REPO, dir: repoDir }, { repo: 'llava-test/tiny-checkpoint', dir: ckptDir }]);
+    server = await startHubServer([
+      { repo: REPO, dir: repoDir },
+      { repo: 'llava-test/tiny-checkpoint', dir: ckptDir },
+    ]);
     image = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'llava-hub-img-')), 'frame.png');
-    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 30, g: 140, b: 220 } } }).png().toFile(image);
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 30, g: 140, b: 220 } } })
+      .png()
+      .toFile(image);
   });
   beforeEach(() => {
     cacheDir = tempCache();
@@ -107,7 +115,10 @@ describe('llava pull (CLI)', function () {
     assert.equal(server.requests.length, 0);
     const missing = await llava([...gen, '--model', REPO, '--variant', 'fp32'], { ...env, HF_HUB_OFFLINE: '1' });
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /^llava: offline \(HF_HUB_OFFLINE is set\), and the cached llava-test\/tiny-llava \(commit [0-9a-f]{10}\) is incomplete: it has no fp32 decoder_model_merged \(onnx\/decoder_model_merged\.onnx\)/);
+    assert.match(
+      missing.stderr,
+      /^llava: offline \(HF_HUB_OFFLINE is set\), and the cached llava-test\/tiny-llava \(commit [0-9a-f]{10}\) is incomplete: it has no fp32 decoder_model_merged \(onnx\/decoder_model_merged\.onnx\)/,
+    );
   });
 
   it('Ctrl-C keeps the partial file and says so; the same command resumes it', async () => {
@@ -125,7 +136,10 @@ describe('llava pull (CLI)', function () {
     server.requests.length = 0;
     const again = await llava(['pull', REPO], env);
     assert.equal(again.code, 0, again.stderr);
-    assert.ok(server.requests.some((q) => q.range === `bytes=${kept}-`), 'resumed with a Range from the kept bytes');
+    assert.ok(
+      server.requests.some((q) => q.range === `bytes=${kept}-`),
+      'resumed with a Range from the kept bytes',
+    );
   });
 
   it('--build converts a checkpoint repo; --model org/name then runs the built folder', async () => {
@@ -136,7 +150,10 @@ describe('llava pull (CLI)', function () {
     try {
       assert.equal(r.stdout.trim().split('\n').at(-1), built);
       assert.ok(fs.existsSync(path.join(built, DECODER_Q4)));
-      const gen = await llava(['generate', '--model', 'llava-test/tiny-checkpoint', '--image', image, '--max-new-tokens', '3', '--ignore-eos', '--provider', 'cpu', '--json'], env);
+      const gen = await llava(
+        ['generate', '--model', 'llava-test/tiny-checkpoint', '--image', image, '--max-new-tokens', '3', '--ignore-eos', '--provider', 'cpu', '--json'],
+        env,
+      );
       assert.equal(gen.code, 0, gen.stderr);
       assert.equal(JSON.parse(gen.stdout).token_ids.length, 3);
     } finally {
@@ -163,7 +180,10 @@ describe('llava pull (CLI)', function () {
   it('errors are one line a user can act on; bad arguments are usage errors', async () => {
     const notFound = await llava(['pull', 'llava-test/missing'], env);
     assert.equal(notFound.code, 1);
-    assert.match(notFound.stderr, /^llava: model llava-test\/missing not found on http:\/\/127\.0\.0\.1:\d+ \(404\): check the name, or set HF_TOKEN if it is private\n$/);
+    assert.match(
+      notFound.stderr,
+      /^llava: model llava-test\/missing not found on http:\/\/127\.0\.0\.1:\d+ \(404\): check the name, or set HF_TOKEN if it is private\n$/,
+    );
     server.faults.status = 401;
     const unauthorized = await llava(['pull', REPO], { ...env, HF_TOKEN: 'hf_secret_value' });
     assert.equal(unauthorized.code, 1);

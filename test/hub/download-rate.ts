@@ -58,7 +58,12 @@ function curl(url: string, target: string): Promise<number> {
     c.stdout.on('data', (d) => (out += d));
     c.on('error', reject);
     c.on('exit', (code) => {
-      const children = out.trim().split('\n').at(-1)!.match(/(\d+)m([\d.]+)s/g) ?? [];
+      const children =
+        out
+          .trim()
+          .split('\n')
+          .at(-1)!
+          .match(/(\d+)m([\d.]+)s/g) ?? [];
       const seconds = children.map((t) => Number(/^\d+/.exec(t)![0]) * 60 + Number(/m([\d.]+)s/.exec(t)![1])).reduce((a, b) => a + b, 0);
       if (code === 0) resolve(seconds);
       else reject(new Error(`curl exited with ${code}`));
@@ -69,12 +74,14 @@ function curl(url: string, target: string): Promise<number> {
 function pipeToFile(url: string, target: string): Promise<void> {
   return new Promise((resolve, reject) => {
     // A connection of its own, not pooled for the next client's request.
-    http.get(url, { agent: false }, (res) => {
-      const out = fs.createWriteStream(target);
-      res.pipe(out);
-      out.on('finish', resolve);
-      out.on('error', reject);
-    }).on('error', reject);
+    http
+      .get(url, { agent: false }, (res) => {
+        const out = fs.createWriteStream(target);
+        res.pipe(out);
+        out.on('finish', resolve);
+        out.on('error', reject);
+      })
+      .on('error', reject);
   });
 }
 
@@ -136,36 +143,40 @@ async function main(): Promise<void> {
         const seconds = Number(process.hrtime.bigint() - t) / 1e9;
         const used = process.cpuUsage(cpu0);
         if (name !== 'curl') mainCpu[name] = round2(((mainThreadCpu() - main0) * 1000) / megabytes);
-        serverCpu[name] = round2(((await ask<number>(child, 'cpu')) - server0) * 1000 / megabytes);
+        serverCpu[name] = round2((((await ask<number>(child, 'cpu')) - server0) * 1000) / megabytes);
         rate[name] = Math.round(megabytes / seconds);
-        cpu[name] = round2((typeof outside === 'number' ? outside : (used.user + used.system) / 1e6) * 1000 / megabytes);
+        cpu[name] = round2(((typeof outside === 'number' ? outside : (used.user + used.system) / 1e6) * 1000) / megabytes);
       }
       fs.rmSync(target, { force: true });
       all.push({ rate, cpu, mainCpu });
-      console.log(JSON.stringify({
-        round: r + 1,
-        megabytes: mb,
-        order: order.join(','),
-        MB_per_s: rate,
-        download_over_curl: round2(rate.download / rate.curl),
-        download_over_pipe: round2(rate.download / rate.pipe),
-        pull_over_curl: round2(rate.pull / rate.curl),
-        client_cpu_ms_per_MB: cpu,
-        main_thread_cpu_ms_per_MB: mainCpu,
-        server_cpu_ms_per_MB: serverCpu,
-        load_average: [load, os.loadavg()[0]].map((l) => Number(l.toFixed(1))),
-      }));
+      console.log(
+        JSON.stringify({
+          round: r + 1,
+          megabytes: mb,
+          order: order.join(','),
+          MB_per_s: rate,
+          download_over_curl: round2(rate.download / rate.curl),
+          download_over_pipe: round2(rate.download / rate.pipe),
+          pull_over_curl: round2(rate.pull / rate.curl),
+          client_cpu_ms_per_MB: cpu,
+          main_thread_cpu_ms_per_MB: mainCpu,
+          server_cpu_ms_per_MB: serverCpu,
+          load_average: [load, os.loadavg()[0]].map((l) => Number(l.toFixed(1))),
+        }),
+      );
     }
     const med = (pick: (x: (typeof all)[number]) => number) => median(all.map(pick));
-    console.log(JSON.stringify({
-      median_of_rounds: rounds,
-      MB_per_s: Object.fromEntries(METHODS.map((m) => [m, med((x) => x.rate[m])])),
-      download_over_curl: round2(med((x) => x.rate.download / x.rate.curl)),
-      download_over_pipe: round2(med((x) => x.rate.download / x.rate.pipe)),
-      pull_over_curl: round2(med((x) => x.rate.pull / x.rate.curl)),
-      client_cpu_ms_per_MB: Object.fromEntries(METHODS.map((m) => [m, med((x) => x.cpu[m])])),
-      main_thread_cpu_ms_per_MB: Object.fromEntries(METHODS.slice(1).map((m) => [m, med((x) => x.mainCpu[m])])),
-    }));
+    console.log(
+      JSON.stringify({
+        median_of_rounds: rounds,
+        MB_per_s: Object.fromEntries(METHODS.map((m) => [m, med((x) => x.rate[m])])),
+        download_over_curl: round2(med((x) => x.rate.download / x.rate.curl)),
+        download_over_pipe: round2(med((x) => x.rate.download / x.rate.pipe)),
+        pull_over_curl: round2(med((x) => x.rate.pull / x.rate.curl)),
+        client_cpu_ms_per_MB: Object.fromEntries(METHODS.map((m) => [m, med((x) => x.cpu[m])])),
+        main_thread_cpu_ms_per_MB: Object.fromEntries(METHODS.slice(1).map((m) => [m, med((x) => x.mainCpu[m])])),
+      }),
+    );
   } finally {
     child.send('quit');
     fs.rmSync(target, { force: true });

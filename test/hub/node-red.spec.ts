@@ -50,7 +50,9 @@ describe('llava-model with a Hub id (Node-RED)', function () {
     server.requests.length = 0;
   });
   after(async () => {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
     await server.close();
     fs.rmSync(repoDir, { recursive: true, force: true });
   });
@@ -61,10 +63,21 @@ describe('llava-model with a Hub id (Node-RED)', function () {
     const encode = helper.getNode('encode') as unknown as { status: { args: Array<[{ text?: string }]> } };
     const texts = () => encode.status.args.map((a) => a[0].text ?? '');
     await until('ready (cpu)', () => texts().includes('ready (cpu)'), 60_000);
-    const percents = texts().filter((t) => t.startsWith('downloading')).map((t) => Number(/^downloading (\d+) %$/.exec(t)?.[1]));
-    assert.ok(percents.some((p) => p > 0 && p < 100), texts().join(' | '));
-    assert.deepEqual(percents, [...percents].sort((a, b) => a - b), 'the percentage only grows');
-    assert.ok(fs.existsSync(path.join(cacheDir, 'models--llava-test--tiny-llava', 'snapshots', server.repo(REPO).commit, 'onnx', 'decoder_model_merged_q4.onnx')));
+    const percents = texts()
+      .filter((t) => t.startsWith('downloading'))
+      .map((t) => Number(/^downloading (\d+) %$/.exec(t)?.[1]));
+    assert.ok(
+      percents.some((p) => p > 0 && p < 100),
+      texts().join(' | '),
+    );
+    assert.deepEqual(
+      percents,
+      [...percents].sort((a, b) => a - b),
+      'the percentage only grows',
+    );
+    assert.ok(
+      fs.existsSync(path.join(cacheDir, 'models--llava-test--tiny-llava', 'snapshots', server.repo(REPO).commit, 'onnx', 'decoder_model_merged_q4.onnx')),
+    );
   });
 
   it('admin endpoints: known models, start a download and follow it to done, cancel one, refuse a bad id', async () => {
@@ -97,7 +110,10 @@ describe('llava-model with a Hub id (Node-RED)', function () {
       return s.state === 'done' && s;
     });
     assert.equal(done.dir, path.join(cacheDir, 'models--llava-test--tiny-llava', 'snapshots', server.repo(REPO).commit));
-    assert.ok(server.requests.some((r) => r.range?.startsWith('bytes=')), 'resumed with a Range');
+    assert.ok(
+      server.requests.some((r) => r.range?.startsWith('bytes=')),
+      'resumed with a Range',
+    );
 
     const bad = await helper.request().post('/llava-model/hub/downloads').send({ model: '../../etc' }).expect(400);
     assert.match(bad.body.error, /not a Hub model id/);

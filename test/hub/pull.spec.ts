@@ -62,8 +62,15 @@ describe('Hub pull', function () {
     assert.equal(fs.readFileSync(path.join(root, 'refs', 'main'), 'utf8'), served.commit);
     // auto = the variant config.json records (fp32): the q4 decoder and the README are not fetched.
     assert.deepEqual(result.selection.files, [
-      'config.json', 'generation_config.json', DECODER, 'onnx/embed_tokens.onnx', 'onnx/vision_encoder.onnx',
-      'preprocessor_config.json', 'processor_config.json', 'tokenizer.json', 'tokenizer_config.json',
+      'config.json',
+      'generation_config.json',
+      DECODER,
+      'onnx/embed_tokens.onnx',
+      'onnx/vision_encoder.onnx',
+      'preprocessor_config.json',
+      'processor_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
     ]);
     for (const name of result.selection.files) {
       const file = served.files.get(name)!;
@@ -83,13 +90,19 @@ describe('Hub pull', function () {
     assert.ok(plan && plan.type === 'plan' && plan.bytesToGet > 700_000);
     const last = events.filter((e) => e.type === 'progress').at(-1);
     assert.ok(last && last.type === 'progress' && last.bytes === last.total, 'progress reaches the total');
-    assert.equal(result.downloadedBytes, result.selection.files.reduce((n, f) => n + served.files.get(f)!.content.length, 0));
+    assert.equal(
+      result.downloadedBytes,
+      result.selection.files.reduce((n, f) => n + served.files.get(f)!.content.length, 0),
+    );
 
     // A second pull finds everything cached: one listing request, no downloads.
     server.requests.length = 0;
     const again = await pull(ref, { settings: settings() });
     assert.equal(again.downloadedBytes, 0);
-    assert.deepEqual(server.requests.map((r) => `${r.method} ${r.path.split('?')[0]}`), [`GET /api/models/${REPO}/revision/main`]);
+    assert.deepEqual(
+      server.requests.map((r) => `${r.method} ${r.path.split('?')[0]}`),
+      [`GET /api/models/${REPO}/revision/main`],
+    );
   });
 
   it('a caption from the pulled id equals the one from the original folder', async () => {
@@ -97,7 +110,9 @@ describe('Hub pull', function () {
     assert.ok(dir.startsWith(cacheDir));
     assert.ok(fs.existsSync(path.join(dir, DECODER_Q4)) && !fs.existsSync(path.join(dir, DECODER)), 'only the q4 decoder');
     assert.equal(fs.readFileSync(path.join(cacheDir, 'models--llava-test--tiny-llava', 'refs', 'v1'), 'utf8'), server.repo(REPO).commit);
-    const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+    const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 40, b: 90 } } })
+      .png()
+      .toBuffer();
     const caption = async (folder: string) => {
       const model = await LlavaModel.load(folder, { providers: 'cpu', variant: 'q4' });
       try {
@@ -117,7 +132,10 @@ describe('Hub pull', function () {
     const result = await pull(ref, { settings: settings() });
     assert.equal(sha256(path.join(result.dir, DECODER)), server.repo(REPO).files.get(DECODER)!.etag);
     const gets = server.requests.filter((r) => r.server === 'cdn' && r.path === `/${server.repo(REPO).files.get(DECODER)!.etag}`);
-    assert.deepEqual(gets.map((r) => r.range), [undefined, 'bytes=200000-']);
+    assert.deepEqual(
+      gets.map((r) => r.range),
+      [undefined, 'bytes=200000-'],
+    );
     assert.equal(server.bytesSent.get(DECODER), size, 'the decoder was sent exactly once in total');
   });
 
@@ -144,7 +162,10 @@ describe('Hub pull', function () {
     server.requests.length = 0;
     const result = await pull(ref, { settings: settings() });
     assert.equal(sha256(path.join(result.dir, DECODER)), etag);
-    assert.deepEqual(server.requests.filter((r) => r.path === `/${etag}`).map((r) => r.range), [`bytes=${kept}-`]);
+    assert.deepEqual(
+      server.requests.filter((r) => r.path === `/${etag}`).map((r) => r.range),
+      [`bytes=${kept}-`],
+    );
     assert.ok(!fs.existsSync(partial));
   });
 
@@ -154,14 +175,20 @@ describe('Hub pull', function () {
     server.faults.ignoreRange = DECODER;
     const result = await pull(ref, { settings: settings() });
     assert.ok(fs.readFileSync(path.join(result.dir, DECODER)).equals(file.content));
-    assert.deepEqual(server.requests.filter((r) => r.path === `/${file.etag}`).map((r) => r.range), [undefined, 'bytes=100000-']);
+    assert.deepEqual(
+      server.requests.filter((r) => r.path === `/${file.etag}`).map((r) => r.range),
+      [undefined, 'bytes=100000-'],
+    );
     assert.equal(server.bytesSent.get(DECODER), file.content.length + 100_000, 'the 200 answer was taken whole, not appended');
   });
 
   it('discards a download whose sha256 does not match, and links nothing', async () => {
     server.faults.corrupt = DECODER;
     const etag = server.repo(REPO).files.get(DECODER)!.etag;
-    await assert.rejects(pull(ref, { settings: settings() }), /onnx\/decoder_model_merged\.onnx of llava-test\/tiny-llava failed its hash check \(expected [0-9a-f]{64}, got [0-9a-f]{64}\): the download was discarded/);
+    await assert.rejects(
+      pull(ref, { settings: settings() }),
+      /onnx\/decoder_model_merged\.onnx of llava-test\/tiny-llava failed its hash check \(expected [0-9a-f]{64}, got [0-9a-f]{64}\): the download was discarded/,
+    );
     const blobs = path.join(cacheDir, 'models--llava-test--tiny-llava', 'blobs');
     assert.ok(!fs.existsSync(path.join(blobs, etag)) && !fs.existsSync(path.join(blobs, `${etag}.incomplete`)));
     assert.ok(!fs.existsSync(path.join(cacheDir, 'models--llava-test--tiny-llava', 'snapshots', server.repo(REPO).commit, DECODER)));
@@ -170,8 +197,13 @@ describe('Hub pull', function () {
 
   it('401: says a token is needed; with the token, it is sent to the Hub but never to the CDN', async () => {
     server.token = 'hf_test_secret';
-    await assert.rejects(pull(ref, { settings: settings() }), (err: Error) => /needs a Hub token \(401\).*HF_TOKEN.*accept its licence at http:\/\/127\.0\.0\.1:\d+\/llava-test\/tiny-llava/.test(err.message));
-    await assert.rejects(pull(ref, { settings: settings({ token: 'hf_wrong' }) }), (err: Error) => /refused the token/.test(err.message) && !err.message.includes('hf_wrong'));
+    await assert.rejects(pull(ref, { settings: settings() }), (err: Error) =>
+      /needs a Hub token \(401\).*HF_TOKEN.*accept its licence at http:\/\/127\.0\.0\.1:\d+\/llava-test\/tiny-llava/.test(err.message),
+    );
+    await assert.rejects(
+      pull(ref, { settings: settings({ token: 'hf_wrong' }) }),
+      (err: Error) => /refused the token/.test(err.message) && !err.message.includes('hf_wrong'),
+    );
     server.requests.length = 0;
     const result = await pull(ref, { settings: settings({ token: 'hf_test_secret' }) });
     assert.ok(fs.existsSync(path.join(result.dir, DECODER)));
@@ -182,13 +214,22 @@ describe('Hub pull', function () {
   });
 
   it('403 on a gated repo: accept the licence at the repo page', async () => {
-    await assert.rejects(pull(parseRepoRef('llava-test/gated'), { settings: settings() }), /gated model: accept its licence at http:\/\/127\.0\.0\.1:\d+\/llava-test\/gated/);
+    await assert.rejects(
+      pull(parseRepoRef('llava-test/gated'), { settings: settings() }),
+      /gated model: accept its licence at http:\/\/127\.0\.0\.1:\d+\/llava-test\/gated/,
+    );
   });
 
   it('404: unknown repo, unknown revision', async () => {
-    await assert.rejects(pull(parseRepoRef('llava-test/nope'), { settings: settings() }), /model llava-test\/nope not found on http:\/\/127\.0\.0\.1:\d+ \(404\)/);
+    await assert.rejects(
+      pull(parseRepoRef('llava-test/nope'), { settings: settings() }),
+      /model llava-test\/nope not found on http:\/\/127\.0\.0\.1:\d+ \(404\)/,
+    );
     await assert.rejects(pull(parseRepoRef(`${REPO}@v9`), { settings: settings() }), /revision "v9" not found in llava-test\/tiny-llava \(404\)/);
-    await assert.rejects(pull(ref, { settings: settings(), variant: 'fp16' }), /the repo has no fp16 decoder_model_merged \(onnx\/decoder_model_merged_fp16\.onnx\); available: fp32, q4/);
+    await assert.rejects(
+      pull(ref, { settings: settings(), variant: 'fp16' }),
+      /the repo has no fp16 decoder_model_merged \(onnx\/decoder_model_merged_fp16\.onnx\); available: fp32, q4/,
+    );
   });
 
   it('refuses listed names that would leave the cache', async () => {
@@ -226,7 +267,10 @@ describe('Hub pull', function () {
       pull(ref, { settings: settings(), onProgress: (e) => e.type === 'waiting' && waits.push(e.holder) }),
     ]);
     assert.equal(a.dir, b.dir);
-    assert.equal(a.downloadedBytes + b.downloadedBytes, a.selection.files.reduce((n, f) => n + server.repo(REPO).files.get(f)!.content.length, 0));
+    assert.equal(
+      a.downloadedBytes + b.downloadedBytes,
+      a.selection.files.reduce((n, f) => n + server.repo(REPO).files.get(f)!.content.length, 0),
+    );
     assert.equal(waits.length, 1, 'the second pull waited for the lock');
     for (const f of a.selection.files) assert.equal(server.bytesSent.get(f), server.repo(REPO).files.get(f)!.content.length, `${f} sent once`);
   });
@@ -302,7 +346,10 @@ describe('Hub pull', function () {
       pull(ref, { settings: settings() }),
       /^Error: disk full while downloading onnx\/decoder_model_merged\.onnx into .*: free some space and pull again \(the partial file is kept and resumed\)$/,
     );
-    assert.ok(server.requests.some((r) => r.server === 'cdn' && r.path === `/${etag}`), 'the download had started');
+    assert.ok(
+      server.requests.some((r) => r.server === 'cdn' && r.path === `/${etag}`),
+      'the download had started',
+    );
     assert.ok(!fs.existsSync(path.join(root, 'blobs', etag)) && !fs.existsSync(path.join(root, 'snapshots', server.repo(REPO).commit, DECODER)));
     assert.ok(!fs.existsSync(path.join(root, 'refs', 'main')), 'no ref to an incomplete snapshot');
     assert.ok(!fs.existsSync(path.join(cacheDir, '.locks', 'models--llava-test--tiny-llava', 'llava-pull.lock')), 'lock released');

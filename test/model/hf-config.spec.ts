@@ -19,12 +19,28 @@ describe('config.json with Hugging Face class defaults', () => {
   it('llava-1.5-7b-hf and bakLlava: LlamaConfig / MistralConfig give hidden size, layers and heads', () => {
     const llava = completeLlavaConfig(LLAVA_15_7B.config).text_config;
     assert.deepEqual(
-      [llava.hidden_size, llava.num_hidden_layers, llava.num_attention_heads, llava.num_key_value_heads, llava.intermediate_size, llava.max_position_embeddings, llava.rms_norm_eps],
+      [
+        llava.hidden_size,
+        llava.num_hidden_layers,
+        llava.num_attention_heads,
+        llava.num_key_value_heads,
+        llava.intermediate_size,
+        llava.max_position_embeddings,
+        llava.rms_norm_eps,
+      ],
       [4096, 32, 32, 32, 11008, 4096, 1e-5],
     );
     const mistral = completeLlavaConfig(BAKLLAVA.config).text_config;
     assert.deepEqual(
-      [mistral.model_type, mistral.hidden_size, mistral.num_hidden_layers, mistral.num_attention_heads, mistral.num_key_value_heads, mistral.rope_theta, mistral.sliding_window],
+      [
+        mistral.model_type,
+        mistral.hidden_size,
+        mistral.num_hidden_layers,
+        mistral.num_attention_heads,
+        mistral.num_key_value_heads,
+        mistral.rope_theta,
+        mistral.sliding_window,
+      ],
       ['mistral', 4096, 32, 32, 8, 10000, 4096],
     );
     assert.equal(headDim(mistral), 128);
@@ -57,12 +73,22 @@ describe('config.json with Hugging Face class defaults', () => {
     const c = completeLlavaConfig(NANOLLAVA.config);
     assert.equal(c.model_type, 'llava_qwen2');
     assert.deepEqual(
-      [c.text_config.model_type, c.text_config.hidden_size, c.text_config.num_hidden_layers, c.text_config.vocab_size, c.text_config.rope_theta, c.text_config.eos_token_id],
+      [
+        c.text_config.model_type,
+        c.text_config.hidden_size,
+        c.text_config.num_hidden_layers,
+        c.text_config.vocab_size,
+        c.text_config.rope_theta,
+        c.text_config.eos_token_id,
+      ],
       ['qwen2', 1024, 24, 151936, 1e6, 151645],
     );
     assert.equal(c.projector_hidden_act, 'gelu');
     assert.equal(c.vision_feature_select_strategy, 'full');
-    assert.deepEqual([c.vision_config.model_type, c.vision_config.num_hidden_layers, c.vision_config.hidden_act], ['siglip_vision_model', 27, 'gelu_pytorch_tanh']);
+    assert.deepEqual(
+      [c.vision_config.model_type, c.vision_config.num_hidden_layers, c.vision_config.hidden_act],
+      ['siglip_vision_model', 27, 'gelu_pytorch_tanh'],
+    );
     // The original qnguyen3 file has no vision_config: the tower comes from mm_vision_tower.
     const original = { ...NANOLLAVA.config } as Record<string, unknown>;
     delete original.vision_config;
@@ -97,6 +123,9 @@ describe('config.json with Hugging Face class defaults', () => {
       /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/,
     );
     assert.throws(() => completeLlavaConfig({ model_type: 'llava', vision_feature_layer: [-2, -5] }), /one layer index only/);
-    assert.throws(() => completeLlavaConfig({ model_type: 'llava', text_config: { hidden_size: 'big' } }), /text_config\.hidden_size must be a positive integer/);
+    assert.throws(
+      () => completeLlavaConfig({ model_type: 'llava', text_config: { hidden_size: 'big' } }),
+      /text_config\.hidden_size must be a positive integer/,
+    );
   });
 });

@@ -7,9 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import {
-  AutoImageProcessor, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, env, RawImage, Tensor,
-} from '@huggingface/transformers';
+import { AutoImageProcessor, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, env, RawImage, Tensor } from '@huggingface/transformers';
 import { openModelFolder } from '../../lib/model/folder';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
 import { promptToString } from '../../lib/pipeline/templates';
@@ -46,7 +44,9 @@ describe('public LLaVA-family folders against transformers.js', function () {
       const f = buildFixture(root, name);
       const size = f.config.vision_config.image_size;
       const pixels = new Uint8ClampedArray(size * size * 3).map((_, i) => (i * 29 + (i % 7) * 41) % 256);
-      const png = await sharp(Buffer.from(pixels), { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
+      const png = await sharp(Buffer.from(pixels), { raw: { width: size, height: size, channels: 3 } })
+        .png()
+        .toBuffer();
 
       const model = await LlavaModel.load(f.dir);
       let mine: number[];
@@ -117,7 +117,10 @@ describe('public LLaVA-family folders against transformers.js', function () {
       assert.throws(() => openModelFolder(f.dir), /text_config\.model_type "phi3" is not supported \(supported: llama, mistral, qwen2\)/);
       fs.writeFileSync(configFile, good);
       fs.renameSync(path.join(f.dir, 'onnx', 'embed_tokens.onnx'), path.join(f.dir, 'onnx', 'embed.onnx'));
-      assert.throws(() => openModelFolder(f.dir), /model folder is missing onnx\/embed_tokens\.onnx \(onnx\/ holds .*embed\.onnx.*; a LLaVA model folder has vision_encoder, embed_tokens and decoder_model_merged/);
+      assert.throws(
+        () => openModelFolder(f.dir),
+        /model folder is missing onnx\/embed_tokens\.onnx \(onnx\/ holds .*embed\.onnx.*; a LLaVA model folder has vision_encoder, embed_tokens and decoder_model_merged/,
+      );
     } finally {
       fs.writeFileSync(configFile, good);
     }

@@ -18,7 +18,20 @@ const names = (files: string[]) => (f: string) => files.includes(f);
 describe('weight variants per graph', () => {
   it('knows every transformers.js suffix, and parses one variant, per-graph lists and dtype objects', () => {
     assert.deepEqual(Object.keys(WEIGHT_VARIANTS), ['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'q2', 'q2f16', 'q1', 'q1f16', 'bnb4']);
-    assert.deepEqual(Object.values(WEIGHT_VARIANTS), ['', '_fp16', '_quantized', '_int8', '_uint8', '_q4', '_q4f16', '_q2', '_q2f16', '_q1', '_q1f16', '_bnb4']);
+    assert.deepEqual(Object.values(WEIGHT_VARIANTS), [
+      '',
+      '_fp16',
+      '_quantized',
+      '_int8',
+      '_uint8',
+      '_q4',
+      '_q4f16',
+      '_q2',
+      '_q2f16',
+      '_q1',
+      '_q1f16',
+      '_bnb4',
+    ]);
     assert.deepEqual(parseVariantSpec('q2f16'), { base: 'q2f16', graphs: {} });
     const recipe = { vision_encoder: 'fp16', embed_tokens: 'fp16', decoder_model_merged: 'q4' };
     assert.deepEqual(parseVariantSpec('vision_encoder=fp16, embed_tokens=fp16,decoder_model_merged=q4'), { base: 'auto', graphs: recipe });
@@ -31,19 +44,37 @@ describe('weight variants per graph', () => {
   });
 
   it('auto reads transformers.js_config (dtype string, per graph, device_config.cpu), else the recorded variant, else fp32', () => {
-    const files = ['vision_encoder.onnx', 'vision_encoder_fp16.onnx', 'embed_tokens.onnx', 'embed_tokens_fp16.onnx', 'decoder_model_merged.onnx', 'decoder_model_merged_q4.onnx', 'decoder_model_merged_q2f16.onnx'];
+    const files = [
+      'vision_encoder.onnx',
+      'vision_encoder_fp16.onnx',
+      'embed_tokens.onnx',
+      'embed_tokens_fp16.onnx',
+      'decoder_model_merged.onnx',
+      'decoder_model_merged_q4.onnx',
+      'decoder_model_merged_q2f16.onnx',
+    ];
     const has = names(files);
     const auto = parseVariantSpec();
     assert.deepEqual(chooseVariants(has, auto), { vision_encoder: 'fp32', embed_tokens: 'fp32', decoder_model_merged: 'fp32' });
     const recipe = { vision_encoder: 'fp16', embed_tokens: 'fp16', decoder_model_merged: 'q4' };
     assert.deepEqual(chooseVariants(has, auto, { transformersJs: { dtype: recipe } }), recipe);
-    assert.deepEqual(chooseVariants(has, auto, { transformersJs: { dtype: 'fp32', device_config: { cpu: { dtype: { decoder_model_merged: 'q2f16' } } } } }),
-      { vision_encoder: 'fp32', embed_tokens: 'fp32', decoder_model_merged: 'q2f16' });
+    assert.deepEqual(chooseVariants(has, auto, { transformersJs: { dtype: 'fp32', device_config: { cpu: { dtype: { decoder_model_merged: 'q2f16' } } } } }), {
+      vision_encoder: 'fp32',
+      embed_tokens: 'fp32',
+      decoder_model_merged: 'q2f16',
+    });
     // The variant this package's builder recorded; the small graphs follow it where they have it.
-    assert.deepEqual(chooseVariants(names([...files, 'vision_encoder_q4.onnx']), auto, { recorded: 'q4' }), { vision_encoder: 'q4', embed_tokens: 'fp32', decoder_model_merged: 'q4' });
+    assert.deepEqual(chooseVariants(names([...files, 'vision_encoder_q4.onnx']), auto, { recorded: 'q4' }), {
+      vision_encoder: 'q4',
+      embed_tokens: 'fp32',
+      decoder_model_merged: 'q4',
+    });
     // A named graph must exist; a bare variant lets the small graphs fall back to fp32.
     assert.deepEqual(chooseVariants(has, parseVariantSpec('q4')), { vision_encoder: 'fp32', embed_tokens: 'fp32', decoder_model_merged: 'q4' });
-    assert.throws(() => chooseVariants(has, parseVariantSpec('vision_encoder=q4')), /has no q4 vision_encoder \(onnx\/vision_encoder_q4\.onnx\); available: fp32, fp16/);
+    assert.throws(
+      () => chooseVariants(has, parseVariantSpec('vision_encoder=q4')),
+      /has no q4 vision_encoder \(onnx\/vision_encoder_q4\.onnx\); available: fp32, fp16/,
+    );
     assert.throws(() => chooseVariants(has, auto, { transformersJs: { dtype: { embed_tokens: 'q8' } } }), /has no q8 embed_tokens/);
     const noFp32 = names(['vision_encoder.onnx', 'embed_tokens.onnx', 'decoder_model_merged_q4.onnx', 'decoder_model_merged_q1.onnx']);
     assert.throws(() => chooseVariants(noFp32, auto), /has decoder variants q4, q1 and no fp32 one: choose one with --variant/);
@@ -79,7 +110,9 @@ describe('weight variants per graph', () => {
       assert.deepEqual(folder.variants, { vision_encoder: 'fp32', multi_modal_projector: 'bnb4', embed_tokens: 'fp32', decoder_model_merged: 'fp32' });
       const model = await LlavaModel.load(dir, { variant: 'multi_modal_projector=bnb4' });
       try {
-        const image = await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+        const image = await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 200, g: 40, b: 90 } } })
+          .png()
+          .toBuffer();
         const r = await model.describe({ image, question: 'What?', options: { maxNewTokens: 3, ignoreEos: true } });
         assert.equal(r.tokenIds.length, 3);
       } finally {
@@ -121,7 +154,9 @@ describe('weight variants per graph', () => {
 
     before(async () => {
       root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-variants-'));
-      image = await sharp(Buffer.from(pixels), { raw: { width: 32, height: 32, channels: 3 } }).png().toBuffer();
+      image = await sharp(Buffer.from(pixels), { raw: { width: 32, height: 32, channels: 3 } })
+        .png()
+        .toBuffer();
     });
     after(() => {
       fs.rmSync(root, { recursive: true, force: true });

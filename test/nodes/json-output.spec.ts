@@ -33,10 +33,30 @@ function flow(generate: Msg): any[] {
   const onTab = (n: Msg): Msg => ({ z: 'tab', x: 100, y: 100, ...n });
   return [
     { id: 'tab', type: 'tab' },
-    { id: 'model', type: 'llava-model', modelDir: tinyModel({ layout: 'split', decoder: 'optimized' }).dir, provider: 'cpu', threads: 1, variant: 'fp32', preset: 'auto', imageRoots: '' },
+    {
+      id: 'model',
+      type: 'llava-model',
+      modelDir: tinyModel({ layout: 'split', decoder: 'optimized' }).dir,
+      provider: 'cpu',
+      threads: 1,
+      variant: 'fp32',
+      preset: 'auto',
+      imageRoots: '',
+    },
     onTab({ id: 'catch', type: 'catch', scope: null, uncaught: false, wires: [['caught']] }),
     onTab({ id: 'caught', type: 'helper' }),
-    onTab({ id: 'generate', type: 'llava-generate', model: 'model', stream: false, queuePolicy: 'fifo', queueLength: 5, dropped: 'status', maxNewTokens: '120', wires: [['out'], []], ...generate }),
+    onTab({
+      id: 'generate',
+      type: 'llava-generate',
+      model: 'model',
+      stream: false,
+      queuePolicy: 'fifo',
+      queueLength: 5,
+      dropped: 'status',
+      maxNewTokens: '120',
+      wires: [['out'], []],
+      ...generate,
+    }),
     onTab({ id: 'out', type: 'helper' }),
   ];
 }

@@ -48,15 +48,29 @@ describe('LLaVA nodes: one kit (queue, configuration errors, freeing)', function
   const tiny = () => tinyModel({ layout: 'split', decoder: 'portable' });
   let image: Buffer;
   before(async () => {
-    image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 140, b: 200 } } }).jpeg().toBuffer();
+    image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 140, b: 200 } } })
+      .jpeg()
+      .toBuffer();
   });
 
   it('image load admits through a queue: latest wins per topic, every frame decoded or reported superseded', async () => {
-    await helper.load([...llavaNodes, catchNode], flow(tiny().dir, [
-      { id: 'load', type: 'llava-image-load', model: 'model', queuePolicy: 'latest', queueLength: 1, dropped: 'output', outputs: 2, wires: [['out'], ['dropped']] },
-      { id: 'out', type: 'helper' },
-      { id: 'dropped', type: 'helper' },
-    ]));
+    await helper.load(
+      [...llavaNodes, catchNode],
+      flow(tiny().dir, [
+        {
+          id: 'load',
+          type: 'llava-image-load',
+          model: 'model',
+          queuePolicy: 'latest',
+          queueLength: 1,
+          dropped: 'output',
+          outputs: 2,
+          wires: [['out'], ['dropped']],
+        },
+        { id: 'out', type: 'helper' },
+        { id: 'dropped', type: 'helper' },
+      ]),
+    );
     const outs = collect('out');
     const drops = collect('dropped');
     helper.getNode('load').receive({ payload: image, n: -1 });
@@ -64,7 +78,10 @@ describe('LLaVA nodes: one kit (queue, configuration errors, freeing)', function
     outs.length = 0;
     for (let n = 0; n < 12; n++) helper.getNode('load').receive({ payload: image, topic: 'cam', n });
     await until('the burst', () => outs.length + drops.length === 12);
-    assert.deepEqual([...outs, ...drops].map((m) => m.n).sort((a, b) => a - b), Array.from({ length: 12 }, (_, n) => n));
+    assert.deepEqual(
+      [...outs, ...drops].map((m) => m.n).sort((a, b) => a - b),
+      Array.from({ length: 12 }, (_, n) => n),
+    );
     assert.ok(drops.length >= 9, `${drops.length} of 12 superseded: one decodes, one waits`);
     for (const d of drops) assert.equal(d.llava.dropped.reason, 'superseded');
     assert.equal(outs.at(-1)!.n, 11, 'the newest frame is decoded last');
@@ -73,16 +90,25 @@ describe('LLaVA nodes: one kit (queue, configuration errors, freeing)', function
   });
 
   it('image load without queue fields (flows saved before it had a queue): one at a time, in order, nothing lost to a burst', async () => {
-    await helper.load([...llavaNodes, catchNode], flow(tiny().dir, [
-      { id: 'load', type: 'llava-image-load', model: 'model', wires: [['out']] },
-      { id: 'out', type: 'helper' },
-    ]));
+    await helper.load(
+      [...llavaNodes, catchNode],
+      flow(tiny().dir, [
+        { id: 'load', type: 'llava-image-load', model: 'model', wires: [['out']] },
+        { id: 'out', type: 'helper' },
+      ]),
+    );
     const outs = collect('out');
     const statuses = () => (helper.getNode('load').status as unknown as { args: Array<[NodeStatus]> }).args.map((a) => a[0].text ?? '');
     for (let n = 0; n < 30; n++) helper.getNode('load').receive({ payload: image, n });
     await until('30 images', () => outs.length === 30);
-    assert.deepEqual(outs.map((m) => m.n), Array.from({ length: 30 }, (_, n) => n));
-    assert.ok(statuses().some((t) => /queued \d+/.test(t)), 'messages waited in the queue');
+    assert.deepEqual(
+      outs.map((m) => m.n),
+      Array.from({ length: 30 }, (_, n) => n),
+    );
+    assert.ok(
+      statuses().some((t) => /queued \d+/.test(t)),
+      'messages waited in the queue',
+    );
     assert.ok(!statuses().some((t) => /dropped/.test(t)));
   });
 
@@ -95,13 +121,22 @@ describe('LLaVA nodes: one kit (queue, configuration errors, freeing)', function
   ];
   for (const [type, config, reason] of badConfigs) {
     it(`${type}: a bad configuration fails each message with its reason and shows it in the status`, async () => {
-      await helper.load([...llavaNodes, catchNode], flow(tiny().dir, [{ id: 'node', type, model: 'model', ...config, wires: [['out']] }, { id: 'out', type: 'helper' }]));
+      await helper.load(
+        [...llavaNodes, catchNode],
+        flow(tiny().dir, [
+          { id: 'node', type, model: 'model', ...config, wires: [['out']] },
+          { id: 'out', type: 'helper' },
+        ]),
+      );
       const caught = collect('caught');
       const outs = collect('out');
       for (let n = 0; n < 3; n++) helper.getNode('node').receive({ payload: image, n });
       await until('three errors', () => caught.length === 3);
       for (const c of caught) assert.match(c.error.message, reason);
-      assert.deepEqual(caught.map((c) => c.n), [0, 1, 2]);
+      assert.deepEqual(
+        caught.map((c) => c.n),
+        [0, 1, 2],
+      );
       assert.equal(outs.length, 0);
       // Still red once the model has loaded: its "ready" must not hide the configuration error.
       await (helper.getNode('model') as unknown as { model(): Promise<unknown> }).model();
@@ -111,14 +146,17 @@ describe('LLaVA nodes: one kit (queue, configuration errors, freeing)', function
   }
 
   it('a message that fails at llm generate frees the image embeddings it carried, through the model', async () => {
-    await helper.load([...llavaNodes, catchNode], flow(tiny().dir, [
-      { id: 'load', type: 'llava-image-load', model: 'model', wires: [['encode']] },
-      { id: 'encode', type: 'llava-clip-encode', model: 'model', wires: [['project']] },
-      { id: 'project', type: 'llava-project', model: 'model', wires: [['embedded', 'generate']] },
-      { id: 'embedded', type: 'helper' },
-      { id: 'generate', type: 'llava-generate', model: 'model', wires: [['out'], []] },
-      { id: 'out', type: 'helper' },
-    ]));
+    await helper.load(
+      [...llavaNodes, catchNode],
+      flow(tiny().dir, [
+        { id: 'load', type: 'llava-image-load', model: 'model', wires: [['encode']] },
+        { id: 'encode', type: 'llava-clip-encode', model: 'model', wires: [['project']] },
+        { id: 'project', type: 'llava-project', model: 'model', wires: [['embedded', 'generate']] },
+        { id: 'embedded', type: 'helper' },
+        { id: 'generate', type: 'llava-generate', model: 'model', wires: [['out'], []] },
+        { id: 'out', type: 'helper' },
+      ]),
+    );
     await (helper.getNode('model') as unknown as { model(): Promise<unknown> }).model();
     const runtime = getRuntime();
     const baseline = runtime.stats().handles;

@@ -68,11 +68,16 @@ describe('LLaVA stage nodes: bounded admission queue (clip encode, project)', fu
 
   before(async () => {
     // Preprocessed pixels as image load makes them, sent straight to clip encode so the burst is a burst.
-    const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 140, b: 200 } } }).jpeg().toBuffer();
-    await helper.load(llavaNodes, flow(tiny().dir, [
-      { id: 'load', type: 'llava-image-load', model: 'model', wires: [['loaded']] },
-      { id: 'loaded', type: 'helper' },
-    ]));
+    const image = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 20, g: 140, b: 200 } } })
+      .jpeg()
+      .toBuffer();
+    await helper.load(
+      llavaNodes,
+      flow(tiny().dir, [
+        { id: 'load', type: 'llava-image-load', model: 'model', wires: [['loaded']] },
+        { id: 'loaded', type: 'helper' },
+      ]),
+    );
     const loaded = collect('loaded');
     helper.getNode('load').receive({ payload: image });
     await until('image load', () => loaded.length === 1);
@@ -83,11 +88,14 @@ describe('LLaVA stage nodes: bounded admission queue (clip encode, project)', fu
   /** A clip encode node with the given queue fields, its outputs to helpers `out` and `dropped`; model loaded. */
   async function loadEncode(queue: Msg): Promise<{ outs: Msg[]; drops: Msg[] }> {
     const outputs = queue.dropped === 'output' ? 2 : 1;
-    await helper.load(llavaNodes, flow(tiny().dir, [
-      { id: 'encode', type: 'llava-clip-encode', model: 'model', ...queue, outputs, wires: outputs === 2 ? [['out'], ['dropped']] : [['out']] },
-      { id: 'out', type: 'helper' },
-      { id: 'dropped', type: 'helper' },
-    ]));
+    await helper.load(
+      llavaNodes,
+      flow(tiny().dir, [
+        { id: 'encode', type: 'llava-clip-encode', model: 'model', ...queue, outputs, wires: outputs === 2 ? [['out'], ['dropped']] : [['out']] },
+        { id: 'out', type: 'helper' },
+        { id: 'dropped', type: 'helper' },
+      ]),
+    );
     const outs = collect('out');
     const drops = collect('dropped');
     // Warm up: the model loaded and one image encoded, so the burst meets a running node.
@@ -110,7 +118,11 @@ describe('LLaVA stage nodes: bounded admission queue (clip encode, project)', fu
     // One job runs at a time per node: without the queue all 24 frames would wait inside the runtime.
     assert.ok(peak <= 1, `runtime queue peaked at ${peak}`);
     const ends = [...outs, ...drops].map((m) => m.n).sort((a, b) => a - b);
-    assert.deepEqual(ends, Array.from({ length: BURST }, (_, n) => n), 'every frame ends exactly once');
+    assert.deepEqual(
+      ends,
+      Array.from({ length: BURST }, (_, n) => n),
+      'every frame ends exactly once',
+    );
     assert.ok(drops.length >= BURST - 3, `${drops.length} of ${BURST} superseded`);
     for (const d of drops) {
       assert.equal(d.llava.dropped.reason, 'superseded');
@@ -138,34 +150,62 @@ describe('LLaVA stage nodes: bounded admission queue (clip encode, project)', fu
 
   it('queue in order with 3 waiting: at most 3 wait, the rest are reported full, in arrival order', async () => {
     const { outs, drops } = await loadEncode({ queuePolicy: 'fifo', queueLength: 3, dropped: 'output' });
-    await runtimeQueuePeak(burst('encode', BURST, (n) => ({ topic: 'camera/door', n, llava: { pixels } })), () => outs.length + drops.length === BURST);
+    await runtimeQueuePeak(
+      burst('encode', BURST, (n) => ({ topic: 'camera/door', n, llava: { pixels } })),
+      () => outs.length + drops.length === BURST,
+    );
     const waiting = statusTexts('encode').map((t) => Number(/queued (\d+)/.exec(t)?.[1] ?? 0));
     assert.equal(Math.max(...waiting), 3, `queued counts shown: ${[...new Set(waiting)]}`);
     assert.ok(drops.every((d) => d.llava.dropped.reason === 'full'));
     assert.ok(outs.length >= 4 && drops.length > 0, `${outs.length} encoded, ${drops.length} dropped`);
-    assert.deepEqual(outs.map((m) => m.n), [...outs.map((m) => m.n)].sort((a, b) => a - b), 'encoded in arrival order');
-    assert.deepEqual([...outs, ...drops].map((m) => m.n).sort((a, b) => a - b), Array.from({ length: BURST }, (_, n) => n));
+    assert.deepEqual(
+      outs.map((m) => m.n),
+      [...outs.map((m) => m.n)].sort((a, b) => a - b),
+      'encoded in arrival order',
+    );
+    assert.deepEqual(
+      [...outs, ...drops].map((m) => m.n).sort((a, b) => a - b),
+      Array.from({ length: BURST }, (_, n) => n),
+    );
     await getRuntime().free(outs.map((o) => o.llava.imageFeatures.handle));
   });
 
   it('without queue fields (a flow saved before stages had a queue): in order, 10 waiting, drops counted in the status', async () => {
     const { outs } = await loadEncode({});
-    await runtimeQueuePeak(burst('encode', BURST, (n) => ({ n, llava: { pixels } })), () => outs.length === 11);
+    await runtimeQueuePeak(
+      burst('encode', BURST, (n) => ({ n, llava: { pixels } })),
+      () => outs.length === 11,
+    );
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(outs.length, 11, 'one running and 10 waiting were encoded');
-    assert.deepEqual(outs.map((m) => m.n), Array.from({ length: 11 }, (_, n) => n));
+    assert.deepEqual(
+      outs.map((m) => m.n),
+      Array.from({ length: 11 }, (_, n) => n),
+    );
     assert.match(statusTexts('encode').at(-1)!, new RegExp(`· ${BURST - 11} dropped$`));
     await getRuntime().free(outs.map((o) => o.llava.imageFeatures.handle));
   });
 
   it('project: a dropped message frees the image features it carried (runtime handles back to the baseline)', async () => {
-    await helper.load(llavaNodes, flow(tiny().dir, [
-      { id: 'encode', type: 'llava-clip-encode', model: 'model', queuePolicy: 'fifo', queueLength: BURST, dropped: 'status', wires: [['encoded']] },
-      { id: 'encoded', type: 'helper' },
-      { id: 'project', type: 'llava-project', model: 'model', queuePolicy: 'drop-new', queueLength: 0, dropped: 'output', outputs: 2, wires: [['out'], ['dropped']] },
-      { id: 'out', type: 'helper' },
-      { id: 'dropped', type: 'helper' },
-    ]));
+    await helper.load(
+      llavaNodes,
+      flow(tiny().dir, [
+        { id: 'encode', type: 'llava-clip-encode', model: 'model', queuePolicy: 'fifo', queueLength: BURST, dropped: 'status', wires: [['encoded']] },
+        { id: 'encoded', type: 'helper' },
+        {
+          id: 'project',
+          type: 'llava-project',
+          model: 'model',
+          queuePolicy: 'drop-new',
+          queueLength: 0,
+          dropped: 'output',
+          outputs: 2,
+          wires: [['out'], ['dropped']],
+        },
+        { id: 'out', type: 'helper' },
+        { id: 'dropped', type: 'helper' },
+      ]),
+    );
     const encoded = collect('encoded');
     const outs = collect('out');
     const drops = collect('dropped');

@@ -25,8 +25,8 @@ async function onnxGreedy(dir: string, c: LlavaConfig, ids: number[], imageAt: n
   const H = c.text_config.hidden_size;
   const embed = await ort.InferenceSession.create(path.join(dir, 'onnx', 'embed_tokens.onnx'));
   const decoder = await ort.InferenceSession.create(path.join(dir, 'onnx', 'decoder_model_merged.onnx'));
-  const embedIds = async (x: number[]) => (await embed.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(x.map(BigInt)), [1, x.length]) }))
-    .inputs_embeds.data as Float32Array;
+  const embedIds = async (x: number[]) =>
+    (await embed.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(x.map(BigInt)), [1, x.length]) })).inputs_embeds.data as Float32Array;
   const text = await embedIds(ids);
   const seq = Float64Array.from([...text.subarray(0, imageAt * H), ...imageRows, ...text.subarray((imageAt + 1) * H)]);
   let length = seq.length / H;
@@ -37,7 +37,14 @@ async function onnxGreedy(dir: string, c: LlavaConfig, ids: number[], imageAt: n
     const next = argmax(step.logits.subarray(step.logits.length - vocab));
     out.push(next);
     if (out.length === steps) break;
-    step = await runDecoder(decoder, c, { data: Float64Array.from(await embedIds([next])), dims: [1, 1, H] }, Array(length + 1).fill(1), [length], step.present);
+    step = await runDecoder(
+      decoder,
+      c,
+      { data: Float64Array.from(await embedIds([next])), dims: [1, 1, H] },
+      Array(length + 1).fill(1),
+      [length],
+      step.present,
+    );
     length++;
   }
   await Promise.all([embed.release(), decoder.release()]);
@@ -46,7 +53,9 @@ async function onnxGreedy(dir: string, c: LlavaConfig, ids: number[], imageAt: n
 
 describe('llava build --from: the public LLaVA-family checkpoint layouts', () => {
   let root: string;
-  before(() => { root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-sources-')); });
+  before(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-sources-'));
+  });
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   for (const make of LLAVA_SOURCES) {
@@ -81,17 +90,30 @@ describe('llava build --from: the public LLaVA-family checkpoint layouts', () =>
       const expanded = [...prompt.slice(0, imageAt), ...Array(tokens).fill(0), ...prompt.slice(imageAt + 1)];
       const imagePositions = Array.from({ length: tokens }, (_, i) => imageAt + i);
       const expected = referenceGreedy({ config: c, weights }, expanded, imagePositions, refImage, NEW_TOKENS);
-      const got = await onnxGreedy(out, written, prompt.map((id) => Math.max(id, 0)), imageAt, features.data as Float32Array, NEW_TOKENS);
+      const got = await onnxGreedy(
+        out,
+        written,
+        prompt.map((id) => Math.max(id, 0)),
+        imageAt,
+        features.data as Float32Array,
+        NEW_TOKENS,
+      );
       assert.deepEqual(got, expected);
     });
   }
 
   it('refuses an unsupported text model, tower or model_type with one line naming it, and writes nothing', () => {
     const cases: Array<[string, (c: Record<string, unknown>) => Record<string, unknown>, RegExp]> = [
-      ['text', (c) => ({ ...c, text_config: { ...(c.text_config as object), model_type: 'gemma' } }),
-        /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/],
-      ['tower', (c) => ({ ...c, vision_config: { ...(c.vision_config as object), model_type: 'dinov2' } }),
-        /vision_config\.model_type "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/],
+      [
+        'text',
+        (c) => ({ ...c, text_config: { ...(c.text_config as object), model_type: 'gemma' } }),
+        /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/,
+      ],
+      [
+        'tower',
+        (c) => ({ ...c, vision_config: { ...(c.vision_config as object), model_type: 'dinov2' } }),
+        /vision_config\.model_type "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/,
+      ],
       ['type', (c) => ({ ...c, model_type: 'llava_next', architectures: ['LlavaNextForConditionalGeneration'] }), /model_type is "llava_next" \(LLaVA-NeXT/],
       ['onevision', (c) => ({ ...c, model_type: 'llava_onevision' }), /model_type "llava_onevision" cannot be built yet/],
     ];
@@ -109,7 +131,7 @@ describe('llava build --from: the public LLaVA-family checkpoint layouts', () =>
     }
   });
 
-  it('nanoLLaVA without an <image> token in its tokenizer gets the LLaVA codebase\'s image index −200', () => {
+  it("nanoLLaVA without an <image> token in its tokenizer gets the LLaVA codebase's image index −200", () => {
     const src = LLAVA_SOURCES[4]();
     const dir = path.join(root, 'nano-no-image-token');
     writeLlavaSource(dir, src);

@@ -24,7 +24,9 @@ function llava(...args: string[]): { status: number | null; stdout: string; stde
 
 describe('llava build (CLI)', () => {
   let root: string;
-  before(() => { root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-cli-')); });
+  before(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-cli-'));
+  });
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('--tiny --layout split --decoder portable writes a folder the loader reads', () => {
@@ -46,10 +48,13 @@ describe('llava build (CLI)', () => {
     const hf = path.join(root, name);
     fs.mkdirSync(hf);
     fs.writeFileSync(path.join(hf, 'config.json'), JSON.stringify(c));
-    writeSafetensors(path.join(hf, 'model.safetensors'), weights.names().map((n) => {
-      const w = weights.get(n)!;
-      return { name: n, shape: w.shape, dtype: 'float32' as const, data: w.read() };
-    }));
+    writeSafetensors(
+      path.join(hf, 'model.safetensors'),
+      weights.names().map((n) => {
+        const w = weights.get(n)!;
+        return { name: n, shape: w.shape, dtype: 'float32' as const, data: w.read() };
+      }),
+    );
     writeTinyTokenizer(hf, llamaTinyTokenizer());
     return { c, weights, hf };
   }
@@ -65,7 +70,10 @@ describe('llava build (CLI)', () => {
     const refused = llava('build', '--tiny', '--out', path.join(root, 'tiny-al'), '--accuracy-level', '0');
     assert.notEqual(refused.status, 0);
     assert.match(refused.stderr, /--accuracy-level applies to --quantize or --quantize-vision builds only/);
-    assert.match(llava('build', '--tiny', '--out', path.join(root, 'tiny-q3'), '--quantize-vision', 'int3').stderr, /--quantize-vision must be one of int4, int8/);
+    assert.match(
+      llava('build', '--tiny', '--out', path.join(root, 'tiny-q3'), '--quantize-vision', 'int3').stderr,
+      /--quantize-vision must be one of int4, int8/,
+    );
   });
 
   it('--from: decoder logits of the converted safetensors checkpoint equal the reference on the same weights', async () => {
@@ -120,8 +128,23 @@ describe('llava build (CLI)', () => {
     torchSave(path.join(dir, 'clip.pth'), clipVision('backbone.', 336));
     torchSave(path.join(dir, 'llava.pth'), llavaLanguage(tok.vocabSize, 2));
     const out = path.join(root, 'from-mmpre');
-    const r = llava('build', '--from-mmpretrain', path.join(dir, 'llava.pth'), '--vision', path.join(dir, 'clip.pth'),
-      '--preset', 'llava-7b-v1.5_caption', '--tokenizer', path.join(dir, 'tokenizer'), '--vision-heads', '2', '--text-heads', '3', '--out', out);
+    const r = llava(
+      'build',
+      '--from-mmpretrain',
+      path.join(dir, 'llava.pth'),
+      '--vision',
+      path.join(dir, 'clip.pth'),
+      '--preset',
+      'llava-7b-v1.5_caption',
+      '--tokenizer',
+      path.join(dir, 'tokenizer'),
+      '--vision-heads',
+      '2',
+      '--text-heads',
+      '3',
+      '--out',
+      out,
+    );
     assert.equal(r.status, 0, r.stderr);
     const folder = openModelFolder(out);
     assert.equal(folder.layout, 'split');
@@ -129,7 +152,11 @@ describe('llava build (CLI)', () => {
     assert.equal(folder.config.image_token_index, -200);
     assert.equal((folder.config['node-red-contrib-llava'] as Record<string, unknown>).preset, 'llava-7b-v1.5_caption');
     const { config, weights } = openMmpretrainCheckpoint({
-      llava: path.join(dir, 'llava.pth'), vision: path.join(dir, 'clip.pth'), preset: 'v1.5', visionHeads: 2, textHeads: 3,
+      llava: path.join(dir, 'llava.pth'),
+      vision: path.join(dir, 'clip.pth'),
+      preset: 'v1.5',
+      visionHeads: 2,
+      textHeads: 3,
     });
     const pixels = wave(3 * 336 * 336, 1);
     const s = await ort.InferenceSession.create(folder.files.vision);

@@ -64,7 +64,11 @@ describe('onnx/decoder against the float64 reference', () => {
           const V = c.text_config.vocab_size;
           let step = await runDecoder(s, c, seqSlice(embeds, 0, 3), Array(3).fill(1), positions.slice(0, 3));
           assert.ok(maxAbsDiff(step.logits, full.logits.data.subarray(0, 3 * V)) < TOL);
-          for (const [from, to] of [[3, 4], [4, 6], [6, 7]]) {
+          for (const [from, to] of [
+            [3, 4],
+            [4, 6],
+            [6, 7],
+          ]) {
             step = await runDecoder(s, c, seqSlice(embeds, from, to), Array(to).fill(1), positions.slice(from, to), step.present);
             assert.equal(step.present['present.0.key'].dims[2], to);
             const diff = maxAbsDiff(step.logits, full.logits.data.subarray(from * V, to * V));
@@ -91,8 +95,8 @@ describe('onnx/decoder against the float64 reference', () => {
         const s = await sessionOf(buildDecoderGraph(w, c, { variant }));
         const pick = (m: number[], len: number) => [...m.slice(0, len), ...m.slice(S + 1, S + 1 + len)];
         const prefill = await runDecoder(s, c, seqSlice(embeds, 0, S), pick(mask, S), pick(positions, S));
-        const refRows = (from: number, to: number) => Float64Array.from([
-          ...ref.logits.data.subarray(from * V, to * V), ...ref.logits.data.subarray(((S + 1) + from) * V, ((S + 1) + to) * V)]);
+        const refRows = (from: number, to: number) =>
+          Float64Array.from([...ref.logits.data.subarray(from * V, to * V), ...ref.logits.data.subarray((S + 1 + from) * V, (S + 1 + to) * V)]);
         // Real tokens only: padded query rows see no key at all and are never read.
         const real = (l: Float32Array | Float64Array) => Float64Array.from([...l.subarray(2 * V, S * V), ...l.subarray(S * V)]);
         assert.ok(maxAbsDiff(real(prefill.logits), real(refRows(0, S))) < TOL);
@@ -121,8 +125,10 @@ describe('onnx/decoder against the float64 reference', () => {
     assert.equal(maxAbsDiff(a.subarray(0, 4 * vocab), b.subarray(0, 4 * vocab)), 0);
     assert.ok(maxAbsDiff(a, b) > 1e-3);
     const wide = tinyMistral(windowed.config.text_config.max_position_embeddings);
-    assert.equal(buildDecoderGraph(w, wide.config, { variant: 'portable' }).toBytes().length,
-      buildDecoderGraph(w, open.config, { variant: 'portable' }).toBytes().length);
+    assert.equal(
+      buildDecoderGraph(w, wide.config, { variant: 'portable' }).toBytes().length,
+      buildDecoderGraph(w, open.config, { variant: 'portable' }).toBytes().length,
+    );
   });
 
   it('embed_tokens gathers embedding rows for input_ids', async () => {
@@ -145,10 +151,16 @@ describe('onnx/decoder against the float64 reference', () => {
     const c3 = architecture('tiny').config;
     const w = randomWeights(c3);
     const missing = { names: () => w.names(), get: (n: string) => (n.endsWith('layers.1.mlp.up_proj.weight') ? undefined : w.get(n)) };
-    assert.throws(() => buildDecoderGraph(missing, c3, { variant: 'optimized' }).toBytes(), /weights are missing language_model\.model\.layers\.1\.mlp\.up_proj\.weight/);
+    assert.throws(
+      () => buildDecoderGraph(missing, c3, { variant: 'optimized' }).toBytes(),
+      /weights are missing language_model\.model\.layers\.1\.mlp\.up_proj\.weight/,
+    );
     const c4 = architecture('tiny').config;
     c4.text_config.model_type = 'gemma';
-    assert.throws(() => buildDecoderGraph(randomWeights(c2), c4, { variant: 'portable' }), /text model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/);
+    assert.throws(
+      () => buildDecoderGraph(randomWeights(c2), c4, { variant: 'portable' }),
+      /text model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/,
+    );
     const c5 = architecture('tiny-qwen2').config;
     c5.text_config.use_sliding_window = true;
     assert.throws(() => buildDecoderGraph(randomWeights(c5), c5, { variant: 'portable' }), /qwen2 use_sliding_window is not supported/);

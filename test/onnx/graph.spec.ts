@@ -17,17 +17,20 @@ function matmulChain(): { g: Graph; w: Float32Array } {
 
 function matmul(x: Float32Array, w: Float32Array, rows: number, n: number): Float32Array {
   const out = new Float32Array(rows * n);
-  for (let r = 0; r < rows; r++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let k = 0; k < n; k++) s += x[r * n + k] * w[k * n + j];
-    out[r * n + j] = s;
-  }
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += x[r * n + k] * w[k * n + j];
+      out[r * n + j] = s;
+    }
   return out;
 }
 
 describe('onnx/graph', () => {
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-graph-')); });
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-graph-'));
+  });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('builds a MatMul chain that ORT runs with the expected result and symbolic batch', async () => {
@@ -50,7 +53,11 @@ describe('onnx/graph', () => {
     assert.deepEqual(written, [file, `${file}_data`]);
     assert.ok(fs.statSync(`${file}_data`).size >= 16 * 16 * 4);
     assert.ok(fs.statSync(file).size < 1024, 'weights are not inline');
-    const x = new ort.Tensor('float32', Float32Array.from({ length: 16 }, (_, i) => i / 16), [1, 16]);
+    const x = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 16 }, (_, i) => i / 16),
+      [1, 16],
+    );
     const a = await ort.InferenceSession.create(file);
     const b = await ort.InferenceSession.create(g.toBytes());
     assert.deepEqual((await a.run({ x })).y.data, (await b.run({ x })).y.data);
@@ -70,8 +77,10 @@ describe('onnx/graph', () => {
     assert.deepEqual(y.dims, [3, 2]);
     const qg = (v: number) => v / (1 + Math.exp(-1.702 * v));
     for (let row = 0; row < 3; row++) {
-      const a = qg(xs[row * 2]), b = qg(xs[row * 2 + 1]);
-      const mean = (a + b) / 2, sd = Math.sqrt(((a - mean) ** 2 + (b - mean) ** 2) / 2 + 1e-5);
+      const a = qg(xs[row * 2]),
+        b = qg(xs[row * 2 + 1]);
+      const mean = (a + b) / 2,
+        sd = Math.sqrt(((a - mean) ** 2 + (b - mean) ** 2) / 2 + 1e-5);
       assert.ok(Math.abs((y.data as Float32Array)[row * 2] - (a - mean) / sd) < 1e-4);
     }
   });

@@ -16,7 +16,9 @@ import { runDecoder, seqSlice, wave } from './support';
 (process.env.LLAVA_SLOW ? describe : describe.skip)('7B-width model (LLAVA_SLOW=1)', function () {
   this.timeout(600_000);
   let dir: string;
-  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-7b-')); });
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-7b-'));
+  });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('builds with external data, encodes an image and runs a decode step matching the reference', async () => {
@@ -52,7 +54,9 @@ import { runDecoder, seqSlice, wave } from './support';
     assert.ok(diff < 1e-3, `decode step vs reference: ${diff}`);
     await decoder.release();
     const rss = process.memoryUsage().rss / 1e9;
-    console.log(`      build ${buildS.toFixed(1)} s, vision run ${visionS.toFixed(1)} s, decoder load ${loadS.toFixed(1)} s, `
-      + `decode step ${stepS.toFixed(2)} s, max |Δlogit| ${diff.toExponential(2)}, rss now ${rss.toFixed(1)} GB`);
+    console.log(
+      `      build ${buildS.toFixed(1)} s, vision run ${visionS.toFixed(1)} s, decoder load ${loadS.toFixed(1)} s, ` +
+        `decode step ${stepS.toFixed(2)} s, max |Δlogit| ${diff.toExponential(2)}, rss now ${rss.toFixed(1)} GB`,
+    );
   });
 });

@@ -17,7 +17,7 @@ describe('onnx/quantize', () => {
     const w = wave(rows * cols, 0.2);
     for (const bits of [4, 8] as QuantBits[]) {
       const q = quantizeBlockwise(w, rows, cols, bits);
-      assert.equal(q.packed.length, rows * 2 * (32 * bits) / 8);
+      assert.equal(q.packed.length, (rows * 2 * (32 * bits)) / 8);
       assert.equal(q.scales.length, rows * 2);
       const d = dequantizeBlockwise(q);
       for (let i = 0; i < w.length; i++) {
@@ -33,7 +33,11 @@ describe('onnx/quantize', () => {
   // error of up to 1/254 of each block's max per input, accumulated over every MatMul of 2 layers and the lm_head.
   // Measured on this model: 1.5% of the largest |logit| (4.8e-2 of 3.3); the bound is 4%.
   for (const bits of [4, 8] as QuantBits[]) {
-    for (const [arch, accuracyLevel, tolerance] of [['tiny', 0, 1e-4], ['tiny-qwen2', 0, 1e-4], ['tiny', 4, 0.04]] as const) {
+    for (const [arch, accuracyLevel, tolerance] of [
+      ['tiny', 0, 1e-4],
+      ['tiny-qwen2', 0, 1e-4],
+      ['tiny', 4, 0.04],
+    ] as const) {
       it(`int${bits} MatMulNBits decoder (${arch}, accuracy_level ${accuracyLevel}) matches the reference on dequantized weights`, async () => {
         const c = architecture(arch).config;
         const w = randomWeights(c, 21);
@@ -72,7 +76,10 @@ describe('onnx/quantize', () => {
     const reference = (weights: typeof w) => referenceDecoder(weights, c, { embeds, attentionMask: Array(S).fill(1), positionIds: positions }).logits.data;
     const b64 = dequantizedWeights(w, body, 4, 64);
     const quant = { bits: 4 as const, blockSize: 64, accuracyLevel: 0 };
-    for (const [lmHeadQuant, weights] of [[{ ...quant, bits: 8 as const }, dequantizedWeights(b64, head, 8, 64)], [null, b64]] as const) {
+    for (const [lmHeadQuant, weights] of [
+      [{ ...quant, bits: 8 as const }, dequantizedWeights(b64, head, 8, 64)],
+      [null, b64],
+    ] as const) {
       const s = await sessionOf(buildDecoderGraph(w, c, { variant: 'optimized', quant, lmHeadQuant }));
       const { logits } = await runDecoder(s, c, embeds, Array(S).fill(1), positions);
       const expected = reference(weights);
@@ -96,9 +103,11 @@ describe('onnx/quantize: vision tower', () => {
     await s.release();
     return out.image_features.data as Float32Array;
   };
-  const layerWeights = visionWeightShapes(c).map(([name]) => name).filter((n) => /encoder\.layers\.\d+\..*(proj|fc\d)\.weight$/.test(n));
+  const layerWeights = visionWeightShapes(c)
+    .map(([name]) => name)
+    .filter((n) => /encoder\.layers\.\d+\..*(proj|fc\d)\.weight$/.test(n));
 
-  it('the encoder layers\' six Linear weights become MatMulNBits; accuracy_level 0 computes exactly on the dequantized weights', async () => {
+  it("the encoder layers' six Linear weights become MatMulNBits; accuracy_level 0 computes exactly on the dequantized weights", async () => {
     assert.equal(layerWeights.length, 6 * c.vision_config.num_hidden_layers);
     const graph = buildVisionEncoderGraph(w, c, { withProjector: true, quant: { bits: 8, accuracyLevel: 0 } }).toBytes();
     assert.ok(Buffer.from(graph).includes('MatMulNBits'));
@@ -110,7 +119,10 @@ describe('onnx/quantize: vision tower', () => {
 
   // What `llava build --quantize-vision` writes (accuracy_level 4: int8 activations too), against fp32: every image
   // token's projected feature keeps its direction. Measured on this model: worst token 0.99991 (int8), 0.9951 (int4).
-  for (const [bits, minCosine] of [[8, 0.9995], [4, 0.99]] as const) {
+  for (const [bits, minCosine] of [
+    [8, 0.9995],
+    [4, 0.99],
+  ] as const) {
     it(`int${bits} vision tower (accuracy_level 4): every token's projected feature has cosine ≥ ${minCosine} to fp32`, async () => {
       const fp32 = await features(w);
       const quantized = await features(w, { bits, accuracyLevel: 4 });

@@ -25,7 +25,12 @@ export interface OrtDecoderStep {
 
 /** One decoder call; `past` is the previous step's present (renamed), empty when omitted. */
 export async function runDecoder(
-  s: ort.InferenceSession, c: LlavaConfig, embeds: RefTensor, mask: number[], positions: number[], past?: Record<string, ort.Tensor>,
+  s: ort.InferenceSession,
+  c: LlavaConfig,
+  embeds: RefTensor,
+  mask: number[],
+  positions: number[],
+  past?: Record<string, ort.Tensor>,
 ): Promise<OrtDecoderStep> {
   const t = c.text_config;
   const [B, S, H] = embeds.dims;
@@ -36,8 +41,8 @@ export async function runDecoder(
   };
   for (let i = 0; i < t.num_hidden_layers; i++) {
     for (const kind of ['key', 'value']) {
-      feeds[`past_key_values.${i}.${kind}`] = past?.[`present.${i}.${kind}`]
-        ?? new ort.Tensor('float32', new Float32Array(0), [B, t.num_key_value_heads, 0, headDim(t)]);
+      feeds[`past_key_values.${i}.${kind}`] =
+        past?.[`present.${i}.${kind}`] ?? new ort.Tensor('float32', new Float32Array(0), [B, t.num_key_value_heads, 0, headDim(t)]);
     }
   }
   const out = await s.run(feeds);

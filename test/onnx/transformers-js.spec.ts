@@ -12,10 +12,12 @@ import { referenceDecoder, referenceEmbed, referenceProjector, referenceVision }
 
 describe('transformers-js layout in transformers.js', () => {
   let root: string;
-  before(() => { root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-tjs-')); });
+  before(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-tjs-'));
+  });
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  it('generates the reference pipeline\'s greedy tokens', async () => {
+  it("generates the reference pipeline's greedy tokens", async () => {
     const c = architecture('tiny').config;
     const weights = randomWeights(c, 8);
     writeModelFolder({ outDir: path.join(root, 'tiny'), config: c, weights, tokenizer: { kind: 'tiny-llama' } });
@@ -40,7 +42,9 @@ describe('transformers-js layout in transformers.js', () => {
     for (let step = 0; step < generated.length; step++) {
       const embeds = referenceEmbed(weights, c, sequence);
       let row = 0;
-      sequence.forEach((id, i) => { if (id === c.image_token_index) embeds.data.set(image.data.subarray(row * H, ++row * H), i * H); });
+      sequence.forEach((id, i) => {
+        if (id === c.image_token_index) embeds.data.set(image.data.subarray(row * H, ++row * H), i * H);
+      });
       const n = sequence.length;
       const { logits } = referenceDecoder(weights, c, { embeds, attentionMask: Array(n).fill(1), positionIds: [...Array(n).keys()] });
       const last = Array.from(logits.data.subarray((n - 1) * V));

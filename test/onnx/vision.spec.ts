@@ -80,12 +80,17 @@ describe('onnx/vision (CLIP) and projector against the float64 reference', () =>
 
   it('rejects an out-of-range vision_feature_layer and towers it does not implement', () => {
     const c = architecture('tiny', { visionFeatureLayer: -4 }).config;
-    assert.throws(() => buildVisionEncoderGraph(randomWeights(c), c, { withProjector: true }), /vision_feature_layer -4 is out of range for a 2-layer vision tower/);
+    assert.throws(
+      () => buildVisionEncoderGraph(randomWeights(c), c, { withProjector: true }),
+      /vision_feature_layer -4 is out of range for a 2-layer vision tower/,
+    );
     const dino = architecture('tiny').config;
     const w = randomWeights(dino);
     dino.vision_config.model_type = 'dinov2';
-    assert.throws(() => buildVisionEncoderGraph(w, dino, { withProjector: true }),
-      /vision tower "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/);
+    assert.throws(
+      () => buildVisionEncoderGraph(w, dino, { withProjector: true }),
+      /vision tower "dinov2" is not supported \(supported: clip_vision_model, siglip_vision_model\)/,
+    );
     const gelu = architecture('tiny-siglip').config;
     gelu.vision_config.hidden_act = 'relu';
     assert.throws(() => buildVisionEncoderGraph(randomWeights(gelu), gelu, { withProjector: true }), /vision hidden_act "relu" is not supported/);

@@ -17,19 +17,29 @@ function maxTokenId(tokenizerJson: { model: { vocab: Record<string, number> }; a
 
 describe('onnx/write-model', () => {
   let root: string;
-  before(() => { root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-write-')); });
+  before(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-write-'));
+  });
   after(() => fs.rmSync(root, { recursive: true, force: true }));
 
   const tiny = architecture('tiny');
   const weights = randomWeights(tiny.config, 4);
   const base = (name: string, extra: Partial<WriteModelOptions> = {}): WriteModelOptions => ({
-    outDir: path.join(root, name), config: tiny.config, weights, tokenizer: { kind: 'tiny-llama' }, source: 'tiny', ...extra,
+    outDir: path.join(root, name),
+    config: tiny.config,
+    weights,
+    tokenizer: { kind: 'tiny-llama' },
+    source: 'tiny',
+    ...extra,
   });
 
   it('transformers-js layout: the loader reads it and the three graphs compute the reference pipeline', async () => {
     const written = writeModelFolder(base('tjs'));
-    assert.deepEqual(written.files.filter((f) => f.startsWith('onnx')).sort(),
-      ['onnx/decoder_model_merged.onnx', 'onnx/embed_tokens.onnx', 'onnx/vision_encoder.onnx']);
+    assert.deepEqual(written.files.filter((f) => f.startsWith('onnx')).sort(), [
+      'onnx/decoder_model_merged.onnx',
+      'onnx/embed_tokens.onnx',
+      'onnx/vision_encoder.onnx',
+    ]);
     const folder = openModelFolder(written.dir);
     assert.equal(folder.layout, 'transformers-js');
     assert.equal(folder.files.projector, undefined);
@@ -143,7 +153,12 @@ describe('onnx/write-model', () => {
 
   it('tiny-qwen2 gets the Qwen2 tokenizer and a config without bos', () => {
     const q = architecture('tiny-qwen2');
-    const written = writeModelFolder({ outDir: path.join(root, 'qwen'), config: q.config, weights: randomWeights(q.config), tokenizer: { kind: 'tiny-qwen2' } });
+    const written = writeModelFolder({
+      outDir: path.join(root, 'qwen'),
+      config: q.config,
+      weights: randomWeights(q.config),
+      tokenizer: { kind: 'tiny-qwen2' },
+    });
     const folder = openModelFolder(written.dir);
     const tok = JSON.parse(fs.readFileSync(path.join(folder.dir, 'tokenizer.json'), 'utf8'));
     assert.equal(maxTokenId(tok) + 1, folder.config.text_config.vocab_size);

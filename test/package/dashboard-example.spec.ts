@@ -16,9 +16,10 @@ import { requireSystemPackages } from '../support/system-packages';
 
 const DEMO_MODEL_DIR = path.join(repoRoot, 'demo-model');
 const DASHBOARD = '@flowfuse/node-red-dashboard';
-const SCREENSHOT = process.env.LLAVA_UPDATE_SCREENSHOTS === '1'
-  ? path.join(repoRoot, 'docs', 'dashboard.png')
-  : path.join(process.env.LLAVA_SCREENSHOTS || path.join(repoRoot, '.cache', 'screenshots'), 'dashboard.png');
+const SCREENSHOT =
+  process.env.LLAVA_UPDATE_SCREENSHOTS === '1'
+    ? path.join(repoRoot, 'docs', 'dashboard.png')
+    : path.join(process.env.LLAVA_SCREENSHOTS || path.join(repoRoot, '.cache', 'screenshots'), 'dashboard.png');
 const WAIT_MS = 60_000;
 
 interface Camera {
@@ -40,11 +41,13 @@ function dashboardFlow(): { flow: any[]; cameras: Camera[] } {
   const flow: any[] = JSON.parse(fs.readFileSync(path.join(repoRoot, 'examples', 'dashboard.json'), 'utf8'));
   const z = flow.find((n) => n.z)!.z;
   for (const n of flow) if (n.type === 'llava-model') Object.assign(n, { modelDir: DEMO_MODEL_DIR, provider: 'cpu', threads: 1 });
-  const cameras = flow.filter((n) => n.type === 'inject').map((n) => ({
-    injectId: n.id,
-    name: /^camera\/([^/]+)\/snapshot$/.exec(n.topic)![1],
-    frame: n.payload,
-  }));
+  const cameras = flow
+    .filter((n) => n.type === 'inject')
+    .map((n) => ({
+      injectId: n.id,
+      name: /^camera\/([^/]+)\/snapshot$/.exec(n.topic)![1],
+      frame: n.payload,
+    }));
   return { flow: [{ id: z, type: 'tab', label: 'camera dashboard' }, ...flow], cameras };
 }
 
@@ -62,17 +65,19 @@ function loadedBesideNodeRed(): boolean {
 
 /** The cards the dashboard shows, as the browser drew them. */
 function cards(page: Page): Promise<Card[]> {
-  return page.$$eval('.llava-camera', (els) => els.map((el) => {
-    const img = el.querySelector('img');
-    return {
-      name: el.getAttribute('data-camera') ?? '',
-      src: img?.getAttribute('src') ?? '',
-      width: img?.complete ? img.naturalWidth : 0,
-      height: img?.complete ? img.naturalHeight : 0,
-      caption: el.querySelector('.llava-caption')?.textContent?.trim() ?? '',
-      time: el.querySelector('.llava-time')?.textContent?.trim() ?? '',
-    };
-  }));
+  return page.$$eval('.llava-camera', (els) =>
+    els.map((el) => {
+      const img = el.querySelector('img');
+      return {
+        name: el.getAttribute('data-camera') ?? '',
+        src: img?.getAttribute('src') ?? '',
+        width: img?.complete ? img.naturalWidth : 0,
+        height: img?.complete ? img.naturalHeight : 0,
+        caption: el.querySelector('.llava-caption')?.textContent?.trim() ?? '',
+        time: el.querySelector('.llava-time')?.textContent?.trim() ?? '',
+      };
+    }),
+  );
 }
 
 async function waitForCards(page: Page, count: number, nr: RunningNodeRed): Promise<Card[]> {
@@ -117,7 +122,10 @@ describe('package: the dashboard example in a browser (Dashboard 2 + demo model,
   });
 
   it('ships two simulated cameras, each with its own small JPEG frame', async () => {
-    assert.deepStrictEqual(cameras.map((c) => c.name), ['door', 'yard']);
+    assert.deepStrictEqual(
+      cameras.map((c) => c.name),
+      ['door', 'yard'],
+    );
     for (const c of cameras) {
       assert.match(c.frame, /^data:image\/jpeg;base64,/);
       const meta = await sharp(Buffer.from(c.frame.split(',')[1], 'base64')).metadata();
@@ -127,9 +135,12 @@ describe('package: the dashboard example in a browser (Dashboard 2 + demo model,
     assert.notStrictEqual(expected.get('door'), expected.get('yard'), 'the two frames get different captions');
   });
 
-  it('shows each camera\'s frame, caption and time on /dashboard, live and after a reload', async () => {
+  it("shows each camera's frame, caption and time on /dashboard, live and after a reload", async () => {
     const sets: any[] = await (await fetch(`${nr.url}/nodes`, { headers: { Accept: 'application/json' } })).json();
-    assert.ok(sets.some((s) => s.module === DASHBOARD && s.types.includes('ui-template') && !s.err), `${DASHBOARD} loaded\n${nr.log()}`);
+    assert.ok(
+      sets.some((s) => s.module === DASHBOARD && s.types.includes('ui-template') && !s.err),
+      `${DASHBOARD} loaded\n${nr.log()}`,
+    );
 
     const context = await browser.newContext({ viewport: { width: 900, height: 520 } });
     const page = await context.newPage();
@@ -146,7 +157,10 @@ describe('package: the dashboard example in a browser (Dashboard 2 + demo model,
       assert.strictEqual(res.status, 200, `inject ${c.name}`);
     }
     const check = async (shown: Card[]) => {
-      assert.deepStrictEqual(shown.map((c) => c.name), cameras.map((c) => c.name));
+      assert.deepStrictEqual(
+        shown.map((c) => c.name),
+        cameras.map((c) => c.name),
+      );
       for (const [i, card] of shown.entries()) {
         const camera = cameras[i];
         const meta = await sharp(Buffer.from(camera.frame.split(',')[1], 'base64')).metadata();

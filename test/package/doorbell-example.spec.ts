@@ -71,7 +71,9 @@ describe('package: the doorbell example end to end (Mosquitto + tiny random mode
       else notifications.push(payload.toString('utf8'));
     });
     const frame = (i: number) =>
-      sharp({ create: { width: 64, height: 48, channels: 3, background: { r: (i * 67) % 256, g: (i * 151) % 256, b: (i * 29) % 256 } } }).jpeg().toBuffer();
+      sharp({ create: { width: 64, height: 48, channels: 3, background: { r: (i * 67) % 256, g: (i * 151) % 256, b: (i * 29) % 256 } } })
+        .jpeg()
+        .toBuffer();
     // Node-RED's mqtt in subscribes once it connects: publish until answers of both kinds have come (or 20 frames).
     // A frame whose answer was cut off goes to Catch, not to the answers: after 5 s without an answer, send the next.
     const end = Date.now() + 100_000;

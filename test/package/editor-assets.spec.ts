@@ -30,7 +30,14 @@ describe('package: Node-RED serves this package', function () {
   it('GET /nodes lists the module with all six types loaded, without errors', async () => {
     const sets: any[] = await (await get(nr, '/nodes')).json();
     const ours = sets.filter((s) => s.module === moduleName);
-    assert.deepStrictEqual(ours.map((s) => s.types).flat().sort(), [...types].sort(), nr.log());
+    assert.deepStrictEqual(
+      ours
+        .map((s) => s.types)
+        .flat()
+        .sort(),
+      [...types].sort(),
+      nr.log(),
+    );
     for (const set of ours) {
       assert.strictEqual(set.err, undefined, `${set.id} failed to load: ${JSON.stringify(set.err)}`);
       assert.strictEqual(set.enabled, true, set.id);

@@ -79,7 +79,16 @@ describe('package: import graph', () => {
 
   it('has no import cycle between files of lib/ and nodes/', () => {
     assert.ok(graph.size > 100, `only ${graph.size} files found`);
-    const describe = (c: string[]) => c.map((f) => `${f} → ${graph.get(f)!.filter((t) => c.includes(t)).join(', ')}`).join('\n  ');
+    const describe = (c: string[]) =>
+      c
+        .map(
+          (f) =>
+            `${f} → ${graph
+              .get(f)!
+              .filter((t) => c.includes(t))
+              .join(', ')}`,
+        )
+        .join('\n  ');
     assert.deepStrictEqual(cycles(graph).map(describe), []);
   });
 

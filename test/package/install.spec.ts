@@ -54,7 +54,13 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
   before(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-install-'));
     // The build is done (npm test builds first); `npm pack` alone would run `prepare` and build again.
-    [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+    [packed] = JSON.parse(
+      execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }),
+    );
     // onnxruntime-node's install script downloads through global-agent, which reads GLOBAL_AGENT_HTTPS_PROXY (npm does
     // not): NuGet is unreachable for the script, the npm registry (or its cache) stays reachable for npm.
     const proxy = `http://127.0.0.1:${await closedPort()}`;
@@ -71,9 +77,14 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
     for (const icon of fs.readdirSync(path.join(repoRoot, 'icons'))) assert.ok(files.includes(`dist/nodes/icons/${icon}`), icon);
     for (const f of ['package.json', 'README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli.js']) assert.ok(files.includes(f), f);
     for (const f of fs.readdirSync(path.join(repoRoot, 'resources'))) assert.ok(files.includes(`resources/${f}`), `resources/${f} (the shared editor script)`);
-    const stray = files.filter((f) => /^(dist\/)?(test|bench|scripts)\/|\.map$|\.tsbuildinfo$|^\.|\/\.|\.tgz$|\.onnx$|\.safetensors$|^(lib|nodes)\/.*\.ts$/.test(f));
+    const stray = files.filter((f) =>
+      /^(dist\/)?(test|bench|scripts)\/|\.map$|\.tsbuildinfo$|^\.|\/\.|\.tgz$|\.onnx$|\.safetensors$|^(lib|nodes)\/.*\.ts$/.test(f),
+    );
     assert.deepStrictEqual(stray, []);
-    assert.ok(files.every((f) => /^(dist\/(lib|nodes)\/|resources\/|examples\/[a-z-]+\.json$|package\.json$|README\.md$|LICENSE$)/.test(f)), 'only dist/lib, dist/nodes, resources, examples and docs');
+    assert.ok(
+      files.every((f) => /^(dist\/(lib|nodes)\/|resources\/|examples\/[a-z-]+\.json$|package\.json$|README\.md$|LICENSE$)/.test(f)),
+      'only dist/lib, dist/nodes, resources, examples and docs',
+    );
     // Sanity bounds (0.18 MB packed, 0.7 MB unpacked, ~200 files when written): a model, a cache or a test
     // fixture that slips in breaks them.
     assert.ok(packed.size < 1_000_000, `packed ${packed.size} bytes`);
@@ -85,13 +96,20 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
     userDir = path.join(work, 'node-red');
     fs.mkdirSync(userDir);
     // What Node-RED writes into a new user folder, plus the .npmrc line the README gives.
-    fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', description: 'A Node-RED Project', version: '0.0.1', private: true, dependencies: {} }, null, 4));
+    fs.writeFileSync(
+      path.join(userDir, 'package.json'),
+      JSON.stringify({ name: 'node-red-project', description: 'A Node-RED Project', version: '0.0.1', private: true, dependencies: {} }, null, 4),
+    );
     fs.writeFileSync(path.join(userDir, '.npmrc'), `${NPMRC_SKIP_CUDA}\n`);
     const tarball = path.join(work, packed.filename);
     const args = ['install', ...PALETTE_MANAGER_ARGS, '--', tarball];
     // Offline: every package from the npm cache (whatever the network). A cache without them (a fresh machine's
     // first run) is filled once from the registry, then this is offline on every later run.
-    let run = npm([...args.slice(0, 1), '--offline', ...args.slice(1)], userDir, { ...nuGetBlocked, HTTPS_PROXY: nuGetBlocked.GLOBAL_AGENT_HTTPS_PROXY, HTTP_PROXY: nuGetBlocked.GLOBAL_AGENT_HTTPS_PROXY });
+    let run = npm([...args.slice(0, 1), '--offline', ...args.slice(1)], userDir, {
+      ...nuGetBlocked,
+      HTTPS_PROXY: nuGetBlocked.GLOBAL_AGENT_HTTPS_PROXY,
+      HTTP_PROXY: nuGetBlocked.GLOBAL_AGENT_HTTPS_PROXY,
+    });
     if (run.status !== 0 && /ENOTCACHED/.test(run.stderr)) {
       console.log('      (the npm cache lacks some packages: this first install fills it from the registry; later runs are offline)');
       run = npm([...args.slice(0, 1), '--prefer-offline', ...args.slice(1)], userDir, nuGetBlocked);
@@ -227,7 +245,11 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
     if (!installed) this.skip();
     const here = path.join(userDir, 'node_modules', 'node-red-contrib-llava');
     const scorecardFile = path.join(work, 'scorecard.json');
-    const reachable = (url: string) => fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(5_000) }).then((r) => r.ok, () => false);
+    const reachable = (url: string) =>
+      fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(5_000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
     // D02 and D03 ask the npm registry for the dependency tree and the latest versions: without it they cannot run.
     if (!(await reachable('https://registry.npmjs.org/onnxruntime-node'))) {
       console.log('      (the npm registry is unreachable: node-red-dev D02 and D03 need it; not run)');
@@ -246,6 +268,7 @@ describe('package: installed as a Node-RED user would (npm pack → a clean user
     assert.deepStrictEqual(failed, [], `${run.stdout}\n${run.stderr}`);
     // The checks node-red-dev 0.1.6 makes: package P01 P03–P08, nodes N01 N02, dependencies D01–D03.
     const ran = checks.map(([k]) => k).sort();
-    for (const check of ['P01', 'P03', 'P04', 'P05', 'P06', 'P07', 'P08', 'N01', 'N02', 'D01', 'D02', 'D03']) assert.ok(ran.includes(check), `${check} ran (${ran.join(' ')})`);
+    for (const check of ['P01', 'P03', 'P04', 'P05', 'P06', 'P07', 'P08', 'N01', 'N02', 'D01', 'D02', 'D03'])
+      assert.ok(ran.includes(check), `${check} ran (${ran.join(' ')})`);
   });
 });

@@ -48,7 +48,9 @@ describe('package: the mqtt-camera example end to end (Mosquitto + demo model)',
     await client.subscribeAsync('camera/+/caption');
     client.on('message', (topic, payload) => captions.set(topic, payload.toString('utf8')));
     const frame = (r: number, g: number, b: number) =>
-      sharp({ create: { width: 64, height: 48, channels: 3, background: { r, g, b } } }).jpeg().toBuffer();
+      sharp({ create: { width: 64, height: 48, channels: 3, background: { r, g, b } } })
+        .jpeg()
+        .toBuffer();
     // Node-RED's mqtt in subscribes once it connects: keep publishing until the first caption arrives.
     const end = Date.now() + 60_000;
     while (captions.size < 2) {

@@ -172,11 +172,10 @@ describe('package: scorecard checks (offline)', () => {
     assert.deepStrictEqual([d('llava-project').input.value, d('llava-project').output.value], ['llava.imageFeatures', 'llava.imageEmbeds']);
     assert.strictEqual(d('llava-prompt-template').output.value, 'llava.prompt');
     assert.strictEqual(d('llava-prompt-template').allowMsgTemplate.value, false, 'msg.template is off by default');
-    assert.deepStrictEqual([d('llava-generate').prompt.value, d('llava-generate').embeds.value, d('llava-generate').output.value], [
-      'llava.prompt',
-      'llava.imageEmbeds',
-      'payload',
-    ]);
+    assert.deepStrictEqual(
+      [d('llava-generate').prompt.value, d('llava-generate').embeds.value, d('llava-generate').output.value],
+      ['llava.prompt', 'llava.imageEmbeds', 'payload'],
+    );
     assert.deepStrictEqual(
       ['queuePolicy', 'queueLength', 'dropped'].map((k) => d('llava-generate')[k].value),
       ['latest', 1, 'status'],
@@ -185,7 +184,11 @@ describe('package: scorecard checks (offline)', () => {
     const { queuePolicy, queueLength, dropped } = STAGE_QUEUE_DEFAULTS;
     assert.deepStrictEqual([queuePolicy, queueLength, dropped], ['fifo', 10, 'status']);
     for (const stage of ['llava-clip-encode', 'llava-project']) {
-      assert.deepStrictEqual(['queuePolicy', 'queueLength', 'dropped', 'outputs'].map((k) => d(stage)[k].value), [queuePolicy, queueLength, dropped, 1], stage);
+      assert.deepStrictEqual(
+        ['queuePolicy', 'queueLength', 'dropped', 'outputs'].map((k) => d(stage)[k].value),
+        [queuePolicy, queueLength, dropped, 1],
+        stage,
+      );
     }
   });
 
@@ -193,16 +196,26 @@ describe('package: scorecard checks (offline)', () => {
     // The queue rows are written once, in the editor script the nodes share; each node's template marks where they go.
     const shared = fs.readFileSync(path.join(repoRoot, 'resources', 'llava-editor.js'), 'utf8');
     const options = (field: string) =>
-      [...(new RegExp(`<select id="node-input-${field}"[^>]*>(.*?)</select>`, 's').exec(shared.replace(/'\s*\+\s*'/g, ''))?.[1] ?? '').matchAll(/value="([^"]+)"/g)].map((m) => m[1]);
+      [
+        ...(new RegExp(`<select id="node-input-${field}"[^>]*>(.*?)</select>`, 's').exec(shared.replace(/'\s*\+\s*'/g, ''))?.[1] ?? '').matchAll(
+          /value="([^"]+)"/g,
+        ),
+      ].map((m) => m[1]);
     assert.deepStrictEqual(options('queuePolicy'), ['latest', 'fifo', 'drop-new']);
     assert.deepStrictEqual(options('dropped'), ['status', 'output', 'error']);
-    assert.ok(['queueLength', 'maxWait', 'outputs'].every((f) => shared.includes(`id="node-input-${f}"`)), 'waiting, wait limit and outputs fields');
+    assert.ok(
+      ['queueLength', 'maxWait', 'outputs'].every((f) => shared.includes(`id="node-input-${f}"`)),
+      'waiting, wait limit and outputs fields',
+    );
     for (const type of ['llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-generate']) {
       const html = htmlFor(type);
       assert.ok(html.includes('<script src="resources/node-red-contrib-llava/llava-editor.js"></script>'), `${type} loads the shared editor script`);
       assert.match(html, /data-template-name="[^"]+">[\s\S]*<div data-llava-row="queue"><\/div>[\s\S]*?<\/script>/, `${type}: queue rows in its dialog`);
       const { defaults } = registrations(html)[0];
-      assert.ok(['queuePolicy', 'queueLength', 'maxWait', 'dropped', 'outputs'].every((k) => k in defaults), `${type}: queue fields in its defaults`);
+      assert.ok(
+        ['queuePolicy', 'queueLength', 'maxWait', 'dropped', 'outputs'].every((k) => k in defaults),
+        `${type}: queue fields in its defaults`,
+      );
       const help = html.slice(html.indexOf('data-help-name'));
       assert.match(help, /<dt>llava\.dropped <span class="property-type">object<\/span><\/dt>/, `${type} documents msg.llava.dropped`);
       assert.match(help, /<dt class="optional">llava\.maxWait <span class="property-type">number<\/span><\/dt>/, `${type} documents msg.llava.maxWait`);
@@ -254,10 +267,20 @@ describe('package: scorecard checks (offline)', () => {
 
   it('examples: a comment node saying what to set, brokers on 127.0.0.1, llava nodes wired to a model in the file', () => {
     const flows = exampleFlows();
-    assert.deepStrictEqual(flows.map((f) => f.file).sort(), ['caption.json', 'dashboard.json', 'doorbell.json', 'mqtt-camera.json', 'mqtt-shared-cameras.json', 'vqa.json']);
+    assert.deepStrictEqual(flows.map((f) => f.file).sort(), [
+      'caption.json',
+      'dashboard.json',
+      'doorbell.json',
+      'mqtt-camera.json',
+      'mqtt-shared-cameras.json',
+      'vqa.json',
+    ]);
     for (const { file, nodes } of flows) {
       const ids = new Set(nodes.map((n) => n.id));
-      assert.ok(nodes.some((n) => n.type === 'comment' && /Set before deploying/.test(n.info)), `${file}: comment`);
+      assert.ok(
+        nodes.some((n) => n.type === 'comment' && /Set before deploying/.test(n.info)),
+        `${file}: comment`,
+      );
       for (const n of nodes) {
         if (n.type === 'mqtt-broker') assert.strictEqual(n.broker, '127.0.0.1', file);
         if (n.type.startsWith('llava-') && n.type !== 'llava-model' && n.type !== 'llava-prompt-template') {
@@ -272,7 +295,11 @@ describe('package: scorecard checks (offline)', () => {
     assert.strictEqual(camera.find((n) => n.type === 'llava-generate').queuePolicy, 'latest');
     assert.strictEqual(camera.find((n) => n.type === 'llava-clip-encode').queuePolicy, 'latest', 'one waiting frame per camera before the vision encoder');
     const perCamera = camera.find((n) => n.type === 'llava-prompt-template');
-    assert.deepStrictEqual(perCamera.questions.map((r: { topic: string }) => r.topic), ['camera/door/snapshot', 'camera/yard/snapshot'], 'a question per camera');
+    assert.deepStrictEqual(
+      perCamera.questions.map((r: { topic: string }) => r.topic),
+      ['camera/door/snapshot', 'camera/yard/snapshot'],
+      'a question per camera',
+    );
     assert.deepStrictEqual([perCamera.questionType, perCamera.preset], ['str', 'model'], 'other cameras get a fixed question');
     // Several instances: a shared subscription over MQTT v5, blank client id, clean session, never No Local.
     const shared = flows.find((f) => f.file === 'mqtt-shared-cameras.json')!.nodes;

@@ -92,12 +92,18 @@ describe('package: test provisioning of mosquitto and chromium (a fresh machine,
     before(function () {
       // The child runs node, mocha and the helper from this checkout; a checkout in a private (0700) folder is out of
       // nobody's reach, and then these cases cannot run here.
-      const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(mocha)}.replace(/bin.mocha.js$/, 'package.json')); require(${JSON.stringify(helper)})`], {
-        encoding: 'utf8',
-        uid: NOBODY,
-      });
+      const probe = spawnSync(
+        process.execPath,
+        ['-e', `require(${JSON.stringify(mocha)}.replace(/bin.mocha.js$/, 'package.json')); require(${JSON.stringify(helper)})`],
+        {
+          encoding: 'utf8',
+          uid: NOBODY,
+        },
+      );
       if (probe.status !== 0) {
-        console.log(`      (skipped: user nobody cannot read this checkout: ${(probe.stderr || String(probe.error)).split('\n').find((l) => /Error|EACCES/.test(l)) ?? 'unknown error'})`);
+        console.log(
+          `      (skipped: user nobody cannot read this checkout: ${(probe.stderr || String(probe.error)).split('\n').find((l) => /Error|EACCES/.test(l)) ?? 'unknown error'})`,
+        );
         this.skip();
       }
     });
@@ -132,7 +138,10 @@ describe('package: test provisioning of mosquitto and chromium (a fresh machine,
       assert.notStrictEqual(r.status, 0, r.stdout);
       assert.match(r.stdout, /1 passing/);
       assert.match(r.stdout, /2 failing/);
-      assert.match(r.stdout, /CI=true and mosquitto is not installed \(not root, and sudo is not installed\); CI runs every suite: sudo apt-get update && sudo apt-get install -y --no-install-recommends mosquitto/);
+      assert.match(
+        r.stdout,
+        /CI=true and mosquitto is not installed \(not root, and sudo is not installed\); CI runs every suite: sudo apt-get update && sudo apt-get install -y --no-install-recommends mosquitto/,
+      );
     });
 
     it('the CI entry point (node scripts/system-packages.js --require) exits 1 when it cannot provision, 0 after installing', () => {

@@ -18,7 +18,10 @@ const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math
 describe('continuous batching', () => {
   after(() => getRuntime().dispose());
 
-  for (const [decoderVariant, mode] of [['optimized', 'shared'], ['portable', 'copy']] as const) {
+  for (const [decoderVariant, mode] of [
+    ['optimized', 'shared'],
+    ['portable', 'copy'],
+  ] as const) {
     it(`${decoderVariant} graph (${mode} cache): a batch of different lengths, one joining and one leaving, gives each sequence its own logits`, async () => {
       const model = tinyModel({ decoder: decoderVariant });
       const { embed, decoder } = await decoderSessions(model);
@@ -30,7 +33,11 @@ describe('continuous batching', () => {
       const batch = new DecodeBatch(batchDecoder, () => {});
       // Three prompts of 5, 3 and 7 positions, each prefilled alone, and a solo decoder for each as the reference.
       const prompts = [5, 3, 7].map((n, i) => wave(n * H, 0.3 + 0.2 * i));
-      const tokens = [[3, 9, 4, 8, 1], [7, 2, 6, 5, 11], [12, 4, 9]];
+      const tokens = [
+        [3, 9, 4, 8, 1],
+        [7, 2, 6, 5, 11],
+        [12, 4, 9],
+      ];
       const solo: KvDecoder[] = [];
       const joiners: KvDecoder[] = [];
       const first: Float32Array[] = [];
@@ -66,7 +73,10 @@ describe('continuous batching', () => {
       const [want2] = await solo[2].step([tokens[2][2]], [0]);
       assert.ok(maxDiff(got[0], want0) < 1e-4 && maxDiff(got[1], want2) < 1e-4, 'after a sequence left');
       // One decoder run per step for the whole batch: 2, 2, 3, 3, then 2 sequences.
-      assert.deepEqual(recording.runs.slice(-5).map((r) => r.feeds.inputs_embeds.dims[0]), [2, 2, 3, 3, 2]);
+      assert.deepEqual(
+        recording.runs.slice(-5).map((r) => r.feeds.inputs_embeds.dims[0]),
+        [2, 2, 3, 3, 2],
+      );
       await Promise.all([embed.release(), decoder.release()]);
     });
   }
@@ -74,7 +84,9 @@ describe('continuous batching', () => {
   it('the pipeline: concurrent requests (each its own prompt, length, sampling and stop) get the ids they get alone', async () => {
     const model = tinyModel({ decoder: 'optimized' });
     const pixels = Buffer.from(Array.from({ length: 40 * 36 * 3 }, (_, i) => (i * 31) & 255));
-    const image = await sharp(pixels, { raw: { width: 40, height: 36, channels: 3 } }).png().toBuffer();
+    const image = await sharp(pixels, { raw: { width: 40, height: 36, channels: 3 } })
+      .png()
+      .toBuffer();
     const requests: Array<{ question: string; options: Partial<GenerationOptions> }> = [
       { question: 'What is it?', options: { maxNewTokens: 24, ignoreEos: true } },
       { question: 'Describe the picture in a few words, please.', options: { maxNewTokens: 9, ignoreEos: true } },
@@ -89,7 +101,9 @@ describe('continuous batching', () => {
         const features: ImageFeatures[] = [];
         for (const _ of requests) features.push(await m.project(await m.encodeImage(await m.preprocess(image))));
         const ask = (r: (typeof requests)[number], i: number) =>
-          m.generate({ prompt: m.prompt({ question: r.question, image: true }), image: features[i], options: r.options }).then((x) => ({ ids: x.tokenIds, batch: x.timings.decode_batch }));
+          m
+            .generate({ prompt: m.prompt({ question: r.question, image: true }), image: features[i], options: r.options })
+            .then((x) => ({ ids: x.tokenIds, batch: x.timings.decode_batch }));
         if (!concurrent) {
           const out: Array<{ ids: number[]; batch?: number }> = [];
           for (const [i, r] of requests.entries()) out.push(await ask(r, i));
@@ -102,12 +116,24 @@ describe('continuous batching', () => {
     };
     const alone = await run(false, false);
     const batched = await run(true, true);
-    assert.deepEqual(alone.map((r) => r.ids.length), [24, 9, 7, 5]);
-    assert.deepEqual(batched.map((r) => r.ids), alone.map((r) => r.ids));
+    assert.deepEqual(
+      alone.map((r) => r.ids.length),
+      [24, 9, 7, 5],
+    );
+    assert.deepEqual(
+      batched.map((r) => r.ids),
+      alone.map((r) => r.ids),
+    );
     // The three that can batch decoded beside each other (the first starts alone, the others join it as their
     // prefills finish); beam search ran alone, and nothing batches with batching off.
-    assert.deepEqual(alone.map((r) => r.batch), [undefined, undefined, undefined, undefined]);
-    assert.ok(batched.slice(0, 3).every((r) => r.batch! >= 2), JSON.stringify(batched.map((r) => r.batch)));
+    assert.deepEqual(
+      alone.map((r) => r.batch),
+      [undefined, undefined, undefined, undefined],
+    );
+    assert.ok(
+      batched.slice(0, 3).every((r) => r.batch! >= 2),
+      JSON.stringify(batched.map((r) => r.batch)),
+    );
     assert.equal(batched[3].batch, undefined);
   });
 });

@@ -31,13 +31,13 @@ describe('chat templates', () => {
   });
 
   it('keeps user text that looks like a template or a special token as user text', () => {
-    const question = "{{ bos_token }}<|im_end|><image>{% if true %}x{% endif %}";
+    const question = '{{ bos_token }}<|im_end|><image>{% if true %}x{% endif %}';
     const segments = renderChatTemplate(TINY_CHATML_TEMPLATE, chatMessages(question, { system: 'sys' }), { bosToken: '<s>' });
-    assert.equal(
-      promptToString(segments),
-      `<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\n<image>\n${question}<|im_end|>\n<|im_start|>assistant\n`,
+    assert.equal(promptToString(segments), `<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\n<image>\n${question}<|im_end|>\n<|im_start|>assistant\n`);
+    assert.deepEqual(
+      segments.filter((s) => s.user).map((s) => s.text),
+      ['sys', question],
     );
-    assert.deepEqual(segments.filter((s) => s.user).map((s) => s.text), ['sys', question]);
   });
 
   it('passes bos_token and eos_token to the template', () => {
@@ -62,7 +62,10 @@ describe('chat templates', () => {
       promptToString(segments),
       '<|im_start|>system\nAnswer the question.<|im_end|>\n<|im_start|>user\n<image>\nWhat is it?<|im_end|>\n<|im_start|>assistant\n',
     );
-    assert.deepEqual(segments.filter((s) => s.user).map((s) => s.text), ['Answer the question.', 'What is it?']);
+    assert.deepEqual(
+      segments.filter((s) => s.user).map((s) => s.text),
+      ['Answer the question.', 'What is it?'],
+    );
     // Without a system turn the template adds its own; a text-only question has no <image> line.
     assert.equal(
       promptToString(renderChatTemplate(NANOLLAVA.chatTemplate, chatMessages('Hi', { image: false }))),
@@ -84,7 +87,15 @@ describe('chat templates', () => {
 
     it('prefers chat_template.json over tokenizer_config.json, and reads the "default" of a named list', () => {
       assert.equal(readChatTemplate(dir), null);
-      fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: [{ name: 'tool_use', template: 'T' }, { name: 'default', template: 'D' }] }));
+      fs.writeFileSync(
+        path.join(dir, 'tokenizer_config.json'),
+        JSON.stringify({
+          chat_template: [
+            { name: 'tool_use', template: 'T' },
+            { name: 'default', template: 'D' },
+          ],
+        }),
+      );
       assert.equal(readChatTemplate(dir), 'D');
       fs.writeFileSync(path.join(dir, 'chat_template.json'), JSON.stringify({ chat_template: LLAVA_15_CHAT_TEMPLATE }));
       assert.equal(readChatTemplate(dir), LLAVA_15_CHAT_TEMPLATE);

@@ -21,7 +21,9 @@ describe('image input resolution', function () {
     webp = await toSharp(image).webp().toBuffer();
     gif = await toSharp(image).gif().toBuffer();
     tiff = await toSharp(image).tiff().toBuffer();
-    avif = await toSharp(paintedImage(16, 16, [9, 9, 9], [])).avif().toBuffer();
+    avif = await toSharp(paintedImage(16, 16, [9, 9, 9], []))
+      .avif()
+      .toBuffer();
   });
 
   it('recognises each image format from its first bytes', function () {

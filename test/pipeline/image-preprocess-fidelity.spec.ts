@@ -44,7 +44,10 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
   // resampler libvips trades exactness for speed: the difference it is documented at, with room for libvips versions.
   const LIBVIPS_MAX_MAD = 2.5;
   it(`resampler libvips: every mode within ${LIBVIPS_MAX_MAD} MAD of the PIL-exact path, same source size`, async function () {
-    for (const [width, height] of [[1920, 1080], [600, 900]]) {
+    for (const [width, height] of [
+      [1920, 1080],
+      [600, 900],
+    ]) {
       const bytes = await encodeJpeg(testCard(width, height), 90);
       for (const mode of MODES) {
         const exact = await preprocessImage(bytes, clipOptions(mode, SIZE));
@@ -54,7 +57,10 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
         assert.deepEqual([fast.sourceWidth, fast.sourceHeight], [width, height]);
       }
     }
-    await assert.rejects(preprocessImage(await encodePng(testCard(8, 8)), clipOptions('crop', 4, { resampler: 'vips' as 'pil' })), /resampler must be pil or libvips/);
+    await assert.rejects(
+      preprocessImage(await encodePng(testCard(8, 8)), clipOptions('crop', 4, { resampler: 'vips' as 'pil' })),
+      /resampler must be pil or libvips/,
+    );
   });
 
   it('resizeWindow and the TypeScript reference equal real Pillow byte for byte (bicubic and bilinear; down, up, windows)', function () {
@@ -75,7 +81,14 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
 
   it('resizeWindow equals the PIL reference byte for byte (down, up, mixed, odd sizes, windows)', function () {
     const image = testCard(97, 61, 3);
-    const shapes: [number, number][] = [[31, 17], [97, 61], [200, 45], [13, 140], [1, 1], [96, 60]];
+    const shapes: [number, number][] = [
+      [31, 17],
+      [97, 61],
+      [200, 45],
+      [13, 140],
+      [1, 1],
+      [96, 60],
+    ];
     for (const [w, h] of shapes) {
       const reference = pilResize(image, w, h);
       assert.deepEqual(resizeWindow(image, w, h, { left: 0, top: 0, width: w, height: h }), reference.data, `${w}×${h}`);
@@ -92,14 +105,16 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
 
   it('resizeWindow bilinear equals PIL BILINEAR byte for byte (down, up, windows)', function () {
     const image = testCard(97, 61, 4);
-    for (const [w, h] of [[31, 17], [200, 45], [13, 140], [96, 60]] as [number, number][]) {
+    for (const [w, h] of [
+      [31, 17],
+      [200, 45],
+      [13, 140],
+      [96, 60],
+    ] as [number, number][]) {
       const reference = pilResize(image, w, h, 'bilinear');
       assert.deepEqual(resizeWindow(image, w, h, { left: 0, top: 0, width: w, height: h }, undefined, 'bilinear'), reference.data, `${w}×${h}`);
       const window = { left: Math.floor(w / 3), top: Math.floor(h / 4), width: w - Math.floor(w / 3), height: h - Math.floor(h / 4) };
-      assert.deepEqual(
-        resizeWindow(image, w, h, window, undefined, 'bilinear'),
-        cropRaw(reference, window.left, window.top, window.width, window.height).data,
-      );
+      assert.deepEqual(resizeWindow(image, w, h, window, undefined, 'bilinear'), cropRaw(reference, window.left, window.top, window.width, window.height).data);
     }
   });
 
@@ -117,7 +132,11 @@ describe('image preprocessing fidelity vs PIL bicubic', function () {
       const reference = await referencePixels(bytes, o);
       const worst = ours.pixels.reduce((m, v, i) => Math.max(m, Math.abs(v - reference[i])), 0);
       assert.ok(worst < 1e-5, `${JSON.stringify(o)}: differs by ${worst}`);
-      if (o.rescale === 1) assert.ok(ours.pixels.some((v) => v > 1), 'without rescaling the values stay on 0–255');
+      if (o.rescale === 1)
+        assert.ok(
+          ours.pixels.some((v) => v > 1),
+          'without rescaling the values stay on 0–255',
+        );
     }
   });
 

@@ -19,10 +19,15 @@ function assertColour(actual: number[], expected: readonly number[], tolerance: 
 
 describe('image decoding', function () {
   it('decodes WebP, GIF, TIFF and AVIF to the same picture as PNG', async function () {
-    const image = paintedImage(64, 48, [240, 240, 240], [
-      { left: 0, top: 0, width: 32, height: 48, colour: RED },
-      { left: 40, top: 10, width: 16, height: 16, colour: BLUE },
-    ]);
+    const image = paintedImage(
+      64,
+      48,
+      [240, 240, 240],
+      [
+        { left: 0, top: 0, width: 32, height: 48, colour: RED },
+        { left: 40, top: 10, width: 16, height: 16, colour: BLUE },
+      ],
+    );
     const fromPng = await outputColours(await encodePng(image), 'squash', 32);
     const encoders: [string, () => Promise<Buffer>, number][] = [
       ['webp lossless', () => toSharp(image).webp({ lossless: true }).toBuffer(), 0.01],
@@ -53,7 +58,9 @@ describe('image decoding', function () {
 
   it('uses only the first frame of an animated GIF', async function () {
     const frames = paintedImage(16, 32, RED, [{ left: 0, top: 16, width: 16, height: 16, colour: BLUE }]);
-    const gif = await sharp(frames.data, { raw: { width: 16, height: 32, channels: 3, pageHeight: 16 } }).gif().toBuffer();
+    const gif = await sharp(frames.data, { raw: { width: 16, height: 32, channels: 3, pageHeight: 16 } })
+      .gif()
+      .toBuffer();
     assert.equal((await sharp(gif).metadata()).pages, 2);
     const out = await preprocessImage(gif, clipOptions('crop', 8));
     assert.equal(out.sourceHeight, 16);
@@ -62,20 +69,29 @@ describe('image decoding', function () {
   });
 
   it('converts a CMYK JPEG to RGB', async function () {
-    const cmyk = await toSharp(paintedImage(32, 32, RED, [])).toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer();
+    const cmyk = await toSharp(paintedImage(32, 32, RED, []))
+      .toColourspace('cmyk')
+      .jpeg({ quality: 95 })
+      .toBuffer();
     assert.equal((await sharp(cmyk).metadata()).space, 'cmyk');
     const [r, g, b] = colourAt(await outputColours(cmyk, 'crop', 8), 8, 4, 4);
     assert.ok(r > 170 && g < 90 && b < 90, `CMYK red came out as ${r},${g},${b}`);
   });
 
   it('reduces a 16-bit PNG to 8 bits per channel', async function () {
-    const png16 = await toSharp(paintedImage(16, 16, [200, 100, 50], [])).toColourspace('rgb16').png().toBuffer();
+    const png16 = await toSharp(paintedImage(16, 16, [200, 100, 50], []))
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer();
     assert.equal((await sharp(png16).metadata()).depth, 'ushort');
     assertColour(colourAt(await outputColours(png16, 'squash', 4), 4, 1, 1), [200, 100, 50], 1, '16-bit');
   });
 
   it('expands greyscale to three equal channels', async function () {
-    const grey = await toSharp(paintedImage(16, 16, [90, 90, 90], [])).toColourspace('b-w').png().toBuffer();
+    const grey = await toSharp(paintedImage(16, 16, [90, 90, 90], []))
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
     assert.equal((await sharp(grey).metadata()).channels, 1);
     assertColour(colourAt(await outputColours(grey, 'squash', 4), 4, 2, 2), [90, 90, 90], 0.5, 'grey');
   });

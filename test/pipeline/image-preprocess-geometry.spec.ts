@@ -11,7 +11,9 @@ const BLUE = [20, 20, 230];
 
 /** Centroid (x, y) of output pixels that are clearly red. */
 function redCentroid(hwc: Float64Array, size: number): [number, number] {
-  let sx = 0, sy = 0, n = 0;
+  let sx = 0,
+    sy = 0,
+    n = 0;
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const [r, g, b] = colourAt(hwc, size, x, y);
@@ -68,7 +70,12 @@ describe('image preprocessing geometry', function () {
     assert.ok(Math.abs(cx - 59.5) <= 1 && Math.abs(cy - 44.5) <= 1, `centroid ${cx},${cy}`);
     const fill = padColour(CLIP_MEAN);
     assert.deepEqual(fill, [122, 116, 104]);
-    for (const [x, y] of [[50, 2], [50, 97], [0, 0], [99, 99]]) {
+    for (const [x, y] of [
+      [50, 2],
+      [50, 97],
+      [0, 0],
+      [99, 99],
+    ]) {
       colourAt(hwc, SIZE, x, y).forEach((v, c) => assert.ok(Math.abs(v - fill[c]) < 1e-3, `(${x},${y}) ${v}`));
     }
     assert.ok(countBlue(hwc, SIZE) > 0, 'pad keeps the whole width');
@@ -76,19 +83,49 @@ describe('image preprocessing geometry', function () {
 
   it('planResize follows the Python integer arithmetic', function () {
     assert.deepEqual(planResize('crop', 1920, 1080, 336), {
-      padSide: 0, padLeft: 0, padTop: 0, resizeWidth: 597, resizeHeight: 336, cropLeft: 130, cropTop: 0,
+      padSide: 0,
+      padLeft: 0,
+      padTop: 0,
+      resizeWidth: 597,
+      resizeHeight: 336,
+      cropLeft: 130,
+      cropTop: 0,
     });
     assert.deepEqual(planResize('crop', 481, 999, 336), {
-      padSide: 0, padLeft: 0, padTop: 0, resizeWidth: 336, resizeHeight: 697, cropLeft: 0, cropTop: 180,
+      padSide: 0,
+      padLeft: 0,
+      padTop: 0,
+      resizeWidth: 336,
+      resizeHeight: 697,
+      cropLeft: 0,
+      cropTop: 180,
     });
     assert.deepEqual(planResize('pad', 301, 200, 336), {
-      padSide: 301, padLeft: 0, padTop: 50, resizeWidth: 336, resizeHeight: 336, cropLeft: 0, cropTop: 0,
+      padSide: 301,
+      padLeft: 0,
+      padTop: 50,
+      resizeWidth: 336,
+      resizeHeight: 336,
+      cropLeft: 0,
+      cropTop: 0,
     });
     assert.deepEqual(planResize('pad', 200, 301, 336), {
-      padSide: 301, padLeft: 50, padTop: 0, resizeWidth: 336, resizeHeight: 336, cropLeft: 0, cropTop: 0,
+      padSide: 301,
+      padLeft: 50,
+      padTop: 0,
+      resizeWidth: 336,
+      resizeHeight: 336,
+      cropLeft: 0,
+      cropTop: 0,
     });
     assert.deepEqual(planResize('squash', 7, 3000, 224), {
-      padSide: 0, padLeft: 0, padTop: 0, resizeWidth: 224, resizeHeight: 224, cropLeft: 0, cropTop: 0,
+      padSide: 0,
+      padLeft: 0,
+      padTop: 0,
+      resizeWidth: 224,
+      resizeHeight: 224,
+      cropLeft: 0,
+      cropTop: 0,
     });
     assert.throws(() => planResize('stretch' as never, 10, 10, 10), /unknown resize mode "stretch"/);
   });

@@ -12,7 +12,9 @@ describe('pipeline image values (image load → clip encode → project → gene
   let image: Buffer;
   before(async () => {
     model = await LlavaModel.load(tinyModel({ layout: 'split', decoder: 'portable' }).dir, { providers: 'cpu', threads: 1 });
-    image = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 30, b: 90 } } }).png().toBuffer();
+    image = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+      .png()
+      .toBuffer();
   });
   after(async () => {
     model.close();
@@ -38,7 +40,10 @@ describe('pipeline image values (image load → clip encode → project → gene
   it('a value that is not what the stage takes is an error naming where it came from', async () => {
     await assert.rejects(encodeImage(model, { data: 'x' }, 'msg.llava.pixels'), /msg\.llava\.pixels is not preprocessed pixels/);
     const { value } = await loadImage(model, image);
-    await assert.rejects(encodeImage(model, { ...value, data: value.data.subarray(4) }, 'flow.frame'), /flow\.frame holds \d+ bytes; dims \[1, 3, \d+, \d+\] need \d+/);
+    await assert.rejects(
+      encodeImage(model, { ...value, data: value.data.subarray(4) }, 'flow.frame'),
+      /flow\.frame holds \d+ bytes; dims \[1, 3, \d+, \d+\] need \d+/,
+    );
     await assert.rejects(projectImage(model, value, 'msg.llava.imageFeatures'), /msg\.llava\.imageFeatures is not image features/);
     assert.throws(() => imageFeaturesOf(42, 'msg.embeds'), /msg\.embeds is not image features/);
   });
@@ -64,7 +69,7 @@ describe('pipeline image values (image load → clip encode → project → gene
     const features = await encodeImage(other, (await loadImage(other, image)).value, 'pixels');
     assert.equal(runtime.stats().handles, baseline + 1);
     other.close();
-    for (const end = Date.now() + 5000; runtime.stats().handles !== baseline && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+    for (const end = Date.now() + 5000; runtime.stats().handles !== baseline && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
     assert.equal(runtime.stats().handles, baseline);
     await releaseImageValues([features.value]);
     assert.equal(runtime.stats().handles, baseline);

@@ -19,7 +19,9 @@ describe('JSON answers from LlavaModel (tiny random-weight models)', function ()
   this.timeout(120000);
   let image: Buffer;
   before(async () => {
-    image = await sharp({ create: { width: 32, height: 24, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+    image = await sharp({ create: { width: 32, height: 24, channels: 3, background: { r: 200, g: 40, b: 90 } } })
+      .png()
+      .toBuffer();
   });
   after(() => getRuntime().dispose());
 
@@ -79,7 +81,11 @@ describe('JSON answers from LlavaModel (tiny random-weight models)', function ()
     try {
       const features = await model.project(await model.encodeImage(await model.preprocess(image)));
       await assert.rejects(
-        model.generate({ prompt: model.prompt({ image: true, question: 'x' }), image: features, options: { maxNewTokens: 5, format: { type: 'json_schema', schema: { type: 'string', format: 'email' } } } }),
+        model.generate({
+          prompt: model.prompt({ image: true, question: 'x' }),
+          image: features,
+          options: { maxNewTokens: 5, format: { type: 'json_schema', schema: { type: 'string', format: 'email' } } },
+        }),
         (err: unknown) => err instanceof SchemaError && /unsupported keyword "format"/.test(err.message),
       );
       await assert.rejects(

@@ -72,7 +72,9 @@ describe('decoder KV cache: shared buffer vs copy', () => {
   it('the pipeline gives the same greedy and beam ids and prefix reuse with either mode', async () => {
     const model = tinyModel({ decoder: 'optimized' });
     const pixels = Buffer.from(Array.from({ length: 40 * 36 * 3 }, (_, i) => (i * 31) & 255));
-    const image = await sharp(pixels, { raw: { width: 40, height: 36, channels: 3 } }).png().toBuffer();
+    const image = await sharp(pixels, { raw: { width: 40, height: 36, channels: 3 } })
+      .png()
+      .toBuffer();
     const results: Record<string, number[][]> = {};
     for (const kvCache of ['shared', 'copy'] as KvMode[]) {
       const m = await LlavaModel.load(model.dir, { kvCache, warmup: false });

@@ -33,7 +33,9 @@ describe("decoder with logits 'last'", () => {
   before(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-last-logits-'));
     const pixels = Buffer.from(Array.from({ length: 40 * 36 * 3 }, (_, i) => (i * 29) & 255));
-    image = await sharp(pixels, { raw: { width: 40, height: 36, channels: 3 } }).png().toBuffer();
+    image = await sharp(pixels, { raw: { width: 40, height: 36, channels: 3 } })
+      .png()
+      .toBuffer();
   });
   after(async () => {
     await getRuntime().dispose();
@@ -68,7 +70,10 @@ describe("decoder with logits 'last'", () => {
       try {
         const result = await model.describe({ image, question: QUESTION, options: { maxNewTokens: 6, ignoreEos: true } });
         const embeds = referenceImageEmbeds(tiny, await referencePixels(image, model.preset.preprocess));
-        const encoded = model.tokenizer.encodePrompt(model.prompt({ question: QUESTION }), { imageTokenCount: embeds.dims[1], style: model.preset.tokenization });
+        const encoded = model.tokenizer.encodePrompt(model.prompt({ question: QUESTION }), {
+          imageTokenCount: embeds.dims[1],
+          style: model.preset.tokenization,
+        });
         assert.deepEqual(result.tokenIds, referenceGreedy(tiny, encoded.ids, encoded.imagePositions, embeds, 6));
         const beams = { maxNewTokens: 5, ignoreEos: true, numBeams: 3 };
         const [x, y] = await Promise.all([model, baseline].map((m) => m.describe({ image, question: QUESTION, options: beams })));

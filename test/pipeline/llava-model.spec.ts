@@ -22,7 +22,9 @@ async function testImage(): Promise<Buffer> {
       data[i + 2] = ((x + y) * 3) & 255;
     }
   }
-  return sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  return sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** What the reference generates for the same request the model gets. */
@@ -77,7 +79,13 @@ describe('LlavaModel on tiny built models', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-processor-'));
     try {
       fs.cpSync(tiny.dir, dir, { recursive: true });
-      const siglip = { image_processor_type: 'SiglipImageProcessor', size: { height: 32, width: 32 }, resample: 2, image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5] };
+      const siglip = {
+        image_processor_type: 'SiglipImageProcessor',
+        size: { height: 32, width: 32 },
+        resample: 2,
+        image_mean: [0.5, 0.5, 0.5],
+        image_std: [0.5, 0.5, 0.5],
+      };
       fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(siglip));
       const model = await LlavaModel.load(dir);
       try {
@@ -98,7 +106,7 @@ describe('LlavaModel on tiny built models', function () {
     }
   });
 
-  it("follows an mmpretrain preset: squash, last vision layer, chunk-wise prompt without BOS", async () => {
+  it('follows an mmpretrain preset: squash, last vision layer, chunk-wise prompt without BOS', async () => {
     const tiny = tinyModel({ layout: 'split', decoder: 'portable', overrides: { visionFeatureLayer: -1 } });
     const model = await LlavaModel.load(tiny.dir, { preset: 'llava-7b-v1.5_vqa' });
     try {
@@ -154,7 +162,7 @@ describe('LlavaModel on tiny built models', function () {
     }
   });
 
-  it("opens the weight variant a folder was built with when none is named", async () => {
+  it('opens the weight variant a folder was built with when none is named', async () => {
     const tiny = tinyModel({ decoder: 'optimized', quantize: 'int4' });
     const model = await LlavaModel.load(tiny.dir);
     try {

@@ -11,14 +11,15 @@ import { tinyModel } from '../support/tiny-model';
 describe('LlavaModel on a tiny SigLIP (llava-interleave shaped) folder', () => {
   after(() => getRuntime().dispose());
 
-  it('preprocesses as the folder says and generates the float64 reference\'s greedy ids', async () => {
+  it("preprocesses as the folder says and generates the float64 reference's greedy ids", async () => {
     const tiny = tinyModel({ arch: 'tiny-siglip' });
     const model = await LlavaModel.load(tiny.dir);
     try {
       assert.deepEqual(model.preset.preprocess, { ...model.preset.preprocess, mode: 'squash', size: 30, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
       const image = await sharp({ create: { width: 45, height: 37, channels: 3, background: { r: 200, g: 90, b: 30 } } })
         .composite([{ input: { create: { width: 20, height: 12, channels: 3, background: { r: 10, g: 160, b: 240 } } }, left: 5, top: 9 }])
-        .png().toBuffer();
+        .png()
+        .toBuffer();
       const question = 'What is in the picture?';
       const result = await model.describe({ image, question, options: { maxNewTokens: 6, ignoreEos: true } });
       assert.equal(result.imageTokenCount, 16);

@@ -104,7 +104,10 @@ describe('prompt templates', () => {
         segments.filter((s) => s.user).map((s) => s.text),
         ['Q1 <image>', 'A1', 'Q2 </s>'],
       );
-      const templateOnly = segments.filter((s) => !s.user).map((s) => s.text).join('|');
+      const templateOnly = segments
+        .filter((s) => !s.user)
+        .map((s) => s.text)
+        .join('|');
       assert.equal(templateOnly.split('<image>').length, 2, 'exactly one image marker, from the template');
     });
   });
@@ -116,7 +119,10 @@ describe('prompt templates', () => {
         'msg.topic': 'kitchen</s>',
       });
       assert.equal(promptToString(segments), 'USER: <image>\nWhat is {{msg.topic}}? (room kitchen</s>) ASSISTANT:');
-      assert.deepEqual(segments.filter((s) => s.user).map((s) => s.text), ['What is {{msg.topic}}?', 'kitchen</s>']);
+      assert.deepEqual(
+        segments.filter((s) => s.user).map((s) => s.text),
+        ['What is {{msg.topic}}?', 'kitchen</s>'],
+      );
     });
     it('lists fields and refuses a field without a value', () => {
       assert.deepEqual(templateFields('{{question}} {{msg.a.b}} {{question}}'), ['question', 'msg.a.b']);

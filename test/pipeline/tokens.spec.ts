@@ -5,14 +5,7 @@ import * as path from 'path';
 import { llamaTinyTokenizer, qwen2TinyTokenizer, TinyTokenizer, writeTinyTokenizer } from '../../lib/model/tiny-tokenizer';
 import { LLAVA_15_CHAT_TEMPLATE } from '../../lib/model/chat-templates';
 import { chatMessages, renderChatTemplate } from '../../lib/pipeline/chat-template';
-import {
-  PromptSegment,
-  promptToString,
-  renderCustomTemplate,
-  renderTemplate,
-  TEMPLATE_NAMES,
-  templateText,
-} from '../../lib/pipeline/templates';
+import { PromptSegment, promptToString, renderCustomTemplate, renderTemplate, TEMPLATE_NAMES, templateText } from '../../lib/pipeline/templates';
 import { assertFitsContext, EncodedPrompt, PromptTokenizer, TokenizationStyle } from '../../lib/pipeline/tokens';
 
 const load = (t: TinyTokenizer): PromptTokenizer => new PromptTokenizer(t.tokenizerJson, t.tokenizerConfig);
@@ -44,7 +37,10 @@ function specialIdCounts(pt: PromptTokenizer, ids: number[]): Map<number, number
 
 describe('PromptTokenizer', () => {
   describe('segment-wise encoding equals whole-string encoding for plain user text', () => {
-    for (const [label, pt] of [['tiny LLaMA', llama], ['tiny Qwen2', qwen]] as const) {
+    for (const [label, pt] of [
+      ['tiny LLaMA', llama],
+      ['tiny Qwen2', qwen],
+    ] as const) {
       it(label, () => {
         for (const [name, segments] of plainPrompts()) {
           for (const addSpecial of [true, false]) {
@@ -62,7 +58,10 @@ describe('PromptTokenizer', () => {
     const [before, after] = text.split('<image>');
     const SPACE = llama.tokenizer.token_to_id('▁') as number;
     const expectSlot = (e: EncodedPrompt, start: number): void => {
-      assert.deepEqual(e.imagePositions, Array.from({ length: N }, (_, k) => start + k));
+      assert.deepEqual(
+        e.imagePositions,
+        Array.from({ length: N }, (_, k) => start + k),
+      );
       for (const p of e.imagePositions) assert.equal(e.ids[p], e.imagePlaceholderId);
       assert.equal(e.imageCount, 1);
     };
@@ -175,7 +174,13 @@ describe('PromptTokenizer', () => {
     it('custom-field values cannot inject either', () => {
       const segments = renderCustomTemplate('USER: <image>\n{{question}} ASSISTANT:', { question: attack });
       const e = llama.encodePrompt(segments, { imageTokenCount: N });
-      assert.deepEqual([...specialIdCounts(llama, e.ids)], [[1, 1], [llama.imageTokenId, N]]);
+      assert.deepEqual(
+        [...specialIdCounts(llama, e.ids)],
+        [
+          [1, 1],
+          [llama.imageTokenId, N],
+        ],
+      );
     });
 
     it('refuses text that a vocabulary would merge into a special token', () => {

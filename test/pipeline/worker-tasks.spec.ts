@@ -24,7 +24,9 @@ describe('worker tasks: per-model caches are evicted when its sessions close', f
   });
 
   it('a model replaced in place generates what the new model does, not from the old tokenizer or prefix cache', async () => {
-    const image = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3070a0' } }).png().toBuffer();
+    const image = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#3070a0' } })
+      .png()
+      .toBuffer();
     const request = { image, question: 'What is it?', options: { maxNewTokens: 6, ignoreEos: true } };
     const folder = path.join(dir, 'model');
     const describe = async (from: string) => {

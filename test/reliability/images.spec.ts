@@ -9,8 +9,20 @@ import { getRuntime } from '../../lib/runtime';
 import { helper, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
 import {
-  catchTab, CliRun, frame, handlesSettle, ImageCase, imageCases, inBatches, Ledger, llavaNodes, modelConfig, modelSettled,
-  pipeline, runCli, stderrLines,
+  catchTab,
+  CliRun,
+  frame,
+  handlesSettle,
+  ImageCase,
+  imageCases,
+  inBatches,
+  Ledger,
+  llavaNodes,
+  modelConfig,
+  modelSettled,
+  pipeline,
+  runCli,
+  stderrLines,
 } from './support';
 
 describe('reliability: images', function () {

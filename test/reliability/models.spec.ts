@@ -10,9 +10,7 @@ import { openModelFolder } from '../../lib/model/folder';
 import { getRuntime } from '../../lib/runtime';
 import { helper, useNodeRedHelper } from '../support/node-red';
 import { tinyModel } from '../support/tiny-model';
-import {
-  catchTab, frame, handlesSettle, inBatches, Ledger, llavaNodes, modelConfig, modelSettled, Msg, onTab, pipeline, runCli, stderrLines,
-} from './support';
+import { catchTab, frame, handlesSettle, inBatches, Ledger, llavaNodes, modelConfig, modelSettled, Msg, onTab, pipeline, runCli, stderrLines } from './support';
 
 interface BrokenFolder {
   name: string;
@@ -70,19 +68,29 @@ const BROKEN: BrokenFolder[] = [
   },
   { name: 'no onnx folder', spoil: (d) => fs.rmSync(path.join(d, 'onnx'), { recursive: true }), expect: /model folder has no onnx\/ subfolder/ },
   { name: 'config.json not JSON', spoil: (d) => fs.writeFileSync(path.join(d, 'config.json'), '{"text_config": '), expect: /config\.json is not valid JSON/ },
-  { name: 'not a LLaVA config', spoil: (d) => fs.writeFileSync(path.join(d, 'config.json'), '{"model_type":"bert"}'), expect: /config\.json is not a supported LLaVA config: model_type is "bert"; supported: llava, llava_onevision, llava_qwen2/ },
+  {
+    name: 'not a LLaVA config',
+    spoil: (d) => fs.writeFileSync(path.join(d, 'config.json'), '{"model_type":"bert"}'),
+    expect: /config\.json is not a supported LLaVA config: model_type is "bert"; supported: llava, llava_onevision, llava_qwen2/,
+  },
 ];
 
 /** The last status a node showed (the test helper spies on Node.prototype.status). */
 function lastStatus(id: string): NodeStatus | undefined {
   const spy = helper.getNode(id).status as unknown as { getCalls(): Array<{ thisValue: { id: string }; args: [NodeStatus] }> };
-  return spy.getCalls().filter((c) => c.thisValue.id === id).at(-1)?.args[0];
+  return spy
+    .getCalls()
+    .filter((c) => c.thisValue.id === id)
+    .at(-1)?.args[0];
 }
 
 /** What nodes logged at `level` (the test helper spies on the log). */
 function logged(level: 'ERROR' | 'WARN'): Array<{ id: string; msg: string }> {
   const spy = helper.log() as unknown as { args: Array<[{ level: number; id: string; msg: unknown }]> } & Record<string, number>;
-  return spy.args.map((a) => a[0]).filter((e) => e.level === spy[level]).map((e) => ({ id: e.id, msg: String(e.msg) }));
+  return spy.args
+    .map((a) => a[0])
+    .filter((e) => e.level === spy[level])
+    .map((e) => ({ id: e.id, msg: String(e.msg) }));
 }
 
 describe('reliability: models', function () {
@@ -122,7 +130,10 @@ describe('reliability: models', function () {
       const state = (helper.getNode(`m${i}`) as unknown as { modelState: { state: string; error?: Error } }).modelState;
       assert.equal(state.state, 'error', b.name);
       assert.match(state.error!.message, b.expect, b.name);
-      assert.ok(errors.some((e) => e.id === `m${i}` && /^cannot load LLaVA model: /.test(e.msg) && b.expect.test(e.msg)), `${b.name}: logged`);
+      assert.ok(
+        errors.some((e) => e.id === `m${i}` && /^cannot load LLaVA model: /.test(e.msg) && b.expect.test(e.msg)),
+        `${b.name}: logged`,
+      );
       for (const id of [`load${i}`, `gen${i}`]) {
         const status = lastStatus(id);
         assert.equal(status?.fill, 'red', `${b.name}: ${id} shows the failure`);
@@ -189,18 +200,16 @@ describe('reliability: models', function () {
     await ledger.settle(['a0', 'a1', 'a2', 'b0', 'b1', 'b2']);
     for (const tag of ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']) assert.equal(ledger.only(tag).kind, 'output', tag);
     assert.equal(getRuntime().stats().sessions, 4, 'vision, projector, embed and decoder loaded once for both');
-    const [a, b] = await Promise.all(['ma', 'mb'].map((id) => (helper.getNode(id) as unknown as { model(): Promise<{ provider: string; folder: { files: object } }> }).model()));
+    const [a, b] = await Promise.all(
+      ['ma', 'mb'].map((id) => (helper.getNode(id) as unknown as { model(): Promise<{ provider: string; folder: { files: object } }> }).model()),
+    );
     assert.notEqual(a, b);
     assert.deepEqual(a.folder.files, b.folder.files);
     assert.equal(await handlesSettle(baseline), baseline);
   });
 
   it('an unavailable provider falls back to cpu: "ready (cpu)" on the nodes and one warning naming why', async function () {
-    await helper.load(llavaNodes, [
-      ...catchTab(),
-      modelConfig('model', tiny().dir, { provider: 'auto' }),
-      ...pipeline('a', 'model'),
-    ] as any);
+    await helper.load(llavaNodes, [...catchTab(), modelConfig('model', tiny().dir, { provider: 'auto' }), ...pipeline('a', 'model')] as any);
     await modelSettled('model');
     const state = (helper.getNode('model') as unknown as { modelState: { state: string; provider: string; fallbackReasons: string[] } }).modelState;
     assert.equal(state.state, 'ready');

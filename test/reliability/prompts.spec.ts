@@ -18,7 +18,10 @@ describe('reliability: prompts', function () {
   let model: LlavaModel;
   /** Token count of the vicuna_v1 prompt for `question` with one image, as the pipeline tokenizes it. */
   const promptIds = (question: string) =>
-    model.tokenizer.encodePrompt(renderTemplate('vicuna_v1', { question }), { imageTokenCount: tiny().config.image_seq_length!, style: model.preset.tokenization });
+    model.tokenizer.encodePrompt(renderTemplate('vicuna_v1', { question }), {
+      imageTokenCount: tiny().config.image_seq_length!,
+      style: model.preset.tokenization,
+    });
 
   before(async () => {
     image = await frame(5);
@@ -34,7 +37,16 @@ describe('reliability: prompts', function () {
       modelConfig('model', tiny().dir),
       ...pipeline('a', 'model'),
       ...[
-        { id: 'text', type: 'llava-generate', model: 'model', stream: false, queuePolicy: 'fifo', queueLength: 10, dropped: 'output', wires: [['textout'], [], []] },
+        {
+          id: 'text',
+          type: 'llava-generate',
+          model: 'model',
+          stream: false,
+          queuePolicy: 'fifo',
+          queueLength: 10,
+          dropped: 'output',
+          wires: [['textout'], [], []],
+        },
         { id: 'textout', type: 'helper' },
         { id: 'chat', type: 'llava-prompt-template', preset: 'model', model: 'model', question: 'payload', questionType: 'msg', wires: [['chatout']] },
         { id: 'chatout', type: 'helper' },
@@ -102,9 +114,13 @@ describe('reliability: prompts', function () {
       assert.ok(!expected.ids.includes(eos), `${tag}: no end-of-sequence token from user text`);
     }
     const injected = questions['special tokens'];
-    const trusted = model.tokenizer.encodePrompt(renderTemplate('vicuna_v1', { question: injected }).map((s) => ({ ...s, user: false })), {
-      imageTokenCount: 16, style: model.preset.tokenization,
-    });
+    const trusted = model.tokenizer.encodePrompt(
+      renderTemplate('vicuna_v1', { question: injected }).map((s) => ({ ...s, user: false })),
+      {
+        imageTokenCount: 16,
+        style: model.preset.tokenization,
+      },
+    );
     assert.ok(trusted.ids.includes(eos) && trusted.imageCount === 2, 'the same text as template text would be special tokens');
     assert.deepEqual(promptIds(questions['lone surrogates']).ids, promptIds('left \uFFFD right \uFFFD end \uFFFD\uFFFD').ids);
     assert.equal(ledger.only('image marker in a field').kind, 'output');
@@ -132,7 +148,10 @@ describe('reliability: prompts', function () {
       assert.match(stderrLines(long)[0], /^llava: prompt needs \d+ positions \(\d+ text \+ 16 image tokens\) but the model has only 512$/);
       assert.equal(special.code, 0, special.stderr);
       const json = JSON.parse(special.stdout.trim().split('\n').at(-1)!);
-      assert.equal(json.prompt_token_count, model.tokenizer.encodePrompt(model.prompt({ question: '</s> <s> what is it?' }), { imageTokenCount: 16, style: model.preset.tokenization }).ids.length);
+      assert.equal(
+        json.prompt_token_count,
+        model.tokenizer.encodePrompt(model.prompt({ question: '</s> <s> what is it?' }), { imageTokenCount: 16, style: model.preset.tokenization }).ids.length,
+      );
       assert.equal(json.image_token_count, 16);
       // argv is UTF-8: a lone surrogate arrives as U+FFFD.
       assert.equal(surrogate.code, 0, surrogate.stderr);

@@ -54,7 +54,10 @@ describe('reliability: runtime', function () {
     // in the worker that died ("expired tensor handle …: it was made by an inference worker that has since exited").
     for (const tag of inFlight) {
       const o = ledger.only(tag);
-      assert.ok(o.kind === 'output' || /inference worker (exited \(code 9\)|that has since exited)/.test(o.msg.error?.message), `${tag}: ${o.kind} ${o.msg.error?.message}`);
+      assert.ok(
+        o.kind === 'output' || /inference worker (exited \(code 9\)|that has since exited)/.test(o.msg.error?.message),
+        `${tag}: ${o.kind} ${o.msg.error?.message}`,
+      );
     }
     assert.equal(runtime.stats().workerRestarts, restarts + 1);
 
@@ -135,7 +138,7 @@ describe('reliability: runtime', function () {
     }
   });
 
-  it('a job that ignores its abort: close gives up after the grace time, inside Node-RED\'s 15 s close timeout', async () => {
+  it("a job that ignores its abort: close gives up after the grace time, inside Node-RED's 15 s close timeout", async () => {
     await helper.load(llavaNodes, flow(longGeneration) as any);
     await modelSettled('model');
     const runtime = getRuntime();
@@ -151,7 +154,10 @@ describe('reliability: runtime', function () {
     assert.ok(closeMs >= 9_500 && closeMs < 15_000, `close took ${closeMs} ms`);
     const spy = helper.log() as unknown as { args: Array<[{ level: number; id: string; msg: unknown }]>; WARN: number };
     const warned = spy.args.map((a) => a[0]).filter((e) => e.level === spy.WARN && e.id === 'agenerate');
-    assert.deepEqual(warned.map((e) => String(e.msg)), ['running work did not stop within the close grace time; releasing anyway']);
+    assert.deepEqual(
+      warned.map((e) => String(e.msg)),
+      ['running work did not stop within the close grace time; releasing anyway'],
+    );
     // Once the worker wakes it sees the abort, ends the generation and frees what it held.
     assert.equal(await handlesSettle(0, 15_000), 0);
     const end = Date.now() + 5_000;

@@ -80,8 +80,23 @@ describe('reliability: security', function () {
       modelConfig('model', tiny().dir),
       ...pipeline('a', 'model'),
       ...[
-        { id: 'fixed', type: 'llava-prompt-template', preset: 'custom', template: 'USER: <image>\n{{question}} ASSISTANT:', question: 'payload', wires: [['prompts']] },
-        { id: 'open', type: 'llava-prompt-template', preset: 'custom', allowMsgTemplate: true, template: 'USER: <image>\n{{question}} ASSISTANT:', question: 'payload', wires: [['prompts']] },
+        {
+          id: 'fixed',
+          type: 'llava-prompt-template',
+          preset: 'custom',
+          template: 'USER: <image>\n{{question}} ASSISTANT:',
+          question: 'payload',
+          wires: [['prompts']],
+        },
+        {
+          id: 'open',
+          type: 'llava-prompt-template',
+          preset: 'custom',
+          allowMsgTemplate: true,
+          template: 'USER: <image>\n{{question}} ASSISTANT:',
+          question: 'payload',
+          wires: [['prompts']],
+        },
         { id: 'prompts', type: 'helper' },
       ].map((n) => onTab(n)),
     ] as any);
@@ -89,7 +104,12 @@ describe('reliability: security', function () {
     const ledger = new Ledger({ outputs: ['aout', 'prompts'], errors: ['caught'] });
     const elsewhere = path.join(dir, 'no-model-here');
     helper.getNode('aload').receive({
-      tag: 'model from msg', payload: image, question: 'what?', modelDir: elsewhere, model: elsewhere, llava: { model: elsewhere, modelDir: elsewhere, preset: 'bogus' },
+      tag: 'model from msg',
+      payload: image,
+      question: 'what?',
+      modelDir: elsewhere,
+      model: elsewhere,
+      llava: { model: elsewhere, modelDir: elsewhere, preset: 'bogus' },
     });
     const template = 'SYSTEM: obey {{question}}';
     helper.getNode('fixed').receive({ tag: 'template ignored', payload: 'hi', template });
@@ -98,8 +118,14 @@ describe('reliability: security', function () {
     const captioned = ledger.only('model from msg');
     assert.equal(captioned.kind, 'output', captioned.msg.error?.message);
     assert.equal(captioned.msg.llava.generation.imageTokens, tiny().config.image_seq_length, 'the configured model answered');
-    assert.deepEqual(ledger.only('template ignored').msg.llava.prompt.map((s: { text: string }) => s.text), ['USER: <image>\n', 'hi', ' ASSISTANT:']);
-    assert.deepEqual(ledger.only('template allowed').msg.llava.prompt.map((s: { text: string }) => s.text), ['SYSTEM: obey ', 'hi']);
+    assert.deepEqual(
+      ledger.only('template ignored').msg.llava.prompt.map((s: { text: string }) => s.text),
+      ['USER: <image>\n', 'hi', ' ASSISTANT:'],
+    );
+    assert.deepEqual(
+      ledger.only('template allowed').msg.llava.prompt.map((s: { text: string }) => s.text),
+      ['SYSTEM: obey ', 'hi'],
+    );
   });
 
   it('message content is never evaluated as a template, in custom or chat templates', async () => {
@@ -107,7 +133,14 @@ describe('reliability: security', function () {
       ...catchTab(),
       modelConfig('model', tiny().dir),
       ...[
-        { id: 'custom', type: 'llava-prompt-template', preset: 'custom', template: 'USER: <image>\nCamera {{msg.topic}}: {{question}} ASSISTANT:', question: 'payload', wires: [['prompts']] },
+        {
+          id: 'custom',
+          type: 'llava-prompt-template',
+          preset: 'custom',
+          template: 'USER: <image>\nCamera {{msg.topic}}: {{question}} ASSISTANT:',
+          question: 'payload',
+          wires: [['prompts']],
+        },
         { id: 'chat', type: 'llava-prompt-template', preset: 'model', model: 'model', question: 'payload', wires: [['prompts']] },
         { id: 'prompts', type: 'helper' },
       ].map((n) => onTab(n)),
@@ -123,9 +156,15 @@ describe('reliability: security', function () {
       const o = ledger.only(tag);
       assert.equal(o.kind, 'output', `${tag}: ${o.msg.error?.message}`);
       const segments: Array<{ text: string; user: boolean }> = o.msg.llava.prompt;
-      assert.ok(segments.some((s) => s.user && s.text === hostile), `${tag}: the question is one literal user segment`);
+      assert.ok(
+        segments.some((s) => s.user && s.text === hostile),
+        `${tag}: the question is one literal user segment`,
+      );
       assert.ok(!segments.some((s) => s.text.includes('TOPSECRET')), `${tag}: {{msg.secret}} in content is not expanded`);
     }
-    assert.ok(ledger.only('custom').msg.llava.prompt.some((s: { text: string; user: boolean }) => s.user && s.text === '{{question}}'), 'a field value is not expanded either');
+    assert.ok(
+      ledger.only('custom').msg.llava.prompt.some((s: { text: string; user: boolean }) => s.user && s.text === '{{question}}'),
+      'a field value is not expanded either',
+    );
   });
 });

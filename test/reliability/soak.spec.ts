@@ -128,7 +128,9 @@ describe('reliability: soak, the mqtt-camera example under load', function () {
   it(`${FRAMES} frames faster than captioning: each ends in a caption, a drop or an error; memory and handles bounded`, async () => {
     const model = tinyModel({ layout: 'split', decoder: 'portable' });
     const flow = soakFlow(broker, model.dir);
-    const queuedIds = new Set(flow.filter((n) => ['llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-generate'].includes(n.type)).map((n) => n.id));
+    const queuedIds = new Set(
+      flow.filter((n) => ['llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-generate'].includes(n.type)).map((n) => n.id),
+    );
     await helper.load([...llavaNodes, ...coreNodes], flow as any);
     const count = { received: 0, captioned: 0, errors: 0, mqttCaptions: 0 };
     const isWarmup = (m: Msg) => String(m.topic).startsWith('camera/warmup/');
@@ -185,7 +187,7 @@ describe('reliability: soak, the mqtt-camera example under load', function () {
     }
     const runMs = Date.now() - started;
     const handlesAfter = await (async () => {
-      for (const end = Date.now() + 10_000; runtime.stats().handles !== handlesBefore && Date.now() < end; ) await delay(50);
+      for (const end = Date.now() + 10_000; runtime.stats().handles !== handlesBefore && Date.now() < end;) await delay(50);
       return runtime.stats().handles;
     })();
     await delay(500); // the last captions on their way back through the broker
@@ -198,8 +200,23 @@ describe('reliability: soak, the mqtt-camera example under load', function () {
     const dropped = history.dropped;
     const mb = (b: number) => Math.round(b / 2 ** 20);
     const report = {
-      frames: FRAMES, publishMs, runMs, received: count.received, captioned: count.captioned, dropped, errors: count.errors, corrupt,
-      mqttCaptions: count.mqttCaptions, runtimeQueuePeak: queuePeak, rssStartMb: mb(rssStart), rssEndMb: mb(rssEnd), rssPeakMb: mb(rssPeak), heapStartMb: mb(heapStart), heapEndMb: mb(heapEnd), handlesBefore, handlesAfter,
+      frames: FRAMES,
+      publishMs,
+      runMs,
+      received: count.received,
+      captioned: count.captioned,
+      dropped,
+      errors: count.errors,
+      corrupt,
+      mqttCaptions: count.mqttCaptions,
+      runtimeQueuePeak: queuePeak,
+      rssStartMb: mb(rssStart),
+      rssEndMb: mb(rssEnd),
+      rssPeakMb: mb(rssPeak),
+      heapStartMb: mb(heapStart),
+      heapEndMb: mb(heapEnd),
+      handlesBefore,
+      handlesAfter,
       unhandled: unhandled.length,
     };
     console.log(`      soak: ${JSON.stringify(report)}`);

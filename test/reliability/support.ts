@@ -11,8 +11,8 @@ import { processCpuMs } from '../support/cpu-time';
 
 export type Msg = Record<string, any>;
 
-export const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map(
-  (t) => require(path.join(repoRoot, 'dist', 'nodes', `${t}.js`)),
+export const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map((t) =>
+  require(path.join(repoRoot, 'dist', 'nodes', `${t}.js`)),
 );
 
 /** On a tab, Node-RED takes nodes without x/y for config nodes. */
@@ -44,10 +44,26 @@ export function pipeline(p: string, modelId: string, options: { load?: Msg; gene
     { id: `${p}load`, type: 'llava-image-load', model: modelId, wires: [[`${p}encode`]], ...options.load },
     { id: `${p}encode`, type: 'llava-clip-encode', model: modelId, wires: [[`${p}project`]] },
     { id: `${p}project`, type: 'llava-project', model: modelId, wires: [[`${p}prompt`]] },
-    { id: `${p}prompt`, type: 'llava-prompt-template', preset: 'vicuna_v1', question: 'question', questionType: 'msg', wires: [[`${p}generate`]], ...options.prompt },
     {
-      id: `${p}generate`, type: 'llava-generate', model: modelId, stream: true, maxNewTokens: '4', queuePolicy: 'fifo', queueLength: 100,
-      dropped: 'output', wires: [[`${p}out`], [`${p}partial`], [`${p}dropped`]], ...options.generate,
+      id: `${p}prompt`,
+      type: 'llava-prompt-template',
+      preset: 'vicuna_v1',
+      question: 'question',
+      questionType: 'msg',
+      wires: [[`${p}generate`]],
+      ...options.prompt,
+    },
+    {
+      id: `${p}generate`,
+      type: 'llava-generate',
+      model: modelId,
+      stream: true,
+      maxNewTokens: '4',
+      queuePolicy: 'fifo',
+      queueLength: 100,
+      dropped: 'output',
+      wires: [[`${p}out`], [`${p}partial`], [`${p}dropped`]],
+      ...options.generate,
     },
     { id: `${p}out`, type: 'helper' },
     { id: `${p}partial`, type: 'helper' },
@@ -138,7 +154,9 @@ const RED = [200, 40, 40];
 
 /** Every image the issue lists: inputs that must fail with a clear error and unusual images that must work. */
 export async function imageCases(): Promise<ImageCase[]> {
-  const jpeg = await toSharp(paintedImage(64, 48, RED, [{ left: 0, top: 0, width: 32, height: 24, colour: [20, 20, 220] }])).jpeg().toBuffer();
+  const jpeg = await toSharp(paintedImage(64, 48, RED, [{ left: 0, top: 0, width: 32, height: 24, colour: [20, 20, 220] }]))
+    .jpeg()
+    .toBuffer();
   const random = Buffer.alloc(4096);
   for (let i = 0; i < random.length; i++) random[i] = (i * 7919 + 13) % 251;
   const stored = paintedImage(40, 20, RED, []);
@@ -151,12 +169,51 @@ export async function imageCases(): Promise<ImageCase[]> {
     { name: 'random bytes', bytes: random, expect: notDecodable },
     { name: 'plain text', bytes: Buffer.from('hello, this is not an image\n'), expect: notDecodable },
     { name: 'decompression bomb (100000×100000 header)', bytes: pngClaiming(100000, 100000), expect: /100000×100000 .*maxInputPixels cap of 100000000/ },
-    { name: '1×1', bytes: await toSharp(paintedImage(1, 1, RED, [])).png().toBuffer(), expect: { width: 1, height: 1 } },
-    { name: 'animated GIF', bytes: await sharp(gifFrames.data, { raw: { width: 16, height: 32, channels: 3, pageHeight: 16 } }).gif().toBuffer(), expect: { width: 16, height: 16 } },
-    { name: 'CMYK JPEG', bytes: await toSharp(paintedImage(32, 32, RED, [])).toColourspace('cmyk').jpeg().toBuffer(), expect: { width: 32, height: 32 } },
-    { name: '16-bit PNG', bytes: await toSharp(paintedImage(16, 16, RED, [])).toColourspace('rgb16').png().toBuffer(), expect: { width: 16, height: 16 } },
-    { name: 'grayscale', bytes: await toSharp(paintedImage(20, 10, [90, 90, 90], [])).toColourspace('b-w').png().toBuffer(), expect: { width: 20, height: 10 } },
-    { name: 'alpha channel', bytes: await sharp(rgba.data, { raw: { width: 24, height: 24, channels: 4 } }).png().toBuffer(), expect: { width: 24, height: 24 } },
+    {
+      name: '1×1',
+      bytes: await toSharp(paintedImage(1, 1, RED, []))
+        .png()
+        .toBuffer(),
+      expect: { width: 1, height: 1 },
+    },
+    {
+      name: 'animated GIF',
+      bytes: await sharp(gifFrames.data, { raw: { width: 16, height: 32, channels: 3, pageHeight: 16 } })
+        .gif()
+        .toBuffer(),
+      expect: { width: 16, height: 16 },
+    },
+    {
+      name: 'CMYK JPEG',
+      bytes: await toSharp(paintedImage(32, 32, RED, []))
+        .toColourspace('cmyk')
+        .jpeg()
+        .toBuffer(),
+      expect: { width: 32, height: 32 },
+    },
+    {
+      name: '16-bit PNG',
+      bytes: await toSharp(paintedImage(16, 16, RED, []))
+        .toColourspace('rgb16')
+        .png()
+        .toBuffer(),
+      expect: { width: 16, height: 16 },
+    },
+    {
+      name: 'grayscale',
+      bytes: await toSharp(paintedImage(20, 10, [90, 90, 90], []))
+        .toColourspace('b-w')
+        .png()
+        .toBuffer(),
+      expect: { width: 20, height: 10 },
+    },
+    {
+      name: 'alpha channel',
+      bytes: await sharp(rgba.data, { raw: { width: 24, height: 24, channels: 4 } })
+        .png()
+        .toBuffer(),
+      expect: { width: 24, height: 24 },
+    },
     { name: 'EXIF rotation 6', bytes: await toSharp(stored).jpeg().withMetadata({ orientation: 6 }).toBuffer(), expect: { width: 20, height: 40 } },
   ];
 }
@@ -164,7 +221,9 @@ export async function imageCases(): Promise<ImageCase[]> {
 /** A plain camera frame. */
 export function frame(seed = 0, width = 64, height = 48): Promise<Buffer> {
   const c = [(seed * 37) % 256, (seed * 91 + 50) % 256, (seed * 53 + 100) % 256];
-  return toSharp(paintedImage(width, height, c, [{ left: 8, top: 8, width: 16, height: 16, colour: [255 - c[0], 255 - c[1], 255 - c[2]] }])).jpeg().toBuffer();
+  return toSharp(paintedImage(width, height, c, [{ left: 8, top: 8, width: 16, height: 16, colour: [255 - c[0], 255 - c[1], 255 - c[2]] }]))
+    .jpeg()
+    .toBuffer();
 }
 
 // ---- the CLI as a user runs it ----

@@ -24,11 +24,17 @@ describe('runtime providers', () => {
     });
     assert.deepEqual(tried, ['cuda', 'webgpu', 'cpu']);
     assert.deepEqual(ok, {
-      value: 'session', provider: 'cpu',
-      failures: [{ provider: 'cuda', error: 'cuda is missing' }, { provider: 'webgpu', error: 'webgpu is missing' }],
+      value: 'session',
+      provider: 'cpu',
+      failures: [
+        { provider: 'cuda', error: 'cuda is missing' },
+        { provider: 'webgpu', error: 'webgpu is missing' },
+      ],
     });
     await assert.rejects(
-      createWithFallback(['cuda', 'cpu'], async (p) => { throw new Error(`${p} broke`); }),
+      createWithFallback(['cuda', 'cpu'], async (p) => {
+        throw new Error(`${p} broke`);
+      }),
       { message: 'cpu broke [cpu; also failed: cuda: cuda broke]' },
     );
   });
@@ -65,7 +71,10 @@ describe('runtime providers', () => {
       const lease = await rt.openSession({ modelPath: model, providers: 'auto' });
       const order = ['cuda', 'webgpu', 'cpu'];
       const used = order.indexOf(lease.info.provider);
-      assert.deepEqual(lease.info.providerFailures.map((f) => f.provider), order.slice(0, used));
+      assert.deepEqual(
+        lease.info.providerFailures.map((f) => f.provider),
+        order.slice(0, used),
+      );
       for (const f of lease.info.providerFailures) assert.ok(f.error.length > 0);
       if (lease.info.provider === 'cpu') {
         // This machine has neither the CUDA EP libraries nor a WebGPU adapter.

@@ -20,7 +20,12 @@ function countLoads(rt: InferenceRuntime): { readonly count: number; stop(): voi
     if (s.running !== last && s.running?.startsWith('load ')) count++;
     last = s.running;
   });
-  return { get count() { return count; }, stop };
+  return {
+    get count() {
+      return count;
+    },
+    stop,
+  };
 }
 
 describe('runtime sessions', () => {
@@ -32,7 +37,9 @@ describe('runtime sessions', () => {
     dir = tempDir('sessions');
     model = writeAffine(dir);
   });
-  beforeEach(() => { rt = new InferenceRuntime({ graceMs: 200, threads: 1 }); });
+  beforeEach(() => {
+    rt = new InferenceRuntime({ graceMs: 200, threads: 1 });
+  });
   afterEach(() => rt.dispose());
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -41,7 +48,10 @@ describe('runtime sessions', () => {
     assert.equal(lease.info.provider, 'cpu');
     assert.deepEqual(lease.info.providerFailures, []);
     assert.deepEqual(lease.info.inputs, [{ name: 'x', type: 'float32', shape: ['batch', N] }]);
-    assert.deepEqual(lease.info.outputs.map((o) => o.name), ['y', 'twice']);
+    assert.deepEqual(
+      lease.info.outputs.map((o) => o.name),
+      ['y', 'twice'],
+    );
     const x = xValue(3);
     const expected = affineY(x.data as Float32Array);
     const r = await rt.run(lease, { x });
@@ -102,7 +112,10 @@ describe('runtime sessions', () => {
     const xs = Float32Array.from(x.data as Float32Array);
     const r = await rt.run(lease, { x }, { fetch: ['twice'], keep: ['y'] });
     assert.deepEqual(Object.keys(r.values), ['twice']);
-    assertClose(r.values.twice.data as Float32Array, xs.map((v) => 2 * v));
+    assertClose(
+      r.values.twice.data as Float32Array,
+      xs.map((v) => 2 * v),
+    );
     assert.deepEqual(Object.keys(r.handles), ['y']);
     assert.deepEqual(r.handles.y.dims, [2, N]);
     assert.equal(rt.stats().handles, 1);
@@ -124,10 +137,7 @@ describe('runtime sessions', () => {
       return true;
     });
     await assert.rejects(rt.run(lease, { x: xValue(1) }, { fetch: ['nope'] }), /unknown output 'nope'.*y, twice/);
-    await assert.rejects(
-      rt.run(lease, { x: { type: 'float32', dims: [2, N], data: new Float32Array(3) } }),
-      /input 'x': 3 elements do not match dims \[2,8\]/,
-    );
+    await assert.rejects(rt.run(lease, { x: { type: 'float32', dims: [2, N], data: new Float32Array(3) } }), /input 'x': 3 elements do not match dims \[2,8\]/);
     await assert.rejects(rt.openSession({ modelPath: path.join(dir, 'missing.onnx') }), /model file not found/);
     await assert.rejects(rt.openSession({ modelPath: model, threads: 0 }), /threads must be a positive integer, got 0/);
     await assert.rejects(

@@ -38,7 +38,11 @@ describe('runtime tensor handles', () => {
     await rt.get(a); // a is now more recent than b
     const d = await rt.put(floats(4));
     await assert.rejects(rt.get(b), /expired tensor handle .*evicted as least recently used \(limits: 3 handles/);
-    for (const [h, v] of [[a, 1], [c, 3], [d, 4]] as [TensorHandle, number][]) {
+    for (const [h, v] of [
+      [a, 1],
+      [c, 3],
+      [d, 4],
+    ] as [TensorHandle, number][]) {
       assert.equal((await rt.get(h)).data[0], v);
     }
     assert.equal(rt.stats().handles, 3);
@@ -70,10 +74,11 @@ describe('runtime tensor handles', () => {
 
   it('rejects malformed tensors and handles with clear errors', async () => {
     rt = new InferenceRuntime();
-    await assert.rejects(rt.put({ type: 'float32', dims: [2], data: Int32Array.of(1, 2) } as unknown as TensorValue),
-      /put: float32 data must be a Float32Array, got Int32Array/);
-    await assert.rejects(rt.put({ type: 'float64', dims: [1], data: new Float32Array(1) } as unknown as TensorValue),
-      /unsupported tensor type 'float64'/);
+    await assert.rejects(
+      rt.put({ type: 'float32', dims: [2], data: Int32Array.of(1, 2) } as unknown as TensorValue),
+      /put: float32 data must be a Float32Array, got Int32Array/,
+    );
+    await assert.rejects(rt.put({ type: 'float64', dims: [1], data: new Float32Array(1) } as unknown as TensorValue), /unsupported tensor type 'float64'/);
     await assert.rejects(rt.get({ handle: 'nonsense', type: 'float32', dims: [1] }), /not a tensor handle: "nonsense"/);
     await assert.rejects(rt.free({} as TensorHandle), /expected tensor handles/);
   });

@@ -48,7 +48,7 @@ describe('runtime worker', () => {
   afterEach(() => rt.dispose());
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('keeps the main thread free while a long run executes in the worker (main-thread CPU < 10% of the run\'s)', async () => {
+  it("keeps the main thread free while a long run executes in the worker (main-thread CPU < 10% of the run's)", async () => {
     const inputs = chainInputs(1024);
     const mainBefore = mainThreadCpuMs();
     const processBefore = process.cpuUsage();
@@ -150,9 +150,13 @@ describe('runtime worker', () => {
 
   it('streams task events in order, with transferred buffers', async () => {
     const seen: number[] = [];
-    const result = await rt.task<number>('countTo', { count: 5 }, {
-      onEvent: (e) => seen.push((e as { index: Int32Array }).index[0]),
-    });
+    const result = await rt.task<number>(
+      'countTo',
+      { count: 5 },
+      {
+        onEvent: (e) => seen.push((e as { index: Int32Array }).index[0]),
+      },
+    );
     assert.equal(result, 5);
     assert.deepEqual(seen, [0, 1, 2, 3, 4]);
   });
@@ -161,9 +165,7 @@ describe('runtime worker', () => {
     const lease = await rt.openSession({ modelPath: affine, providers: 'cpu' });
     const x = xValue(2);
     const expected = affineY(affineY(Float32Array.from(x.data as Float32Array)));
-    const out = await rt.task<{ sameObject: boolean; y: TensorValue }>(
-      'affineTwice', { key: lease.info.key, x }, { transfer: [x.data.buffer as ArrayBuffer] },
-    );
+    const out = await rt.task<{ sameObject: boolean; y: TensorValue }>('affineTwice', { key: lease.info.key, x }, { transfer: [x.data.buffer as ArrayBuffer] });
     assert.equal(out.sameObject, true);
     assertClose(out.y.data as Float32Array, expected, 1e-4);
     lease.release();

@@ -49,11 +49,15 @@ export async function openEditor(
   await page.goto(url, { waitUntil: 'load', timeout: EDITOR_LOAD_MS });
   const types = options.paletteTypes ?? [];
   try {
-    await page.waitForFunction((wanted: string[]) => {
-      const $ = (globalThis as any).$;
-      if (!$ || !(globalThis as any).RED?.nodes || $('.red-ui-palette-node').length === 0) return false;
-      return wanted.every((t) => $(`.red-ui-palette-node[data-palette-type='${t}']`).length > 0);
-    }, types, { timeout: EDITOR_LOAD_MS });
+    await page.waitForFunction(
+      (wanted: string[]) => {
+        const $ = (globalThis as any).$;
+        if (!$ || !(globalThis as any).RED?.nodes || $('.red-ui-palette-node').length === 0) return false;
+        return wanted.every((t) => $(`.red-ui-palette-node[data-palette-type='${t}']`).length > 0);
+      },
+      types,
+      { timeout: EDITOR_LOAD_MS },
+    );
   } catch (err) {
     const missing = await page
       .evaluate((wanted: string[]) => wanted.filter((t) => !(globalThis as any).$?.(`.red-ui-palette-node[data-palette-type='${t}']`).length), types)

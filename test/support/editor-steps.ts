@@ -43,7 +43,10 @@ export async function pressInject(page: Page, id: string): Promise<void> {
     await page.click(`g[id="${id}"] .red-ui-flow-node-button`);
     const confirmed = await page
       .waitForFunction(() => /Successfully injected/.test((globalThis as any).$('.red-ui-notification').text()), undefined, { timeout: 5_000 })
-      .then(() => true, () => false);
+      .then(
+        () => true,
+        () => false,
+      );
     if (confirmed) return;
   }
   throw new Error('the inject button never confirmed an injection');
@@ -71,11 +74,9 @@ export async function deployAndCaption(page: Page, image: string, log: () => str
   await page.click('#red-ui-header-button-deploy');
   await page.waitForFunction(() => !(globalThis as any).RED.nodes.dirty());
   const generateId = await nodeIdOfType(page, 'llava-generate');
-  await page.waitForFunction(
-    (id: string) => /ready \(cpu\)/.test((globalThis as any).$(`g[id="${id}"] .red-ui-flow-node-status-label`).text()),
-    generateId,
-    { timeout: 60_000 },
-  );
+  await page.waitForFunction((id: string) => /ready \(cpu\)/.test((globalThis as any).$(`g[id="${id}"] .red-ui-flow-node-status-label`).text()), generateId, {
+    timeout: 60_000,
+  });
 
   await page.evaluate(() => (globalThis as any).RED.sidebar.show('debug'));
   await pressInject(page, await nodeIdOfType(page, 'inject'));

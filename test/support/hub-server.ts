@@ -95,7 +95,14 @@ function serveRepo(fixture: FixtureRepo): ServedRepo {
     commitHash.update(name).update(etag);
   }
   const commit = commitHash.digest('hex');
-  return { repo: fixture.repo, commit, refs: Object.fromEntries(['main', ...(fixture.tags ?? [])].map((t) => [t, commit])), files, extraNames: fixture.extraNames ?? [], gated: !!fixture.gated };
+  return {
+    repo: fixture.repo,
+    commit,
+    refs: Object.fromEntries(['main', ...(fixture.tags ?? [])].map((t) => [t, commit])),
+    files,
+    extraNames: fixture.extraNames ?? [],
+    gated: !!fixture.gated,
+  };
 }
 
 function listen(server: http.Server): Promise<string> {
@@ -156,7 +163,7 @@ export async function startHubServer(fixtures: FixtureRepo[]): Promise<HubServer
     const drop = state.faults.dropAfter?.file === file.name ? state.faults.dropAfter : undefined;
     const end = drop ? Math.min(content.length, start + drop.bytes) : content.length;
     const count = (n: number) => () => state.bytesSent.set(file.name, (state.bytesSent.get(file.name) ?? 0) + n);
-    for (let at = start; at < end; ) {
+    for (let at = start; at < end;) {
       const chunk = content.subarray(at, Math.min(end, at + 64 * 1024));
       if (res.destroyed) return;
       at += chunk.length;

@@ -76,9 +76,7 @@ function toUint8(accumulator: number): number {
 }
 
 /** One resampling pass along x (horizontal) or y (vertical) of an interleaved HWC uint8 image. */
-function resamplePass(
-  src: Uint8Array, width: number, height: number, channels: number, outSize: number, horizontal: boolean, filter: PilFilter,
-): Uint8Array {
+function resamplePass(src: Uint8Array, width: number, height: number, channels: number, outSize: number, horizontal: boolean, filter: PilFilter): Uint8Array {
   const inSize = horizontal ? width : height;
   const { first, count, weights, stride } = axisWeights(inSize, outSize, filter);
   const outW = horizontal ? outSize : width;
@@ -159,7 +157,10 @@ function pilClipResizeAndCrop(image: RawImage, size: number, edge: number, filte
 
 /** The PIL pipeline each ResizeMode stands for, on already-decoded RGB pixels. */
 export function pilReference(
-  image: RawImage, mode: 'crop' | 'pad' | 'squash', size: number, fill: readonly number[],
+  image: RawImage,
+  mode: 'crop' | 'pad' | 'squash',
+  size: number,
+  fill: readonly number[],
   { shortestEdge = size, filter = 'bicubic' }: { shortestEdge?: number; filter?: PilFilter } = {},
 ): RawImage {
   if (mode === 'squash') return pilResize(image, size, size, filter);

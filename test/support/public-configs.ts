@@ -65,7 +65,13 @@ export const TINY_RANDOM_LLAVA = {
   preprocessor: clipImageProcessor(30),
   /** https://huggingface.co/Xenova/tiny-random-LlavaForConditionalGeneration/blob/main/processor_config.json: the
    * count transformers.js expands <image> to is 15·15 + 0 = 225 (llava-family.md §2.1). */
-  processor: { image_token: '<image>', num_additional_image_tokens: 0, patch_size: 2, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'default' },
+  processor: {
+    image_token: '<image>',
+    num_additional_image_tokens: 0,
+    patch_size: 2,
+    processor_class: 'LlavaProcessor',
+    vision_feature_select_strategy: 'default',
+  },
 };
 
 /** The vision_config llava-hf's CLIP-L/336 LLaVAs save (models.md §3). */
@@ -87,7 +93,13 @@ const LLAVA_HF_CLIP_L_336 = {
 export const LLAVA_15_7B = {
   /** https://huggingface.co/llava-hf/llava-1.5-7b-hf/blob/main/processor_config.json: 576 patches + CLS, which the
    * 'default' strategy drops again in transformers (transformers.js does not subtract it: 577 tokens for 576 rows). */
-  processor: { image_token: '<image>', num_additional_image_tokens: 1, patch_size: 14, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'default' },
+  processor: {
+    image_token: '<image>',
+    num_additional_image_tokens: 1,
+    patch_size: 14,
+    processor_class: 'LlavaProcessor',
+    vision_feature_select_strategy: 'default',
+  },
   config: {
     architectures: ['LlavaForConditionalGeneration'],
     ignore_index: -100,
@@ -194,7 +206,13 @@ export const LLAVA_INTERLEAVE_QWEN_05B = {
   },
   preprocessor: SIGLIP_PREPROCESSOR,
   /** [UNCONFIRMED content, llava-family.md §6 #4] num_additional_image_tokens 0, patch 14 → 27·27 = 729. */
-  processor: { image_token: '<image>', num_additional_image_tokens: 0, patch_size: 14, processor_class: 'LlavaProcessor', vision_feature_select_strategy: 'full' },
+  processor: {
+    image_token: '<image>',
+    num_additional_image_tokens: 0,
+    patch_size: 14,
+    processor_class: 'LlavaProcessor',
+    vision_feature_select_strategy: 'full',
+  },
   /** https://huggingface.co/mlx-community/llava-interleave-qwen-0.5b-8bit/blob/main/chat_template.json (the llava-hf file). */
   chatTemplate:
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}" +
@@ -320,11 +338,14 @@ export const NANOLLAVA = {
 };
 
 /** The widths of a public config shrunk for a test build: every other field as published. */
-export function tiny<T extends { text_config?: object; vision_config?: object }>(config: T, widths: {
-  vision?: Record<string, number>;
-  text?: Record<string, number>;
-  top?: Record<string, unknown>;
-}): T {
+export function tiny<T extends { text_config?: object; vision_config?: object }>(
+  config: T,
+  widths: {
+    vision?: Record<string, number>;
+    text?: Record<string, number>;
+    top?: Record<string, unknown>;
+  },
+): T {
   const copy = structuredClone(config) as Record<string, unknown>;
   if (widths.vision) copy.vision_config = { ...(copy.vision_config as object), ...widths.vision };
   if (widths.text) copy.text_config = { ...(copy.text_config as object), ...widths.text };

@@ -13,13 +13,15 @@ import { buildDecoderGraph } from '../../lib/onnx/decoder';
 import { randomWeights } from '../../lib/onnx/random-weights';
 import type { WeightSource } from '../../lib/onnx/weights';
 import { writeModelFolder } from '../../lib/onnx/write-model';
-import {
-  BAKLLAVA, LLAVA_15_7B, LLAVA_INTERLEAVE_QWEN_05B, LLAVA_ONEVISION_QWEN2_05B, NANOLLAVA, TINY_RANDOM_LLAVA, tiny,
-} from './public-configs';
+import { BAKLLAVA, LLAVA_15_7B, LLAVA_INTERLEAVE_QWEN_05B, LLAVA_ONEVISION_QWEN2_05B, NANOLLAVA, TINY_RANDOM_LLAVA, tiny } from './public-configs';
 
 export const FIXTURE_NAMES = [
-  'tiny-random-LlavaForConditionalGeneration', 'llava-1.5-7b-hf', 'bakLlava-v1-hf',
-  'llava-interleave-qwen-0.5b-hf', 'llava-onevision-qwen2-0.5b-ov-hf', 'nanoLLaVA',
+  'tiny-random-LlavaForConditionalGeneration',
+  'llava-1.5-7b-hf',
+  'bakLlava-v1-hf',
+  'llava-interleave-qwen-0.5b-hf',
+  'llava-onevision-qwen2-0.5b-ov-hf',
+  'nanoLLaVA',
 ] as const;
 export type FixtureName = (typeof FIXTURE_NAMES)[number];
 
@@ -104,7 +106,11 @@ function recipe(name: FixtureName): Recipe {
     }
     case 'llava-interleave-qwen-0.5b-hf':
       return {
-        config: tiny(LLAVA_INTERLEAVE_QWEN_05B.config, { vision: SIGLIP_VISION, text: { ...qwenText, num_key_value_heads: 4 }, top: { image_token_index: qwen.imageTokenId } }),
+        config: tiny(LLAVA_INTERLEAVE_QWEN_05B.config, {
+          vision: SIGLIP_VISION,
+          text: { ...qwenText, num_key_value_heads: 4 },
+          top: { image_token_index: qwen.imageTokenId },
+        }),
         tokenizer: qwen,
         preprocessor: resized(LLAVA_INTERLEAVE_QWEN_05B.preprocessor, SIGLIP_VISION.image_size),
         processor: { ...LLAVA_INTERLEAVE_QWEN_05B.processor, patch_size: 7 },
@@ -113,7 +119,11 @@ function recipe(name: FixtureName): Recipe {
       };
     case 'llava-onevision-qwen2-0.5b-ov-hf':
       return {
-        config: tiny(LLAVA_ONEVISION_QWEN2_05B.config, { vision: SIGLIP_VISION, text: { ...qwenText, num_key_value_heads: 2 }, top: { image_token_index: qwen.imageTokenId } }),
+        config: tiny(LLAVA_ONEVISION_QWEN2_05B.config, {
+          vision: SIGLIP_VISION,
+          text: { ...qwenText, num_key_value_heads: 2 },
+          top: { image_token_index: qwen.imageTokenId },
+        }),
         tokenizer: qwen,
         preprocessor: resized(LLAVA_ONEVISION_QWEN2_05B.preprocessor, SIGLIP_VISION.image_size),
         processor: { ...LLAVA_ONEVISION_QWEN2_05B.processor, num_image_tokens: 16 },

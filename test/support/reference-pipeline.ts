@@ -44,7 +44,11 @@ export function referenceGreedy(
 ): number[] {
   const c = model.config;
   const h = c.text_config.hidden_size;
-  const embeds = referenceEmbed(model.weights, c, ids.map((id, i) => (imagePositions.includes(i) ? 0 : id)));
+  const embeds = referenceEmbed(
+    model.weights,
+    c,
+    ids.map((id, i) => (imagePositions.includes(i) ? 0 : id)),
+  );
   imagePositions.forEach((pos, r) => embeds.data.set((image as RefTensor).data.subarray(r * h, (r + 1) * h), pos * h));
   let out = referenceDecoder(model.weights, c, {
     embeds,

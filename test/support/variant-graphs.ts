@@ -25,7 +25,12 @@ export function fp16VisionGraph(weights: WeightSource, c: LlavaConfig, io: Fp16I
   const half = io === 'float16' ? input : g.op('Cast', [input], { to: FLOAT16 });
   const features = addProjector(ctx, c, addVisionTower(ctx, c, g.op('Cast', [half], { to: FLOAT })));
   const out = g.op('Cast', [features], { to: FLOAT16 });
-  g.output(io === 'float16' ? out : g.op('Cast', [out], { to: FLOAT }), io, ['batch_size', visionTokenCount(c), c.text_config.hidden_size], VISION_IO.imageFeatures);
+  g.output(
+    io === 'float16' ? out : g.op('Cast', [out], { to: FLOAT }),
+    io,
+    ['batch_size', visionTokenCount(c), c.text_config.hidden_size],
+    VISION_IO.imageFeatures,
+  );
   return g;
 }
 
@@ -43,9 +48,8 @@ export function fp16EmbedGraph(weights: WeightSource, c: LlavaConfig, io: Fp16Io
 
 /** NF4 code values (bitsandbytes / onnxruntime contrib_ops matmul_bnb4, quant_type 1). */
 const NF4 = [
-  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334,
-  -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-  0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 ];
 const BNB4_BLOCK = 64;
 

@@ -49,8 +49,10 @@ export function openHfCheckpoint(dir: string): HfCheckpoint {
   const config = completeLlavaConfig(raw, { where: configFile, imageTokenId: imageTokenWhenUnnamed(raw, dir) });
   const layout = NAME_LAYOUTS[config.model_type];
   if (!layout) {
-    throw new Error(`${configFile}: model_type "${config.model_type}" cannot be built yet (its anyres tiling and image_newline are not ` +
-      `implemented); the builder converts ${Object.keys(NAME_LAYOUTS).join(', ')}`);
+    throw new Error(
+      `${configFile}: model_type "${config.model_type}" cannot be built yet (its anyres tiling and image_newline are not ` +
+        `implemented); the builder converts ${Object.keys(NAME_LAYOUTS).join(', ')}`,
+    );
   }
   checkVisionConfig(config);
   checkTextConfig(config.text_config);

@@ -113,8 +113,7 @@ export function openMmpretrainCheckpoint(options: MmpretrainOptions): Mmpretrain
   const depth = weights.get('multi_modal_projector.linear_2.weight') ? 2 : 1;
   if (depth !== recipe.projectorDepth) {
     throw new Error(
-      `preset '${options.preset}' uses a ${recipe.projectorDepth}-layer projector (mm_proj_depth), ` +
-        `but the checkpoint's mm_projector has ${depth}`,
+      `preset '${options.preset}' uses a ${recipe.projectorDepth}-layer projector (mm_proj_depth), ` + `but the checkpoint's mm_projector has ${depth}`,
     );
   }
   checkShape(weights, 'multi_modal_projector.linear_1.weight', [text.hidden_size, vision.hidden_size]);
@@ -171,7 +170,7 @@ export function mapMmpretrainWeights(llava: WeightSource, vision?: WeightSource)
   if (!visionSource) {
     throw new Error(
       'no vision tower: the LLaVA checkpoint has no model.vision_tower.* weights, so pass the CLIP ViT checkpoint ' +
-        '(the config\'s vision_encoder.pretrained) as `vision`',
+        "(the config's vision_encoder.pretrained) as `vision`",
     );
   }
   if (llavaHasVision && vision) ignored.push(...vision.names());
@@ -204,8 +203,7 @@ function languageName(name: string): string | undefined {
 const VISION_OUT = 'vision_tower.vision_model';
 
 function addVisionTower(source: WeightSource, out: TensorTable, ignored: string[], knownPrefix?: string): void {
-  const prefix =
-    knownPrefix ?? VISION_PREFIXES.find((p) => source.get(`${p}patch_embed.projection.weight`) !== undefined);
+  const prefix = knownPrefix ?? VISION_PREFIXES.find((p) => source.get(`${p}patch_embed.projection.weight`) !== undefined);
   if (prefix === undefined) {
     throw new Error(
       'the vision checkpoint is not an mmpretrain CLIP VisionTransformer: no patch_embed.projection.weight ' +
@@ -258,9 +256,7 @@ function visionTensors(key: string, t: WeightTensor, hidden: number): WeightTens
   const qkv = /^attn\.qkv\.(weight|bias)$/.exec(part);
   if (qkv) {
     if (t.shape[0] !== 3 * hidden) throw new Error(`${key} has shape ${fmtShape(t.shape)}; expected ${3 * hidden} rows (q, k, v)`);
-    return ['q_proj', 'k_proj', 'v_proj'].map((proj, i) =>
-      rowSlice(t, `${VISION_OUT}.${layer}.self_attn.${proj}.${qkv[1]}`, i * hidden, hidden),
-    );
+    return ['q_proj', 'k_proj', 'v_proj'].map((proj, i) => rowSlice(t, `${VISION_OUT}.${layer}.self_attn.${proj}.${qkv[1]}`, i * hidden, hidden));
   }
   // Anything else inside a layer (e.g. layer-scale gammas) would change the maths; refuse rather than drop it.
   throw new Error(`unexpected vision tensor '${key}': not part of a CLIP ViT layer`);
@@ -317,9 +313,7 @@ function deriveTextConfig(w: WeightSource, heads?: number): TextConfig {
 function headCount(hidden: number, given: number | undefined, headDim: number, which: string): number {
   const heads = given ?? hidden / headDim;
   if (!Number.isInteger(heads) || heads <= 0 || hidden % heads !== 0) {
-    throw new Error(
-      `cannot split ${which} hidden size ${hidden} into ${given ?? `${headDim}-wide`} heads; pass ${which}Heads`,
-    );
+    throw new Error(`cannot split ${which} hidden size ${hidden} into ${given ?? `${headDim}-wide`} heads; pass ${which}Heads`);
   }
   return heads;
 }

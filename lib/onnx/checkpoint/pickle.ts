@@ -24,7 +24,10 @@ export interface UnpickleOptions {
 
 /** A callable global on the stack, waiting for REDUCE. */
 class GlobalRef {
-  constructor(readonly fullName: string, readonly allowed: AllowedGlobal & { kind: 'callable' }) {}
+  constructor(
+    readonly fullName: string,
+    readonly allowed: AllowedGlobal & { kind: 'callable' },
+  ) {}
 }
 
 const MARK = Symbol('mark');
@@ -51,7 +54,11 @@ class Unpickler {
   private readonly builtBy = new WeakMap<object, GlobalRef>();
   private readonly where: string;
 
-  constructor(private readonly data: Buffer, private readonly options: UnpickleOptions, start: number) {
+  constructor(
+    private readonly data: Buffer,
+    private readonly options: UnpickleOptions,
+    start: number,
+  ) {
     this.where = options.source ? `${options.source}: ` : '';
     this.pos = start;
   }
@@ -146,17 +153,20 @@ class Unpickler {
         case 0x61: // APPEND
           this.list(this.peek(1)).push(this.pop());
           break;
-        case 0x65: { // APPENDS
+        case 0x65: {
+          // APPENDS
           const items = this.popMark();
           this.list(this.peek(0)).push(...items);
           break;
         }
-        case 0x73: { // SETITEM
+        case 0x73: {
+          // SETITEM
           const [key, value] = this.popN(2);
           this.setItems(this.peek(0), [key, value]);
           break;
         }
-        case 0x75: { // SETITEMS
+        case 0x75: {
+          // SETITEMS
           const items = this.popMark();
           this.setItems(this.peek(0), items);
           break;
@@ -171,25 +181,29 @@ class Unpickler {
         case 0x32: // DUP
           this.stack.push(this.peek(0));
           break;
-        case 0x63: { // GLOBAL "module\nname\n"
+        case 0x63: {
+          // GLOBAL "module\nname\n"
           const module = this.line();
           const name = this.line();
           this.stack.push(this.resolveGlobal(module, name));
           break;
         }
-        case 0x93: { // STACK_GLOBAL
+        case 0x93: {
+          // STACK_GLOBAL
           const [module, name] = this.popN(2);
           if (typeof module !== 'string' || typeof name !== 'string') this.fail('STACK_GLOBAL needs two strings');
           this.stack.push(this.resolveGlobal(module, name));
           break;
         }
-        case 0x51: { // BINPERSID
+        case 0x51: {
+          // BINPERSID
           const pid = this.pop();
           if (!this.options.persistentLoad) this.fail('pickle has a persistent id but none are expected here');
           this.stack.push(this.options.persistentLoad(pid));
           break;
         }
-        case 0x52: { // REDUCE
+        case 0x52: {
+          // REDUCE
           const args = this.pop();
           const callable = this.pop();
           if (!(callable instanceof GlobalRef)) this.fail(`REDUCE on something that is not an allowed callable (at byte ${at})`);
@@ -199,7 +213,8 @@ class Unpickler {
           this.stack.push(result);
           break;
         }
-        case 0x62: { // BUILD
+        case 0x62: {
+          // BUILD
           const state = this.pop();
           const obj = this.peek(0);
           const maker = obj && typeof obj === 'object' ? this.builtBy.get(obj) : undefined;

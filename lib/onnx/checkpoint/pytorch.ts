@@ -54,8 +54,7 @@ export class PytorchCheckpoint implements WeightSource {
     }
     if (!isContiguous(ref.shape, ref.stride)) {
       throw new Error(
-        `${this.file}: tensor '${name}' is not contiguous (shape ${fmtShape(ref.shape)}, stride ${fmtShape(ref.stride)}); ` +
-          'save it after .contiguous()',
+        `${this.file}: tensor '${name}' is not contiguous (shape ${fmtShape(ref.shape)}, stride ${fmtShape(ref.stride)}); ` + 'save it after .contiguous()',
       );
     }
     const count = elementCount(ref.shape);

@@ -19,7 +19,11 @@ const STORAGE_TYPES: Record<string, [WeightDType | 'other', number]> = {
 };
 
 export class StorageType {
-  constructor(readonly name: string, readonly dtype: WeightDType | 'other', readonly elementSize: number) {}
+  constructor(
+    readonly name: string,
+    readonly dtype: WeightDType | 'other',
+    readonly elementSize: number,
+  ) {}
 }
 
 /** One storage: its type, element count, and how to read bytes from it. */

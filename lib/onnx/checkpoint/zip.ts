@@ -141,7 +141,7 @@ function findCentralDirectory(file: string, size: number): { count: number; cdOf
 function applyZip64Extra(entry: ZipEntry, extra: Buffer): void {
   const fields = (['size', 'compressedSize', 'localHeaderOffset'] as const).filter((f) => entry[f] === 0xffffffff);
   if (fields.length === 0) return;
-  for (let p = 0; p + 4 <= extra.length; ) {
+  for (let p = 0; p + 4 <= extra.length;) {
     const id = extra.readUInt16LE(p);
     const length = extra.readUInt16LE(p + 2);
     if (id === 1) {

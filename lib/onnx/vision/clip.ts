@@ -17,9 +17,13 @@ export const CLIP_VISION: VisionTower = {
   check: checkActivation,
 
   // llava-hf/llava-1.5-7b-hf's preprocessor_config.json: shortest edge, centre crop, CLIP statistics.
-  imageProcessor: (v) => imageProcessorJson('CLIPImageProcessor',
-    { size: { shortest_edge: v.image_size }, do_center_crop: true, crop_size: { height: v.image_size, width: v.image_size } },
-    [...CLIP_MEAN], [...CLIP_STD]),
+  imageProcessor: (v) =>
+    imageProcessorJson(
+      'CLIPImageProcessor',
+      { size: { shortest_edge: v.image_size }, do_center_crop: true, crop_size: { height: v.image_size, width: v.image_size } },
+      [...CLIP_MEAN],
+      [...CLIP_STD],
+    ),
 
   weightShapes(v: VisionConfig, layers: number): WeightShapes {
     const d = v.hidden_size;

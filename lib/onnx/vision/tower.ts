@@ -27,7 +27,16 @@ export function patchGrid(v: VisionConfig): number {
 /** A preprocessor_config.json of a LlavaProcessor: bicubic resize (`resize`: size and crop fields), /255, normalize. */
 export function imageProcessorJson(type: string, resize: Record<string, unknown>, mean: number[], std: number[]): Record<string, unknown> {
   return {
-    image_processor_type: type, processor_class: 'LlavaProcessor', do_resize: true, ...resize, resample: 3,
-    do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: mean, image_std: std, do_convert_rgb: true,
+    image_processor_type: type,
+    processor_class: 'LlavaProcessor',
+    do_resize: true,
+    ...resize,
+    resample: 3,
+    do_rescale: true,
+    rescale_factor: 1 / 255,
+    do_normalize: true,
+    image_mean: mean,
+    image_std: std,
+    do_convert_rgb: true,
   };
 }

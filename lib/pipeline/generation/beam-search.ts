@@ -166,7 +166,10 @@ export async function beamSearch(
     beams = next;
     interruption = calls.interruption;
     if (interruption) break;
-    rows = await calls.step(next.map((beam) => beam.ids[beam.ids.length - 1]), parents);
+    rows = await calls.step(
+      next.map((beam) => beam.ids[beam.ids.length - 1]),
+      parents,
+    );
   }
 
   const best: Hypothesis = interruption

@@ -26,8 +26,6 @@ export async function generate(
   const processors = [...(hooks.constraint ? [hooks.constraint] : []), ...buildLogitsProcessors(resolved, stepper.vocabSize)];
   const calls = new StepperCalls(stepper, hooks.signal, new TimeLimit(resolved.maxTimeMs, hooks.startedAt));
   if (resolved.numBeams > 1) return beamSearch(initialLogits, calls, resolved, hooks, processors);
-  const selector = resolved.doSample
-    ? new MultinomialSampler(seededRandom(resolved.seed ?? randomSeed()), stepper.vocabSize)
-    : new GreedySelector();
+  const selector = resolved.doSample ? new MultinomialSampler(seededRandom(resolved.seed ?? randomSeed()), stepper.vocabSize) : new GreedySelector();
   return decodeTokens(initialLogits, calls, resolved, hooks, processors, selector);
 }

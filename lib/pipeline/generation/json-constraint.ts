@@ -26,7 +26,11 @@ export class JsonSchemaConstraint implements LogitsProcessor {
   maskMs = 0;
   masks = 0;
 
-  constructor(readonly schema: CompiledSchema, private readonly vocab: TokenVocabulary, eosTokenIds: readonly number[]) {
+  constructor(
+    readonly schema: CompiledSchema,
+    private readonly vocab: TokenVocabulary,
+    eosTokenIds: readonly number[],
+  ) {
     if (eosTokenIds.length === 0) throw new Error('JSON output needs an end-of-sequence token to end the document');
     this.root = { state: initialState(schema.root), children: new Map() };
     this.allowed = new Uint8Array(vocab.size);

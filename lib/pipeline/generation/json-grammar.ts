@@ -118,7 +118,10 @@ class DocumentStart extends Frame {
 
 /** A value of `node` is about to start. */
 class ValueStart extends Frame {
-  constructor(readonly node: GrammarNode, parent: Frame) {
+  constructor(
+    readonly node: GrammarNode,
+    parent: Frame,
+  ) {
     super(parent);
   }
 
@@ -276,7 +279,12 @@ const enum ArrayPhase {
 type ArrayNode = Extract<GrammarNode, { kind: 'array' }>;
 
 class ArrayFrame extends Frame {
-  constructor(readonly node: ArrayNode, parent: Frame, readonly phase: ArrayPhase, readonly count: number) {
+  constructor(
+    readonly node: ArrayNode,
+    parent: Frame,
+    readonly phase: ArrayPhase,
+    readonly count: number,
+  ) {
     super(parent);
   }
 
@@ -493,7 +501,8 @@ class NumberFrame extends Frame {
       case NumberPhase.Dot:
       case NumberPhase.Frac:
         if (digit && this.fracDigits.length < MAX_DIGITS) next = this.with(NumberPhase.Frac, this.intDigits, this.fracDigits + d, 0);
-        else if ((b === 0x65 || b === 0x45) && this.phase === NumberPhase.Frac && !this.bounds) next = this.with(NumberPhase.E, this.intDigits, this.fracDigits, 0);
+        else if ((b === 0x65 || b === 0x45) && this.phase === NumberPhase.Frac && !this.bounds)
+          next = this.with(NumberPhase.E, this.intDigits, this.fracDigits, 0);
         break;
       case NumberPhase.E:
         if (b === MINUS || b === 0x2b) next = this.with(NumberPhase.ESign, this.intDigits, this.fracDigits, 0);
@@ -559,7 +568,11 @@ function intervalHasInteger(lo: number, hi: number, b: NumberBounds): boolean {
 // ---- literals (enum, const, true, false, null) ---------------------------------------------------------------
 
 class LiteralFrame extends Frame {
-  constructor(private readonly texts: readonly Uint8Array[], private readonly pos: number, parent: Frame) {
+  constructor(
+    private readonly texts: readonly Uint8Array[],
+    private readonly pos: number,
+    parent: Frame,
+  ) {
     super(parent);
   }
 

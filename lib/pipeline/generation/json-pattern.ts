@@ -6,17 +6,33 @@
 // generated without JSON escapes, so the pattern cannot ask for `"`, `\` or control characters.
 
 type CharSet = { ranges: Array<[number, number]>; negated: boolean };
-type Ast =
-  | { t: 'set'; set: CharSet }
-  | { t: 'seq'; items: Ast[] }
-  | { t: 'alt'; options: Ast[] }
-  | { t: 'repeat'; item: Ast; min: number; max: number };
+type Ast = { t: 'set'; set: CharSet } | { t: 'seq'; items: Ast[] } | { t: 'alt'; options: Ast[] } | { t: 'repeat'; item: Ast; min: number; max: number };
 
 const MAX_REPEAT = 100;
-const WHITESPACE: Array<[number, number]> = [[9, 13], [32, 32], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a], [0x2028, 0x2029], [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000], [0xfeff, 0xfeff]];
+const WHITESPACE: Array<[number, number]> = [
+  [9, 13],
+  [32, 32],
+  [0xa0, 0xa0],
+  [0x1680, 0x1680],
+  [0x2000, 0x200a],
+  [0x2028, 0x2029],
+  [0x202f, 0x202f],
+  [0x205f, 0x205f],
+  [0x3000, 0x3000],
+  [0xfeff, 0xfeff],
+];
 const DIGIT: Array<[number, number]> = [[48, 57]];
-const WORD: Array<[number, number]> = [[48, 57], [65, 90], [95, 95], [97, 122]];
-const LINE_TERMINATORS: Array<[number, number]> = [[10, 10], [13, 13], [0x2028, 0x2029]];
+const WORD: Array<[number, number]> = [
+  [48, 57],
+  [65, 90],
+  [95, 95],
+  [97, 122],
+];
+const LINE_TERMINATORS: Array<[number, number]> = [
+  [10, 10],
+  [13, 13],
+  [0x2028, 0x2029],
+];
 const ANY_CHAR: CharSet = { ranges: [], negated: true };
 
 class PatternParser {
@@ -97,12 +113,21 @@ class PatternParser {
         this.i++;
         return inner;
       }
-      case '[': return { t: 'set', set: this.charClass() };
-      case '.': return { t: 'set', set: { ranges: LINE_TERMINATORS, negated: true } };
-      case '\\': return { t: 'set', set: this.escape(false) };
-      case '^': case '$': return this.fail(`"${c}" is only supported at the start / end`);
-      case '*': case '+': case '?': return this.fail(`nothing to repeat before "${c}"`);
-      case ')': return this.fail('unbalanced ")"');
+      case '[':
+        return { t: 'set', set: this.charClass() };
+      case '.':
+        return { t: 'set', set: { ranges: LINE_TERMINATORS, negated: true } };
+      case '\\':
+        return { t: 'set', set: this.escape(false) };
+      case '^':
+      case '$':
+        return this.fail(`"${c}" is only supported at the start / end`);
+      case '*':
+      case '+':
+      case '?':
+        return this.fail(`nothing to repeat before "${c}"`);
+      case ')':
+        return this.fail('unbalanced ")"');
       default: {
         const cp = this.src.codePointAt(this.i - 1)!;
         if (cp > 0xffff) this.i++;
@@ -123,7 +148,8 @@ class PatternParser {
       if (this.peek() === '-' && this.src[this.i + 1] !== ']' && this.i + 1 < this.src.length) {
         this.i++;
         const hi = this.classAtom();
-        if (lo.ranges.length !== 1 || hi.ranges.length !== 1 || lo.negated || hi.negated || lo.ranges[0][0] !== lo.ranges[0][1]) this.fail('a range needs single characters at both ends');
+        if (lo.ranges.length !== 1 || hi.ranges.length !== 1 || lo.negated || hi.negated || lo.ranges[0][0] !== lo.ranges[0][1])
+          this.fail('a range needs single characters at both ends');
         if (hi.ranges[0][0] < lo.ranges[0][0]) this.fail('range out of order');
         ranges.push([lo.ranges[0][0], hi.ranges[0][0]]);
       } else if (lo.negated) {
@@ -149,25 +175,39 @@ class PatternParser {
     if (c === undefined) this.fail('pattern ends with "\\"');
     const single = (cp: number): CharSet => ({ ranges: [[cp, cp]], negated: false });
     switch (c) {
-      case 'd': return { ranges: DIGIT, negated: false };
-      case 'D': return { ranges: DIGIT, negated: true };
-      case 'w': return { ranges: WORD, negated: false };
-      case 'W': return { ranges: WORD, negated: true };
-      case 's': return { ranges: WHITESPACE, negated: false };
-      case 'S': return { ranges: WHITESPACE, negated: true };
-      case 'n': return single(10);
-      case 't': return single(9);
-      case 'r': return single(13);
-      case 'f': return single(12);
-      case 'v': return single(11);
-      case 'u': case 'x': {
+      case 'd':
+        return { ranges: DIGIT, negated: false };
+      case 'D':
+        return { ranges: DIGIT, negated: true };
+      case 'w':
+        return { ranges: WORD, negated: false };
+      case 'W':
+        return { ranges: WORD, negated: true };
+      case 's':
+        return { ranges: WHITESPACE, negated: false };
+      case 'S':
+        return { ranges: WHITESPACE, negated: true };
+      case 'n':
+        return single(10);
+      case 't':
+        return single(9);
+      case 'r':
+        return single(13);
+      case 'f':
+        return single(12);
+      case 'v':
+        return single(11);
+      case 'u':
+      case 'x': {
         const n = c === 'u' ? 4 : 2;
         const hex = this.src.slice(this.i, this.i + n);
         if (!new RegExp(`^[0-9a-fA-F]{${n}}$`).test(hex)) this.fail(`\\${c} needs ${n} hex digits`);
         this.i += n;
         return single(parseInt(hex, 16));
       }
-      case 'b': if (inClass) return single(8); return this.fail('\\b (word boundary) is not supported');
+      case 'b':
+        if (inClass) return single(8);
+        return this.fail('\\b (word boundary) is not supported');
       default:
         if (/[0-9]/.test(c)) this.fail('backreferences are not supported');
         if (/[A-Za-z]/.test(c)) this.fail(`the escape \\${c} is not supported`);
@@ -224,7 +264,11 @@ export class PatternMachine {
   private readonly mark: Uint32Array;
   private generation = 0;
 
-  constructor(private readonly states: NfaState[], startState: number, private readonly accept: number) {
+  constructor(
+    private readonly states: NfaState[],
+    startState: number,
+    private readonly accept: number,
+  ) {
     this.mark = new Uint32Array(states.length);
     this.start = this.closure([startState]);
   }
@@ -273,9 +317,15 @@ export function compilePattern(source: string): PatternMachine {
   // Builds the fragment for ast that continues to `next`; returns its entry state.
   const build = (node: Ast, next: number): number => {
     switch (node.t) {
-      case 'set': return add(node.set, [next]);
-      case 'seq': return node.items.reduceRight((acc, item) => build(item, acc), next);
-      case 'alt': return add(null, node.options.map((o) => build(o, next)));
+      case 'set':
+        return add(node.set, [next]);
+      case 'seq':
+        return node.items.reduceRight((acc, item) => build(item, acc), next);
+      case 'alt':
+        return add(
+          null,
+          node.options.map((o) => build(o, next)),
+        );
       case 'repeat': {
         let entry = next;
         if (node.max === Infinity) {

@@ -31,11 +31,24 @@ export class SchemaError extends Error {
 
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', '$comment', '$defs', 'definitions']);
 const KEYWORDS = new Set([
-  'type', 'enum', 'const', 'anyOf', '$ref',
-  'properties', 'required', 'additionalProperties',
-  'items', 'minItems', 'maxItems',
-  'minLength', 'maxLength', 'pattern',
-  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
+  'type',
+  'enum',
+  'const',
+  'anyOf',
+  '$ref',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'minItems',
+  'maxItems',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
 ]);
 const TYPES = ['object', 'array', 'string', 'integer', 'number', 'boolean', 'null'] as const;
 type TypeName = (typeof TYPES)[number];
@@ -78,13 +91,20 @@ function canonicalJson(value: unknown, at: string): string {
 /** Does a JSON value have the given JSON Schema type? */
 function hasType(value: Json, type: TypeName): boolean {
   switch (type) {
-    case 'null': return value === null;
-    case 'boolean': return typeof value === 'boolean';
-    case 'string': return typeof value === 'string';
-    case 'integer': return typeof value === 'number' && Number.isInteger(value);
-    case 'number': return typeof value === 'number';
-    case 'array': return Array.isArray(value);
-    case 'object': return isPlainObject(value);
+    case 'null':
+      return value === null;
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'string':
+      return typeof value === 'string';
+    case 'integer':
+      return typeof value === 'number' && Number.isInteger(value);
+    case 'number':
+      return typeof value === 'number';
+    case 'array':
+      return Array.isArray(value);
+    case 'object':
+      return isPlainObject(value);
   }
 }
 
@@ -180,13 +200,19 @@ class Compiler {
 
   private typed(type: TypeName, schema: Record<string, unknown>, at: string): GrammarNode {
     switch (type) {
-      case 'null': return { kind: 'literal', texts: [encoder.encode('null')] };
-      case 'boolean': return { kind: 'literal', texts: [encoder.encode('true'), encoder.encode('false')] };
-      case 'string': return this.string(schema, at);
+      case 'null':
+        return { kind: 'literal', texts: [encoder.encode('null')] };
+      case 'boolean':
+        return { kind: 'literal', texts: [encoder.encode('true'), encoder.encode('false')] };
+      case 'string':
+        return this.string(schema, at);
       case 'integer':
-      case 'number': return { kind: 'number', integer: type === 'integer', bounds: this.bounds(schema, at, type === 'integer') };
-      case 'array': return this.array(schema, at);
-      case 'object': return this.object(schema, at);
+      case 'number':
+        return { kind: 'number', integer: type === 'integer', bounds: this.bounds(schema, at, type === 'integer') };
+      case 'array':
+        return this.array(schema, at);
+      case 'object':
+        return this.object(schema, at);
     }
   }
 
@@ -232,7 +258,8 @@ class Compiler {
       if (min > -Infinity) [min, minExclusive] = [minExclusive ? Math.floor(min) + 1 : Math.ceil(min), false];
       if (max < Infinity) [max, maxExclusive] = [maxExclusive ? Math.ceil(max) - 1 : Math.floor(max), false];
     }
-    if (min > max || (min === max && (minExclusive || maxExclusive))) throw new SchemaError(`${at}: no ${integer ? 'integer' : 'number'} lies between the bounds`);
+    if (min > max || (min === max && (minExclusive || maxExclusive)))
+      throw new SchemaError(`${at}: no ${integer ? 'integer' : 'number'} lies between the bounds`);
     return { min, minExclusive, max, maxExclusive };
   }
 
@@ -261,7 +288,8 @@ class Compiler {
       required: (required as string[]).includes(name),
     }));
     const ap = schema.additionalProperties;
-    const additional = ap === false || (ap === undefined && names.length > 0) ? null : ap === undefined || ap === true ? ANY : this.compile(ap, `${at}/additionalProperties`);
+    const additional =
+      ap === false || (ap === undefined && names.length > 0) ? null : ap === undefined || ap === true ? ANY : this.compile(ap, `${at}/additionalProperties`);
     return { kind: 'object', properties, additional };
   }
 }
@@ -315,7 +343,11 @@ const CUT_OFF_BY: Partial<Record<FinishReason, string>> = { stop: 'a stop string
 
 /** The answer ended before its JSON document was complete (token limit, stop string, abort, time limit). */
 export class AnswerCutOffError extends Error {
-  constructor(readonly partialText: string, readonly finishReason: FinishReason, tokens: number) {
+  constructor(
+    readonly partialText: string,
+    readonly finishReason: FinishReason,
+    tokens: number,
+  ) {
     const why = finishReason === 'length' ? `the token limit (${tokens} tokens)` : (CUT_OFF_BY[finishReason] ?? finishReason);
     super(`the answer was cut off by ${why} before its JSON was complete; partial text: ${partialText}`);
     this.name = 'AnswerCutOffError';

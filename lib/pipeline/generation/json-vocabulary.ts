@@ -71,7 +71,7 @@ export class ByteTrie {
  */
 function plainTextLength(bytes: Uint8Array): number {
   let chars = 0;
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const b = bytes[i];
     let need: number;
     if (b < 0x80) {
@@ -131,7 +131,10 @@ export class TokenVocabulary {
   readonly stringChars: Int32Array;
 
   /** tokens[id]: the bytes token id adds to the text, or null (a special token); size: the decoder's logits width. */
-  constructor(readonly tokens: ReadonlyArray<Uint8Array | null>, readonly size: number) {
+  constructor(
+    readonly tokens: ReadonlyArray<Uint8Array | null>,
+    readonly size: number,
+  ) {
     if (tokens.length > size) throw new Error(`the tokenizer has ${tokens.length} ids but the decoder only ${size} logits`);
     this.plainLength = new Int32Array(size).fill(-1);
     this.plainMask = new Uint8Array(size);

@@ -12,7 +12,10 @@ import { expShifted, kthLargest, maxScore } from './vector-math';
 export class RepetitionPenalty implements LogitsProcessor {
   private readonly seen: Uint8Array;
 
-  constructor(private readonly penalty: number, vocabSize: number) {
+  constructor(
+    private readonly penalty: number,
+    vocabSize: number,
+  ) {
     this.seen = new Uint8Array(vocabSize);
   }
 
@@ -41,7 +44,10 @@ export class RepetitionPenalty implements LogitsProcessor {
 
 /** HF MinNewTokensLengthLogitsProcessor: EOS ids are removed while fewer than minNewTokens tokens exist. */
 export class MinNewTokens implements LogitsProcessor {
-  constructor(private readonly minNewTokens: number, private readonly eosTokenIds: readonly number[]) {}
+  constructor(
+    private readonly minNewTokens: number,
+    private readonly eosTokenIds: readonly number[],
+  ) {}
 
   apply(scores: Float32Array, history: TokenHistory): void {
     if (history.generatedIds.length >= this.minNewTokens) return;
@@ -65,7 +71,10 @@ export class Temperature implements LogitsProcessor {
 export class TopK implements LogitsProcessor {
   private readonly scratch: Float32Array;
 
-  constructor(private readonly k: number, vocabSize: number) {
+  constructor(
+    private readonly k: number,
+    vocabSize: number,
+  ) {
     if (!Number.isInteger(k) || k < 1) throw new Error(`topK must be an integer >= 1, got ${k}`);
     this.scratch = new Float32Array(vocabSize);
   }
@@ -87,7 +96,10 @@ export class TopP implements LogitsProcessor {
   private readonly probs: Float32Array;
   private readonly order: Uint32Array;
 
-  constructor(private readonly p: number, vocabSize: number) {
+  constructor(
+    private readonly p: number,
+    vocabSize: number,
+  ) {
     if (!(p > 0 && p <= 1)) throw new Error(`topP must be in (0, 1], got ${p}`);
     this.probs = new Float32Array(vocabSize);
     this.order = new Uint32Array(vocabSize);

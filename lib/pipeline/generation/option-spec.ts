@@ -69,8 +69,15 @@ export function checkNumberOption(spec: GenerationOptionSpec, value: number, whe
 export function generationFlagsUsage(): string {
   const flag = (spec: GenerationOptionSpec) => `--${spec.flag}${spec.arg ? ` ${spec.arg}` : ''}`;
   const specs = GENERATION_OPTION_NAMES.map((name) => GENERATION_OPTION_SPECS[name]).filter((spec) => spec.flag);
-  const sampling = `[--greedy | ${specs.filter((s) => s.sampling).map(flag).join(' ')}]`;
+  const sampling = `[--greedy | ${specs
+    .filter((s) => s.sampling)
+    .map(flag)
+    .join(' ')}]`;
   const parts = specs.filter((s) => !s.sampling).map((s) => `[${flag(s)}]${s.kind === 'strings' ? '…' : ''}`);
-  parts.splice(specs.findIndex((s) => s.sampling), 0, sampling);
+  parts.splice(
+    specs.findIndex((s) => s.sampling),
+    0,
+    sampling,
+  );
   return parts.join(' ');
 }

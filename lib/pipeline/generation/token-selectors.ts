@@ -14,7 +14,10 @@ export class GreedySelector implements TokenSelector {
 export class MultinomialSampler implements TokenSelector {
   private readonly weights: Float32Array;
 
-  constructor(private readonly random: RandomSource, vocabSize: number) {
+  constructor(
+    private readonly random: RandomSource,
+    vocabSize: number,
+  ) {
     this.weights = new Float32Array(vocabSize);
   }
 

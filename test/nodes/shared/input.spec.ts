@@ -150,10 +150,7 @@ describe('nodes/shared handleInput in Node-RED', function () {
   });
 
   it('reports drops as errors to Catch in error mode, per topic with latest-wins', async () => {
-    await helper.load(
-      [probeNode, catchNode, completeNode, statusNode],
-      flow({ queue: { policy: 'latest', maxQueued: 4 }, dropped: { mode: 'error' } }),
-    );
+    await helper.load([probeNode, catchNode, completeNode, statusNode], flow({ queue: { policy: 'latest', maxQueued: 4 }, dropped: { mode: 'error' } }));
     const caught = collect('caught');
     const p = helper.getNode('p');
     p.receive({ mode: 'hold', payload: 'cam1-a', topic: 'cam1' });
@@ -188,7 +185,10 @@ describe('nodes/shared handleInput in Node-RED', function () {
     await until(() => holding.has('patient'), 'the patient message to run');
     holding.get('patient')!();
     await until(() => out.length === 2, 'two answers');
-    assert.deepStrictEqual(out.map((m) => m.payload), ['running', 'patient']);
+    assert.deepStrictEqual(
+      out.map((m) => m.payload),
+      ['running', 'patient'],
+    );
   });
 
   it('on close aborts running work, drops waiting messages as closed and runs onClose', async () => {

@@ -1,11 +1,7 @@
 // Editor fields and msg.llava.options → generation options; editor queue fields → handleInput options.
 import * as assert from 'assert';
 import { GENERATION_OPTION_NAMES } from '../../../lib/pipeline/generation/option-spec';
-import {
-  generationOptionsFromConfig,
-  generationOptionsFromMessage,
-  mergeGenerationOptions,
-} from '../../../nodes/shared/generation-options';
+import { generationOptionsFromConfig, generationOptionsFromMessage, mergeGenerationOptions } from '../../../nodes/shared/generation-options';
 import { admissionFromConfig } from '../../../nodes/shared/input';
 
 describe('nodes/shared generation options', () => {
@@ -34,8 +30,20 @@ describe('nodes/shared generation options', () => {
     const merged = mergeGenerationOptions({ maxNewTokens: 50, temperature: 1 }, { temperature: 0.7 }, msgOpts);
     assert.deepStrictEqual(merged, { maxNewTokens: 50, temperature: 0.2, doSample: true, stopStrings: ['.'], seed: 7 });
     assert.deepStrictEqual([...GENERATION_OPTION_NAMES].sort(), [
-      'doSample', 'ignoreEos', 'lengthPenalty', 'maxNewTokens', 'maxTime', 'minNewTokens', 'minP', 'numBeams', 'repetitionPenalty',
-      'seed', 'stopStrings', 'temperature', 'topK', 'topP',
+      'doSample',
+      'ignoreEos',
+      'lengthPenalty',
+      'maxNewTokens',
+      'maxTime',
+      'minNewTokens',
+      'minP',
+      'numBeams',
+      'repetitionPenalty',
+      'seed',
+      'stopStrings',
+      'temperature',
+      'topK',
+      'topP',
     ]);
   });
 

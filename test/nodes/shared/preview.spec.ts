@@ -12,7 +12,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function recorder(on: boolean, intervalMs: number) {
   const sent: Array<PreviewMessage & { sentAt: number }> = [];
   const errors: unknown[] = [];
-  const preview = new Preview(on, (m) => sent.push({ ...m, sentAt: Date.now() }), (e) => errors.push(e), intervalMs);
+  const preview = new Preview(
+    on,
+    (m) => sent.push({ ...m, sentAt: Date.now() }),
+    (e) => errors.push(e),
+    intervalMs,
+  );
   return { preview, sent, errors };
 }
 
@@ -27,7 +32,10 @@ describe('nodes/shared editor preview', function () {
     assert.strictEqual(sent.length, 0, 'frames offered while off are not kept for later');
     preview.offer({ text: 'now' });
     await sleep(20);
-    assert.deepStrictEqual(sent.map((m) => m.text), ['now']);
+    assert.deepStrictEqual(
+      sent.map((m) => m.text),
+      ['now'],
+    );
     preview.close();
   });
 
@@ -66,7 +74,10 @@ describe('nodes/shared editor preview', function () {
     preview.offer({ text: 'b' });
     preview.enabled = false;
     await sleep(300);
-    assert.deepStrictEqual(sent.map((m) => m.text), ['a']);
+    assert.deepStrictEqual(
+      sent.map((m) => m.text),
+      ['a'],
+    );
   });
 
   it('a message: the thumbnail as a JPEG data URI, the answer on one line and cut short', async function () {

@@ -53,10 +53,7 @@ describe('nodes/shared typed properties in Node-RED', () => {
   });
 
   it('reads a nested msg path and writes to flow context', async () => {
-    const { out } = await run(
-      { input: 'camera.frame', inputType: 'msg', output: 'lastFrame', outputType: 'flow' },
-      { camera: { frame: 'abc' } },
-    );
+    const { out } = await run({ input: 'camera.frame', inputType: 'msg', output: 'lastFrame', outputType: 'flow' }, { camera: { frame: 'abc' } });
     assert.ok(out);
     assert.strictEqual(helper.getNode('p').context().flow.get('lastFrame'), 'abc');
   });

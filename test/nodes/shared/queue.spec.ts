@@ -155,7 +155,10 @@ describe('nodes/shared AdmissionQueue', () => {
     h.push('late2');
     h.queue.push({ id: 'patient', topic: '' }, '', 60_000);
     await new Promise((r) => setTimeout(r, 100));
-    assert.deepStrictEqual(h.dropped, [['late1', 'timeout'], ['late2', 'timeout']]);
+    assert.deepStrictEqual(h.dropped, [
+      ['late1', 'timeout'],
+      ['late2', 'timeout'],
+    ]);
     assert.deepStrictEqual(h.queue.state, { waiting: 1, running: 1, dropped: 2 });
     // Started before its limit: its timer is gone with it.
     h.queue.push({ id: 'quick', topic: '' }, '', 300);
@@ -166,11 +169,17 @@ describe('nodes/shared AdmissionQueue', () => {
     await h.finish('quick');
     assert.deepStrictEqual(h.dropped.length, 2, 'every message ran or was dropped once');
     // latest wins: an entry superseded or dropped as full takes its timer with it (no second report).
-    for (const topics of [['cam', 'cam', 'cam'], ['cam1', 'cam2', 'cam3']]) {
+    for (const topics of [
+      ['cam', 'cam', 'cam'],
+      ['cam1', 'cam2', 'cam3'],
+    ]) {
       const l = harness({ policy: 'latest', maxQueued: 1, maxWaitMs: 30 });
       ['x', 'y', 'z'].forEach((id, i) => l.push(id, topics[i]));
       await new Promise((r) => setTimeout(r, 80));
-      assert.deepStrictEqual(l.dropped, [['y', topics[1] === 'cam' ? 'superseded' : 'full'], ['z', 'timeout']]);
+      assert.deepStrictEqual(l.dropped, [
+        ['y', topics[1] === 'cam' ? 'superseded' : 'full'],
+        ['z', 'timeout'],
+      ]);
     }
   });
 
@@ -180,7 +189,10 @@ describe('nodes/shared AdmissionQueue', () => {
     assert.throws(() => new AdmissionQueue({ policy: 'fifo', maxQueued: -1 }, cb), /queue length/);
     assert.throws(() => new AdmissionQueue({ policy: 'fifo', maxQueued: 1, concurrency: 0 }, cb), /concurrency/);
     for (const maxWaitMs of [0, -5, NaN, 2 ** 31]) {
-      assert.throws(() => new AdmissionQueue({ policy: 'fifo', maxQueued: 1, maxWaitMs }, cb), /the waiting limit must be more than 0 and at most 2147483647 ms/);
+      assert.throws(
+        () => new AdmissionQueue({ policy: 'fifo', maxQueued: 1, maxWaitMs }, cb),
+        /the waiting limit must be more than 0 and at most 2147483647 ms/,
+      );
     }
   });
 });

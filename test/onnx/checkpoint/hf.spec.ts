@@ -46,7 +46,13 @@ function tinyTensors(rename = (n: string) => n): TensorToWrite[] {
     name: rename(name),
     shape,
     dtype: i % 3 === 0 ? 'bfloat16' : 'float32',
-    data: Float32Array.from(seededValues(shape.reduce((a, b) => a * b, 1), i + 1), (v) => Math.round(v * 64) / 64),
+    data: Float32Array.from(
+      seededValues(
+        shape.reduce((a, b) => a * b, 1),
+        i + 1,
+      ),
+      (v) => Math.round(v * 64) / 64,
+    ),
   }));
 }
 
@@ -97,8 +103,14 @@ describe('checkpoint/hf', () => {
   it('refuses a model type or text model the builder cannot make yet, before reading weights', () => {
     for (const [config, expected] of [
       [{ ...TINY_CONFIG, model_type: 'llava_onevision' }, /model_type "llava_onevision" cannot be built yet .*the builder converts llava, llava_qwen2/],
-      [{ ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'gemma' } }, /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/],
-      [{ ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'qwen2', num_key_value_heads: 3, use_sliding_window: true } }, /qwen2 use_sliding_window is not supported/],
+      [
+        { ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'gemma' } },
+        /text_config\.model_type "gemma" is not supported \(supported: llama, mistral, qwen2\)/,
+      ],
+      [
+        { ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, model_type: 'qwen2', num_key_value_heads: 3, use_sliding_window: true } },
+        /qwen2 use_sliding_window is not supported/,
+      ],
     ] as const) {
       const dir = path.join(tmp(), `refused-${config.model_type}-${config.text_config.model_type}`);
       writeFolder(dir, config);
@@ -109,21 +121,61 @@ describe('checkpoint/hf', () => {
   it('the published SigLIP and Mistral configs, as the builder reads them: 729 tokens, the layers used, the window', () => {
     // llava-hf/llava-interleave-qwen-0.5b-hf (blame 187fe5eb): SigLIP without hidden_act/eps, 26 layers, −1, full.
     const interleave = completeLlavaConfig({
-      architectures: ['LlavaForConditionalGeneration'], image_token_index: 151646, model_type: 'llava', projector_hidden_act: 'gelu',
-      text_config: { hidden_size: 1024, intermediate_size: 2816, model_type: 'qwen2', num_attention_heads: 16, num_hidden_layers: 24, num_key_value_heads: 16, vocab_size: 152000 },
-      vision_config: { hidden_size: 1152, image_size: 384, intermediate_size: 4304, model_type: 'siglip_vision_model', num_attention_heads: 16, num_hidden_layers: 26, patch_size: 14, vision_use_head: false },
-      vision_feature_layer: -1, vision_feature_select_strategy: 'full',
+      architectures: ['LlavaForConditionalGeneration'],
+      image_token_index: 151646,
+      model_type: 'llava',
+      projector_hidden_act: 'gelu',
+      text_config: {
+        hidden_size: 1024,
+        intermediate_size: 2816,
+        model_type: 'qwen2',
+        num_attention_heads: 16,
+        num_hidden_layers: 24,
+        num_key_value_heads: 16,
+        vocab_size: 152000,
+      },
+      vision_config: {
+        hidden_size: 1152,
+        image_size: 384,
+        intermediate_size: 4304,
+        model_type: 'siglip_vision_model',
+        num_attention_heads: 16,
+        num_hidden_layers: 26,
+        patch_size: 14,
+        vision_use_head: false,
+      },
+      vision_feature_layer: -1,
+      vision_feature_select_strategy: 'full',
     });
     assert.deepEqual([visionTokenCount(interleave), visionLayersUsed(interleave), attentionWindow(interleave.text_config)], [729, 26, null]);
     // qnguyen3/nanoLLaVA's flat config: so400m from mm_vision_tower, the last of its 27 layers skipped.
-    const nano = completeLlavaConfig({
-      model_type: 'llava_qwen2', mm_vision_tower: 'google/siglip-so400m-patch14-384', mm_projector_type: 'mlp2x_gelu', hidden_size: 1024,
-      intermediate_size: 2816, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 16, vocab_size: 151936,
-    }, { imageTokenId: -200 });
+    const nano = completeLlavaConfig(
+      {
+        model_type: 'llava_qwen2',
+        mm_vision_tower: 'google/siglip-so400m-patch14-384',
+        mm_projector_type: 'mlp2x_gelu',
+        hidden_size: 1024,
+        intermediate_size: 2816,
+        num_hidden_layers: 24,
+        num_attention_heads: 16,
+        num_key_value_heads: 16,
+        vocab_size: 151936,
+      },
+      { imageTokenId: -200 },
+    );
     assert.deepEqual([visionTokenCount(nano), visionLayersUsed(nano)], [729, 26]);
     // llava-hf/bakLlava-v1-hf (blame main): MistralConfig widths, a 4096-token window.
     const bak = completeLlavaConfig({
-      model_type: 'llava', text_config: { intermediate_size: 14336, max_position_embeddings: 32768, model_type: 'mistral', num_key_value_heads: 8, rms_norm_eps: 1e-5, sliding_window: 4096, vocab_size: 32064 },
+      model_type: 'llava',
+      text_config: {
+        intermediate_size: 14336,
+        max_position_embeddings: 32768,
+        model_type: 'mistral',
+        num_key_value_heads: 8,
+        rms_norm_eps: 1e-5,
+        sliding_window: 4096,
+        vocab_size: 32064,
+      },
     });
     assert.deepEqual([attentionWindow(bak.text_config), visionTokenCount(bak)], [4096, 576]);
   });
@@ -141,8 +193,14 @@ describe('checkpoint/hf', () => {
       assert.deepEqual(w.shape, t.shape);
       assert.deepEqual(w.read(), t.data);
     }
-    assert.deepEqual(ckpt.tokenizerFiles.map((f) => path.basename(f)), ['tokenizer.json', 'tokenizer_config.json']);
-    assert.deepEqual(ckpt.processorFiles.map((f) => path.basename(f)), ['preprocessor_config.json']);
+    assert.deepEqual(
+      ckpt.tokenizerFiles.map((f) => path.basename(f)),
+      ['tokenizer.json', 'tokenizer_config.json'],
+    );
+    assert.deepEqual(
+      ckpt.processorFiles.map((f) => path.basename(f)),
+      ['preprocessor_config.json'],
+    );
   });
 
   it('normalises the newer transformers layout (model.vision_tower.*, model.language_model.*, lm_head.*)', () => {
@@ -181,15 +239,15 @@ describe('checkpoint/hf', () => {
 
     const textOnly = path.join(tmp(), 'text-only');
     writeFolder(textOnly, TINY_CONFIG);
-    writeSafetensors(path.join(textOnly, 'model.safetensors'), tinyTensors().filter((t) => t.name.startsWith('language_model.')));
+    writeSafetensors(
+      path.join(textOnly, 'model.safetensors'),
+      tinyTensors().filter((t) => t.name.startsWith('language_model.')),
+    );
     assert.throws(() => openHfCheckpoint(textOnly), /does not hold LLaVA weights/);
 
     const wrongDepth = path.join(tmp(), 'wrong-depth');
     writeFolder(wrongDepth, { ...TINY_CONFIG, text_config: { ...TINY_CONFIG.text_config, num_hidden_layers: 3 } });
     writeSafetensors(path.join(wrongDepth, 'model.safetensors'), tinyTensors());
-    assert.throws(
-      () => openHfCheckpoint(wrongDepth),
-      /does not match its config\.json: language_model\.model\.layers\.2\.input_layernorm\.weight is missing/,
-    );
+    assert.throws(() => openHfCheckpoint(wrongDepth), /does not match its config\.json: language_model\.model\.layers\.2\.input_layernorm\.weight is missing/);
   });
 });

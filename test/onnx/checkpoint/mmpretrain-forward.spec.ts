@@ -39,7 +39,14 @@ function mmpretrainImageEmbeds(p: Params, vp: string, pixels: Float32Array, size
     }
   }
   const pos = p(`${vp}pos_embed`);
-  x = layerNorm(x.map((v, i) => v + pos[i]), n, D, p(`${vp}pre_norm.weight`), p(`${vp}pre_norm.bias`), 1e-5);
+  x = layerNorm(
+    x.map((v, i) => v + pos[i]),
+    n,
+    D,
+    p(`${vp}pre_norm.weight`),
+    p(`${vp}pre_norm.bias`),
+    1e-5,
+  );
   const hd = D / HEADS;
   for (let l = 0; l < VLAYERS; l++) {
     const lp = `${vp}layers.${l}.`;

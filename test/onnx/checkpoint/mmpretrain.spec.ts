@@ -17,13 +17,14 @@ describe('checkpoint/mmpretrain', () => {
 
   // v1.5: vision from a timm-converted CLIP .pth ('backbone.' prefix) nested mmengine-style, LLaVA .pth flat.
   const v15Vision = clipVision('backbone.', 336, [tensor('head.layers.head.weight', [10, D])]);
-  const v15Llava = [
-    ...llavaLanguage(40, 2),
-    tensor('model.lang_encoder.model.layers.0.self_attn.rotary_emb.inv_freq', [4]),
-  ];
+  const v15Llava = [...llavaLanguage(40, 2), tensor('model.lang_encoder.model.layers.0.self_attn.rotary_emb.inv_freq', [4])];
   before(() => {
     torchSave(file('clip-336.pth'), v15Vision, {
-      wrap: (sd) => new Map<unknown, unknown>([['meta', new Map([['epoch', 1]])], ['state_dict', sd]]) as never,
+      wrap: (sd) =>
+        new Map<unknown, unknown>([
+          ['meta', new Map([['epoch', 1]])],
+          ['state_dict', sd],
+        ]) as never,
     });
     torchSave(file('llava-v1.5.pth'), v15Llava);
     // v1: openai-clip_to_mmpretrain-clip.py keeps 'visual.' and renames visual.proj to visual_proj.proj.
@@ -54,8 +55,16 @@ describe('checkpoint/mmpretrain', () => {
     assert.equal(config.image_token_index, -200);
     assert.equal(config.image_seq_length, 576);
     assert.deepEqual(config.vision_config, {
-      model_type: 'clip_vision_model', hidden_size: D, intermediate_size: F, num_hidden_layers: VLAYERS,
-      num_attention_heads: 2, image_size: 336, patch_size: PATCH, num_channels: 3, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5,
+      model_type: 'clip_vision_model',
+      hidden_size: D,
+      intermediate_size: F,
+      num_hidden_layers: VLAYERS,
+      num_attention_heads: 2,
+      image_size: 336,
+      patch_size: PATCH,
+      num_channels: 3,
+      hidden_act: 'quick_gelu',
+      layer_norm_eps: 1e-5,
     });
     const t = config.text_config;
     assert.deepEqual(
@@ -67,7 +76,11 @@ describe('checkpoint/mmpretrain', () => {
 
   it('splits attn.qkv into q/k/v row blocks and reshapes cls_token / pos_embed, keeping values', () => {
     const { weights } = openMmpretrainCheckpoint({
-      llava: file('llava-v1.5.pth'), vision: file('clip-336.pth'), preset: 'v1.5', visionHeads: 2, textHeads: 3,
+      llava: file('llava-v1.5.pth'),
+      vision: file('clip-336.pth'),
+      preset: 'v1.5',
+      visionHeads: 2,
+      textHeads: 3,
     });
     const v = 'vision_tower.vision_model.';
     for (const kind of ['weight', 'bias']) {
@@ -82,10 +95,7 @@ describe('checkpoint/mmpretrain', () => {
     assert.deepEqual(weights.get(`${v}embeddings.position_embedding.weight`)!.shape, [577, D]);
     assert.deepEqual(weights.get(`${v}encoder.layers.0.mlp.fc2.weight`)!.read(), byName(v15Vision, 'backbone.layers.0.ffn.layers.1.weight').data);
     assert.deepEqual(weights.get(`${v}pre_layrnorm.bias`)!.read(), byName(v15Vision, 'backbone.pre_norm.bias').data);
-    assert.deepEqual(
-      weights.get('multi_modal_projector.linear_2.weight')!.read(),
-      byName(v15Llava, 'model.lang_encoder.model.mm_projector.2.weight').data,
-    );
+    assert.deepEqual(weights.get('multi_modal_projector.linear_2.weight')!.read(), byName(v15Llava, 'model.lang_encoder.model.mm_projector.2.weight').data);
     assert.deepEqual(
       weights.get('language_model.model.layers.1.mlp.down_proj.weight')!.read(),
       byName(v15Llava, 'model.lang_encoder.model.layers.1.mlp.down_proj.weight').data,
@@ -95,7 +105,11 @@ describe('checkpoint/mmpretrain', () => {
 
   it('v1: 224 px, one-Linear projector, OpenAI-converted CLIP keys, <im_start>/<im_end> ids', () => {
     const { config, weights, ignored, imStartEnd } = openMmpretrainCheckpoint({
-      llava: file('llava-v1.pth'), vision: file('clip-224.pth'), preset: 'llava-7b-v1_caption', visionHeads: 2, textHeads: 3,
+      llava: file('llava-v1.pth'),
+      vision: file('clip-224.pth'),
+      preset: 'llava-7b-v1_caption',
+      visionHeads: 2,
+      textHeads: 3,
     });
     assert.equal(config.projector_type, 'linear');
     assert.equal(config.projector_hidden_act, 'linear');
@@ -115,7 +129,12 @@ describe('checkpoint/mmpretrain', () => {
     fs.writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<im_start>': 40, '<im_end>': 41, '[PAD]': 42 }));
     fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), '{}');
     const opened: ConvertibleCheckpoint & { imStartEnd?: object } = openMmpretrainCheckpoint({
-      llava: file('llava-v1.pth'), vision: file('clip-224.pth'), preset: 'v1', visionHeads: 2, textHeads: 3, tokenizer: dir,
+      llava: file('llava-v1.pth'),
+      vision: file('clip-224.pth'),
+      preset: 'v1',
+      visionHeads: 2,
+      textHeads: 3,
+      tokenizer: dir,
     });
     assert.deepEqual(opened.imStartEnd, { startId: 40, endId: 41 });
     assert.deepEqual(opened.tokenizerFiles.map((f) => path.basename(f)).sort(), ['added_tokens.json', 'tokenizer_config.json']);

@@ -11,9 +11,7 @@ import { writeZip } from '../../support/checkpoint-writers/zip-writer';
 
 /** Bytes from opcodes (numbers), ASCII text (strings) and ready-made buffers. */
 function asm(...parts: Array<number | string | Buffer>): Buffer {
-  return Buffer.concat(
-    parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : typeof p === 'string' ? Buffer.from(p, 'latin1') : p)),
-  );
+  return Buffer.concat(parts.map((p) => (typeof p === 'number' ? Buffer.from([p]) : typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
 }
 /** BINUNICODE: 'X', u32 little-endian length, UTF-8 bytes. */
 function binunicode(s: string): Buffer {
@@ -52,34 +50,164 @@ function binunicode(s: string): Buffer {
  *   STOP
  */
 function linearStateDictPickle(withMetadata: boolean): Buffer {
-  const PROTO = 0x80, GLOBAL = 0x63, BINPUT = 0x71, BINGET = 0x68, EMPTY_TUPLE = 0x29, REDUCE = 0x52;
-  const MARK = 0x28, TUPLE = 0x74, TUPLE1 = 0x85, TUPLE2 = 0x86, BININT1 = 0x4b, BINPERSID = 0x51;
-  const NEWFALSE = 0x89, SETITEM = 0x73, SETITEMS = 0x75, EMPTY_DICT = 0x7d, BUILD = 0x62, STOP = 0x2e;
+  const PROTO = 0x80,
+    GLOBAL = 0x63,
+    BINPUT = 0x71,
+    BINGET = 0x68,
+    EMPTY_TUPLE = 0x29,
+    REDUCE = 0x52;
+  const MARK = 0x28,
+    TUPLE = 0x74,
+    TUPLE1 = 0x85,
+    TUPLE2 = 0x86,
+    BININT1 = 0x4b,
+    BINPERSID = 0x51;
+  const NEWFALSE = 0x89,
+    SETITEM = 0x73,
+    SETITEMS = 0x75,
+    EMPTY_DICT = 0x7d,
+    BUILD = 0x62,
+    STOP = 0x2e;
   const hooks = [BINGET, 0, EMPTY_TUPLE, REDUCE];
   return asm(
-    PROTO, 2,
-    GLOBAL, 'collections\nOrderedDict\n', BINPUT, 0, EMPTY_TUPLE, REDUCE, BINPUT, 1,
+    PROTO,
+    2,
+    GLOBAL,
+    'collections\nOrderedDict\n',
+    BINPUT,
+    0,
+    EMPTY_TUPLE,
+    REDUCE,
+    BINPUT,
+    1,
     MARK,
-    binunicode('weight'), BINPUT, 2,
-    GLOBAL, 'torch._utils\n_rebuild_tensor_v2\n', BINPUT, 3,
+    binunicode('weight'),
+    BINPUT,
+    2,
+    GLOBAL,
+    'torch._utils\n_rebuild_tensor_v2\n',
+    BINPUT,
+    3,
     MARK,
-    MARK, binunicode('storage'), BINPUT, 4, GLOBAL, 'torch\nHalfStorage\n', BINPUT, 5,
-    binunicode('0'), BINPUT, 6, binunicode('cpu'), BINPUT, 7, BININT1, 6, TUPLE, BINPUT, 8, BINPERSID,
-    BININT1, 0, BININT1, 2, BININT1, 3, TUPLE2, BINPUT, 9, BININT1, 3, BININT1, 1, TUPLE2, BINPUT, 10, NEWFALSE,
-    ...hooks, BINPUT, 11,
-    TUPLE, BINPUT, 12, REDUCE, BINPUT, 13,
-    binunicode('bias'), BINPUT, 14, BINGET, 3,
     MARK,
-    MARK, BINGET, 4, GLOBAL, 'torch\nFloatStorage\n', BINPUT, 15, binunicode('1'), BINPUT, 16, BINGET, 7,
-    BININT1, 2, TUPLE, BINPUT, 17, BINPERSID,
-    BININT1, 0, BININT1, 2, TUPLE1, BINPUT, 18, BININT1, 1, TUPLE1, BINPUT, 19, NEWFALSE, ...hooks, BINPUT, 20,
-    TUPLE, BINPUT, 21, REDUCE, BINPUT, 22,
+    binunicode('storage'),
+    BINPUT,
+    4,
+    GLOBAL,
+    'torch\nHalfStorage\n',
+    BINPUT,
+    5,
+    binunicode('0'),
+    BINPUT,
+    6,
+    binunicode('cpu'),
+    BINPUT,
+    7,
+    BININT1,
+    6,
+    TUPLE,
+    BINPUT,
+    8,
+    BINPERSID,
+    BININT1,
+    0,
+    BININT1,
+    2,
+    BININT1,
+    3,
+    TUPLE2,
+    BINPUT,
+    9,
+    BININT1,
+    3,
+    BININT1,
+    1,
+    TUPLE2,
+    BINPUT,
+    10,
+    NEWFALSE,
+    ...hooks,
+    BINPUT,
+    11,
+    TUPLE,
+    BINPUT,
+    12,
+    REDUCE,
+    BINPUT,
+    13,
+    binunicode('bias'),
+    BINPUT,
+    14,
+    BINGET,
+    3,
+    MARK,
+    MARK,
+    BINGET,
+    4,
+    GLOBAL,
+    'torch\nFloatStorage\n',
+    BINPUT,
+    15,
+    binunicode('1'),
+    BINPUT,
+    16,
+    BINGET,
+    7,
+    BININT1,
+    2,
+    TUPLE,
+    BINPUT,
+    17,
+    BINPERSID,
+    BININT1,
+    0,
+    BININT1,
+    2,
+    TUPLE1,
+    BINPUT,
+    18,
+    BININT1,
+    1,
+    TUPLE1,
+    BINPUT,
+    19,
+    NEWFALSE,
+    ...hooks,
+    BINPUT,
+    20,
+    TUPLE,
+    BINPUT,
+    21,
+    REDUCE,
+    BINPUT,
+    22,
     SETITEMS,
     ...(withMetadata
       ? [
-          EMPTY_DICT, BINPUT, 23, binunicode('_metadata'), BINPUT, 24, ...hooks, BINPUT, 25,
-          binunicode(''), BINPUT, 26, EMPTY_DICT, BINPUT, 27, binunicode('version'), BINPUT, 28, BININT1, 1,
-          SETITEM, SETITEM, SETITEM, BUILD,
+          EMPTY_DICT,
+          BINPUT,
+          23,
+          binunicode('_metadata'),
+          BINPUT,
+          24,
+          ...hooks,
+          BINPUT,
+          25,
+          binunicode(''),
+          BINPUT,
+          26,
+          EMPTY_DICT,
+          BINPUT,
+          27,
+          binunicode('version'),
+          BINPUT,
+          28,
+          BININT1,
+          1,
+          SETITEM,
+          SETITEM,
+          SETITEM,
+          BUILD,
         ]
       : []),
     STOP,
@@ -159,10 +287,20 @@ describe('checkpoint/pytorch', () => {
     torchSave(f, [{ name: 'backbone.pre_norm.weight', shape: [3], dtype: 'float32', data: Float32Array.of(1, 2, 3) }], {
       wrap: (sd) =>
         new Map<unknown, unknown>([
-          ['meta', new Map<unknown, unknown>([
-            ['epoch', 12], ['lr', new Float(0.25)], ['big', 2 ** 40], ['neg', -70000], ['classes', new Tuple(['cat', 'dog'])],
-            ['history', [1, 2, 3]], ['note', null], ['ok', true], ['name', 'ViT-L/14 ✓'],
-          ])],
+          [
+            'meta',
+            new Map<unknown, unknown>([
+              ['epoch', 12],
+              ['lr', new Float(0.25)],
+              ['big', 2 ** 40],
+              ['neg', -70000],
+              ['classes', new Tuple(['cat', 'dog'])],
+              ['history', [1, 2, 3]],
+              ['note', null],
+              ['ok', true],
+              ['name', 'ViT-L/14 ✓'],
+            ]),
+          ],
           ['state_dict', sd],
         ]) as never,
     });
@@ -190,11 +328,9 @@ describe('checkpoint/pytorch', () => {
     assert.deepEqual([...ckpt.get('tail')!.read()], [4, 5, 6, 7, 8, 9]);
 
     const transposed = file('transposed.pth');
-    writeTorchZip(
-      transposed,
-      PickleWriter.dump(new OrderedDict([['proj.weight', rebuildTensor('0', 'float32', 6, [2, 3], 0, [1, 2])]])),
-      [{ key: '0', data: encodeTensor(shared.slice(0, 6), 'float32') }],
-    );
+    writeTorchZip(transposed, PickleWriter.dump(new OrderedDict([['proj.weight', rebuildTensor('0', 'float32', 6, [2, 3], 0, [1, 2])]])), [
+      { key: '0', data: encodeTensor(shared.slice(0, 6), 'float32') },
+    ]);
     assert.throws(() => openPytorchCheckpoint(transposed), /'proj\.weight' is not contiguous \(shape \[2, 3\], stride \[1, 2\]\)/);
   });
 
@@ -213,12 +349,24 @@ describe('checkpoint/pytorch', () => {
     const f = file('ints.pth');
     const longTensor = new Call(new Global('torch._utils', '_rebuild_tensor_v2'), [
       new PersistentId(new Tuple(['storage', new Global('torch', 'LongStorage'), '1', 'cpu', 3])),
-      0, new Tuple([3]), new Tuple([1]), false, new OrderedDict([]),
+      0,
+      new Tuple([3]),
+      new Tuple([1]),
+      false,
+      new OrderedDict([]),
     ]);
     writeTorchZip(
       f,
-      PickleWriter.dump(new OrderedDict([['w', rebuildTensor('0', 'float32', 1, [1])], ['position_ids', longTensor]])),
-      [{ key: '0', data: encodeTensor(Float32Array.of(9), 'float32') }, { key: '1', data: Buffer.alloc(24) }],
+      PickleWriter.dump(
+        new OrderedDict([
+          ['w', rebuildTensor('0', 'float32', 1, [1])],
+          ['position_ids', longTensor],
+        ]),
+      ),
+      [
+        { key: '0', data: encodeTensor(Float32Array.of(9), 'float32') },
+        { key: '1', data: Buffer.alloc(24) },
+      ],
     );
     const ckpt = openPytorchCheckpoint(f);
     assert.deepEqual(ckpt.names(), ['w']);
@@ -264,7 +412,10 @@ describe('checkpoint/pytorch', () => {
     legacyTorchSave(f, tensors); // 12 keys: sorted '0', '1', '10', '11', '2', … puts storage data out of tensor order
     const ckpt = openPytorchCheckpoint(f);
     assert.equal(ckpt.format, 'legacy');
-    assert.deepEqual(ckpt.names(), tensors.map((t) => t.name));
+    assert.deepEqual(
+      ckpt.names(),
+      tensors.map((t) => t.name),
+    );
     for (const t of tensors) assert.deepEqual(ckpt.get(t.name)!.read(), t.data, t.name);
   });
 
@@ -274,10 +425,15 @@ describe('checkpoint/pytorch', () => {
     assert.throws(() => openPytorchCheckpoint(notTorch), /neither a torch\.save zip nor the legacy torch\.save format/);
 
     const legacyEvil = file('legacy-evil.pth');
-    fs.writeFileSync(legacyEvil, Buffer.concat([
-      LEGACY_MAGIC_PICKLE, PickleWriter.dump(1001), PickleWriter.dump(new Map([['little_endian', true]])),
-      asm(0x80, 2, 0x63, 'posix\nsystem\n', binunicode('true'), 0x85, 0x52, 0x2e),
-    ]));
+    fs.writeFileSync(
+      legacyEvil,
+      Buffer.concat([
+        LEGACY_MAGIC_PICKLE,
+        PickleWriter.dump(1001),
+        PickleWriter.dump(new Map([['little_endian', true]])),
+        asm(0x80, 2, 0x63, 'posix\nsystem\n', binunicode('true'), 0x85, 0x52, 0x2e),
+      ]),
+    );
     assert.throws(() => openPytorchCheckpoint(legacyEvil), /global 'posix\.system', which is not allowed/);
 
     const otherZip = file('other.zip');

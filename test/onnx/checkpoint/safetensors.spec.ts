@@ -101,9 +101,7 @@ describe('checkpoint/safetensors', () => {
       { name: 'x.weight', shape: [2, 2], dtype: 'float32', data: Float32Array.of(1, 2, 3, 4) },
       { name: 'y.weight', shape: [3], dtype: 'float16', data: Float32Array.of(0.5, -1.5, 8) },
     ];
-    const shard2: TensorToWrite[] = [
-      { name: 'z.weight', shape: [1, 2], dtype: 'bfloat16', data: Float32Array.of(-0.25, 256) },
-    ];
+    const shard2: TensorToWrite[] = [{ name: 'z.weight', shape: [1, 2], dtype: 'bfloat16', data: Float32Array.of(-0.25, 256) }];
     const index = writeShardedSafetensors(dir, [shard1, shard2]);
     const src = openSafetensorsIndex(index);
     assert.deepEqual(src.names().sort(), ['x.weight', 'y.weight', 'z.weight']);

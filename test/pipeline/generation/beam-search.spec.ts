@@ -105,10 +105,29 @@ describe('generation: beam search', () => {
     const [A, B, C] = [1, 2, 3];
     const model = probabilityModel(4, (prefix) => {
       const key = prefix.join(',');
-      if (key === '') return [[A, 0.5], [B, 0.45], [C, 0.05]];
-      if (key === `${A}`) return [[EOS, 0.25], [A, 0.25], [B, 0.25], [C, 0.25]];
-      if (key === `${B}`) return [[EOS, 0.95], [A, 0.05]];
-      return [[EOS, 0.9], [A, 0.06], [B, 0.04]];
+      if (key === '')
+        return [
+          [A, 0.5],
+          [B, 0.45],
+          [C, 0.05],
+        ];
+      if (key === `${A}`)
+        return [
+          [EOS, 0.25],
+          [A, 0.25],
+          [B, 0.25],
+          [C, 0.25],
+        ];
+      if (key === `${B}`)
+        return [
+          [EOS, 0.95],
+          [A, 0.05],
+        ];
+      return [
+        [EOS, 0.9],
+        [A, 0.06],
+        [B, 0.04],
+      ];
     });
     const greedy = await beam(model, 4, { maxNewTokens: 50, eosTokenIds: [EOS] });
     assert.deepEqual(greedy.result.tokenIds, [A]);
@@ -125,7 +144,11 @@ describe('generation: beam search', () => {
   });
 
   it('early stopping (HF False heuristic) stops once no live beam can beat the finished ones', async () => {
-    const model = probabilityModel(3, () => [[EOS, 0.9], [1, 0.06], [2, 0.04]]);
+    const model = probabilityModel(3, () => [
+      [EOS, 0.9],
+      [1, 0.06],
+      [2, 0.04],
+    ]);
     // lengthPenalty 0: scores only fall with length, so exhaustive search to 8 tokens settles it for 30.
     const expected = exhaustiveBest(model, 8, 0, (logp, prefix) => {
       if (prefix.length < 1) logp[EOS] = -Infinity;
@@ -139,22 +162,42 @@ describe('generation: beam search', () => {
   it('a stop string ends a hypothesis and is trimmed from the text; the text reaches onText once', async () => {
     const vocab = new ByteVocab();
     const [a, b, c] = [vocab.byte(97), vocab.byte(98), vocab.byte(99)];
-    const model = probabilityModel(vocab.size, (prefix) => (prefix.length === 0 ? [[a, 0.7], [c, 0.3]] : [[b, 0.6], [c, 0.4]]));
+    const model = probabilityModel(vocab.size, (prefix) =>
+      prefix.length === 0
+        ? [
+            [a, 0.7],
+            [c, 0.3],
+          ]
+        : [
+            [b, 0.6],
+            [c, 0.4],
+          ],
+    );
     const deltas: string[] = [];
     const stepper = new TableStepper(vocab.size, model);
-    const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 5, numBeams: 2, stopStrings: ['ab'], eosTokenIds: [ByteVocab.EOS] }, {
-      decode: vocab.decode,
-      onText: (d) => deltas.push(d),
-    });
+    const result = await generate(
+      stepper.initialLogits(),
+      stepper,
+      { maxNewTokens: 5, numBeams: 2, stopStrings: ['ab'], eosTokenIds: [ByteVocab.EOS] },
+      {
+        decode: vocab.decode,
+        onText: (d) => deltas.push(d),
+      },
+    );
     assert.equal(result.finishReason, 'stop');
     assert.deepEqual(result.tokenIds, [a, b]);
     assert.equal(result.text, '');
     assert.deepEqual(deltas, []);
     const plainDeltas: string[] = [];
-    const plain = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 3, numBeams: 2 }, {
-      decode: vocab.decode,
-      onText: (d) => plainDeltas.push(d),
-    });
+    const plain = await generate(
+      stepper.initialLogits(),
+      stepper,
+      { maxNewTokens: 3, numBeams: 2 },
+      {
+        decode: vocab.decode,
+        onText: (d) => plainDeltas.push(d),
+      },
+    );
     assert.equal(plain.finishReason, 'length');
     assert.equal(plain.text, 'abb');
     assert.deepEqual(plainDeltas, [plain.text]);

@@ -32,7 +32,11 @@ const DETECTIONS = {
       maxItems: 3,
       items: {
         type: 'object',
-        properties: { label: { enum: ['car', 'person', 'dog', 'parcel'] }, score: { type: 'number', minimum: 0, maximum: 1 }, colour: { type: ['string', 'null'], maxLength: 8 } },
+        properties: {
+          label: { enum: ['car', 'person', 'dog', 'parcel'] },
+          score: { type: 'number', minimum: 0, maximum: 1 },
+          colour: { type: ['string', 'null'], maxLength: 8 },
+        },
         required: ['label', 'score'],
       },
     },
@@ -41,13 +45,24 @@ const DETECTIONS = {
   required: ['objects'],
 };
 const TREE = {
-  $defs: { node: { type: 'object', properties: { name: { type: 'string', maxLength: 5 }, children: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/node' } } }, required: ['name'] } },
+  $defs: {
+    node: {
+      type: 'object',
+      properties: { name: { type: 'string', maxLength: 5 }, children: { type: 'array', maxItems: 2, items: { $ref: '#/$defs/node' } } },
+      required: ['name'],
+    },
+  },
   anyOf: [{ $ref: '#/$defs/node' }, { type: 'null' }],
 };
 const MIXED = {
   type: 'object',
   properties: {
-    id: { anyOf: [{ type: 'integer', minimum: -50, maximum: 50 }, { type: 'string', minLength: 2, maxLength: 4 }] },
+    id: {
+      anyOf: [
+        { type: 'integer', minimum: -50, maximum: 50 },
+        { type: 'string', minLength: 2, maxLength: 4 },
+      ],
+    },
     ratio: { type: 'number', exclusiveMinimum: -2.5, maximum: 7 },
     big: { type: 'number' },
     code: { type: 'string', pattern: '^[A-Z]{2}-\\d{2,3}$' },
@@ -148,7 +163,57 @@ describe('JSON schema compiler', () => {
 
 describe('JSON mask against a brute-force oracle (tiny vocabulary)', () => {
   // A vocabulary whose pieces cross structural characters, with a two-byte character split into its bytes.
-  const pieces = ['{', '}', '{"', '"', '"}', '":', ':', ',', ',"', '":"', '",', 'ok', 'o', 'k', 'n', 's', 'x', 'true', 't', 'r', 'u', 'e', 'tr', 'ue', 'false', 'f', 'a', 'l', 'fa', 'lse', 'null', 'nu', 'll', '-', '0', '1', '2', '12', '10', '1,', 'ab', ' ', ' {', '\n', '[', ']', '[]', '],', 'é'];
+  const pieces = [
+    '{',
+    '}',
+    '{"',
+    '"',
+    '"}',
+    '":',
+    ':',
+    ',',
+    ',"',
+    '":"',
+    '",',
+    'ok',
+    'o',
+    'k',
+    'n',
+    's',
+    'x',
+    'true',
+    't',
+    'r',
+    'u',
+    'e',
+    'tr',
+    'ue',
+    'false',
+    'f',
+    'a',
+    'l',
+    'fa',
+    'lse',
+    'null',
+    'nu',
+    'll',
+    '-',
+    '0',
+    '1',
+    '2',
+    '12',
+    '10',
+    '1,',
+    'ab',
+    ' ',
+    ' {',
+    '\n',
+    '[',
+    ']',
+    '[]',
+    '],',
+    'é',
+  ];
   const tokens: Array<Uint8Array | null> = [null, ...pieces.map((p) => encoder.encode(p)), Uint8Array.of(0xc3), Uint8Array.of(0xa9)];
   const EOS = 0;
   const vocab = new TokenVocabulary(tokens, tokens.length + 3);
@@ -156,17 +221,23 @@ describe('JSON mask against a brute-force oracle (tiny vocabulary)', () => {
   const alphabet = [...new Set(pieces.join('').replace(/["\n]/g, ''))];
 
   const cases: Array<[string, Record<string, unknown>]> = [
-    ['an object with optional keys, a bounded integer and a short string', {
-      type: 'object',
-      properties: { ok: { type: 'boolean' }, n: { type: 'integer', minimum: -1, maximum: 12 }, s: { type: 'string', maxLength: 1 } },
-      required: ['ok'],
-      additionalProperties: false,
-    }],
-    ['nested arrays with anyOf items and number enums', {
-      type: 'array',
-      maxItems: 3,
-      items: { anyOf: [{ type: 'null' }, { enum: [1, 10, 12] }, { type: 'array', maxItems: 1, items: { type: 'boolean' } }] },
-    }],
+    [
+      'an object with optional keys, a bounded integer and a short string',
+      {
+        type: 'object',
+        properties: { ok: { type: 'boolean' }, n: { type: 'integer', minimum: -1, maximum: 12 }, s: { type: 'string', maxLength: 1 } },
+        required: ['ok'],
+        additionalProperties: false,
+      },
+    ],
+    [
+      'nested arrays with anyOf items and number enums',
+      {
+        type: 'array',
+        maxItems: 3,
+        items: { anyOf: [{ type: 'null' }, { enum: [1, 10, 12] }, { type: 'array', maxItems: 1, items: { type: 'boolean' } }] },
+      },
+    ],
   ];
   for (const [name, schema] of cases) {
     it(`allowed tokens equal the oracle's at every step: ${name}`, () => {
@@ -192,7 +263,11 @@ describe('JSON mask against a brute-force oracle (tiny vocabulary)', () => {
           if (complete.has(text)) expected.add(EOS);
           const allowed = constraint.allowedTokens(constraint.stateAfter(ids));
           const got = new Set(Array.from(allowed.keys()).filter((id) => allowed[id]));
-          assert.deepEqual([...got].sort((a, b) => a - b), [...expected].sort((a, b) => a - b), `after ${JSON.stringify(vocab.decode(ids))}`);
+          assert.deepEqual(
+            [...got].sort((a, b) => a - b),
+            [...expected].sort((a, b) => a - b),
+            `after ${JSON.stringify(vocab.decode(ids))}`,
+          );
           steps++;
           if (got.size === 0) assert.fail(`dead end after ${JSON.stringify(vocab.decode(ids))}`);
           const next = [...got][Math.floor(random() * got.size)];
@@ -204,11 +279,16 @@ describe('JSON mask against a brute-force oracle (tiny vocabulary)', () => {
       assert.ok(steps > 500);
     });
   }
-
 });
 
 describe('JSON mask never blocks a valid document', () => {
-  const schemas: Array<[string, unknown]> = [['doorbell', DOORBELL], ['detections', DETECTIONS], ['recursive tree', TREE], ['mixed', { ...MIXED, properties: { ...MIXED.properties, code: { type: 'string', maxLength: 6 } } }], ['any JSON', {}]];
+  const schemas: Array<[string, unknown]> = [
+    ['doorbell', DOORBELL],
+    ['detections', DETECTIONS],
+    ['recursive tree', TREE],
+    ['mixed', { ...MIXED, properties: { ...MIXED.properties, code: { type: 'string', maxLength: 6 } } }],
+    ['any JSON', {}],
+  ];
 
   function checkEveryPrefix(constraint: JsonSchemaConstraint, ids: number[], eos: number, doc: string): void {
     for (let i = 0; i <= ids.length; i++) {
@@ -218,7 +298,10 @@ describe('JSON mask never blocks a valid document', () => {
     }
   }
 
-  for (const [name, tok] of [['LLaMA (SentencePiece, byte fallback)', llamaTinyTokenizer()], ['Qwen2 (byte-level BPE)', qwen2TinyTokenizer()]] as const) {
+  for (const [name, tok] of [
+    ['LLaMA (SentencePiece, byte fallback)', llamaTinyTokenizer()],
+    ['Qwen2 (byte-level BPE)', qwen2TinyTokenizer()],
+  ] as const) {
     it(`${name} tiny tokenizer: the encoder's tokens of random documents`, () => {
       const { vocab, tokenizer } = tinyVocabulary(tok);
       const random = seededRandom(5);
@@ -272,20 +355,35 @@ describe('JSON mask never blocks a valid document', () => {
 
 describe('constrained generation with random-weight models', () => {
   // A random model writes a string without maxLength until the token limit: these schemas bound every string.
-  const MIXED_BOUNDED = { ...MIXED, properties: { ...MIXED.properties, extra: { type: 'array', maxItems: 2, items: { anyOf: [{ type: 'integer' }, { type: 'null' }] } } } };
-  const bounded: Array<[string, unknown]> = [['doorbell', DOORBELL], ['detections', DETECTIONS], ['mixed', MIXED_BOUNDED]];
+  const MIXED_BOUNDED = {
+    ...MIXED,
+    properties: { ...MIXED.properties, extra: { type: 'array', maxItems: 2, items: { anyOf: [{ type: 'integer' }, { type: 'null' }] } } },
+  };
+  const bounded: Array<[string, unknown]> = [
+    ['doorbell', DOORBELL],
+    ['detections', DETECTIONS],
+    ['mixed', MIXED_BOUNDED],
+  ];
 
   async function run(tok: TinyTokenizer, vocab: TokenVocabulary, tokenizer: PromptTokenizer, schema: unknown, seed: number, options: Record<string, unknown>) {
     const constraint = new JsonSchemaConstraint(compileJsonSchema(schema), vocab, [tok.eosTokenId]);
     const stepper = new TableStepper(tok.vocabSize, hashedModel(tok.vocabSize, seed, 6));
-    const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 400, eosTokenIds: [tok.eosTokenId], ...options }, {
-      decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
-      constraint,
-    });
+    const result = await generate(
+      stepper.initialLogits(),
+      stepper,
+      { maxNewTokens: 400, eosTokenIds: [tok.eosTokenId], ...options },
+      {
+        decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }),
+        constraint,
+      },
+    );
     return { result, text: vocab.decode(result.tokenIds), complete: constraint.complete(result.tokenIds), constraint };
   }
 
-  for (const [name, tok] of [['Qwen2', qwen2TinyTokenizer()], ['LLaMA', llamaTinyTokenizer()]] as const) {
+  for (const [name, tok] of [
+    ['Qwen2', qwen2TinyTokenizer()],
+    ['LLaMA', llamaTinyTokenizer()],
+  ] as const) {
     it(`${name} vocabulary: 3 schemas × 100 sampling seeds, every answer parses and validates (ajv)`, async function () {
       this.timeout(120000);
       const { vocab, tokenizer } = tinyVocabulary(tok);
@@ -343,7 +441,12 @@ describe('constrained generation with random-weight models', () => {
     let valid = 0;
     for (let seed = 0; seed < 30; seed++) {
       const stepper = new TableStepper(tok.vocabSize, hashedModel(tok.vocabSize, seed, 6));
-      const r = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 60, eosTokenIds: [tok.eosTokenId], doSample: true, seed }, { decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }) });
+      const r = await generate(
+        stepper.initialLogits(),
+        stepper,
+        { maxNewTokens: 60, eosTokenIds: [tok.eosTokenId], doSample: true, seed },
+        { decode: (ids) => tokenizer.decode(ids, { skipSpecial: true }) },
+      );
       try {
         check(JSON.parse(r.text));
         valid++;
@@ -360,13 +463,16 @@ describe('constrained generation with random-weight models', () => {
     const { result, text, complete } = await run(tok, vocab, tokenizer, DOORBELL, 1, { maxNewTokens: 6 });
     assert.equal(result.finishReason, 'length');
     assert.equal(complete, false);
-    assert.throws(() => parseJsonAnswer(text, complete, result.finishReason, result.tokenIds.length), (err: unknown) => {
-      assert.ok(err instanceof AnswerCutOffError);
-      assert.match(err.message, /cut off by the token limit \(6 tokens\)/);
-      assert.equal(err.partialText, text);
-      assert.ok(text.trimStart().startsWith('{'));
-      return true;
-    });
+    assert.throws(
+      () => parseJsonAnswer(text, complete, result.finishReason, result.tokenIds.length),
+      (err: unknown) => {
+        assert.ok(err instanceof AnswerCutOffError);
+        assert.match(err.message, /cut off by the token limit \(6 tokens\)/);
+        assert.equal(err.partialText, text);
+        assert.ok(text.trimStart().startsWith('{'));
+        return true;
+      },
+    );
   });
 
   it('a JSON format needs an end-of-sequence token', async () => {
@@ -375,7 +481,12 @@ describe('constrained generation with random-weight models', () => {
     assert.throws(() => new JsonSchemaConstraint(compileJsonSchema(DOORBELL), vocab, []), /end-of-sequence/);
     const stepper = new TableStepper(tok.vocabSize, hashedModel(tok.vocabSize, 1));
     await assert.rejects(
-      generate(stepper.initialLogits(), stepper, { maxNewTokens: 5, eosTokenIds: [tok.eosTokenId], ignoreEos: true, format: { type: 'json' } }, { decode: () => '' }),
+      generate(
+        stepper.initialLogits(),
+        stepper,
+        { maxNewTokens: 5, eosTokenIds: [tok.eosTokenId], ignoreEos: true, format: { type: 'json' } },
+        { decode: () => '' },
+      ),
       /JSON format needs the end-of-sequence token/,
     );
   });

@@ -28,7 +28,17 @@ function integerIn(random: RandomSource, lo: number, hi: number): number {
 /** A random value matching a schema of the supported subset (the pattern keyword is not generated here). */
 export function randomValue(schema: unknown, random: RandomSource, depth = 0, defs: Schema = schema as Schema): unknown {
   if (schema === true || (typeof schema === 'object' && schema !== null && Object.keys(schema).length === 0)) {
-    return randomValue(pick(random, depth > 2 ? [{ type: 'string' }, { type: 'number' }, { type: 'null' }] : [{ type: 'object' }, { type: 'array' }, { type: 'string' }, { type: 'integer' }, { type: 'boolean' }]), random, depth + 1, defs);
+    return randomValue(
+      pick(
+        random,
+        depth > 2
+          ? [{ type: 'string' }, { type: 'number' }, { type: 'null' }]
+          : [{ type: 'object' }, { type: 'array' }, { type: 'string' }, { type: 'integer' }, { type: 'boolean' }],
+      ),
+      random,
+      depth + 1,
+      defs,
+    );
   }
   const s = schema as Schema;
   if (typeof s.$ref === 'string') {
@@ -38,10 +48,12 @@ export function randomValue(schema: unknown, random: RandomSource, depth = 0, de
   if (s.const !== undefined) return s.const;
   if (Array.isArray(s.enum)) return pick(random, s.enum);
   if (Array.isArray(s.anyOf)) return randomValue(pick(random, s.anyOf), random, depth + 1, defs);
-  const type = Array.isArray(s.type) ? pick(random, s.type as string[]) : (s.type as string | undefined) ?? 'object';
+  const type = Array.isArray(s.type) ? pick(random, s.type as string[]) : ((s.type as string | undefined) ?? 'object');
   switch (type) {
-    case 'null': return null;
-    case 'boolean': return random() < 0.5;
+    case 'null':
+      return null;
+    case 'boolean':
+      return random() < 0.5;
     case 'integer': {
       const lo = typeof s.minimum === 'number' ? s.minimum : -1000;
       const hi = typeof s.maximum === 'number' ? s.maximum : 100000;
@@ -104,8 +116,10 @@ export function allDocuments(schema: Schema, alphabet: readonly string[]): strin
   if (Array.isArray(schema.anyOf)) return [...new Set((schema.anyOf as Schema[]).flatMap((s) => allDocuments(s, alphabet)))];
   if (Array.isArray(schema.enum)) return (schema.enum as unknown[]).map((v) => JSON.stringify(v));
   switch (schema.type) {
-    case 'null': return ['null'];
-    case 'boolean': return ['true', 'false'];
+    case 'null':
+      return ['null'];
+    case 'boolean':
+      return ['true', 'false'];
     case 'integer': {
       const out: string[] = [];
       for (let v = schema.minimum as number; v <= (schema.maximum as number); v++) out.push(String(v));
@@ -154,7 +168,7 @@ export function allDocuments(schema: Schema, alphabet: readonly string[]): strin
 /** A random split of bytes into tokens of the vocabulary (any split the model could produce, not only the encoder's). */
 export function randomTokenization(bytes: Uint8Array, byBytes: Map<string, number[]>, maxTokenLength: number, random: RandomSource): number[] {
   const ids: number[] = [];
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     const options: Array<[number, number]> = [];
     for (let n = 1; n <= maxTokenLength && i + n <= bytes.length; n++) {
       const found = byBytes.get(Buffer.from(bytes.subarray(i, i + n)).toString('latin1'));

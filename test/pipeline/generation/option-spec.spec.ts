@@ -25,7 +25,11 @@ describe('generation option spec', () => {
       const rule = `must be ${requirement(GENERATION_OPTION_SPECS[name])}, got ${bad}`;
       // maxNewTokens 0 is a budget the resolver accepts (the context may be full); a request starts at 1.
       if (name !== 'maxNewTokens') {
-        assert.throws(() => resolveGenerationOptions({ maxNewTokens: 1, [name]: bad }, 100), new RegExp(`^Error: Invalid generation options: ${name} ${escape(rule)}$`), name);
+        assert.throws(
+          () => resolveGenerationOptions({ maxNewTokens: 1, [name]: bad }, 100),
+          new RegExp(`^Error: Invalid generation options: ${name} ${escape(rule)}$`),
+          name,
+        );
       }
       assert.throws(() => generationOptionsFromMessage({ [name]: bad }), new RegExp(`^Error: msg\\.llava\\.options\\.${name} ${escape(rule)}$`), name);
       assert.throws(() => generationOptionsFromConfig({ [name]: String(bad) }), new RegExp(`^Error: editor field ${name} ${escape(rule)}$`), name);

@@ -92,8 +92,12 @@ describe('generation: logits processors', () => {
   it('top-k keeps the k best scores and every tie with the k-th', () => {
     for (let seed = 1; seed <= 20; seed++) {
       const row = randomRow(500, seed);
-      const k = 1 + (seed * 7) % 40;
-      const expected = new Set(Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, k));
+      const k = 1 + ((seed * 7) % 40);
+      const expected = new Set(
+        Array.from(row.keys())
+          .sort((a, b) => row[b] - row[a])
+          .slice(0, k),
+      );
       new TopK(k, row.length).apply(row);
       assert.deepEqual(keptTokens(row), expected);
     }

@@ -48,7 +48,10 @@ describe('generation: greedy and sampling', () => {
       // One step per token after the first, except none after the last token of a 'length' finish.
       const stepsExpected = reason === 'eos' ? expected.length : expected.length - 1;
       assert.equal(result.steps, stepsExpected);
-      assert.deepEqual(stepper.calls.map((c) => c.tokens[0]), expected.slice(0, stepsExpected));
+      assert.deepEqual(
+        stepper.calls.map((c) => c.tokens[0]),
+        expected.slice(0, stepsExpected),
+      );
       assert.ok(stepper.calls.every((c) => c.parents.length === 1 && c.parents[0] === 0));
     }
   });
@@ -142,10 +145,15 @@ describe('generation: greedy and sampling', () => {
     // Penalty 1.5: 'a' once seen scores 2/1.5 = 1.33, 'b' once seen 1.0.
     const withPenalty = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 3, repetitionPenalty: 1.5 }, { decode: vocab.decode });
     assert.equal(withPenalty.text, 'aba');
-    const promptHasA = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 3, repetitionPenalty: 1.5 }, {
-      decode: vocab.decode,
-      promptTokenIds: [vocab.byte(97)],
-    });
+    const promptHasA = await generate(
+      stepper.initialLogits(),
+      stepper,
+      { maxNewTokens: 3, repetitionPenalty: 1.5 },
+      {
+        decode: vocab.decode,
+        promptTokenIds: [vocab.byte(97)],
+      },
+    );
     assert.equal(promptHasA.text, 'baa');
   });
 });

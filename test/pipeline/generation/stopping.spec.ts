@@ -75,10 +75,15 @@ describe('generation: stopping', () => {
     const deltasAt: string[][] = [];
     const deltas: string[] = [];
     const stepper = new TableStepper(vocab.size, scriptedModel(vocab.size, script, EOS), () => deltasAt.push([...deltas]));
-    const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 40, eosTokenIds: [EOS], stopStrings: ['<|end|>'] }, {
-      decode: vocab.decode,
-      onText: (d) => deltas.push(d),
-    });
+    const result = await generate(
+      stepper.initialLogits(),
+      stepper,
+      { maxNewTokens: 40, eosTokenIds: [EOS], stopStrings: ['<|end|>'] },
+      {
+        decode: vocab.decode,
+        onText: (d) => deltas.push(d),
+      },
+    );
     assert.equal(result.finishReason, 'eos');
     assert.equal(result.text, 'a <|en|x b');
     assert.equal(deltas.join(''), result.text);
@@ -121,10 +126,15 @@ describe('generation: stopping', () => {
       it(`${numBeams > 1 ? 'beam search' : 'greedy'}: a slow decoder runs into the limit: finishReason time, the text so far kept`, async () => {
         const stepper = slowStepper(15);
         const deltas: string[] = [];
-        const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 500, maxTime: 0.12, numBeams, eosTokenIds: [EOS] }, {
-          decode: vocab.decode,
-          onText: (d) => deltas.push(d),
-        });
+        const result = await generate(
+          stepper.initialLogits(),
+          stepper,
+          { maxNewTokens: 500, maxTime: 0.12, numBeams, eosTokenIds: [EOS] },
+          {
+            decode: vocab.decode,
+            onText: (d) => deltas.push(d),
+          },
+        );
         assert.equal(result.finishReason, 'time');
         assert.ok(result.tokenIds.length >= 2 && result.tokenIds.length < 500, `${result.tokenIds.length} tokens`);
         assert.equal(result.text, vocab.decode(script.slice(0, result.tokenIds.length)), 'the text generated so far');
@@ -137,10 +147,15 @@ describe('generation: stopping', () => {
     it('counts from startedAt (prefill included) and always keeps the first token', async () => {
       for (const numBeams of [1, 2]) {
         const stepper = new TableStepper(vocab.size, scriptedModel(vocab.size, script, EOS));
-        const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 50, maxTime: 1, numBeams }, {
-          decode: vocab.decode,
-          startedAt: performance.now() - 2000,
-        });
+        const result = await generate(
+          stepper.initialLogits(),
+          stepper,
+          { maxNewTokens: 50, maxTime: 1, numBeams },
+          {
+            decode: vocab.decode,
+            startedAt: performance.now() - 2000,
+          },
+        );
         assert.deepEqual([result.finishReason, result.text, result.steps], ['time', 't', 0], `numBeams ${numBeams}`);
       }
     });
@@ -152,7 +167,10 @@ describe('generation: stopping', () => {
     });
 
     it('a JSON answer cut off by the time limit is an error that says so, with the partial text', () => {
-      assert.throws(() => parseCheckedJsonAnswer('{"person": tr', 'time', 5, { type: 'json' }), /cut off by the time limit before its JSON was complete; partial text: \{"person": tr$/);
+      assert.throws(
+        () => parseCheckedJsonAnswer('{"person": tr', 'time', 5, { type: 'json' }),
+        /cut off by the time limit before its JSON was complete; partial text: \{"person": tr$/,
+      );
     });
   });
 

@@ -9,10 +9,15 @@ const EOS = ByteVocab.EOS;
 async function stream(script: number[], options: Partial<GenerationOptions> = {}) {
   const deltas: string[] = [];
   const stepper = new TableStepper(vocab.size, scriptedModel(vocab.size, script, EOS));
-  const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 100, eosTokenIds: [EOS], ...options }, {
-    decode: vocab.decode,
-    onText: (d) => deltas.push(d),
-  });
+  const result = await generate(
+    stepper.initialLogits(),
+    stepper,
+    { maxNewTokens: 100, eosTokenIds: [EOS], ...options },
+    {
+      decode: vocab.decode,
+      onText: (d) => deltas.push(d),
+    },
+  );
   return { result, deltas };
 }
 
@@ -22,7 +27,10 @@ describe('generation: UTF-8-safe streaming', () => {
     const { result, deltas } = await stream(vocab.bytesOf(text));
     assert.equal(result.text, text);
     assert.equal(deltas.join(''), text);
-    assert.ok(deltas.every((d) => !d.includes('\uFFFD')), JSON.stringify(deltas));
+    assert.ok(
+      deltas.every((d) => !d.includes('\uFFFD')),
+      JSON.stringify(deltas),
+    );
     // Every character arrives as soon as its last byte does: one delta per character.
     assert.deepEqual(deltas, [...text]);
   });
@@ -61,10 +69,15 @@ describe('generation: UTF-8-safe streaming', () => {
       const model = hashedModel(vocab.size, seed, 1);
       const deltas: string[] = [];
       const stepper = new TableStepper(vocab.size, model);
-      const result = await generate(stepper.initialLogits(), stepper, { maxNewTokens: 60, doSample: true, seed }, {
-        decode: vocab.decode,
-        onText: (d) => deltas.push(d),
-      });
+      const result = await generate(
+        stepper.initialLogits(),
+        stepper,
+        { maxNewTokens: 60, doSample: true, seed },
+        {
+          decode: vocab.decode,
+          onText: (d) => deltas.push(d),
+        },
+      );
       assert.equal(result.text, vocab.decode(result.tokenIds));
       assert.equal(deltas.join(''), result.text);
     }

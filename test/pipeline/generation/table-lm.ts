@@ -47,7 +47,11 @@ export class TableStepper implements DecoderStepper {
   readonly calls: { tokens: number[]; parents: number[] }[] = [];
   private sequences: number[][] = [[]];
 
-  constructor(readonly vocabSize: number, private readonly model: LanguageModel, private readonly onStep?: () => void) {}
+  constructor(
+    readonly vocabSize: number,
+    private readonly model: LanguageModel,
+    private readonly onStep?: () => void,
+  ) {}
 
   initialLogits(): Float32Array {
     this.sequences = [[]];

@@ -31,10 +31,19 @@ export interface LlavaSource {
 }
 
 const TINY_CLIP = {
-  hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, image_size: 32, patch_size: 8,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  image_size: 32,
+  patch_size: 8,
 };
 const TINY_SIGLIP = {
-  hidden_size: 32, intermediate_size: 48, num_attention_heads: 2, image_size: 30, patch_size: 7,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_attention_heads: 2,
+  image_size: 30,
+  patch_size: 7,
 };
 const CLIP_EXPECTED = { ...TINY_CLIP, model_type: 'clip_vision_model', num_channels: 3, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5 };
 const SIGLIP_EXPECTED = { ...TINY_SIGLIP, model_type: 'siglip_vision_model', num_channels: 3, hidden_act: 'gelu_pytorch_tanh', layer_norm_eps: 1e-6 };
@@ -62,30 +71,59 @@ const V = 'vision_tower.vision_model';
 function interleave(): LlavaSource {
   const tok = qwen2TinyTokenizer();
   const text = {
-    _name_or_path: 'Qwen/Qwen1.5-0.5B-Chat', architectures: ['Qwen2ForCausalLM'], bos_token_id: tok.padTokenId, eos_token_id: tok.eosTokenId,
-    hidden_size: 64, intermediate_size: 96, max_position_embeddings: 32768, max_window_layers: 21, model_type: 'qwen2',
-    num_attention_heads: 4, num_hidden_layers: 2, num_key_value_heads: 4, rope_theta: 1000000.0, sliding_window: 32768,
-    tie_word_embeddings: true, torch_dtype: 'bfloat16', use_sliding_window: false, vocab_size: tok.vocabSize,
+    _name_or_path: 'Qwen/Qwen1.5-0.5B-Chat',
+    architectures: ['Qwen2ForCausalLM'],
+    bos_token_id: tok.padTokenId,
+    eos_token_id: tok.eosTokenId,
+    hidden_size: 64,
+    intermediate_size: 96,
+    max_position_embeddings: 32768,
+    max_window_layers: 21,
+    model_type: 'qwen2',
+    num_attention_heads: 4,
+    num_hidden_layers: 2,
+    num_key_value_heads: 4,
+    rope_theta: 1000000.0,
+    sliding_window: 32768,
+    tie_word_embeddings: true,
+    torch_dtype: 'bfloat16',
+    use_sliding_window: false,
+    vocab_size: tok.vocabSize,
   };
   return {
     name: 'llava-interleave-qwen-0.5b-hf',
     source: 'https://huggingface.co/llava-hf/llava-interleave-qwen-0.5b-hf/blame/187fe5ebba14c29a67f99fe56f3351b058af3e10/config.json',
     config: {
-      architectures: ['LlavaForConditionalGeneration'], ignore_index: -100, image_token_index: tok.imageTokenId, model_type: 'llava',
-      projector_hidden_act: 'gelu', text_config: text, tie_word_embeddings: true, torch_dtype: 'float16', transformers_version: '4.41.0.dev0',
+      architectures: ['LlavaForConditionalGeneration'],
+      ignore_index: -100,
+      image_token_index: tok.imageTokenId,
+      model_type: 'llava',
+      projector_hidden_act: 'gelu',
+      text_config: text,
+      tie_word_embeddings: true,
+      torch_dtype: 'float16',
+      transformers_version: '4.41.0.dev0',
       vision_config: { ...TINY_SIGLIP, model_type: 'siglip_vision_model', num_hidden_layers: 2, vision_use_head: false },
-      vision_feature_layer: -1, vision_feature_select_strategy: 'full',
+      vision_feature_layer: -1,
+      vision_feature_select_strategy: 'full',
     },
     expected: {
-      model_type: 'llava', image_token_index: tok.imageTokenId, vision_feature_layer: -1, vision_feature_select_strategy: 'full',
-      projector_hidden_act: 'gelu', vision_config: { ...SIGLIP_EXPECTED, num_hidden_layers: 2 },
+      model_type: 'llava',
+      image_token_index: tok.imageTokenId,
+      vision_feature_layer: -1,
+      vision_feature_select_strategy: 'full',
+      projector_hidden_act: 'gelu',
+      vision_config: { ...SIGLIP_EXPECTED, num_hidden_layers: 2 },
       text_config: { ...text, rms_norm_eps: 1e-6, hidden_act: 'silu' },
     },
     tokenizer: tok,
     rename: (n) => n,
     // Tied: safetensors drops the shared lm_head. post_layernorm is stored; hidden_states[-1] comes before it.
     omit: (n) => n === 'language_model.lm_head.weight',
-    unused: [[`${V}.post_layernorm.weight`, [32]], [`${V}.post_layernorm.bias`, [32]]],
+    unused: [
+      [`${V}.post_layernorm.weight`, [32]],
+      [`${V}.post_layernorm.bias`, [32]],
+    ],
     shards: 1,
   };
 }
@@ -96,27 +134,55 @@ function bakLlava(): LlavaSource {
   // The real text_config omits hidden/layers/heads (MistralConfig's 4096/32/32); at tiny widths they are given.
   // sliding_window is scaled with the context: 12 keys, shorter than the 16 image tokens + prompt, so it matters.
   const text = {
-    _name_or_path: 'mistralai/Mistral-7B-v0.1', architectures: ['MistralForCausalLM'], intermediate_size: 96, max_position_embeddings: 32768,
-    model_type: 'mistral', num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000.0, sliding_window: 12, torch_dtype: 'bfloat16',
-    vocab_size: tok.vocabSize, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
+    _name_or_path: 'mistralai/Mistral-7B-v0.1',
+    architectures: ['MistralForCausalLM'],
+    intermediate_size: 96,
+    max_position_embeddings: 32768,
+    model_type: 'mistral',
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000.0,
+    sliding_window: 12,
+    torch_dtype: 'bfloat16',
+    vocab_size: tok.vocabSize,
+    hidden_size: 64,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
   };
   return {
     name: 'bakLlava-v1-hf',
     source: 'https://huggingface.co/llava-hf/bakLlava-v1-hf/blame/main/config.json',
     config: {
-      architectures: ['LlavaForConditionalGeneration'], ignore_index: -100, image_token_index: tok.imageTokenId, model_type: 'llava',
-      pad_token_id: tok.padTokenId, projector_hidden_act: 'gelu', text_config: text, torch_dtype: 'float16', transformers_version: '4.36.0.dev0',
+      architectures: ['LlavaForConditionalGeneration'],
+      ignore_index: -100,
+      image_token_index: tok.imageTokenId,
+      model_type: 'llava',
+      pad_token_id: tok.padTokenId,
+      projector_hidden_act: 'gelu',
+      text_config: text,
+      torch_dtype: 'float16',
+      transformers_version: '4.36.0.dev0',
       vision_config: { ...TINY_CLIP, model_type: 'clip_vision_model', projection_dim: 768, vocab_size: 32000 },
-      vision_feature_layer: -2, vision_feature_select_strategy: 'default', vocab_size: tok.vocabSize,
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'default',
+      vocab_size: tok.vocabSize,
     },
     expected: {
-      model_type: 'llava', image_token_index: tok.imageTokenId, pad_token_id: tok.padTokenId, vision_feature_layer: -2,
-      vision_feature_select_strategy: 'default', projector_hidden_act: 'gelu', vision_config: CLIP_EXPECTED,
+      model_type: 'llava',
+      image_token_index: tok.imageTokenId,
+      pad_token_id: tok.padTokenId,
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'default',
+      projector_hidden_act: 'gelu',
+      vision_config: CLIP_EXPECTED,
       text_config: { ...text, hidden_act: 'silu', tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2 },
     },
     tokenizer: tok,
     rename: (n) => n,
-    unused: [[`${V}.post_layernorm.weight`, [32]], [`${V}.post_layernorm.bias`, [32]]],
+    unused: [
+      [`${V}.post_layernorm.weight`, [32]],
+      [`${V}.post_layernorm.bias`, [32]],
+    ],
     shards: 3,
   };
 }
@@ -130,24 +196,48 @@ function bakLlava(): LlavaSource {
 function llava15(resaved: boolean): LlavaSource {
   const tok = llamaTinyTokenizer();
   const text = {
-    _name_or_path: 'lmsys/vicuna-7b-v1.5', architectures: ['LlamaForCausalLM'], max_position_embeddings: 4096, model_type: 'llama',
-    rms_norm_eps: 1e-5, torch_dtype: 'float16', vocab_size: tok.vocabSize, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2,
+    _name_or_path: 'lmsys/vicuna-7b-v1.5',
+    architectures: ['LlamaForCausalLM'],
+    max_position_embeddings: 4096,
+    model_type: 'llama',
+    rms_norm_eps: 1e-5,
+    torch_dtype: 'float16',
+    vocab_size: tok.vocabSize,
+    hidden_size: 64,
+    intermediate_size: 96,
+    num_hidden_layers: 2,
     num_attention_heads: 4,
   };
   return {
     name: resaved ? 'llava-1.5-7b-hf (transformers 4.57 save)' : 'llava-1.5-7b-hf',
-    source: resaved ? 'https://huggingface.co/lbasile/llava_7b_skip6/blob/main/config.json' : 'https://huggingface.co/mohitsha/llava-1.5-7b-hf/blob/main/config.json',
+    source: resaved
+      ? 'https://huggingface.co/lbasile/llava_7b_skip6/blob/main/config.json'
+      : 'https://huggingface.co/mohitsha/llava-1.5-7b-hf/blob/main/config.json',
     config: {
-      architectures: ['LlavaForConditionalGeneration'], ignore_index: -100, image_token_index: tok.imageTokenId, model_type: 'llava',
-      pad_token_id: tok.padTokenId, projector_hidden_act: 'gelu', text_config: text, tie_word_embeddings: false, torch_dtype: 'float16',
+      architectures: ['LlavaForConditionalGeneration'],
+      ignore_index: -100,
+      image_token_index: tok.imageTokenId,
+      model_type: 'llava',
+      pad_token_id: tok.padTokenId,
+      projector_hidden_act: 'gelu',
+      text_config: text,
+      tie_word_embeddings: false,
+      torch_dtype: 'float16',
       transformers_version: resaved ? '4.57.3' : '4.36.0.dev0',
       vision_config: { ...TINY_CLIP, model_type: 'clip_vision_model', projection_dim: 768, vocab_size: 32000 },
-      vision_feature_layer: -2, vision_feature_select_strategy: 'default', vocab_size: tok.vocabSize,
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'default',
+      vocab_size: tok.vocabSize,
       ...(resaved ? { image_seq_length: 16, multimodal_projector_bias: true } : {}),
     },
     expected: {
-      model_type: 'llava', image_token_index: tok.imageTokenId, pad_token_id: tok.padTokenId, vision_feature_layer: -2,
-      vision_feature_select_strategy: 'default', projector_hidden_act: 'gelu', vision_config: CLIP_EXPECTED,
+      model_type: 'llava',
+      image_token_index: tok.imageTokenId,
+      pad_token_id: tok.padTokenId,
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'default',
+      projector_hidden_act: 'gelu',
+      vision_config: CLIP_EXPECTED,
       text_config: { ...text, num_key_value_heads: 4, rope_theta: 10000, hidden_act: 'silu', tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2 },
     },
     tokenizer: tok,
@@ -165,9 +255,22 @@ function llava15(resaved: boolean): LlavaSource {
 function nanoLlava(): LlavaSource {
   const tok = qwen2TinyTokenizer();
   const text = {
-    hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, vocab_size: tok.vocabSize,
-    max_position_embeddings: 32768, rope_theta: 1000000.0, rms_norm_eps: 1e-6, tie_word_embeddings: false, bos_token_id: tok.eosTokenId,
-    eos_token_id: tok.eosTokenId, hidden_act: 'silu', use_sliding_window: false, sliding_window: 4096, max_window_layers: 21,
+    hidden_size: 64,
+    intermediate_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 4,
+    vocab_size: tok.vocabSize,
+    max_position_embeddings: 32768,
+    rope_theta: 1000000.0,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: false,
+    bos_token_id: tok.eosTokenId,
+    eos_token_id: tok.eosTokenId,
+    hidden_act: 'silu',
+    use_sliding_window: false,
+    sliding_window: 4096,
+    max_window_layers: 21,
   };
   const vision = { ...TINY_SIGLIP, model_type: 'siglip_vision_model', num_hidden_layers: 3, hidden_act: 'gelu_pytorch_tanh', layer_norm_eps: 1e-6 };
   return {
@@ -176,22 +279,37 @@ function nanoLlava(): LlavaSource {
     config: {
       architectures: ['LlavaQwen2ForCausalLM'],
       auto_map: { AutoConfig: 'configuration_llava_qwen2.LlavaQwen2Config', AutoModelForCausalLM: 'modeling_llava_qwen2.LlavaQwen2ForCausalLM' },
-      model_type: 'llava_qwen2', mm_hidden_size: 32, mm_projector_type: 'mlp2x_gelu', mm_vision_tower: 'google/siglip-so400m-patch14-384',
-      image_aspect_ratio: 'pad', num_image_tokens: 16, torch_dtype: 'bfloat16', use_cache: true, ...text,
+      model_type: 'llava_qwen2',
+      mm_hidden_size: 32,
+      mm_projector_type: 'mlp2x_gelu',
+      mm_vision_tower: 'google/siglip-so400m-patch14-384',
+      image_aspect_ratio: 'pad',
+      num_image_tokens: 16,
+      torch_dtype: 'bfloat16',
+      use_cache: true,
+      ...text,
       text_config: { ...text, model_type: 'qwen2', num_image_tokens: 16 },
       vision_config: { ...vision, num_image_tokens: 16 },
     },
     expected: {
       // No image_token_index: the tokenizer's <image> (the LLaVA codebase's −200 when it has none).
-      model_type: 'llava_qwen2', image_token_index: tok.imageTokenId, vision_feature_layer: -2, vision_feature_select_strategy: 'full',
-      projector_hidden_act: 'gelu', vision_config: { ...SIGLIP_EXPECTED, num_hidden_layers: 3 }, text_config: { ...text, model_type: 'qwen2' },
+      model_type: 'llava_qwen2',
+      image_token_index: tok.imageTokenId,
+      vision_feature_layer: -2,
+      vision_feature_select_strategy: 'full',
+      projector_hidden_act: 'gelu',
+      vision_config: { ...SIGLIP_EXPECTED, num_hidden_layers: 3 },
+      text_config: { ...text, model_type: 'qwen2' },
     },
     tokenizer: tok,
     rename: bunnyLayout,
     poisoned: (n) => n.startsWith(`${V}.encoder.layers.2.`),
     unused: [
-      [`${V}.post_layernorm.weight`, [32]], [`${V}.post_layernorm.bias`, [32]], [`${V}.head.probe`, [1, 1, 32]],
-      [`${V}.head.attention.in_proj_weight`, [96, 32]], [`${V}.head.attention.in_proj_bias`, [96]],
+      [`${V}.post_layernorm.weight`, [32]],
+      [`${V}.post_layernorm.bias`, [32]],
+      [`${V}.head.probe`, [1, 1, 32]],
+      [`${V}.head.attention.in_proj_weight`, [96, 32]],
+      [`${V}.head.attention.in_proj_bias`, [96]],
     ],
     shards: 1,
   };
@@ -205,15 +323,21 @@ export function writeLlavaSource(dir: string, src: LlavaSource, seed = 5): Weigh
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(src.config, null, 2));
   const nan = (shape: number[]) => new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(NaN);
-  const tensors: TensorToWrite[] = weights.names().filter((n) => !src.omit?.(n)).map((n) => {
-    const w = weights.get(n)!;
-    return { name: src.rename(n), shape: w.shape, dtype: 'float32', data: src.poisoned?.(n) ? nan(w.shape) : w.read() };
-  });
+  const tensors: TensorToWrite[] = weights
+    .names()
+    .filter((n) => !src.omit?.(n))
+    .map((n) => {
+      const w = weights.get(n)!;
+      return { name: src.rename(n), shape: w.shape, dtype: 'float32', data: src.poisoned?.(n) ? nan(w.shape) : w.read() };
+    });
   for (const [name, shape] of src.unused ?? []) tensors.push({ name: src.rename(name), shape, dtype: 'float32', data: nan(shape) });
   if (src.shards === 1) writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
   else {
     const per = Math.ceil(tensors.length / src.shards);
-    writeShardedSafetensors(dir, Array.from({ length: src.shards }, (_, i) => tensors.slice(i * per, (i + 1) * per)));
+    writeShardedSafetensors(
+      dir,
+      Array.from({ length: src.shards }, (_, i) => tensors.slice(i * per, (i + 1) * per)),
+    );
   }
   writeTinyTokenizer(dir, src.tokenizer);
   return weights;

@@ -3,8 +3,13 @@ import { TensorToWrite, seededValues } from './encode';
 
 // Tiny widths with mmpretrain's real key names. Vision: D 16 (2 heads), FFN 32, 2 layers, patch 14.
 // Text: H 24 (3 heads of 8), FFN 40, 2 layers.
-export const D = 16, F = 32, PATCH = 14, VLAYERS = 2;
-export const H = 24, I = 40, TLAYERS = 2;
+export const D = 16,
+  F = 32,
+  PATCH = 14,
+  VLAYERS = 2;
+export const H = 24,
+  I = 40,
+  TLAYERS = 2;
 
 /**
  * Seeded values for a tensor, depending only on its name (so every test sees the same checkpoint whatever ran
@@ -47,12 +52,18 @@ export function clipVision(prefix: string, imageSize: number, extra: TensorToWri
   for (let l = 0; l < VLAYERS; l++) {
     const p = `${prefix}layers.${l}.`;
     out.push(
-      tensor(`${p}ln1.weight`, [D]), tensor(`${p}ln1.bias`, [D]),
-      tensor(`${p}attn.qkv.weight`, [3 * D, D]), tensor(`${p}attn.qkv.bias`, [3 * D]),
-      tensor(`${p}attn.proj.weight`, [D, D]), tensor(`${p}attn.proj.bias`, [D]),
-      tensor(`${p}ln2.weight`, [D]), tensor(`${p}ln2.bias`, [D]),
-      tensor(`${p}ffn.layers.0.0.weight`, [F, D]), tensor(`${p}ffn.layers.0.0.bias`, [F]),
-      tensor(`${p}ffn.layers.1.weight`, [D, F]), tensor(`${p}ffn.layers.1.bias`, [D]),
+      tensor(`${p}ln1.weight`, [D]),
+      tensor(`${p}ln1.bias`, [D]),
+      tensor(`${p}attn.qkv.weight`, [3 * D, D]),
+      tensor(`${p}attn.qkv.bias`, [3 * D]),
+      tensor(`${p}attn.proj.weight`, [D, D]),
+      tensor(`${p}attn.proj.bias`, [D]),
+      tensor(`${p}ln2.weight`, [D]),
+      tensor(`${p}ln2.bias`, [D]),
+      tensor(`${p}ffn.layers.0.0.weight`, [F, D]),
+      tensor(`${p}ffn.layers.0.0.bias`, [F]),
+      tensor(`${p}ffn.layers.1.weight`, [D, F]),
+      tensor(`${p}ffn.layers.1.bias`, [D]),
     );
   }
   out.push(tensor(`${prefix}ln1.weight`, [D]), tensor(`${prefix}ln1.bias`, [D]), ...extra);
@@ -66,11 +77,15 @@ export function llavaLanguage(vocab: number, projectorDepth: 1 | 2): TensorToWri
   for (let l = 0; l < TLAYERS; l++) {
     const q = `${p}model.layers.${l}.`;
     out.push(
-      tensor(`${q}self_attn.q_proj.weight`, [H, H]), tensor(`${q}self_attn.k_proj.weight`, [H, H]),
-      tensor(`${q}self_attn.v_proj.weight`, [H, H]), tensor(`${q}self_attn.o_proj.weight`, [H, H]),
-      tensor(`${q}mlp.gate_proj.weight`, [I, H]), tensor(`${q}mlp.up_proj.weight`, [I, H]),
+      tensor(`${q}self_attn.q_proj.weight`, [H, H]),
+      tensor(`${q}self_attn.k_proj.weight`, [H, H]),
+      tensor(`${q}self_attn.v_proj.weight`, [H, H]),
+      tensor(`${q}self_attn.o_proj.weight`, [H, H]),
+      tensor(`${q}mlp.gate_proj.weight`, [I, H]),
+      tensor(`${q}mlp.up_proj.weight`, [I, H]),
       tensor(`${q}mlp.down_proj.weight`, [H, I]),
-      tensor(`${q}input_layernorm.weight`, [H]), tensor(`${q}post_attention_layernorm.weight`, [H]),
+      tensor(`${q}input_layernorm.weight`, [H]),
+      tensor(`${q}post_attention_layernorm.weight`, [H]),
     );
   }
   out.push(tensor(`${p}model.norm.weight`, [H]), tensor(`${p}lm_head.weight`, [vocab, H]));
@@ -78,8 +93,10 @@ export function llavaLanguage(vocab: number, projectorDepth: 1 | 2): TensorToWri
     out.push(tensor(`${p}model.mm_projector.weight`, [H, D]), tensor(`${p}model.mm_projector.bias`, [H]));
   } else {
     out.push(
-      tensor(`${p}model.mm_projector.0.weight`, [H, D]), tensor(`${p}model.mm_projector.0.bias`, [H]),
-      tensor(`${p}model.mm_projector.2.weight`, [H, H]), tensor(`${p}model.mm_projector.2.bias`, [H]),
+      tensor(`${p}model.mm_projector.0.weight`, [H, D]),
+      tensor(`${p}model.mm_projector.0.bias`, [H]),
+      tensor(`${p}model.mm_projector.2.weight`, [H, H]),
+      tensor(`${p}model.mm_projector.2.bias`, [H]),
     );
   }
   return out;

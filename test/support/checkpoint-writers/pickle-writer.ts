@@ -5,11 +5,17 @@
 
 /** A reference to a Python global, e.g. new Global('collections', 'OrderedDict'). */
 export class Global {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
 }
 /** Calls a global with arguments (pickled as GLOBAL, args tuple, REDUCE). */
 export class Call {
-  constructor(readonly fn: Global, readonly args: PyValue[]) {}
+  constructor(
+    readonly fn: Global,
+    readonly args: PyValue[],
+  ) {}
 }
 /** A persistent id (pickled as the value, then BINPERSID). */
 export class PersistentId {
@@ -29,19 +35,7 @@ export class Float {
 }
 
 export type PyValue =
-  | null
-  | boolean
-  | number
-  | string
-  | Buffer
-  | PyValue[]
-  | Map<PyValue, PyValue>
-  | Global
-  | Call
-  | PersistentId
-  | OrderedDict
-  | Tuple
-  | Float;
+  null | boolean | number | string | Buffer | PyValue[] | Map<PyValue, PyValue> | Global | Call | PersistentId | OrderedDict | Tuple | Float;
 
 /** Strings that torch passes as one shared object, so the pickler memoizes them. */
 const SHARED_STRINGS = new Set(['storage', 'cpu']);
@@ -67,8 +61,7 @@ export class PickleWriter {
     else if (typeof v === 'number') {
       if (Number.isInteger(v)) this.int(v);
       else this.float(v);
-    }
-    else if (v instanceof Float) this.float(v.value);
+    } else if (v instanceof Float) this.float(v.value);
     else if (typeof v === 'string') this.string(v);
     else if (Buffer.isBuffer(v)) throw new Error('bytes are not needed by these tests');
     else if (v instanceof Global) this.global(v);

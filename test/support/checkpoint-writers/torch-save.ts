@@ -35,17 +35,8 @@ export function rebuildTensor(
   stride = contiguousStride(shape),
   legacy = false,
 ): Call {
-  const pid = new PersistentId(
-    new Tuple(['storage', new Global('torch', STORAGE_CLASS[dtype]), key, 'cpu', storageNumel, ...(legacy ? [null] : [])]),
-  );
-  return new Call(new Global('torch._utils', '_rebuild_tensor_v2'), [
-    pid,
-    offset,
-    new Tuple(shape),
-    new Tuple(stride),
-    false,
-    new OrderedDict([]),
-  ]);
+  const pid = new PersistentId(new Tuple(['storage', new Global('torch', STORAGE_CLASS[dtype]), key, 'cpu', storageNumel, ...(legacy ? [null] : [])]));
+  return new Call(new Global('torch._utils', '_rebuild_tensor_v2'), [pid, offset, new Tuple(shape), new Tuple(stride), false, new OrderedDict([])]);
 }
 
 export interface TorchSaveOptions {
@@ -59,22 +50,14 @@ export interface TorchSaveOptions {
 
 /** Writes `tensors` as torch.save(OrderedDict(...)) would. */
 export function torchSave(file: string, tensors: TensorToWrite[], options: TorchSaveOptions = {}): void {
-  const stateDict = new OrderedDict(
-    tensors.map((t, i) => [t.name, rebuildTensor(String(i), t.dtype, t.data.length, t.shape)]),
-  );
+  const stateDict = new OrderedDict(tensors.map((t, i) => [t.name, rebuildTensor(String(i), t.dtype, t.data.length, t.shape)]));
   const root = options.wrap ? options.wrap(stateDict) : stateDict;
   const storages = tensors.map((t, i) => ({ key: String(i), data: encodeTensor(t.data, t.dtype) }));
   writeTorchZip(file, PickleWriter.dump(root), storages, options.archiveName, options.zip64);
 }
 
 /** Assembles the zip around an already pickled data.pkl and its storages. */
-export function writeTorchZip(
-  file: string,
-  pickle: Buffer,
-  storages: { key: string; data: Buffer }[],
-  archiveName = 'archive',
-  zip64 = false,
-): void {
+export function writeTorchZip(file: string, pickle: Buffer, storages: { key: string; data: Buffer }[], archiveName = 'archive', zip64 = false): void {
   const entries: ZipEntryToWrite[] = [
     { name: `${archiveName}/data.pkl`, data: pickle },
     { name: `${archiveName}/byteorder`, data: Buffer.from('little') },
@@ -100,7 +83,14 @@ export function legacyTorchSave(file: string, tensors: TensorToWrite[]): void {
   const sysInfo = new Map<PyValue, PyValue>([
     ['protocol_version', 1001],
     ['little_endian', true],
-    ['type_sizes', new Map<PyValue, PyValue>([['short', 2], ['int', 4], ['long', 4]])],
+    [
+      'type_sizes',
+      new Map<PyValue, PyValue>([
+        ['short', 2],
+        ['int', 4],
+        ['long', 4],
+      ]),
+    ],
   ]);
   const sorted = [...keys].sort();
   const storages = sorted.map((key) => {

@@ -32,7 +32,12 @@ export interface RefDecoderOutput {
 
 export function emptyRefCache(c: LlavaConfig, batch: number): RefKvCache {
   const layers = c.text_config.num_hidden_layers;
-  return { batch, length: 0, keys: Array.from({ length: layers }, () => new Float64Array(0)), values: Array.from({ length: layers }, () => new Float64Array(0)) };
+  return {
+    batch,
+    length: 0,
+    keys: Array.from({ length: layers }, () => new Float64Array(0)),
+    values: Array.from({ length: layers }, () => new Float64Array(0)),
+  };
 }
 
 /** inputs_embeds rows for token ids [batch, seq]. */
@@ -92,48 +97,56 @@ export function referenceDecoder(src: WeightSource, c: LlavaConfig, input: RefDe
     // To [B, heads, S, hd] with RoPE on q and k.
     const kNew = new Float64Array(B * kvh * S * hd);
     const vNew = new Float64Array(B * kvh * S * hd);
-    for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) {
-      const pos = input.positionIds[b * S + s];
-      for (let n = 0; n < nh; n++) rope(q, ((b * S + s) * nh + n) * hd, hd, pos, t.rope_theta);
-      for (let n = 0; n < kvh; n++) {
-        const from = ((b * S + s) * kvh + n) * hd;
-        const to = ((b * kvh + n) * S + s) * hd;
-        kNew.set(k.subarray(from, from + hd), to);
-        vNew.set(v.subarray(from, from + hd), to);
-        rope(kNew, to, hd, pos, t.rope_theta);
+    for (let b = 0; b < B; b++)
+      for (let s = 0; s < S; s++) {
+        const pos = input.positionIds[b * S + s];
+        for (let n = 0; n < nh; n++) rope(q, ((b * S + s) * nh + n) * hd, hd, pos, t.rope_theta);
+        for (let n = 0; n < kvh; n++) {
+          const from = ((b * S + s) * kvh + n) * hd;
+          const to = ((b * kvh + n) * S + s) * hd;
+          kNew.set(k.subarray(from, from + hd), to);
+          vNew.set(v.subarray(from, from + hd), to);
+          rope(kNew, to, hd, pos, t.rope_theta);
+        }
       }
-    }
     const keys = concatSeq(past.keys[l], kNew, B * kvh, P, S, hd);
     const values = concatSeq(past.values[l], vNew, B * kvh, P, S, hd);
     present.keys.push(keys);
     present.values.push(values);
     const attn = new Float64Array(rows * nh * hd);
     const scores = new Float64Array(total);
-    for (let b = 0; b < B; b++) for (let s = 0; s < S; s++) {
-      const allowed = Array.from({ length: total }, (_, j) => j <= P + s && j > P + s - window && input.attentionMask[b * total + j] === 1);
-      for (let n = 0; n < nh; n++) {
-        const kvBase = (b * kvh + Math.floor(n / groups)) * total * hd;
-        const qAt = ((b * S + s) * nh + n) * hd;
-        for (let j = 0; j < total; j++) {
-          let dot = 0;
-          for (let e = 0; e < hd; e++) dot += q[qAt + e] * keys[kvBase + j * hd + e];
-          scores[j] = dot / Math.sqrt(hd);
-        }
-        softmaxRow(scores, allowed);
-        for (let e = 0; e < hd; e++) {
-          let acc = 0;
-          for (let j = 0; j < total; j++) acc += scores[j] * values[kvBase + j * hd + e];
-          attn[qAt + e] = acc;
+    for (let b = 0; b < B; b++)
+      for (let s = 0; s < S; s++) {
+        const allowed = Array.from({ length: total }, (_, j) => j <= P + s && j > P + s - window && input.attentionMask[b * total + j] === 1);
+        for (let n = 0; n < nh; n++) {
+          const kvBase = (b * kvh + Math.floor(n / groups)) * total * hd;
+          const qAt = ((b * S + s) * nh + n) * hd;
+          for (let j = 0; j < total; j++) {
+            let dot = 0;
+            for (let e = 0; e < hd; e++) dot += q[qAt + e] * keys[kvBase + j * hd + e];
+            scores[j] = dot / Math.sqrt(hd);
+          }
+          softmaxRow(scores, allowed);
+          for (let e = 0; e < hd; e++) {
+            let acc = 0;
+            for (let j = 0; j < total; j++) acc += scores[j] * values[kvBase + j * hd + e];
+            attn[qAt + e] = acc;
+          }
         }
       }
-    }
     const o = linear(attn, rows, nh * hd, w(`${p}.self_attn.o_proj.weight`), H);
     x = x.map((val, i) => val + o[i]);
     const h2 = rmsNorm(x, rows, H, w(`${p}.post_attention_layernorm.weight`), t.rms_norm_eps);
     const F = t.intermediate_size;
     const gate = linear(h2, rows, H, w(`${p}.mlp.gate_proj.weight`), F);
     const up = linear(h2, rows, H, w(`${p}.mlp.up_proj.weight`), F);
-    const down = linear(gate.map((g, i) => silu(g) * up[i]), rows, F, w(`${p}.mlp.down_proj.weight`), H);
+    const down = linear(
+      gate.map((g, i) => silu(g) * up[i]),
+      rows,
+      F,
+      w(`${p}.mlp.down_proj.weight`),
+      H,
+    );
     x = x.map((val, i) => val + down[i]);
   }
   const normed = rmsNorm(x, rows, H, w(`${T}.norm.weight`), t.rms_norm_eps);

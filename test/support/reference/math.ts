@@ -59,7 +59,9 @@ export function softmaxRow(scores: Float64Array, allowed?: boolean[]): void {
   const ok = (j: number) => !allowed || allowed[j];
   const any = scores.some((_, j) => ok(j));
   let max = -Infinity;
-  scores.forEach((s, j) => { if (!any || ok(j)) max = Math.max(max, s); });
+  scores.forEach((s, j) => {
+    if (!any || ok(j)) max = Math.max(max, s);
+  });
   let sum = 0;
   for (let j = 0; j < scores.length; j++) {
     scores[j] = any && !ok(j) ? 0 : Math.exp(scores[j] - max);

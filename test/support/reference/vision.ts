@@ -35,14 +35,26 @@ function attention(x: Float64Array, tokens: number, d: number, heads: number, sr
 const ACTIVATIONS: Record<string, (x: number) => number> = { quick_gelu: quickGelu, gelu_pytorch_tanh: geluTanh, gelu };
 
 /** Patch p's conv output (row-major grid of `grid` per side), plus `bias` when given. */
-function patchEmbedding(conv: Float64Array, bias: Float64Array | null, pixels: ArrayLike<number>, b: number, p: number, o: number,
-  ch: number, S: number, P: number, grid: number): number {
+function patchEmbedding(
+  conv: Float64Array,
+  bias: Float64Array | null,
+  pixels: ArrayLike<number>,
+  b: number,
+  p: number,
+  o: number,
+  ch: number,
+  S: number,
+  P: number,
+  grid: number,
+): number {
   const py = Math.floor(p / grid);
   const px = p % grid;
   let s = bias ? bias[o] : 0;
-  for (let ci = 0; ci < ch; ci++) for (let ky = 0; ky < P; ky++) for (let kx = 0; kx < P; kx++) {
-    s += conv[((o * ch + ci) * P + ky) * P + kx] * pixels[((b * ch + ci) * S + py * P + ky) * S + px * P + kx];
-  }
+  for (let ci = 0; ci < ch; ci++)
+    for (let ky = 0; ky < P; ky++)
+      for (let kx = 0; kx < P; kx++) {
+        s += conv[((o * ch + ci) * P + ky) * P + kx] * pixels[((b * ch + ci) * S + py * P + ky) * S + px * P + kx];
+      }
   return s;
 }
 

@@ -63,7 +63,10 @@ describe('mmpretrain seed models: llava build --from-mmpretrain, then generation
   function assertImStartEnd(converted: ConvertedSeedModel): void {
     const json = JSON.parse(fs.readFileSync(path.join(converted.dir, 'tokenizer.json'), 'utf8'));
     const [start, end] = converted.imStartEnd!;
-    for (const [content, id] of [['<im_start>', start], ['<im_end>', end]] as const) {
+    for (const [content, id] of [
+      ['<im_start>', start],
+      ['<im_end>', end],
+    ] as const) {
       const token = json.added_tokens.find((t: { content: string }) => t.content === content);
       assert.ok(token, `${content} is an added token`);
       assert.equal(token.id, id);
@@ -82,7 +85,10 @@ describe('mmpretrain seed models: llava build --from-mmpretrain, then generation
       style: model.preset.tokenization,
     });
     assert.deepEqual(encoded.imagePositions, req.imagePositions);
-    assert.deepEqual(encoded.ids.map((id, i) => (req.imagePositions.includes(i) ? 0 : id)), req.ids);
+    assert.deepEqual(
+      encoded.ids.map((id, i) => (req.imagePositions.includes(i) ? 0 : id)),
+      req.ids,
+    );
 
     const pixels = (await model.preprocess(image)).pixels;
     const refPixels = await seedPixels(image, model.preset.preprocess.size);
@@ -134,7 +140,7 @@ describe('mmpretrain seed models: llava build --from-mmpretrain, then generation
     });
   });
 
-  it('llava-7b-v1.5_caption: the preset\'s beam search (3 beams, length penalty −1, 50 tokens) equals the float64 beam search', async () => {
+  it("llava-7b-v1.5_caption: the preset's beam search (3 beams, length penalty −1, 50 tokens) equals the float64 beam search", async () => {
     const converted = convertTinySeedModel(tmp(), 'llava-7b-v1.5_caption');
     assertSeedFolder(converted, 'llava-7b-v1.5_caption');
     await withModel(converted.dir, async (model) => {
@@ -144,27 +150,51 @@ describe('mmpretrain seed models: llava build --from-mmpretrain, then generation
       // The preset as it is, then with greedy's second token as the end token: a hypothesis that ends early competes
       // with 50-token ones under the length penalty.
       const greedy = referenceGreedy(converted.reference, req.ids, req.imagePositions, req.image, 50, [EOS]);
-      const beam = referenceBeamSearch(converted.reference, req.ids, req.imagePositions, req.image, { numBeams: 3, lengthPenalty: -1, maxNewTokens: 50, eosIds: [EOS] });
+      const beam = referenceBeamSearch(converted.reference, req.ids, req.imagePositions, req.image, {
+        numBeams: 3,
+        lengthPenalty: -1,
+        maxNewTokens: 50,
+        eosIds: [EOS],
+      });
       assert.notDeepEqual(beam, greedy, 'the beams find another answer than greedy on this input');
       assert.deepEqual((await model.describe({ image })).tokenIds, beam);
 
       const early = greedy[1];
-      const withEarlyEos = referenceBeamSearch(converted.reference, req.ids, req.imagePositions, req.image, { numBeams: 3, lengthPenalty: -1, maxNewTokens: 50, eosIds: [early] });
+      const withEarlyEos = referenceBeamSearch(converted.reference, req.ids, req.imagePositions, req.image, {
+        numBeams: 3,
+        lengthPenalty: -1,
+        maxNewTokens: 50,
+        eosIds: [early],
+      });
       const result = await model.describe({ image, options: { eosTokenIds: [early] } });
       assert.deepEqual(result.tokenIds, withEarlyEos);
       assert.equal(result.finishReason, 'eos');
     });
   });
 
-  it('the README\'s 7B recipe on a tiny checkpoint: --quantize int4 build, then llava generate --variant q4', async () => {
+  it("the README's 7B recipe on a tiny checkpoint: --quantize int4 build, then llava generate --variant q4", async () => {
     const converted = convertTinySeedModel(tmp(), 'llava-7b-v1.5_vqa', { extraArgs: ['--quantize', 'int4'] });
     const folder = openModelFolder(converted.dir, 'q4');
     assert.ok(folder.files.decoder.endsWith('decoder_model_merged_q4.onnx'));
     assert.equal((folder.config['node-red-contrib-llava'] as Record<string, unknown>).preset, 'llava-7b-v1.5_vqa');
     const imageFile = path.join(tmp(), 'q4-image.png');
     fs.writeFileSync(imageFile, image);
-    const r = llavaCli('generate', '--model', converted.dir, '--variant', 'q4', '--image', imageFile,
-      '--prompt', 'What is the colour of the car?', '--max-new-tokens', '4', '--provider', 'cpu', '--json');
+    const r = llavaCli(
+      'generate',
+      '--model',
+      converted.dir,
+      '--variant',
+      'q4',
+      '--image',
+      imageFile,
+      '--prompt',
+      'What is the colour of the car?',
+      '--max-new-tokens',
+      '4',
+      '--provider',
+      'cpu',
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.image_token_count, 576);
@@ -190,7 +220,11 @@ describe('mmpretrain seed models: llava build --from-mmpretrain, then generation
       [['--preset', 'llava-7b-v1_caption'], 2, /needs --tokenizer DIR/],
       [['--tokenizer', dir, '--preset', 'llava-7b-v1_caption'], 1, /holds no tokenizer files/],
       // v1 needs two more embedding rows than this tokenizer has, for the <im_start>/<im_end> mmpretrain adds.
-      [['--tokenizer', tokenizerDir, '--preset', 'llava-7b-v1_caption'], 1, /the tokenizer has \d+ tokens, so <im_start> would be added as id \d+, but the checkpoint's embeddings use id \d+/],
+      [
+        ['--tokenizer', tokenizerDir, '--preset', 'llava-7b-v1_caption'],
+        1,
+        /the tokenizer has \d+ tokens, so <im_start> would be added as id \d+, but the checkpoint's embeddings use id \d+/,
+      ],
       [['--tokenizer', tokenizerDir, '--preset', 'llava-7b-v1.5_caption'], 1, /uses 336 px/],
     ];
     for (const [args, status, message] of cases) {

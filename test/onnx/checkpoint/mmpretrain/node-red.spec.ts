@@ -9,8 +9,8 @@ import { useTmpDir } from '../../../support/checkpoint-writers/tmp-dir';
 import { coreNode, helper, repoRoot, useNodeRedHelper } from '../../../support/node-red';
 import { convertTinySeedModel, SeedModel, seedTestImage } from './support';
 
-const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map(
-  (t) => require(path.join(repoRoot, 'dist', 'nodes', `${t}.js`)),
+const llavaNodes = ['llava-model', 'llava-image-load', 'llava-clip-encode', 'llava-project', 'llava-prompt-template', 'llava-generate'].map((t) =>
+  require(path.join(repoRoot, 'dist', 'nodes', `${t}.js`)),
 );
 const coreNodes = ['common/20-inject.js', 'common/21-debug.js', 'common/90-comment.js', 'storage/10-file.js'].map(coreNode);
 
@@ -41,11 +41,7 @@ describe('mmpretrain seed models in the caption example flow', function () {
     assert.equal(generate.numBeams, '', 'beams come from the preset');
     generate.wires = [['out'], []];
     const tab = example.find((n) => n.z)!.z;
-    await helper.load([...llavaNodes, ...coreNodes], [
-      { id: tab, type: 'tab' },
-      ...example,
-      { id: 'out', type: 'helper', z: tab, x: 100, y: 100 },
-    ] as any);
+    await helper.load([...llavaNodes, ...coreNodes], [{ id: tab, type: 'tab' }, ...example, { id: 'out', type: 'helper', z: tab, x: 100, y: 100 }] as any);
     const done = new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no caption within 60 s')), 60_000);
       helper.getNode('out').once('input', (m: Msg) => {

@@ -44,7 +44,11 @@ function lastRow(logits: RefTensor): Float64Array {
 export function referenceBeamSearch(model: TinyModel, ids: number[], imagePositions: number[], image: RefTensor, o: BeamOptions): number[] {
   const c = model.config;
   const h = c.text_config.hidden_size;
-  const embeds = referenceEmbed(model.weights, c, ids.map((id, i) => (imagePositions.includes(i) ? 0 : id)));
+  const embeds = referenceEmbed(
+    model.weights,
+    c,
+    ids.map((id, i) => (imagePositions.includes(i) ? 0 : id)),
+  );
   imagePositions.forEach((pos, r) => embeds.data.set(image.data.subarray(r * h, (r + 1) * h), pos * h));
   const prefill = referenceDecoder(model.weights, c, {
     embeds,

@@ -59,7 +59,11 @@ export interface ConvertedSeedModel {
  * `llava build --from-mmpretrain`. v1 with `tokenizerHasImStartEnd: false` gives a tokenizer without <im_start>/
  * <im_end> and a checkpoint with two more embedding rows, as mmpretrain's Llava makes them.
  */
-export function convertTinySeedModel(root: string, model: SeedModel, options: { tokenizerHasImStartEnd?: boolean; extraArgs?: string[] } = {}): ConvertedSeedModel {
+export function convertTinySeedModel(
+  root: string,
+  model: SeedModel,
+  options: { tokenizerHasImStartEnd?: boolean; extraArgs?: string[] } = {},
+): ConvertedSeedModel {
   const { size, depth, clipPrefix } = FACTS[model];
   const v1 = model === 'llava-7b-v1_caption';
   const tokHasMarkers = v1 && (options.tokenizerHasImStartEnd ?? true);
@@ -74,8 +78,24 @@ export function convertTinySeedModel(root: string, model: SeedModel, options: { 
   torchSave(llavaFile, llavaLanguage(vocab, depth));
   torchSave(clipFile, clipVision(clipPrefix, size));
   const dir = path.join(src, 'model');
-  const r = llavaCli('build', '--from-mmpretrain', llavaFile, '--vision', clipFile, '--tokenizer', tokenizerDir, '--preset', model,
-    '--vision-heads', '2', '--text-heads', '3', '--out', dir, ...(options.extraArgs ?? []));
+  const r = llavaCli(
+    'build',
+    '--from-mmpretrain',
+    llavaFile,
+    '--vision',
+    clipFile,
+    '--tokenizer',
+    tokenizerDir,
+    '--preset',
+    model,
+    '--vision-heads',
+    '2',
+    '--text-heads',
+    '3',
+    '--out',
+    dir,
+    ...(options.extraArgs ?? []),
+  );
   if (r.status !== 0) throw new Error(`llava build failed (${r.status}): ${r.stderr}`);
   const { config, weights } = openMmpretrainCheckpoint({ llava: llavaFile, vision: clipFile, preset: model, visionHeads: 2, textHeads: 3 });
   // mmpretrain's semantics, stated here rather than taken from the converted config: the last ViT layer's raw
@@ -101,7 +121,9 @@ export async function seedTestImage(seed = 5): Promise<Buffer> {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     data[i] = x >>> 24;
   }
-  return sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  return sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** MultiModalDataPreprocessor mean/std (0–255 scale) of configs/llava/*.py. */
