@@ -85,6 +85,6 @@ export interface Timings {
   decode_tokens_per_s: number;
   /** With a JSON format: mean time per token spent computing and applying the token mask. */
   json_mask_ms_per_token?: number;
-  /** Continuous batching: the most generations one of this one's decode steps served, itself included. */
+  /** Continuous batching, only when this generation shared its steps: the most generations one step served, itself included. */
   decode_batch?: number;
 }

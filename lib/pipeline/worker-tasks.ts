@@ -262,7 +262,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
         first_token_ms: firstTokenMs,
         decode_ms: result.decodeMs,
         decode_tokens_per_s: result.decodeMs > 0 ? (generated * 1000) / result.decodeMs : 0,
-        ...(member ? { decode_batch: member.peak } : {}),
+        ...(member && member.peak > 1 ? { decode_batch: member.peak } : {}),
         ...(constraint ? { json_mask_ms_per_token: constraint.masks > 0 ? constraint.maskMs / constraint.masks : 0 } : {}),
       },
     };
