@@ -132,7 +132,12 @@ function resolveSource(v: { [K in keyof typeof OPTIONS]?: string | boolean }): S
     const config = ckpt.config;
     if (layers !== undefined) config.text_config.num_hidden_layers = Math.min(layers, config.text_config.num_hidden_layers);
     if (visionLayers !== undefined) throw new UsageError('--vision-layers applies to presets; the checkpoint fixes the vision tower');
-    return { config, weights: ckpt.weights, tokenizer: { kind: 'files', files: [...ckpt.tokenizerFiles, ...ckpt.processorFiles] }, label: `from ${v.from}` };
+    return {
+      config,
+      weights: ckpt.weights,
+      tokenizer: { kind: 'files', files: [...ckpt.tokenizerFiles, ...ckpt.processorFiles] },
+      label: `from ${path.basename(path.resolve(v.from as string))}`,
+    };
   }
   const name = v.tiny ? 'tiny' : (v.preset as string);
   if (!v.tiny && !v.random) throw new UsageError(`--preset ${name} needs --random (or convert real weights with --from HF_DIR)`);
