@@ -3,8 +3,8 @@
 //   config.json, preprocessor_config.json, generation_config.json, tokenizer files: the demo model's definition;
 //   train/pixels.f32: every training scene as the pipeline's own preprocessing leaves it (3×S×S float32 each);
 //   train/examples.json: the prompts (token ids as the pipeline tokenizes them, image rows marked), each scene's
-//   caption ids, and its objects (colour and shape index, centre as a fraction of the side) for train.py's auxiliary
-//   loss.
+//   caption ids, and its objects (colour and shape index, centre and half-size as fractions of the side) for train.py's
+//   auxiliary loss.
 //   eval/: the same for held-out scenes (seeds from HELD_OUT_SEED_START), which train.py reports its accuracy on.
 // Usage: node dist/scripts/demo-model/export-data.js OUT_DIR [SCENES] [EVAL_SCENES]
 import * as fs from 'fs';
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       fs.writeSync(pixels, Buffer.from(image.pixels.buffer, image.pixels.byteOffset, image.pixels.byteLength));
       captions.push([...tokenizer.encodeSegments([userText(s.caption)], false), config.text_config.eos_token_id as number]);
       captionTexts.push(s.caption);
-      objects.push(s.objects.map((o) => [colourNames.indexOf(o.colour), SHAPES.indexOf(o.shape), o.x / SCENE_SIZE, o.y / SCENE_SIZE]));
+      objects.push(s.objects.map((o) => [colourNames.indexOf(o.colour), SHAPES.indexOf(o.shape), o.x / SCENE_SIZE, o.y / SCENE_SIZE, o.r / SCENE_SIZE]));
     }
     fs.closeSync(pixels);
     fs.writeFileSync(path.join(out, dir, 'examples.json'), JSON.stringify({

@@ -19,7 +19,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
 function main(): void {
   const { values } = parseArgs({
     options: {
-      steps: { type: 'string', default: '2000' },
+      steps: { type: 'string', default: '3000' },
       lr: { type: 'string', default: '2e-3' },
       batch: { type: 'string', default: '32' },
       scenes: { type: 'string', default: '20000' },
@@ -27,7 +27,8 @@ function main(): void {
       out: { type: 'string', default: path.join(repoRoot, 'demo-model') },
     },
   });
-  const work = values.work ?? fs.mkdtempSync(path.join(os.tmpdir(), 'llava-demo-'));
+  // The builder records the checkpoint folder's name as the model's source: a fixed one for the shipped model.
+  const work = values.work ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'llava-demo-')), 'demo-checkpoint');
   const here = path.join(repoRoot, 'dist', 'scripts', 'demo-model');
   run(process.execPath, [path.join(here, 'export-data.js'), work, values.scenes!]);
   // One BLAS thread: the model is small, and more threads only contend on a 2-core machine.
@@ -36,7 +37,7 @@ function main(): void {
   run('/usr/bin/python3', [train, work, '--steps', values.steps!, '--lr', values.lr!, '--batch', values.batch!, '--threads', '1'], env);
   fs.rmSync(values.out!, { recursive: true, force: true });
   run(process.execPath, [path.join(repoRoot, 'dist', 'lib', 'cli.js'), 'build', '--from', work, '--out', values.out!]);
-  if (!values.work) fs.rmSync(work, { recursive: true, force: true });
+  if (!values.work) fs.rmSync(path.dirname(work), { recursive: true, force: true });
 }
 
 try {

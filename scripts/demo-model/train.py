@@ -8,8 +8,10 @@ dropped, goes through the mlp2x_gelu projector into a LLaMA decoder (RMSNorm, ro
 attention, SwiGLU). Only the caption tokens (and EOS) are trained on, as in LLaVA's instruction tuning, plus two
 auxiliary losses that play the part of LLaVA's feature-alignment stage: from the mean of the projected image features,
 a linear probe predicts which words the caption contains, and from each patch's projected feature another predicts
-the colour and shape of the object centred in that patch (or none). Without them the decoder first learns the
-captions' grammar and takes thousands of steps to start reading the image; the probes are not part of the saved model.
+the object that covers that patch (or none): its colour, shape and part in the caption (the one shape, one of two or
+three alike, the one on the left, the one on the right), so every patch of a shape learns what the caption says of
+it. Without them the decoder first learns the captions' grammar and takes thousands of steps to start reading the
+image; the probes are not part of the saved model.
 Every --eval-every steps it captions the held-out scenes (eval/) greedily and prints the share exactly right.
 
 Usage: /usr/bin/python3 scripts/demo-model/train.py CHECKPOINT_DIR [--steps N] [--batch N] [--lr X] [--threads N]
@@ -136,10 +138,10 @@ class Llava(nn.Module):
         self.norm = RMSNorm(t["hidden_size"], t["rms_norm_eps"])
         self.lm_head = nn.Linear(t["hidden_size"], t["vocab_size"], bias=False)
         self.theta, self.hd = t["rope_theta"], t["head_dim"]
-        # The auxiliary probes (not saved): the caption's words from all image features, and for each patch what object
-        # has its centre there (none, or one of 4 colours × 3 shapes).
+        # The auxiliary probes (not saved): the caption's words from all image features, and for each patch the object
+        # covering it (see patch_labels).
         self.caption_words = nn.Linear(t["hidden_size"], t["vocab_size"])
-        self.centres = nn.Linear(t["hidden_size"], 13)
+        self.patch_objects = nn.Linear(t["hidden_size"], PATCH_CLASSES)
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
@@ -158,7 +160,7 @@ class Llava(nn.Module):
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
         x = self.norm(x)
-        return self.lm_head(x if predict is None else x[predict]), self.caption_words(features.mean(dim=1)), self.centres(features)
+        return self.lm_head(x if predict is None else x[predict]), self.caption_words(features.mean(dim=1)), self.patch_objects(features)
 
     def hf_parameters(self):
         """The saved parameters under llava-hf's names (transformers < 4.52 layout)."""
@@ -211,7 +213,40 @@ def write_safetensors(path, tensors):
             f.write(tensors[name].astype("<f4").tobytes())
 
 
-def batches(data, pixels, batch_size, vocab_size, grid, generator):
+ROLES = 5  # the part an object plays in its caption: the one, one of two or three alike, on the left, on the right
+PATCH_CLASSES = 1 + 4 * 3 * ROLES  # nothing, or colour × shape × role
+
+
+def inside(shape, dx, dy, r):
+    """Whether points at (dx, dy) from an object's centre are inside it (scenes.ts draws the shapes)."""
+    if shape == 0:  # circle
+        return np.hypot(dx, dy) <= r
+    if shape == 1:  # square
+        return np.maximum(np.abs(dx), np.abs(dy)) <= r
+    return (np.abs(dy) <= r) & (np.abs(dx) <= (dy + r) / 2)  # triangle, apex up
+
+
+def patch_labels(objects, grid, samples=4):
+    """For each scene and patch, the object covering the most of the patch (a quarter of it at least; an object's
+    centre patch is always its own) as colour × shape × role, or 0 for background."""
+    sub = (np.arange(grid * samples) + 0.5) / (grid * samples)
+    px, py = np.meshgrid(sub, sub)
+    out = np.zeros((len(objects), grid * grid), dtype=np.int64)
+    for i, scene_objects in enumerate(objects):
+        different = len(scene_objects) == 2 and scene_objects[0][:2] != scene_objects[1][:2]
+        best = np.zeros(grid * grid)
+        for colour, shape, x, y, r in scene_objects:
+            role = (3 if x < max(o[2] for o in scene_objects) else 4) if different else len(scene_objects) - 1
+            label = 1 + (colour * 3 + shape) * ROLES + role
+            cover = inside(shape, px - x, py - y, r).reshape(grid, samples, grid, samples).sum(axis=(1, 3)).reshape(-1) / samples**2
+            centre = int(y * grid) * grid + int(x * grid)
+            cover[centre] = max(cover[centre], 1.0)
+            take = (cover >= 0.25) & (cover > best)
+            out[i, take], best[take] = label, cover[take]
+    return out
+
+
+def batches(data, pixels, batch_size, vocab_size, patch_classes, generator):
     """Random (scene, prompt) pairs; sequences in a batch share a prompt, so they need no padding but the caption's."""
     prompts, captions = data["prompts"], data["captions"]
     while True:
@@ -230,12 +265,9 @@ def batches(data, pixels, batch_size, vocab_size, grid, generator):
         image_mask = torch.zeros_like(ids, dtype=torch.bool)
         image_mask[:, prompt["imagePositions"]] = True
         words = torch.zeros(batch_size, vocab_size)
-        centres = torch.zeros(batch_size, grid * grid, dtype=torch.long)
         for row, s in enumerate(scenes):
             words[row, captions[s][:-1]] = 1.0
-            for colour, shape, x, y in data["objects"][s]:
-                centres[row, int(y * grid) * grid + int(x * grid)] = 1 + colour * 3 + shape
-        yield ids, image_mask, torch.from_numpy(np.asarray(pixels[scenes])), labels, words, centres
+        yield ids, image_mask, torch.from_numpy(np.asarray(pixels[scenes])), labels, words, torch.from_numpy(patch_classes[scenes])
 
 
 def load_set(folder, name):
@@ -284,7 +316,7 @@ def main():
     parser.add_argument("--batch", type=int, default=48)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--centre-weight", type=float, default=1.0)
+    parser.add_argument("--patch-weight", type=float, default=1.0)
     parser.add_argument("--eval-every", type=int, default=1000)
     args = parser.parse_args()
     torch.manual_seed(SEED)
@@ -298,16 +330,17 @@ def main():
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
     generator = torch.Generator().manual_seed(SEED)
     v = config["vision_config"]
-    stream = batches(data, pixels, args.batch, config["text_config"]["vocab_size"], v["image_size"] // v["patch_size"], generator)
+    patch_classes = patch_labels(data["objects"], v["image_size"] // v["patch_size"])
+    stream = batches(data, pixels, args.batch, config["text_config"]["vocab_size"], patch_classes, generator)
     start = time.time()
     for step in range(1, args.steps + 1):
-        ids, image_mask, px, labels, words, centres = next(stream)
+        ids, image_mask, px, labels, words, objects = next(stream)
         # Position i predicts token i+1: only the caption's positions are scored.
         predict = F.pad(labels != -100, (0, 1))
-        logits, word_logits, centre_logits = model(ids, image_mask, px, predict)
+        logits, word_logits, object_logits = model(ids, image_mask, px, predict)
         caption_loss = F.cross_entropy(logits, labels[labels != -100])
         loss = caption_loss + F.binary_cross_entropy_with_logits(word_logits, words) * words.shape[1] / 16
-        loss = loss + args.centre_weight * F.cross_entropy(centre_logits.reshape(-1, 13), centres.reshape(-1))
+        loss = loss + args.patch_weight * F.cross_entropy(object_logits.reshape(-1, PATCH_CLASSES), objects.reshape(-1))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
