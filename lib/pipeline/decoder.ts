@@ -1,7 +1,8 @@
 // The LLaMA-family decoder with its KV cache, driven inside the inference worker. It speaks the
 // transformers.js decoder_model_merged contract (inputs_embeds, attention_mask, position_ids,
 // past_key_values.{i}.key/value → logits, present.{i}.key/value), taking names and dtypes from the session.
-import { DECODER_IO } from '../model/graph-io';
+import type { EmbedTable } from '../model/embed-table';
+import { DECODER_IO, EMBED_IO } from '../model/graph-io';
 import type { WorkerSession } from '../runtime/types';
 import type { TensorValue } from '../runtime/tensor';
 import { floatArrayToHalf, halfArrayToFloat } from '../util/float16';
@@ -123,30 +124,53 @@ class PaddedMask {
 /** Whether a decoder session writes its KV cache in place (probed once per session, see KvDecoder.probe). */
 const sharedVerdicts = new WeakMap<WorkerSession, Promise<boolean>>();
 
+/** Lookups of at most this many ids (decode steps, batched or beams) read the table; a prompt runs the session. */
+const TABLE_MAX_IDS = 16;
+
 export class KvDecoder {
   readonly vocabSize: number;
   private readonly embedsType: FloatType;
   private readonly kvType: FloatType;
   private readonly inputNames: Set<string>;
-  private readonly pastNames: string[];
+  /** Each layer's [past input, present output] names, keys then values (made once, not per step). */
+  private readonly kvNames: Array<[past: string, present: string]> = [];
   private readonly mask = new PaddedMask();
+  /** Position ids, in a buffer kept between steps (ORT only reads feeds). */
+  private positions = new BigInt64Array(0);
+  /** The logits type when one-token steps write into a bound buffer; null: ORT allocates each step's logits. */
+  private readonly logitsType: FloatType | null;
+  /** One-token steps' logits [batch, 1, vocab], rewritten by every step. */
+  private stepLogits: TensorValue | null = null;
   private cache: KvCache;
   private mode: KvMode = 'copy';
   /** Positions the shared buffers are allocated for on the next growth (prompt + new tokens). */
   private reserved = 0;
 
+  /**
+   * `embedTable`: the embed graph's table when it is a plain Gather (see openEmbedTable): lookups read its rows
+   * instead of running the embed session, whose run costs a sizeable share of a decode step on a small model.
+   */
   constructor(
     private readonly embedSession: WorkerSession,
     private readonly decoderSession: WorkerSession,
     private readonly shape: KvShape,
+    private readonly embedTable: EmbedTable | null = null,
   ) {
     checkKvInputs(decoderSession.info.inputs, shape);
+    if (embedTable && (embedTable.vocabSize < shape.vocabSize || embedTable.hiddenSize !== shape.hiddenSize)) {
+      throw new Error(
+        `the embedding table is [${embedTable.vocabSize}, ${embedTable.hiddenSize}] but the decoder takes ${shape.vocabSize} tokens of width ${shape.hiddenSize}`,
+      );
+    }
     this.vocabSize = shape.vocabSize;
     this.inputNames = new Set(decoderSession.info.inputs.map((i) => i.name));
     this.embedsType = floatType(decoderSession, DECODER_IO.inputsEmbeds);
     this.kvType = floatType(decoderSession, DECODER_IO.pastKey(0));
-    this.pastNames = [];
-    for (let l = 0; l < shape.layers; l++) this.pastNames.push(DECODER_IO.pastKey(l), DECODER_IO.pastValue(l));
+    const logits = decoderSession.info.outputs.find((o) => o.name === DECODER_IO.logits);
+    this.logitsType = logits?.type === 'float32' || logits?.type === 'float16' ? logits.type : null;
+    for (let l = 0; l < shape.layers; l++) {
+      this.kvNames.push([DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]);
+    }
     this.cache = this.emptyCache(1, 0);
   }
 
@@ -192,7 +216,7 @@ export class KvDecoder {
   private emptyCache(batch: number, capacity: number): KvCache {
     const n = batch * this.shape.kvHeads * capacity * this.shape.headDim;
     const data: Record<string, KvArray> = {};
-    for (const name of this.pastNames) data[name] = this.kvType === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+    for (const [name] of this.kvNames) data[name] = this.kvType === 'float32' ? new Float32Array(n) : new Uint16Array(n);
     return { batch, length: 0, capacity, pads: new Array<number>(batch).fill(0), data };
   }
 
@@ -222,14 +246,27 @@ export class KvDecoder {
         throw new Error(`token id ${ids[i]} is outside the model's vocabulary (0..${this.vocabSize - 1})`);
       }
     }
-    const out = await this.embedSession.run({ input_ids: int64(ids, [1, ids.length]) });
-    const embeds = out.inputs_embeds ?? Object.values(out)[0];
+    if (this.embedTable && ids.length <= TABLE_MAX_IDS) return this.embedTable.rows(ids);
+    const out = await this.embedSession.run({ [EMBED_IO.inputIds]: int64(ids, [1, ids.length]) });
+    const embeds = out[EMBED_IO.inputsEmbeds] ?? Object.values(out)[0];
     return toFloat32(embeds);
+  }
+
+  /** The bound logits buffer of a one-token step of `batch` sequences. */
+  private stepLogitsFor(batch: number): TensorValue | null {
+    const type = this.logitsType;
+    if (!type) return null;
+    if (this.stepLogits?.dims[0] !== batch) {
+      const n = batch * this.vocabSize;
+      this.stepLogits = { type, dims: [batch, 1, this.vocabSize], data: type === 'float32' ? new Float32Array(n) : new Uint16Array(n) };
+    }
+    return this.stepLogits;
   }
 
   /**
    * Runs `count` new positions per sequence from `embeds` ([batch × count × hidden]) on top of the cache and
-   * returns the last position's logits of each sequence.
+   * returns the last position's logits of each sequence. The rows of a one-token step are views of a buffer the
+   * next forward rewrites: read them before stepping again.
    */
   async forward(embeds: Float32Array, count: number): Promise<Float32Array[]> {
     const { batch, length } = this.cache;
@@ -245,20 +282,16 @@ export class KvDecoder {
     };
     // Shared: each present output is bound to its past buffer (the same tensor object), so the graph writes in place.
     const bound: Record<string, TensorValue> = {};
-    for (let l = 0; l < this.shape.layers; l++) {
-      for (const [past, present] of [
-        [DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)],
-        [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)],
-      ]) {
-        const t = { type: this.kvType, dims: pastDims, data: this.cache.data[past] } as TensorValue;
-        feeds[past] = t;
-        if (shared) bound[present] = t;
-      }
+    for (const [past, present] of this.kvNames) {
+      const t = { type: this.kvType, dims: pastDims, data: this.cache.data[past] } as TensorValue;
+      feeds[past] = t;
+      if (shared) bound[present] = t;
     }
     const { pads } = this.cache;
     if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(pads, total);
     if (this.inputNames.has(DECODER_IO.positionIds)) {
-      const pos = new BigInt64Array(batch * count);
+      if (this.positions.length < batch * count) this.positions = new BigInt64Array(batch * count);
+      const pos = this.positions.subarray(0, batch * count);
       for (let b = 0; b < batch; b++) for (let i = 0; i < count; i++) pos[b * count + i] = BigInt(length - pads[b] + i);
       feeds[DECODER_IO.positionIds] = { type: 'int64', dims: [batch, count], data: pos };
     }
@@ -267,20 +300,17 @@ export class KvDecoder {
     }
     if (this.inputNames.has(DECODER_IO.numLogitsToKeep)) feeds[DECODER_IO.numLogitsToKeep] = int64([1], []);
 
+    const logitsOut = count === 1 ? this.stepLogitsFor(batch) : null;
+    if (logitsOut) bound[DECODER_IO.logits] = logitsOut;
     const out = await this.decoderSession.run(feeds, shared ? [DECODER_IO.logits] : undefined, bound);
     if (shared) {
       this.cache = { ...this.cache, length: total };
     } else {
       const data: Record<string, KvArray> = {};
-      for (let l = 0; l < this.shape.layers; l++) {
-        for (const [past, presentName] of [
-          [DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)],
-          [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)],
-        ]) {
-          const present = out[presentName];
-          if (!present) throw new Error(`decoder graph has no output ${presentName}`);
-          data[past] = present.data as KvArray;
-        }
+      for (const [past, presentName] of this.kvNames) {
+        const present = out[presentName];
+        if (!present) throw new Error(`decoder graph has no output ${presentName}`);
+        data[past] = present.data as KvArray;
       }
       this.cache = { batch, length: total, capacity: total, pads, data };
     }

@@ -9,6 +9,7 @@ import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
 import { BatchMember, DecodeBatch } from './decode-batch';
 import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
+import { EmbedTable, openEmbedTable } from '../model/embed-table';
 import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, Timings } from './types';
@@ -65,6 +66,22 @@ interface FolderState {
 const folders = new Map<string, FolderState>();
 /** The last prefix KV cache per decoder session (a snapshot: later steps never change it). */
 const prefixCaches = new Map<string, { ids: number[]; cache: KvCache }>();
+/** Per embed session: its graph's table when it is a plain Gather (null: the session runs), open until it closes. */
+const embedTables = new Map<string, EmbedTable | null>();
+
+function decoderFor(ctx: WorkerContext, p: GeneratePayload): KvDecoder {
+  const embed = ctx.session(p.embedKey);
+  let table = embedTables.get(p.embedKey);
+  if (table === undefined) {
+    try {
+      table = openEmbedTable(embed.info.modelPath);
+    } catch {
+      table = null; // a file this scan cannot read: onnxruntime could, so the session serves
+    }
+    embedTables.set(p.embedKey, table);
+  }
+  return new KvDecoder(embed, ctx.session(p.decoderKey), p.shape, table);
+}
 
 function folderFor(p: GeneratePayload): FolderState {
   let f = folders.get(p.tokenizerDir);
@@ -91,7 +108,7 @@ const batches = new Map<string, DecodeBatch>();
 function batchFor(ctx: WorkerContext, p: GeneratePayload): DecodeBatch {
   let batch = batches.get(p.decoderKey);
   if (!batch) {
-    const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    const decoder = decoderFor(ctx, p);
     const created: DecodeBatch = new DecodeBatch(decoder, () => {
       if (batches.get(p.decoderKey) === created) batches.delete(p.decoderKey);
     });
@@ -109,6 +126,8 @@ function batchFor(ctx: WorkerContext, p: GeneratePayload): DecodeBatch {
 export function sessionClosed(key: string): void {
   prefixCaches.delete(key);
   batches.delete(key);
+  embedTables.get(key)?.close();
+  embedTables.delete(key);
   for (const [dir, f] of folders) {
     f.sessions.delete(key);
     if (f.sessions.size === 0) folders.delete(dir);
@@ -206,7 +225,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
   try {
     const folder = folderFor(p);
     const tokenizer = folder.tokenizer;
-    const decoder = new KvDecoder(ctx.session(p.embedKey), ctx.session(p.decoderKey), p.shape);
+    const decoder = decoderFor(ctx, p);
     const batch = p.batch ? batchFor(ctx, p) : null;
     // Batched: this prompt's own runs wait for the batch's current step, never run beside it.
     const alone = <T>(work: () => Promise<T>): Promise<T> => (batch ? batch.exclusive(work) : work());

@@ -43,10 +43,12 @@ export class HostedSession implements WorkerSession {
       }
     }
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, v] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(v, `input '${name}'`);
+    // A tensor both fed and bound as an output (a KV cache written in place) is wrapped once.
+    const wrapped = new Map<TensorValue, ort.Tensor>();
+    for (const [name, v] of Object.entries(feeds)) wrapped.set(v, (ortFeeds[name] = toOrtTensor(v, `input '${name}'`)));
     const fetches: Record<string, ort.Tensor | null> = {};
     for (const n of names) fetches[n] = null;
-    for (const [name, v] of Object.entries(outputs)) fetches[name] = toOrtTensor(v, `output buffer '${name}'`);
+    for (const [name, v] of Object.entries(outputs)) fetches[name] = wrapped.get(v) ?? toOrtTensor(v, `output buffer '${name}'`);
     this.active++;
     try {
       const result = await this.session.run(ortFeeds, fetches);

@@ -18,8 +18,9 @@ export async function decodeTokens(
   const streamer = new TextStreamer(hooks.decode, new StopStringMatcher(options.stopStrings), hooks.onText);
   const generated: number[] = [];
   const history = { promptIds: hooks.promptTokenIds ?? [], generatedIds: generated };
-  // Processors write into this copy; the decoder's rows stay untouched.
-  const scores = new Float32Array(initialLogits.length);
+  // Processors write into a copy; the decoder's rows stay untouched. Without processors (greedy, sampling at
+  // temperature 1) the selector reads the decoder's row itself, uncopied.
+  const scratch = new Float32Array(processors.length > 0 ? initialLogits.length : 0);
   let logits = initialLogits;
   let finishReason: FinishReason = 'length';
   while (generated.length < options.maxNewTokens) {
@@ -27,8 +28,12 @@ export async function decodeTokens(
       finishReason = 'aborted';
       break;
     }
-    scores.set(logits);
-    for (const processor of processors) processor.apply(scores, history);
+    let scores = logits;
+    if (processors.length > 0) {
+      scratch.set(logits);
+      for (const processor of processors) processor.apply(scratch, history);
+      scores = scratch;
+    }
     const token = selector.select(scores);
     if (eos.has(token)) {
       finishReason = 'eos';
