@@ -22,10 +22,9 @@ export interface RuntimeOptions {
   maxHandleBytes?: number;
   /**
    * How far below the main thread the inference threads run: added to their nice value (0–19, Linux only, where
-   * nice is per thread). Above 0, a main thread that wakes beside busy inference threads gets a core sooner (its
-   * timer lateness during a generation fell to what an idle process sees, at +3); but beside a busy process of the
-   * same priority the inference threads then lose every wake-up to it, which cost the 0.5b int4 decode 4× in the
-   * bench. Default 0: the inference threads run at the main thread's priority.
+   * nice is per thread). Above 0, a main thread that wakes beside busy inference threads gets a core sooner; but
+   * beside a busy process of the same priority the inference threads lose wake-ups to it, and their share of the
+   * cores with it (README, Performance). Default 0: the inference threads run at the main thread's priority.
    */
   niceness?: number;
 }
