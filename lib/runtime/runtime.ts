@@ -22,9 +22,10 @@ export interface RuntimeOptions {
   maxHandleBytes?: number;
   /**
    * How far below the main thread the inference threads run: added to their nice value (0–19, Linux only, where
-   * nice is per thread). Default 3: when the main thread wakes beside busy inference threads, the scheduler runs
-   * it first, so Node-RED's editor and flows stay responsive during a generation. The price: beside another
-   * CPU-bound process, inference gets a smaller share of the cores. 0 runs them at the main thread's priority.
+   * nice is per thread). Above 0, a main thread that wakes beside busy inference threads gets a core sooner (its
+   * timer lateness during a generation fell to what an idle process sees, at +3); but beside a busy process of the
+   * same priority the inference threads then lose every wake-up to it, which cost the 0.5b int4 decode 4× in the
+   * bench. Default 0: the inference threads run at the main thread's priority.
    */
   niceness?: number;
 }
@@ -32,7 +33,7 @@ export interface RuntimeOptions {
 const SINGLETON = Symbol.for('node-red-contrib-llava.runtime');
 const DEFAULT_GRACE_MS = 30_000;
 const DEFAULT_MAX_HANDLES = 10_000;
-const DEFAULT_NICENESS = 3;
+const DEFAULT_NICENESS = 0;
 const DEFAULT_MAX_HANDLE_BYTES = Math.min(4 * 2 ** 30, Math.floor(os.totalmem() / 4));
 
 // Worker generations are unique in the process, so a handle from one runtime's dead worker is never read as live.

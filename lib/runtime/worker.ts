@@ -14,10 +14,10 @@ if (!parentPort) throw new Error('lib/runtime/worker is the inference worker ent
 const port = parentPort;
 const init = workerData as WorkerInit;
 
-// Below the main thread's priority, so that it gets a core at once when it wakes (an editor request, a flow's
-// message, a timer) instead of waiting behind busy inference threads. Linux only: there nice is per thread, this
-// call changes this thread alone, and the intra-op threads onnxruntime starts for each session inherit it; on
-// other systems it would lower the whole process.
+// With RuntimeOptions.niceness, below the main thread's priority, so that it gets a core sooner when it wakes (an
+// editor request, a flow's message, a timer) beside busy inference threads. Linux only: there nice is per thread,
+// this call changes this thread alone, and the intra-op threads onnxruntime starts for each session inherit it;
+// on other systems it would lower the whole process.
 if (process.platform === 'linux' && init.niceness > 0) os.setPriority(0, Math.min(19, os.getPriority(0) + init.niceness));
 
 function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
