@@ -254,10 +254,11 @@ export function openEmbedTable(file: string): EmbedTable | null {
   const g = scanGraph(file);
   if (!g || g.inputs.join() !== EMBED_IO.inputIds || g.outputs.join() !== EMBED_IO.inputsEmbeds) return null;
   const producer = (value: string) => g.nodes.find((n) => n.outputs[0] === value);
+  const is = (n: GraphSummary['nodes'][number], op: string) => n.opType === op && (n.domain === '' || n.domain === 'ai.onnx');
   let node = producer(EMBED_IO.inputsEmbeds);
   let used = 1;
-  for (; node?.opType === 'Identity' && node.domain === ''; used++) node = producer(node.inputs[0]);
-  if (!node || used !== g.nodes.length || node.opType !== 'Gather' || node.domain !== '' || node.axis !== 0) return null;
+  for (; node && is(node, 'Identity'); used++) node = producer(node.inputs[0]);
+  if (!node || used !== g.nodes.length || !is(node, 'Gather') || node.axis !== 0) return null;
   if (node.inputs[1] !== EMBED_IO.inputIds) return null;
   const table = g.initializers.get(node.inputs[0]);
   const type = table && TABLE_TYPES[table.dataType as keyof typeof TABLE_TYPES];
