@@ -2,8 +2,8 @@
 // pipeline, transformers.js, a bare onnxruntime decode loop and llama.cpp (on a GGUF of the same weights) side by
 // side on each, the int4 pair again beside a busy-loop neighbour process, sweeps onnxruntime session options for
 // the vision encoder, measures memory bandwidth, prints a table and writes JSON to bench/results/. Rows that measure
-// one of the pipeline's own choices (KV cache copy, thread spinning, the bare loop without spinning or beside the
-// neighbour) run only when --engines names them.
+// one of the pipeline's own choices (KV cache copy, thread spinning, the inference threads below the main thread's
+// priority, the bare loop without spinning or beside the neighbour) run only when --engines names them.
 //   node dist/bench/run.js [--quick] [--repeats N] [--tokens N] [--only FAMILY|FOLDER[,…]] [--engines LABEL[,LABEL]]
 import { spawn } from 'child_process';
 import * as fs from 'fs';
@@ -33,7 +33,7 @@ interface Engine {
   /** Run beside a busy-loop neighbour process (one core's worth of competing work, as on a shared machine). */
   busy?: boolean;
   /** Case input over the defaults (a pipeline or session option the row measures). */
-  input?: Pick<CaseInput, 'kvCache' | 'sessionConfig'>;
+  input?: Pick<CaseInput, 'kvCache' | 'sessionConfig' | 'niceness'>;
   /** Run only when named in --engines (rows that measure one of the pipeline's choices). */
   optIn?: boolean;
 }
@@ -49,6 +49,8 @@ export const ENGINES: Engine[] = [
   { label: 'ours busy', kind: 'ours', busy: true },
   { label: 'llama.cpp busy', kind: 'llama.cpp', busy: true },
   { label: 'ours kv-copy', kind: 'ours', input: { kvCache: 'copy' }, optIn: true },
+  { label: 'ours nice3', kind: 'ours', input: { niceness: 3 }, optIn: true },
+  { label: 'ours nice3 busy', kind: 'ours', busy: true, input: { niceness: 3 }, optIn: true },
   { label: 'ours spin', kind: 'ours', input: { sessionConfig: { ...spinning(true), 'session.force_spinning_stop': '1' } }, optIn: true },
   { label: 'bare-ort nospin', kind: 'bare-ort', input: { sessionConfig: spinning(false) }, optIn: true },
   { label: 'bare-ort busy', kind: 'bare-ort', busy: true, optIn: true },

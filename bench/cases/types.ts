@@ -19,6 +19,8 @@ export interface CaseInput {
   warmup?: boolean;
   /** ours: LlavaModel's KV cache mode (default 'shared'). */
   kvCache?: KvMode;
+  /** ours: the runtime's niceness (how far below the main thread the inference threads run; default the runtime's, 0). */
+  niceness?: number;
   /** ours, bare-ort: onnxruntime session config entries over the pipeline's (lib/runtime/session-host.ts). */
   sessionConfig?: Record<string, string>;
   /** llama.cpp: the GGUF written from the same weights. */

@@ -183,10 +183,15 @@ function readGraph(r: FieldReader): GraphSummary {
   return g;
 }
 
+/** Memory for rows kept after their first read: a few thousand distinct tokens at the 0.5b's width. */
+const ROW_CACHE_BYTES = 16 * 2 ** 20;
+
 /** Where the table's rows are: an open file, the byte offset of row 0, and the row geometry. close() when done. */
 export class EmbedTable {
   private readonly fd: number;
   private readonly rowBytes: number;
+  /** Rows read so far (a caption's tokens repeat), as float32. */
+  private readonly kept = new Map<number, Float32Array>();
 
   constructor(
     readonly file: string,
@@ -201,13 +206,22 @@ export class EmbedTable {
 
   /** Rows `ids` as float32 [ids.length × hidden] (ids must be in range): the bytes ORT's Gather would copy. */
   rows(ids: ArrayLike<number>): Float32Array {
-    const n = ids.length;
-    const raw = new Uint8Array(n * this.rowBytes);
-    for (let i = 0; i < n; i++) {
-      const got = fs.readSync(this.fd, raw, i * this.rowBytes, this.rowBytes, this.offset + ids[i] * this.rowBytes);
-      if (got !== this.rowBytes) throw new Error(`embedding table ${this.file}: short read of row ${ids[i]}`);
-    }
-    return this.type === 'float32' ? new Float32Array(raw.buffer) : halfArrayToFloat(new Uint16Array(raw.buffer));
+    const hidden = this.hiddenSize;
+    const out = new Float32Array(ids.length * hidden);
+    for (let i = 0; i < ids.length; i++) out.set(this.row(ids[i]), i * hidden);
+    return out;
+  }
+
+  /** One row, from memory after its first read while the kept rows stay under ROW_CACHE_BYTES. */
+  private row(id: number): Float32Array {
+    const kept = this.kept.get(id);
+    if (kept) return kept;
+    const raw = new Uint8Array(this.rowBytes);
+    const got = fs.readSync(this.fd, raw, 0, this.rowBytes, this.offset + id * this.rowBytes);
+    if (got !== this.rowBytes) throw new Error(`embedding table ${this.file}: short read of row ${id}`);
+    const row = this.type === 'float32' ? new Float32Array(raw.buffer) : halfArrayToFloat(new Uint16Array(raw.buffer));
+    if ((this.kept.size + 1) * row.byteLength <= ROW_CACHE_BYTES) this.kept.set(id, row);
+    return row;
   }
 
   close(): void {
@@ -240,10 +254,11 @@ export function openEmbedTable(file: string): EmbedTable | null {
   const g = scanGraph(file);
   if (!g || g.inputs.join() !== EMBED_IO.inputIds || g.outputs.join() !== EMBED_IO.inputsEmbeds) return null;
   const producer = (value: string) => g.nodes.find((n) => n.outputs[0] === value);
+  const is = (n: GraphSummary['nodes'][number], op: string) => n.opType === op && (n.domain === '' || n.domain === 'ai.onnx');
   let node = producer(EMBED_IO.inputsEmbeds);
   let used = 1;
-  for (; node?.opType === 'Identity' && node.domain === ''; used++) node = producer(node.inputs[0]);
-  if (!node || used !== g.nodes.length || node.opType !== 'Gather' || node.domain !== '' || node.axis !== 0) return null;
+  for (; node && is(node, 'Identity'); used++) node = producer(node.inputs[0]);
+  if (!node || used !== g.nodes.length || !is(node, 'Gather') || node.axis !== 0) return null;
   if (node.inputs[1] !== EMBED_IO.inputIds) return null;
   const table = g.initializers.get(node.inputs[0]);
   const type = table && TABLE_TYPES[table.dataType as keyof typeof TABLE_TYPES];

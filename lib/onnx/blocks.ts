@@ -34,15 +34,6 @@ export function transpose2d(m: Float32Array, rows: number, cols: number): Float3
   return out;
 }
 
-/** A PyTorch [out, in] matrix as a MatMul right operand [in, out], initializer named `as`. */
-export function transposedInitializer(ctx: BuildContext, name: string, outF: number, inF: number, as = name): string {
-  const w = requireWeight(ctx.weights, name, [outF, inF]);
-  return ctx.g.initializer(
-    as,
-    tensor('float32', [inF, outF], () => transpose2d(w.read(), outF, inF)),
-  );
-}
-
 export interface LinearOptions {
   bias: boolean;
   /** Allowed to become MatMulNBits when the context quantizes. */
@@ -51,21 +42,50 @@ export interface LinearOptions {
   weightName?: string;
 }
 
-/** y = x Wᵀ (+ b) for the PyTorch Linear `prefix` ([outF, inF] weight). */
-export function linear(ctx: BuildContext, x: string, prefix: string, inF: number, outF: number, opts: LinearOptions): string {
+/** One PyTorch Linear of a fused projection: weight `${prefix}.weight` [outF, in], bias `${prefix}.bias` [outF]. */
+export interface LinearPart {
+  prefix: string;
+  outF: number;
+}
+
+/** The parts' named tensors stacked along their first axis, read once when the graph is written. */
+function stacked(ctx: BuildContext, names: string[], shapes: number[][]): () => Float32Array {
+  const tensors = names.map((n, i) => requireWeight(ctx.weights, n, shapes[i]));
+  return () => {
+    if (tensors.length === 1) return tensors[0].read();
+    const out = new Float32Array(shapes.reduce((sum, d) => sum + d.reduce((a, b) => a * b, 1), 0));
+    let offset = 0;
+    for (const t of tensors) {
+      const v = t.read();
+      out.set(v, offset);
+      offset += v.length;
+    }
+    return out;
+  };
+}
+
+/** y = x Wᵀ (+ b) with W [outF, inF] as stacked by `weight`: MatMul, or MatMulNBits when the context quantizes. */
+function project(
+  ctx: BuildContext,
+  x: string,
+  prefix: string,
+  inF: number,
+  outF: number,
+  weight: () => Float32Array,
+  bias: (() => Float32Array) | null,
+  quantizable: boolean,
+): string {
   const { g } = ctx;
-  const weightName = opts.weightName ?? `${prefix}.weight`;
   let y: string;
-  if (ctx.quant && opts.quantizable) {
+  if (ctx.quant && quantizable) {
     const { bits } = ctx.quant;
     const blockSize = ctx.quant.blockSize ?? DEFAULT_BLOCK_SIZE;
-    const w = requireWeight(ctx.weights, weightName, [outF, inF]);
     const blocks = Math.ceil(inF / blockSize);
     // One lazy quantization feeds both initializers; it is dropped once both have been written.
     let cached: ReturnType<typeof quantizeBlockwise> | undefined;
     let uses = 0;
     const quantized = () => {
-      cached ??= quantizeBlockwise(w.read(), outF, inF, bits, blockSize);
+      cached ??= quantizeBlockwise(weight(), outF, inF, bits, blockSize);
       const q = cached;
       if (++uses === 2) cached = undefined;
       return q;
@@ -91,11 +111,49 @@ export function linear(ctx: BuildContext, x: string, prefix: string, inF: number
       { domain: MS_DOMAIN, name: `${prefix}/MatMulNBits` },
     );
   } else {
-    const w = transposedInitializer(ctx, weightName, outF, inF, opts.weightName ? `${prefix}.weight` : weightName);
+    const w = g.initializer(
+      `${prefix}.weight`,
+      tensor('float32', [inF, outF], () => transpose2d(weight(), outF, inF)),
+    );
     y = g.op('MatMul', [x, w], {}, { name: `${prefix}/MatMul` });
   }
-  if (opts.bias) y = g.op('Add', [y, weightInitializer(ctx, `${prefix}.bias`, [outF])], {}, { name: `${prefix}/Add` });
+  if (bias) y = g.op('Add', [y, g.initializer(`${prefix}.bias`, tensor('float32', [outF], bias))], {}, { name: `${prefix}/Add` });
   return y;
+}
+
+/** y = x Wᵀ (+ b) for the PyTorch Linear `prefix` ([outF, inF] weight). */
+export function linear(ctx: BuildContext, x: string, prefix: string, inF: number, outF: number, opts: LinearOptions): string {
+  const weight = stacked(ctx, [opts.weightName ?? `${prefix}.weight`], [[outF, inF]]);
+  const bias = opts.bias ? stacked(ctx, [`${prefix}.bias`], [[outF]]) : null;
+  return project(ctx, x, prefix, inF, outF, weight, bias, opts.quantizable ?? false);
+}
+
+/**
+ * Linears that read the same x, run as one MatMul (or MatMulNBits) over their weights stacked along the output
+ * axis: y holds the parts' outputs side by side (split it with splitLast). Block quantization works per output
+ * row, so stacked int4 weights are exactly the parts' own. One kernel instead of several means fewer thread
+ * wake-ups per decode step. `prefix` names the stacked initializers.
+ */
+export function stackedLinear(ctx: BuildContext, x: string, prefix: string, inF: number, parts: LinearPart[], opts: Omit<LinearOptions, 'weightName'>): string {
+  const outF = parts.reduce((sum, p) => sum + p.outF, 0);
+  const weight = stacked(
+    ctx,
+    parts.map((p) => `${p.prefix}.weight`),
+    parts.map((p) => [p.outF, inF]),
+  );
+  const bias = opts.bias
+    ? stacked(
+        ctx,
+        parts.map((p) => `${p.prefix}.bias`),
+        parts.map((p) => [p.outF]),
+      )
+    : null;
+  return project(ctx, x, prefix, inF, outF, weight, bias, opts.quantizable ?? false);
+}
+
+/** Splits the last axis into pieces of the given widths. */
+export function splitLast(g: Graph, x: string, widths: number[], name: string): string[] {
+  return g.ops('Split', [x, g.constInt64(widths)], { axis: -1 }, { outputs: widths.length, name: `${name}/Split` });
 }
 
 export function layerNorm(ctx: BuildContext, x: string, prefix: string, dim: number, eps: number): string {

@@ -2,12 +2,13 @@
 // causal, padding, Mistral's sliding window):
 //  - portable: standard ONNX ops (rotate-half RoPE, Concat KV cache, GQA by broadcasting query groups over shared
 //    KV heads, causal+padding mask via Where);
-//  - optimized: com.microsoft RotaryEmbedding on q/k (from position_ids) and GroupQueryAttention without rotary.
+//  - optimized: q/k/v from one MatMul over the stacked weights, one com.microsoft RotaryEmbedding on q and k
+//    together (from position_ids) and GroupQueryAttention without rotary.
 //    GQA's built-in rotary is not used: it needs head_size % 16 == 0, and in decode steps it derives positions
 //    from seqlens_k instead of position_ids, which is wrong for left-padded rows.
 import type { TextConfig } from '../model/config';
 import { headDim } from '../model/config';
-import { BuildContext, fromHeads, linear, toHeads } from './blocks';
+import { BuildContext, fromHeads, linear, splitLast, stackedLinear, toHeads } from './blocks';
 import { floatAttr, Graph, MS_DOMAIN, tensor } from './graph';
 import { attentionWindow } from './text/llama';
 import { TEXT_PREFIX } from './weight-names';
@@ -149,27 +150,33 @@ export function portableAttention(ctx: BuildContext, t: TextConfig, h: string, l
   return fromHeads(g, context, heads * hd, `${p}/attn`);
 }
 
+/**
+ * Optimized attention: q, k and v from one MatMul over the three weights stacked, and one RotaryEmbedding for q
+ * and k together (the rotation is per head and the same for both, so q|k is taken as heads + kvHeads heads).
+ */
 export function optimizedAttention(ctx: BuildContext, t: TextConfig, h: string, layer: number, s: AttentionShared, kv: LayerKv, qkvBias: boolean): string {
   const { g } = ctx;
   const hd = headDim(t);
   const p = `${TEXT_PREFIX}.layers.${layer}`;
-  let [q, k, v] = projections(ctx, t, h, p, qkvBias);
-  const rope = (x: string, heads: number, name: string) =>
-    g.op(
-      'RotaryEmbedding',
-      [x, s.positionIds, s.cosCache!, s.sinCache!],
-      { interleaved: 0, num_heads: heads },
-      { domain: MS_DOMAIN, name: `${p}/${name}/RotaryEmbedding` },
-    );
-  q = rope(q, t.num_attention_heads, 'q');
-  k = rope(k, t.num_key_value_heads, 'k');
+  const heads = t.num_attention_heads;
+  const kvHeads = t.num_key_value_heads;
+  const parts = [heads, kvHeads, kvHeads].map((n, i) => ({ prefix: `${p}.self_attn.${['q', 'k', 'v'][i]}_proj`, outF: n * hd }));
+  const qkv = stackedLinear(ctx, h, `${p}.self_attn.qkv_proj`, t.hidden_size, parts, { bias: qkvBias, quantizable: true });
+  const [qk, v] = splitLast(g, qkv, [(heads + kvHeads) * hd, kvHeads * hd], `${p}/qk_v`);
+  const rotated = g.op(
+    'RotaryEmbedding',
+    [qk, s.positionIds, s.cosCache!, s.sinCache!],
+    { interleaved: 0, num_heads: heads + kvHeads },
+    { domain: MS_DOMAIN, name: `${p}/qk/RotaryEmbedding` },
+  );
+  const [q, k] = splitLast(g, rotated, [heads * hd, kvHeads * hd], `${p}/q_k`);
   const inputs = [q, k, v, kv.pastKey, kv.pastValue, s.seqlensK!, s.totalLength!, '', '', '', s.attentionBias!];
   const [out] = g.ops(
     'GroupQueryAttention',
     inputs,
     {
-      num_heads: t.num_attention_heads,
-      kv_num_heads: t.num_key_value_heads,
+      num_heads: heads,
+      kv_num_heads: kvHeads,
       scale: floatAttr(1 / Math.sqrt(hd)),
       do_rotary: 0,
     },

@@ -6,7 +6,7 @@
 // SimplifiedLayerNormalization/SkipSimplifiedLayerNormalization, MatMulNBits when quantized).
 import { headDim, LlavaConfig, TextConfig } from '../model/config';
 import { DECODER_IO, EMBED_IO } from '../model/graph-io';
-import { BuildContext, linear, QuantOptions, rmsNorm, weightInitializer } from './blocks';
+import { BuildContext, linear, QuantOptions, rmsNorm, splitLast, stackedLinear, weightInitializer } from './blocks';
 import { LayerKv, optimizedAttention, optimizedShared, portableAttention, portableShared } from './decoder-attention';
 import { floatAttr, Graph, MS_DOMAIN } from './graph';
 import { checkTextConfig, hasQkvBias, lmHeadName } from './text/llama';
@@ -28,13 +28,29 @@ export interface DecoderOptions {
   logits?: 'all' | 'last';
 }
 
-function mlp(ctx: BuildContext, t: TextConfig, h: string, p: string): string {
+/** SwiGLU MLP; the optimized variant runs gate and up as one MatMul over their stacked weights. */
+function mlp(ctx: BuildContext, t: TextConfig, h: string, p: string, variant: DecoderVariant): string {
   const { g } = ctx;
   const lin = (x: string, name: string, inF: number, outF: number) => linear(ctx, x, `${p}.mlp.${name}`, inF, outF, { bias: false, quantizable: true });
-  const gate = lin(h, 'gate_proj', t.hidden_size, t.intermediate_size);
-  const up = lin(h, 'up_proj', t.hidden_size, t.intermediate_size);
+  const width = t.intermediate_size;
+  const [gate, up] =
+    variant === 'optimized'
+      ? splitLast(
+          g,
+          stackedLinear(
+            ctx,
+            h,
+            `${p}.mlp.gate_up_proj`,
+            t.hidden_size,
+            ['gate_proj', 'up_proj'].map((n) => ({ prefix: `${p}.mlp.${n}`, outF: width })),
+            { bias: false, quantizable: true },
+          ),
+          [width, width],
+          `${p}/gate_up`,
+        )
+      : [lin(h, 'gate_proj', t.hidden_size, width), lin(h, 'up_proj', t.hidden_size, width)];
   const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])], {}, { name: `${p}/SiLU` });
-  return lin(g.op('Mul', [silu, up], {}, { name: `${p}/GateUp` }), 'down_proj', t.intermediate_size, t.hidden_size);
+  return lin(g.op('Mul', [silu, up], {}, { name: `${p}/GateUp` }), 'down_proj', width, t.hidden_size);
 }
 
 /** SkipSimplifiedLayerNormalization: returns [normalized(x + skip), x + skip]. */
@@ -82,7 +98,7 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
       const p = layerPrefix(i);
       const attn = portableAttention(ctx, t, rmsNorm(ctx, x, `${p}.input_layernorm`, h, eps), i, shared, kvs[i], qkvBias);
       x = g.op('Add', [x, linear(ctx, attn, `${p}.self_attn.o_proj`, hd * t.num_attention_heads, h, { bias: false })], {}, { name: `${p}/Residual1` });
-      x = g.op('Add', [x, mlp(ctx, t, rmsNorm(ctx, x, `${p}.post_attention_layernorm`, h, eps), p)], {}, { name: `${p}/Residual2` });
+      x = g.op('Add', [x, mlp(ctx, t, rmsNorm(ctx, x, `${p}.post_attention_layernorm`, h, eps), p, 'portable')], {}, { name: `${p}/Residual2` });
     }
     normed = rmsNorm(ctx, x, `${TEXT_PREFIX}.norm`, h, eps);
   } else {
@@ -101,7 +117,7 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
       const o = linear(ctx, attn, `${p}.self_attn.o_proj`, hd * t.num_attention_heads, h, { bias: false, quantizable: true });
       const [h2, afterAttn] = skipRmsNorm(ctx, o, residual, `${p}.post_attention_layernorm.weight`, h, eps);
       const next = i + 1 < t.num_hidden_layers ? `${layerPrefix(i + 1)}.input_layernorm.weight` : `${TEXT_PREFIX}.norm.weight`;
-      [h1, residual] = skipRmsNorm(ctx, mlp(ctx, t, h2, p), afterAttn, next, h, eps);
+      [h1, residual] = skipRmsNorm(ctx, mlp(ctx, t, h2, p, 'optimized'), afterAttn, next, h, eps);
     }
     normed = h1;
   }

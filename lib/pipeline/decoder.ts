@@ -132,7 +132,8 @@ export class KvDecoder {
   private readonly embedsType: FloatType;
   private readonly kvType: FloatType;
   private readonly inputNames: Set<string>;
-  private readonly pastNames: string[];
+  /** Each layer's [past input, present output] names, keys then values (made once, not per step). */
+  private readonly kvNames: Array<[past: string, present: string]> = [];
   private readonly mask = new PaddedMask();
   /** Position ids, in a buffer kept between steps (ORT only reads feeds). */
   private positions = new BigInt64Array(0);
@@ -167,8 +168,9 @@ export class KvDecoder {
     this.kvType = floatType(decoderSession, DECODER_IO.pastKey(0));
     const logits = decoderSession.info.outputs.find((o) => o.name === DECODER_IO.logits);
     this.logitsType = logits?.type === 'float32' || logits?.type === 'float16' ? logits.type : null;
-    this.pastNames = [];
-    for (let l = 0; l < shape.layers; l++) this.pastNames.push(DECODER_IO.pastKey(l), DECODER_IO.pastValue(l));
+    for (let l = 0; l < shape.layers; l++) {
+      this.kvNames.push([DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]);
+    }
     this.cache = this.emptyCache(1, 0);
   }
 
@@ -214,7 +216,7 @@ export class KvDecoder {
   private emptyCache(batch: number, capacity: number): KvCache {
     const n = batch * this.shape.kvHeads * capacity * this.shape.headDim;
     const data: Record<string, KvArray> = {};
-    for (const name of this.pastNames) data[name] = this.kvType === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+    for (const [name] of this.kvNames) data[name] = this.kvType === 'float32' ? new Float32Array(n) : new Uint16Array(n);
     return { batch, length: 0, capacity, pads: new Array<number>(batch).fill(0), data };
   }
 
@@ -280,15 +282,10 @@ export class KvDecoder {
     };
     // Shared: each present output is bound to its past buffer (the same tensor object), so the graph writes in place.
     const bound: Record<string, TensorValue> = {};
-    for (let l = 0; l < this.shape.layers; l++) {
-      for (const [past, present] of [
-        [DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)],
-        [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)],
-      ]) {
-        const t = { type: this.kvType, dims: pastDims, data: this.cache.data[past] } as TensorValue;
-        feeds[past] = t;
-        if (shared) bound[present] = t;
-      }
+    for (const [past, present] of this.kvNames) {
+      const t = { type: this.kvType, dims: pastDims, data: this.cache.data[past] } as TensorValue;
+      feeds[past] = t;
+      if (shared) bound[present] = t;
     }
     const { pads } = this.cache;
     if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(pads, total);
@@ -310,15 +307,10 @@ export class KvDecoder {
       this.cache = { ...this.cache, length: total };
     } else {
       const data: Record<string, KvArray> = {};
-      for (let l = 0; l < this.shape.layers; l++) {
-        for (const [past, presentName] of [
-          [DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)],
-          [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)],
-        ]) {
-          const present = out[presentName];
-          if (!present) throw new Error(`decoder graph has no output ${presentName}`);
-          data[past] = present.data as KvArray;
-        }
+      for (const [past, presentName] of this.kvNames) {
+        const present = out[presentName];
+        if (!present) throw new Error(`decoder graph has no output ${presentName}`);
+        data[past] = present.data as KvArray;
       }
       this.cache = { batch, length: total, capacity: total, pads, data };
     }

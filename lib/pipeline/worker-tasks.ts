@@ -192,7 +192,9 @@ const RESERVED_NEW_TOKENS = 256;
  * Streamed text goes to the main thread at most once per STREAM_INTERVAL_MS: a message per token costs a thread
  * wake-up on both sides, a large share of a step on small models. A delta waits at most that long.
  */
-const STREAM_INTERVAL_MS = 25;
+export const STREAM_INTERVAL_MS = 25;
+/** Progress (tokens so far, rate) goes to the main thread at most this often. */
+export const PROGRESS_INTERVAL_MS = 250;
 
 class TextEvents {
   private pending = '';
@@ -248,7 +250,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
       step: (tokens: number[], parents: number[]) => {
         const now = performance.now();
         if (steps++ === 0) firstTokenMs = now - started;
-        if (now - lastProgress > 250) {
+        if (now - lastProgress > PROGRESS_INTERVAL_MS) {
           lastProgress = now;
           const elapsed = (now - started - prefillMs) / 1000;
           io.emit({ type: 'progress', tokens: steps, tokensPerSecond: elapsed > 0 ? steps / elapsed : 0 } satisfies GenerateEvent);

@@ -21,6 +21,8 @@ export interface WorkerInit {
   /** Counts workers started by one runtime; tensor handles carry it so a dead worker's handles are recognised. */
   generation: number;
   limits: StoreLimits;
+  /** Added to the worker thread's nice value before it creates any session (Linux; see RuntimeOptions.niceness). */
+  niceness: number;
 }
 
 /** Each operation: its request fields and its reply value. */

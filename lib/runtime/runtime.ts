@@ -20,11 +20,19 @@ export interface RuntimeOptions {
   /** Tensor-store limits; beyond them the least recently used handles are evicted. */
   maxHandles?: number;
   maxHandleBytes?: number;
+  /**
+   * How far below the main thread the inference threads run: added to their nice value (0–19, Linux only, where
+   * nice is per thread). Above 0, a main thread that wakes beside busy inference threads gets a core sooner; but
+   * beside a busy process of the same priority the inference threads lose wake-ups to it, and their share of the
+   * cores with it (README, Performance). Default 0: the inference threads run at the main thread's priority.
+   */
+  niceness?: number;
 }
 
 const SINGLETON = Symbol.for('node-red-contrib-llava.runtime');
 const DEFAULT_GRACE_MS = 30_000;
 const DEFAULT_MAX_HANDLES = 10_000;
+const DEFAULT_NICENESS = 0;
 const DEFAULT_MAX_HANDLE_BYTES = Math.min(4 * 2 ** 30, Math.floor(os.totalmem() / 4));
 
 // Worker generations are unique in the process, so a handle from one runtime's dead worker is never read as live.
@@ -39,6 +47,7 @@ function positiveInt(v: number | undefined, fallback: number, what: string): num
 export class InferenceRuntime implements Runtime {
   private readonly threads: number;
   private readonly limits: StoreLimits;
+  private readonly niceness: number;
   private readonly scheduler = new Scheduler(() => this.changed());
   private readonly sessions: SessionCache;
   private readonly taskModules: string[] = [];
@@ -53,6 +62,10 @@ export class InferenceRuntime implements Runtime {
     this.threads = positiveInt(options.threads, os.availableParallelism(), 'threads');
     const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
     if (!(graceMs >= 0)) throw new Error(`runtime: graceMs must be >= 0, got ${String(options.graceMs)}`);
+    this.niceness = options.niceness ?? DEFAULT_NICENESS;
+    if (!Number.isInteger(this.niceness) || this.niceness < 0 || this.niceness > 19) {
+      throw new Error(`runtime: niceness must be an integer from 0 to 19, got ${String(options.niceness)}`);
+    }
     this.limits = {
       maxHandles: positiveInt(options.maxHandles, DEFAULT_MAX_HANDLES, 'maxHandles'),
       maxBytes: positiveInt(options.maxHandleBytes, DEFAULT_MAX_HANDLE_BYTES, 'maxHandleBytes'),
@@ -203,7 +216,7 @@ export class InferenceRuntime implements Runtime {
   private worker(): WorkerLink {
     if (this.link?.alive) return this.link;
     const link: WorkerLink = new WorkerLink(
-      { generation: ++workerGenerations, limits: this.limits },
+      { generation: ++workerGenerations, limits: this.limits, niceness: this.niceness },
       {
         exit: (error, expected) => this.workerExited(link, error, expected),
         store: (handles, bytes) => {

@@ -16,6 +16,15 @@ const FATAL = 4;
  */
 const NO_SPINNING = { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' };
 
+/**
+ * A parallel loop is handed out in shrinking blocks that idle threads claim, instead of one fixed share per
+ * thread: on a shared machine, a thread that wakes late or is descheduled no longer holds up the whole kernel.
+ * Side by side on the 2-core machine beside other jobs (0.5b, median of paired rounds, same logits): int4 decode
+ * steps 1.29× faster at load average 9 (faster in 34 of 41 rounds), 1.02× at 7 (17 of 31); fp32 decode 1.07× (13
+ * of 21); the int4 576-token prefill 1.04× (8 of 9). It costs little when every thread is on time.
+ */
+const DYNAMIC_BLOCKS = { 'session.dynamic_block_base': '4' };
+
 function tensorInfo(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
   return meta.map((m) => ({
     name: m.name,
@@ -43,10 +52,12 @@ export class HostedSession implements WorkerSession {
       }
     }
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, v] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(v, `input '${name}'`);
+    // A tensor both fed and bound as an output (a KV cache written in place) is wrapped once.
+    const wrapped = new Map<TensorValue, ort.Tensor>();
+    for (const [name, v] of Object.entries(feeds)) wrapped.set(v, (ortFeeds[name] = toOrtTensor(v, `input '${name}'`)));
     const fetches: Record<string, ort.Tensor | null> = {};
     for (const n of names) fetches[n] = null;
-    for (const [name, v] of Object.entries(outputs)) fetches[name] = toOrtTensor(v, `output buffer '${name}'`);
+    for (const [name, v] of Object.entries(outputs)) fetches[name] = wrapped.get(v) ?? toOrtTensor(v, `output buffer '${name}'`);
     this.active++;
     try {
       const result = await this.session.run(ortFeeds, fetches);
@@ -77,7 +88,7 @@ export async function loadSession(key: string, spec: ResolvedSpec): Promise<Host
       executionProviders: [provider],
       intraOpNumThreads: spec.threads,
       logSeverityLevel: FATAL,
-      extra: { ...NO_SPINNING, ...spec.config },
+      extra: { ...NO_SPINNING, ...DYNAMIC_BLOCKS, ...spec.config },
     }),
   );
   const session = choice.value;

@@ -1,5 +1,6 @@
 // The inference worker's entry point: it owns every ORT session, the tensor store and the task modules, and
 // answers the main thread's requests (protocol.ts). All ORT calls block this thread, never the main one.
+import * as os from 'os';
 import { parentPort, workerData } from 'worker_threads';
 import type { AnyRequest, FromWorker, Operations, RequestOf, ToWorker, WorkerInit } from './protocol';
 import { serializeError } from './protocol';
@@ -12,6 +13,12 @@ import type { TaskHandler, TaskIO, TaskModule, WorkerContext, WorkerSession } fr
 if (!parentPort) throw new Error('lib/runtime/worker is the inference worker entry point; start it as a Worker');
 const port = parentPort;
 const init = workerData as WorkerInit;
+
+// With RuntimeOptions.niceness, below the main thread's priority, so that it gets a core sooner when it wakes (an
+// editor request, a flow's message, a timer) beside busy inference threads. Linux only: there nice is per thread,
+// this call changes this thread alone, and the intra-op threads onnxruntime starts for each session inherit it;
+// on other systems it would lower the whole process.
+if (process.platform === 'linux' && init.niceness > 0) os.setPriority(0, Math.min(19, os.getPriority(0) + init.niceness));
 
 function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);

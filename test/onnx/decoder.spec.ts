@@ -131,6 +131,24 @@ describe('onnx/decoder against the float64 reference', () => {
     );
   });
 
+  it('optimized: q/k/v and gate/up each run as one MatMul per layer over their stacked weights (MatMulNBits when quantized)', () => {
+    const c = architecture('tiny-qwen2').config;
+    const w = randomWeights(c, 7);
+    const layers = [...Array(c.text_config.num_hidden_layers).keys()].map(String);
+    for (const [quant, op] of [
+      [undefined, 'MatMul'],
+      [{ bits: 4 as const }, 'MatMulNBits'],
+    ] as const) {
+      const text = Buffer.from(buildDecoderGraph(w, c, { variant: 'optimized', quant }).toBytes()).toString('latin1');
+      const layersWith = (name: string) => [...new Set([...text.matchAll(new RegExp(`layers\\.(\\d+)\\.${name}/${op}\\b`, 'g'))].map((m) => m[1]))].sort();
+      assert.deepEqual(layersWith('self_attn\\.qkv_proj'), layers);
+      assert.deepEqual(layersWith('mlp\\.gate_up_proj'), layers);
+      assert.deepEqual(layersWith('self_attn\\.o_proj'), layers);
+      for (const part of ['q_proj', 'k_proj', 'v_proj', 'gate_proj', 'up_proj']) assert.ok(!text.includes(`.${part}/`), `${part} still has its own node`);
+      assert.ok(text.includes('qkv_proj.bias'), 'the q/k/v biases are stacked too');
+    }
+  });
+
   it('embed_tokens gathers embedding rows for input_ids', async () => {
     const c = architecture('tiny').config;
     const w = randomWeights(c, 5);

@@ -7,6 +7,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { getRuntime } from '../../lib/runtime';
 import { LlavaModel } from '../../lib/pipeline/llava-model';
+import { PROGRESS_INTERVAL_MS, STREAM_INTERVAL_MS } from '../../lib/pipeline/worker-tasks';
 import { referenceGreedy, referenceImageEmbeds, referencePixels } from '../support/reference-pipeline';
 import { tinyModel, TinyModel, TinyModelOptions } from '../support/tiny-model';
 
@@ -183,6 +184,32 @@ describe('LlavaModel on tiny built models', function () {
       const [a, b, c] = [await run(11), await run(11), await run(12)];
       assert.deepEqual(a.tokenIds, b.tokenIds);
       assert.notDeepEqual(a.tokenIds, c.tokenIds);
+    } finally {
+      model.close();
+    }
+  });
+
+  it('sends the main thread messages by time, not per token: a delta per 25 ms, progress per 250 ms', async () => {
+    const model = await LlavaModel.load(tinyModel({ layout: 'split' }).dir);
+    try {
+      let deltas = 0;
+      let progress = 0;
+      const features = await model.project(await model.encodeImage(await model.preprocess(image)));
+      const started = performance.now();
+      const result = await model.generate({
+        prompt: model.prompt({ question: 'Go.' }),
+        image: features,
+        options: { maxNewTokens: 100, ignoreEos: true },
+        onText: () => deltas++,
+        onProgress: () => progress++,
+      });
+      const ms = performance.now() - started;
+      assert.equal(result.tokenIds.length, 100);
+      // Each kind of message: one when due at most every interval, and a last one at the end. On this model a
+      // token takes about a millisecond, so a message per token would be far over these bounds.
+      assert.ok(deltas <= 2 + ms / STREAM_INTERVAL_MS, `${deltas} text messages in ${ms.toFixed(0)} ms`);
+      assert.ok(progress <= 1 + ms / PROGRESS_INTERVAL_MS, `${progress} progress messages in ${ms.toFixed(0)} ms`);
+      assert.ok(deltas >= 1);
     } finally {
       model.close();
     }

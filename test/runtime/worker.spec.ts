@@ -1,9 +1,10 @@
 import { strict as assert } from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { InferenceRuntime } from '../../lib/runtime/runtime';
-import { mainThreadCpuMs } from '../support/cpu-time';
+import { mainThreadCpuMs, threadsCpu } from '../support/cpu-time';
 import type { TensorValue } from '../../lib/runtime/tensor';
 import type { SessionLease } from '../../lib/runtime/types';
 import { affineY, assertClose, chainFeeds, N, tempDir, writeAffine, writeChain } from './models';
@@ -64,6 +65,44 @@ describe('runtime worker', () => {
     if (mainBefore !== null) {
       assert.ok(mainMs < Math.max(50, runCpuMs / 10), `the main thread ran ${mainMs.toFixed(1)} ms of a run that cost ${runCpuMs.toFixed(0)} ms of CPU`);
     }
+  });
+
+  it("runs the inference threads at the main thread's nice by default, and that much below it with niceness 3; the main thread keeps its own", async function () {
+    const mainNice = os.getPriority(0);
+    if (process.platform !== 'linux' || mainNice > 16) this.skip(); // nice is per thread only on Linux
+    /** The nice values of the threads that did at least a fifth of the CPU work of a 2-thread chain run. */
+    const workers = async (runtime: InferenceRuntime): Promise<number[]> => {
+      const lease = await runtime.openSession({ modelPath: chain, providers: 'cpu', threads: 2 });
+      const inputs = chainInputs(BUSY);
+      const before = threadsCpu();
+      await runtime.run(lease, inputs);
+      const after = threadsCpu();
+      lease.release();
+      const used = [...after].map(([tid, t]) => ({ nice: t.nice, ms: t.cpuMs - (before.get(tid)?.cpuMs ?? 0) }));
+      const total = used.reduce((sum, t) => sum + t.ms, 0);
+      return used.filter((t) => t.ms >= total / 5).map((t) => t.nice);
+    };
+    const same = await workers(rt);
+    assert.ok(same.length >= 1, 'no thread did the run');
+    assert.deepEqual(
+      same,
+      same.map(() => mainNice),
+      "by default the threads that ran it are at the main thread's nice",
+    );
+    const lower = new InferenceRuntime({ graceMs: 0, niceness: 3 });
+    try {
+      const lowered = await workers(lower);
+      assert.ok(lowered.length >= 1, 'no thread did the run');
+      assert.deepEqual(
+        lowered,
+        lowered.map(() => mainNice + 3),
+        `niceness 3: nice of the threads that ran it (main thread: ${mainNice})`,
+      );
+    } finally {
+      await lower.dispose();
+    }
+    assert.equal(os.getPriority(0), mainNice, "the main thread's own priority is unchanged");
+    assert.throws(() => new InferenceRuntime({ niceness: 20 }), /niceness must be an integer from 0 to 19/);
   });
 
   it('runs one job at a time and shows the queue; a queued job aborted leaves the queue with an AbortError', async () => {

@@ -26,3 +26,26 @@ export function processCpuMs(pid: number): number | null {
     return null;
   }
 }
+
+/** Every thread of this process: its CPU time so far (ms, /proc schedstat) and its nice value. Empty off Linux. */
+export function threadsCpu(): Map<string, { cpuMs: number; nice: number }> {
+  const threads = new Map<string, { cpuMs: number; nice: number }>();
+  let tids: string[];
+  try {
+    tids = fs.readdirSync('/proc/self/task');
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    try {
+      const [onCpuNs] = fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ');
+      // Fields after the "(comm)": state is field 3, nice field 19.
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      threads.set(tid, { cpuMs: Number(onCpuNs) / 1e6, nice });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return threads;
+}
