@@ -17,7 +17,7 @@ import { repoRoot } from '../support/node-red';
 const DEMO_DIR = path.join(repoRoot, 'demo-model');
 const SCENES = 60;
 const COLOURS_RIGHT = 0.8;
-const EXACT = 0.65;
+const EXACT = 0.8;
 
 /** The colour words of a caption, in order: what a model that sees gets right first. */
 function colourWords(text: string): string {
