@@ -44,6 +44,8 @@ interface Waiting<T> {
   key: string;
   /** Drops the item as timeout when its waiting limit passes. */
   timer?: NodeJS.Timeout;
+  /** performance.now() at which the waiting limit passes. */
+  deadline?: number;
 }
 
 export class AdmissionQueue<T> {
@@ -119,6 +121,7 @@ export class AdmissionQueue<T> {
   private wait(item: T, key: string, maxWaitMs: number | undefined): void {
     const waiting: Waiting<T> = { item, key };
     if (maxWaitMs !== undefined) {
+      waiting.deadline = performance.now() + maxWaitMs;
       waiting.timer = setTimeout(() => {
         const at = this.waiting.indexOf(waiting);
         if (at >= 0) this.drop(this.take(at), 'timeout');
@@ -179,7 +182,13 @@ export class AdmissionQueue<T> {
 
   private next(): void {
     if (!this.closed) {
-      while (this.running.size < this.concurrency && this.waiting.length > 0) this.start(this.take(0));
+      while (this.running.size < this.concurrency && this.waiting.length > 0) {
+        // A job that ends in the same turn as a waiting limit passes would otherwise win against the timer
+        // (I/O callbacks run before the next turn's timers on a busy machine): the deadline decides.
+        const late = (this.waiting[0].deadline ?? Infinity) <= performance.now();
+        if (late) this.drop(this.take(0), 'timeout');
+        else this.start(this.take(0));
+      }
     }
     this.notify();
   }

@@ -214,8 +214,10 @@ describe('editor: the preview under image load and llm generate (Chromium)', fun
 
     editor = await openEditor(browser, nr.url, { paletteTypes: ['llava-generate'] });
     const fresh = editor.page;
-    // The flows arrive after the palette.
-    await fresh.waitForFunction((id: string) => !!(globalThis as any).RED.nodes.node(id) && !!document.getElementById(id), generateId, { timeout: 60_000 });
+    // The flows arrive after the palette; the editor may open on another tab than the example's.
+    await fresh.waitForFunction((id: string) => !!(globalThis as any).RED.nodes.node(id), generateId, { timeout: 60_000 });
+    await fresh.evaluate((id: string) => (globalThis as any).RED.workspaces.show((globalThis as any).RED.nodes.node(id).z), generateId);
+    await fresh.waitForFunction((id: string) => !!document.getElementById(id), generateId, { timeout: 60_000 });
     await recordPreviews(fresh);
     const state = await fresh.evaluate(
       (id: string) => ({

@@ -14,12 +14,24 @@ export function nodeIdOfType(page: Page, type: string): Promise<string> {
 
 /** Opens a node's edit dialog, as a double-click does (a notification may cover the node itself). */
 export async function openNode(page: Page, type: string): Promise<void> {
+  // An import lands asynchronously: on a loaded machine the node may not exist yet.
+  await page.waitForFunction(
+    (t: string) => {
+      let found = false;
+      (globalThis as any).RED.nodes.eachNode((n: any) => {
+        found ||= n.type === t;
+      });
+      return found;
+    },
+    type,
+    { timeout: 60_000 },
+  );
   const id = await nodeIdOfType(page, type);
   await page.evaluate((nodeId: string) => {
     const RED = (globalThis as any).RED;
     RED.editor.edit(RED.nodes.node(nodeId));
   }, id);
-  await page.waitForSelector('#node-dialog-ok', { state: 'visible' });
+  await page.waitForSelector('#node-dialog-ok', { state: 'visible', timeout: 60_000 });
 }
 
 /** Presses a dialog's button and waits until its tray has closed (the editor opens no other dialog meanwhile). */

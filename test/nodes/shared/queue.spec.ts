@@ -183,6 +183,22 @@ describe('nodes/shared AdmissionQueue', () => {
     }
   });
 
+  it('waiting limit: a message whose limit passed is dropped when its turn comes, even before its timer ran', async () => {
+    const h = harness({ policy: 'fifo', maxQueued: 10 });
+    h.push('first');
+    h.queue.push({ id: 'late', topic: '' }, '', 1);
+    h.queue.push({ id: 'patient', topic: '' }, '', 60_000);
+    // The first job ends after the limit passed but before the event loop reached the timers (a busy main thread).
+    const until = performance.now() + 5;
+    while (performance.now() < until);
+    await h.finish('first');
+    assert.deepStrictEqual(h.dropped, [['late', 'timeout']]);
+    assert.deepStrictEqual(h.ran, ['first', 'patient']);
+    await h.finish('patient');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.strictEqual(h.dropped.length, 1, 'the dropped message is reported once (its timer went with it)');
+  });
+
   it('rejects bad options with a clear message', () => {
     const cb = { run: async () => undefined, dropped: () => undefined };
     assert.throws(() => new AdmissionQueue({ policy: 'newest' as never, maxQueued: 1 }, cb), /queue policy must be one of/);
