@@ -72,12 +72,10 @@ export class DecodeBatch {
       if (row < 0) return;
       this.members.splice(row, 1);
       member.pending?.reject(new Error('this generation has left the batch'));
-      if (this.members.length === 0) {
-        this.onEmpty();
-        return;
-      }
+      // Dismissed even when it was the last row: a generation that took this batch before it emptied may still join.
       this.decoder.dismiss(row);
-      this.maybeStep();
+      if (this.members.length === 0) this.onEmpty();
+      else this.maybeStep();
     });
   }
 

@@ -30,7 +30,8 @@ describe('continuous batching', () => {
       const recording = new RecordingSession(decoder);
       const batchDecoder = new KvDecoder(embed, recording, shape);
       assert.equal(await batchDecoder.useMode(mode), mode);
-      const batch = new DecodeBatch(batchDecoder, () => {});
+      let emptied = 0;
+      const batch = new DecodeBatch(batchDecoder, () => emptied++);
       // Three prompts of 5, 3 and 7 positions, each prefilled alone, and a solo decoder for each as the reference.
       const prompts = [5, 3, 7].map((n, i) => wave(n * H, 0.3 + 0.2 * i));
       const tokens = [
@@ -77,6 +78,20 @@ describe('continuous batching', () => {
         recording.runs.slice(-5).map((r) => r.feeds.inputs_embeds.dims[0]),
         [2, 2, 3, 3, 2],
       );
+      // Everyone leaves; a generation that took this batch before it emptied joins it afterwards and runs alone.
+      await Promise.all(members.map((m) => m.leave()));
+      assert.equal(emptied, 1);
+      const late = new KvDecoder(embed, decoder, shape);
+      const lateSolo = new KvDecoder(embed, decoder, shape);
+      for (const d of [late, lateSolo]) {
+        await d.useMode(mode);
+        await d.forward(prompts[1], prompts[1].length / H);
+      }
+      const lateMember = await batch.join(late.state, 8);
+      const [wantLate] = await lateSolo.step([tokens[1][0]], [0]);
+      assert.ok(maxDiff(await lateMember.step(tokens[1][0]), wantLate) < 1e-4, 'a member joining an emptied batch');
+      assert.equal(recording.runs.at(-1)!.feeds.inputs_embeds.dims[0], 1, 'the emptied batch kept no row of its last member');
+      await lateMember.leave();
       await Promise.all([embed.release(), decoder.release()]);
     });
   }

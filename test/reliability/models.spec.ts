@@ -198,7 +198,10 @@ describe('reliability: models', function () {
       helper.getNode('bload').receive({ tag: `b${i}`, payload: await frame(i), question: 'what?' });
     }
     await ledger.settle(['a0', 'a1', 'a2', 'b0', 'b1', 'b2']);
-    for (const tag of ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']) assert.equal(ledger.only(tag).kind, 'output', tag);
+    for (const tag of ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']) {
+      const { kind, msg } = ledger.only(tag);
+      assert.equal(kind, 'output', `${tag}: ${JSON.stringify(msg.error)}`);
+    }
     assert.equal(getRuntime().stats().sessions, 4, 'vision, projector, embed and decoder loaded once for both');
     const [a, b] = await Promise.all(
       ['ma', 'mb'].map((id) => (helper.getNode(id) as unknown as { model(): Promise<{ provider: string; folder: { files: object } }> }).model()),
