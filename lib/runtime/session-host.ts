@@ -25,6 +25,15 @@ const NO_SPINNING = { 'session.intra_op.allow_spinning': '0', 'session.inter_op.
  */
 const DYNAMIC_BLOCKS = { 'session.dynamic_block_base': '4' };
 
+/**
+ * ORT's memory patterns are off: a pattern is planned after the first run of each input shape and, from the second
+ * run of that shape on, takes one new block from the arena for all the run's intermediates. The block is fresh memory,
+ * so the second frame of a camera paid again for first-touch page faults (7b-2L int4, same prompt each frame:
+ * 138k faults in the first run, 77k in the second, then ~3k; the second prefill 1.6-1.8x the third) and the
+ * process kept ~300 MB more. Without patterns the arena reuses what the first run touched.
+ */
+const MEMORY_PATTERNS = false;
+
 function tensorInfo(meta: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
   return meta.map((m) => ({
     name: m.name,
@@ -87,6 +96,7 @@ export async function loadSession(key: string, spec: ResolvedSpec): Promise<Host
     ort.InferenceSession.create(spec.modelPath, {
       executionProviders: [provider],
       intraOpNumThreads: spec.threads,
+      enableMemPattern: MEMORY_PATTERNS,
       logSeverityLevel: FATAL,
       extra: { ...NO_SPINNING, ...DYNAMIC_BLOCKS, ...spec.config },
     }),
