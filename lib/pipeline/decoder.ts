@@ -338,14 +338,21 @@ export class KvDecoder {
 
   /**
    * Adds the sequences of `other` (a cache of this decoder's session, e.g. one prompt's prefill) as the last rows,
-   * left-padded to a common length; room is kept for `ahead` more positions in the shared mode.
+   * left-padded to a common length; room is kept for `ahead` more positions in the shared mode. `other` may be taken
+   * over as it is: its decoder must not step again.
    */
   admit(other: KvCache, ahead: number): void {
     const { kvHeads, headDim } = this.shape;
-    const mine = this.cache.batch === 0 || this.cache.length === 0 ? [] : identityRows(this.cache.batch);
-    const length = Math.max(other.length, mine.length ? this.cache.length : 0);
+    const empty = this.cache.batch === 0 || this.cache.length === 0;
+    if (empty && (this.mode === 'shared' || other.capacity === other.length)) {
+      // Alone in the batch (a camera's usual case): its buffers are taken, not copied into new ones, which on a 7B
+      // is a ~300 MB allocation and copy per frame (forward() grows the buffers when they are too small).
+      this.cache = other;
+      return;
+    }
+    const length = Math.max(other.length, this.cache.length);
     const rows: RowSource[] = [
-      ...mine.map((row) => ({ cache: this.cache, row, shift: length - this.cache.length })),
+      ...identityRows(this.cache.batch).map((row) => ({ cache: this.cache, row, shift: length - this.cache.length })),
       ...identityRows(other.batch).map((row) => ({ cache: other, row, shift: length - other.length })),
     ];
     const capacity = this.mode === 'shared' ? Math.max(length + ahead, this.cache.capacity + length - this.cache.length) : length;

@@ -54,7 +54,10 @@ describe('continuous batching', () => {
         joiners.push(joiner);
         first.push(a);
       }
-      const members = [await batch.join(joiners[0].state, 8), await batch.join(joiners[1].state, 8)];
+      const firstKeys = joiners[0].state.data['past_key_values.0.key'];
+      const members = [await batch.join(joiners[0].state, 8)];
+      assert.equal(batchDecoder.state.data['past_key_values.0.key'], firstKeys, 'the first to join brings its cache: no copy');
+      members.push(await batch.join(joiners[1].state, 8));
       const check = async (active: number[], step: number) => {
         const got = await Promise.all(active.map((s, i) => members[i].step(tokens[s][step - (s === 2 ? 2 : 0)])));
         for (const [i, s] of active.entries()) {
@@ -88,6 +91,7 @@ describe('continuous batching', () => {
         await d.forward(prompts[1], prompts[1].length / H);
       }
       const lateMember = await batch.join(late.state, 8);
+      assert.equal(batchDecoder.state.data['past_key_values.0.key'], late.state.data['past_key_values.0.key'], 'alone again: no copy');
       const [wantLate] = await lateSolo.step([tokens[1][0]], [0]);
       assert.ok(maxDiff(await lateMember.step(tokens[1][0]), wantLate) < 1e-4, 'a member joining an emptied batch');
       assert.equal(recording.runs.at(-1)!.feeds.inputs_embeds.dims[0], 1, 'the emptied batch kept no row of its last member');
