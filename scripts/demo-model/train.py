@@ -324,9 +324,6 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(args.threads)
-    # Subnormal floats (Adam's second moments of tiny gradients) take the CPU's slow path: without this, steps
-    # after the first thousand ran 2.5x slower.
-    torch.set_flush_denormal(True)
     config = json.load(open(os.path.join(args.checkpoint, "config.json")))
     data, pixels = load_set(args.checkpoint, "train")
     held_out = load_set(args.checkpoint, "eval")
