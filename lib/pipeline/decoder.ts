@@ -350,9 +350,10 @@ export class KvDecoder {
       this.cache = other;
       return;
     }
-    const length = Math.max(other.length, this.cache.length);
+    const mine = empty ? [] : identityRows(this.cache.batch);
+    const length = Math.max(other.length, empty ? 0 : this.cache.length);
     const rows: RowSource[] = [
-      ...identityRows(this.cache.batch).map((row) => ({ cache: this.cache, row, shift: length - this.cache.length })),
+      ...mine.map((row) => ({ cache: this.cache, row, shift: length - this.cache.length })),
       ...identityRows(other.batch).map((row) => ({ cache: other, row, shift: length - other.length })),
     ];
     const capacity = this.mode === 'shared' ? Math.max(length + ahead, this.cache.capacity + length - this.cache.length) : length;

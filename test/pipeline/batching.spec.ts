@@ -100,6 +100,29 @@ describe('continuous batching', () => {
     });
   }
 
+  it('a shared-cache prefill joining an empty copy-mode batch is copied into it and steps as it does alone', async () => {
+    const model = tinyModel({ decoder: 'optimized' });
+    const { embed, decoder } = await decoderSessions(model);
+    const shape = kvShape(model.config);
+    const recording = new RecordingSession(decoder);
+    const batchDecoder = new KvDecoder(embed, recording, shape);
+    assert.equal(await batchDecoder.useMode('copy'), 'copy');
+    const batch = new DecodeBatch(batchDecoder, () => {});
+    const prompt = wave(5 * shape.hiddenSize, 0.4);
+    const [joiner, solo] = [new KvDecoder(embed, decoder, shape), new KvDecoder(embed, decoder, shape)];
+    for (const d of [joiner, solo]) {
+      assert.equal(await d.useMode('shared'), 'shared');
+      d.reserve(16);
+      await d.forward(prompt, 5);
+    }
+    const member = await batch.join(joiner.state, 8);
+    const [want] = await solo.step([3], [0]);
+    assert.ok(maxDiff(await member.step(3), want) < 1e-4);
+    assert.deepEqual(recording.runs.at(-1)!.feeds.inputs_embeds.dims, [1, 1, shape.hiddenSize], 'one row: the empty cache added none');
+    await member.leave();
+    await Promise.all([embed.release(), decoder.release()]);
+  });
+
   it('the pipeline: concurrent requests (each its own prompt, length, sampling and stop) get the ids they get alone', async () => {
     const model = tinyModel({ decoder: 'optimized' });
     const pixels = Buffer.from(Array.from({ length: 40 * 36 * 3 }, (_, i) => (i * 31) & 255));
