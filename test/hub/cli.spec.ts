@@ -95,7 +95,7 @@ describe('llava pull (CLI)', function () {
     const snapshot = path.join(cacheDir, 'models--llava-test--tiny-llava', 'snapshots', commit);
     assert.equal(r.stdout.trim().split('\n').at(-1), snapshot);
     assert.match(r.stderr, new RegExp(`^9 files, 0 in the cache, \\d+\\.\\d kB to download \\(commit ${commit.slice(0, 10)}\\)$`, 'm'));
-    assert.match(r.stderr, /^100% \d+\.\d kB\/\d+\.\d kB \d+(\.\d)? [kM]?B\/s ETA /m);
+    assert.match(r.stderr, /^100% \d+\.\d kB\/\d+\.\d kB \d+(\.\d\d?)? [kMG]?B\/s ETA /m);
     assert.ok(fs.existsSync(path.join(snapshot, DECODER_Q4)));
 
     const gen = ['generate', '--image', image, '--max-new-tokens', '5', '--ignore-eos', '--provider', 'cpu', '--json', '--variant', 'q4'];
@@ -172,7 +172,7 @@ describe('llava pull (CLI)', function () {
     show({ type: 'file', file: 'onnx/x.onnx', size: 4e6, downloaded: true });
     const updates = text.split('\r').slice(1);
     assert.equal(updates.length, 3);
-    assert.match(updates[0], /^\[######\.{18}\] 25% 1\.0 MB\/4\.0 MB \d+(\.\d)? [kMG]?B\/s ETA (\d+s|\d+m\d\ds|--) onnx\/x\.onnx\x1b\[K$/);
+    assert.match(updates[0], /^\[######\.{18}\] 25% 1\.0 MB\/4\.0 MB \d+(\.\d\d?)? [kMG]?B\/s ETA (\d+s|\d+m\d\ds|--) onnx\/x\.onnx\x1b\[K$/);
     assert.match(updates[1], /^\[#{12}\.{12}\] 50% 2\.0 MB\/4\.0 MB /);
     assert.equal(updates[2], 'onnx/x.onnx (4.0 MB)\x1b[K\n');
   });
