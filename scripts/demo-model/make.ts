@@ -19,7 +19,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
 function main(): void {
   const { values } = parseArgs({
     options: {
-      steps: { type: 'string', default: '5000' },
+      steps: { type: 'string', default: '10000' },
       lr: { type: 'string', default: '2e-3' },
       batch: { type: 'string', default: '32' },
       scenes: { type: 'string', default: '20000' },
