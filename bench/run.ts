@@ -33,7 +33,7 @@ interface Engine {
   /** Run beside a busy-loop neighbour process (one core's worth of competing work, as on a shared machine). */
   busy?: boolean;
   /** Case input over the defaults (a pipeline or session option the row measures). */
-  input?: Pick<CaseInput, 'sessionConfig' | 'niceness'>;
+  input?: Pick<CaseInput, 'kvCache' | 'sessionConfig' | 'niceness'>;
   /** Run only when named in --engines (rows that measure one of the pipeline's choices). */
   optIn?: boolean;
 }
@@ -48,6 +48,7 @@ export const ENGINES: Engine[] = [
   { label: 'llama.cpp', kind: 'llama.cpp' },
   { label: 'ours busy', kind: 'ours', busy: true },
   { label: 'llama.cpp busy', kind: 'llama.cpp', busy: true },
+  { label: 'ours kv-copy', kind: 'ours', input: { kvCache: 'copy' }, optIn: true },
   { label: 'ours nice3', kind: 'ours', input: { niceness: 3 }, optIn: true },
   { label: 'ours nice3 busy', kind: 'ours', busy: true, input: { niceness: 3 }, optIn: true },
   { label: 'ours spin', kind: 'ours', input: { sessionConfig: { ...spinning(true), 'session.force_spinning_stop': '1' } }, optIn: true },

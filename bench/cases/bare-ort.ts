@@ -1,11 +1,9 @@
 // The floor for pipeline overhead: onnxruntime alone running the same decoder file one token at a time, feeding
-// each step's present back as past (or, for a graph that outputs new_key_values, writing them into preallocated
-// buffers) and nothing else (fixed embeddings, no sampling, onnxruntime's default session options, so thread
-// spinning on). It starts from a zero cache of the prompt's length, so each step attends over as many positions as
-// the pipeline's steps do.
+// each step's present back as past and nothing else (fixed embeddings, no sampling, onnxruntime's default session
+// options, so thread spinning on). It starts from a zero cache of the prompt's length, so each step attends over as
+// many positions as the pipeline's steps do.
 import * as os from 'os';
 import * as ort from 'onnxruntime-node';
-import { DECODER_IO } from '../../lib/model/graph-io';
 import { CaseInput, CaseOutput, peakRssBytes, RunFigures } from './types';
 
 function fixedDim(d: number | string): number {
@@ -31,39 +29,20 @@ export async function runBareOrt(input: CaseInput): Promise<CaseOutput> {
     [1, 1, hidden],
   );
   const runs: RunFigures[] = [];
-  const appends = session.outputNames.includes(DECODER_IO.newKey(0));
-  const capacity = promptTokens + input.tokens;
   try {
     for (let r = 0; r < input.repeats; r++) {
       let past: Record<string, ort.Tensor> = {};
-      const cacheLength = appends ? capacity : promptTokens;
-      for (const n of pastNames) past[n] = new ort.Tensor('float32', new Float32Array(kvHeads * cacheLength * headDim), [1, kvHeads, cacheLength, headDim]);
-      const slots = new BigInt64Array(capacity + 1);
+      for (const n of pastNames) past[n] = new ort.Tensor('float32', new Float32Array(kvHeads * promptTokens * headDim), [1, kvHeads, promptTokens, headDim]);
       const step = async (length: number) => {
-        let mask: ort.Tensor;
-        if (appends) {
-          slots.fill(1n, 0, length).fill(0n, length).fill(1n, capacity);
-          mask = new ort.Tensor('int64', slots, [1, capacity + 1]);
-        } else {
-          mask = new ort.Tensor('int64', new BigInt64Array(length + 1).fill(1n), [1, length + 1]);
-        }
         const feeds: Record<string, ort.Tensor> = {
           ...past,
           inputs_embeds: embeds,
-          attention_mask: mask,
+          attention_mask: new ort.Tensor('int64', new BigInt64Array(length + 1).fill(1n), [1, length + 1]),
           position_ids: new ort.Tensor('int64', BigInt64Array.of(BigInt(length)), [1, 1]),
         };
         const out = await session.run(feeds);
-        if (appends) {
-          for (const n of pastNames) {
-            const added = out[n.replace('past_key_values.', 'new_key_values.')].data as Float32Array;
-            const buffer = past[n].data as Float32Array;
-            for (let h = 0; h < kvHeads; h++) buffer.set(added.subarray(h * headDim, (h + 1) * headDim), (h * capacity + length) * headDim);
-          }
-        } else {
-          past = {};
-          for (const n of pastNames) past[n] = out[n.replace('past_key_values.', 'present.')];
-        }
+        past = {};
+        for (const n of pastNames) past[n] = out[n.replace('past_key_values.', 'present.')];
       };
       // One untimed step, then the same number of steps the pipeline times (tokens − 1).
       await step(promptTokens);

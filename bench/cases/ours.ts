@@ -48,6 +48,7 @@ export async function runOurs(input: CaseInput): Promise<CaseOutput> {
     prefixReuse: false,
     warmup: input.warmup ?? true,
     sessionConfig: input.sessionConfig,
+    kvCache: input.kvCache,
   });
   const loaded = { load_ms: performance.now() - started, warmup_ms: model.warmup?.ms ?? 0 };
   const runs: RunFigures[] = [];

@@ -1,4 +1,5 @@
 // What the benchmark parent sends a case process, and what a case reports back (one JSON line).
+import type { KvMode } from '../../lib/pipeline/decoder';
 import type { BuiltModel } from '../models';
 
 export type CaseKind = 'ours' | 'transformers.js' | 'bare-ort' | 'llama.cpp' | 'vision-sweep' | 'batching';
@@ -16,6 +17,8 @@ export interface CaseInput {
   contextTokens?: number;
   /** ours: LlavaModel's warm-up at load (default true; false shows what it saves). */
   warmup?: boolean;
+  /** ours: LlavaModel's KV cache mode (default 'shared'). */
+  kvCache?: KvMode;
   /** ours: the runtime's niceness (how far below the main thread the inference threads run; default the runtime's, 0). */
   niceness?: number;
   /** ours, bare-ort: onnxruntime session config entries over the pipeline's (lib/runtime/session-host.ts). */

@@ -36,8 +36,8 @@ export const usage = `usage: llava build (--tiny | --preset NAME --random | --fr
   --layers N             decoder layers (default: the preset's or checkpoint's; from a checkpoint, keeps the first N)
   --vision-layers N      vision encoder layers (default: the preset's)
   --layout L             transformers-js (projector inside vision_encoder, default) | split (--from-mmpretrain: split)
-  --decoder V            optimized (com.microsoft ops, default) | portable (standard ops; transformers.js runs it)
-  --quantize Q           int4 | int8: block-32 MatMulNBits decoder weights
+  --decoder V            optimized (com.microsoft GroupQueryAttention, default) | portable (standard ops)
+  --quantize Q           int4 | int8: block-32 MatMulNBits decoder weights (needs --decoder optimized)
   --quantize-vision Q    int4 | int8: block-32 MatMulNBits weights in the vision tower's encoder layers (faster
                          encode; the features move a little from fp32, see the README's Performance section)
   --accuracy-level N     MatMulNBits accuracy_level: 4 = int8 activations (default, fastest on CPU), 0 = fp32 compute
@@ -197,6 +197,7 @@ export async function run(argv: string[]): Promise<number> {
   const decoder = oneOf<DecoderVariant>('decoder', v.decoder, ['optimized', 'portable'], 'optimized');
   const logits = oneOf<'last' | 'all'>('logits', v.logits, ['last', 'all'], 'last');
   const quantize = v.quantize === undefined ? undefined : oneOf<QuantizeName>('quantize', v.quantize, ['int4', 'int8'], 'int4');
+  if (quantize && decoder === 'portable') throw new UsageError('--quantize needs --decoder optimized (MatMulNBits is a com.microsoft op)');
   const quantizeVision =
     v['quantize-vision'] === undefined ? undefined : oneOf<QuantizeName>('quantize-vision', v['quantize-vision'], ['int4', 'int8'], 'int8');
   const accuracyLevel = v['accuracy-level'] === undefined ? undefined : Number(oneOf('accuracy-level', v['accuracy-level'], ['0', '1', '2', '3', '4'], '4'));

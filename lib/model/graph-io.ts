@@ -18,7 +18,4 @@ export const DECODER_IO = {
   pastValue: (i: number) => `past_key_values.${i}.value`,
   presentKey: (i: number) => `present.${i}.key`,
   presentValue: (i: number) => `present.${i}.value`,
-  /** This project's optimized decoders output only the positions a run adds, [B, kvh, S, hd], not past + new. */
-  newKey: (i: number) => `new_key_values.${i}.key`,
-  newValue: (i: number) => `new_key_values.${i}.value`,
 } as const;

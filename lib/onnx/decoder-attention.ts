@@ -1,12 +1,11 @@
-// Self-attention for the LLaMA-family decoder in two forms (the same mask: causal, padding, Mistral's sliding
-// window):
+// Self-attention for the LLaMA-family decoder in two forms with the same inputs and outputs (and the same mask:
+// causal, padding, Mistral's sliding window):
 //  - portable: standard ONNX ops (rotate-half RoPE, Concat KV cache, GQA by broadcasting query groups over shared
-//    KV heads, causal+padding mask via Where); outputs present = past + new;
+//    KV heads, causal+padding mask via Where);
 //  - optimized: q/k/v from one MatMul over the stacked weights, one com.microsoft RotaryEmbedding on q and k
-//    together (from position_ids), and attention that reads the past buffer where it lies (FusedMatMul with the
-//    keys transposed) beside the new positions; outputs the new positions only.
-//    GroupQueryAttention is not used: its present output must be the past buffer to avoid a copy, and
-//    onnxruntime-node copies every output of a run (bound or not) into a new ArrayBuffer: a whole cache per step.
+//    together (from position_ids) and GroupQueryAttention without rotary.
+//    GQA's built-in rotary is not used: it needs head_size % 16 == 0, and in decode steps it derives positions
+//    from seqlens_k instead of position_ids, which is wrong for left-padded rows.
 import type { TextConfig } from '../model/config';
 import { headDim } from '../model/config';
 import { BuildContext, fromHeads, linear, splitLast, stackedLinear, toHeads } from './blocks';
@@ -21,10 +20,12 @@ export interface AttentionShared {
   cos?: string;
   sin?: string;
   allowed?: string;
-  /** optimized: cos/sin caches [max_pos, hd/2]. */
+  /** optimized: cos/sin caches [max_pos, hd/2], seqlens_k int32 [B], total_sequence_length int32 scalar. */
   cosCache?: string;
   sinCache?: string;
-  /** optimized: additive causal + padding mask [B, 1, 1, S, T] over the past buffer's slots and the new positions. */
+  seqlensK?: string;
+  totalLength?: string;
+  /** optimized: additive causal + padding mask [B, 1, S, T]. */
   attentionBias?: string;
 }
 
@@ -91,21 +92,19 @@ export function optimizedShared(g: Graph, t: TextConfig, embeds: string, mask: s
   }
   const cosCache = g.initializer('rope.cos_cache', tensor('float32', [maxPos, hd / 2], cosData));
   const sinCache = g.initializer('rope.sin_cache', tensor('float32', [maxPos, hd / 2], sinData));
-  // The keys are the past buffer's slots (some unused: mask 0) and then the new positions. A key's position is the
-  // count of valid keys before it, so causality and the window compare positions, not slots.
-  const keyPositions = g.op('Sub', [g.op('CumSum', [mask, g.constInt64(1)]), g.constInt64(1)], {}, { name: 'mask/KeyPositions' });
-  const keys = g.op('Unsqueeze', [keyPositions, g.constInt64([1])]); // [B, 1, T]
-  const queries = g.op('Unsqueeze', [positionIds, g.constInt64([2])]); // [B, S, 1]
-  let allowed = g.op('LessOrEqual', [keys, queries], {}, { name: 'mask/Causal' });
-  const window = attentionWindow(t);
-  if (window !== null) {
-    const inWindow = g.op('Greater', [keys, g.op('Sub', [queries, g.constInt64(window)])], {}, { name: 'mask/SlidingWindow' });
-    allowed = g.op('And', [allowed, inWindow], {}, { name: 'mask/CausalWindow' });
-  }
-  const valid = g.op('Unsqueeze', [g.op('Cast', [mask], { to: 9 }), g.constInt64([1])]);
-  allowed = g.op('Unsqueeze', [g.op('And', [allowed, valid], {}, { name: 'mask/Allowed' }), g.constInt64([1, 2])]); // [B, 1, 1, S, T]
-  const attentionBias = g.op('Where', [allowed, g.constFloat(0), g.constFloat(-3.4028234663852886e38)], {}, { name: 'mask/Bias' });
-  return { positionIds, cosCache, sinCache, attentionBias };
+  // GQA reads seqlens_k as "keys 0..seqlens_k are valid", which only fits right padding. Every row is declared
+  // full length instead, and the causal + padding mask goes in as attention_bias, so left-padded batches work.
+  const total = g.op('Squeeze', [dim(g, mask, 1)]);
+  const totalLength = g.op('Cast', [total], { to: 6 }, { name: 'gqa/TotalLength' });
+  const batch = dim(g, mask, 0);
+  const seqlensK = g.op('Cast', [g.op('Expand', [g.op('Sub', [total, g.constInt64(1)]), batch])], { to: 6 }, { name: 'gqa/SeqlensK' });
+  const attentionBias = g.op(
+    'Where',
+    [allowedKeys(g, t, embeds, mask), g.constFloat(0), g.constFloat(-3.4028234663852886e38)],
+    {},
+    { name: 'gqa/AttentionBias' },
+  );
+  return { positionIds, cosCache, sinCache, seqlensK, totalLength, attentionBias };
 }
 
 function projections(ctx: BuildContext, t: TextConfig, h: string, p: string, qkvBias: boolean): [string, string, string] {
@@ -154,9 +153,6 @@ export function portableAttention(ctx: BuildContext, t: TextConfig, h: string, l
 /**
  * Optimized attention: q, k and v from one MatMul over the three weights stacked, and one RotaryEmbedding for q
  * and k together (the rotation is per head and the same for both, so q|k is taken as heads + kvHeads heads).
- * The past keys and values are read where they lie and never copied: scores against the past buffer and against
- * the new positions are computed apart (FusedMatMul reads the keys transposed) and softmaxed together; the graph
- * outputs only the new positions' keys and values, which the caller writes into its buffer.
  */
 export function optimizedAttention(ctx: BuildContext, t: TextConfig, h: string, layer: number, s: AttentionShared, kv: LayerKv, qkvBias: boolean): string {
   const { g } = ctx;
@@ -164,7 +160,6 @@ export function optimizedAttention(ctx: BuildContext, t: TextConfig, h: string, 
   const p = `${TEXT_PREFIX}.layers.${layer}`;
   const heads = t.num_attention_heads;
   const kvHeads = t.num_key_value_heads;
-  const groups = heads / kvHeads;
   const parts = [heads, kvHeads, kvHeads].map((n, i) => ({ prefix: `${p}.self_attn.${['q', 'k', 'v'][i]}_proj`, outF: n * hd }));
   const qkv = stackedLinear(ctx, h, `${p}.self_attn.qkv_proj`, t.hidden_size, parts, { bias: qkvBias, quantizable: true });
   const [qk, v] = splitLast(g, qkv, [(heads + kvHeads) * hd, kvHeads * hd], `${p}/qk_v`);
@@ -175,26 +170,17 @@ export function optimizedAttention(ctx: BuildContext, t: TextConfig, h: string, 
     { domain: MS_DOMAIN, name: `${p}/qk/RotaryEmbedding` },
   );
   const [q, k] = splitLast(g, rotated, [heads * hd, kvHeads * hd], `${p}/q_k`);
-  const newKey = g.op('Transpose', [g.op('Reshape', [k, g.constInt64([0, 0, kvHeads, hd])])], { perm: [0, 2, 1, 3] }, { outputs: [kv.presentKey] });
-  const newValue = g.op('Transpose', [g.op('Reshape', [v, g.constInt64([0, 0, kvHeads, hd])])], { perm: [0, 2, 1, 3] }, { outputs: [kv.presentValue] });
-  // Query heads grouped per KV head: [B, kvh, groups, S, hd] against keys [B, kvh, 1, T, hd].
-  const q5 = g.op('Transpose', [g.op('Reshape', [q, g.constInt64([0, 0, kvHeads, groups, hd])])], { perm: [0, 2, 3, 1, 4] }, { name: `${p}/q/Groups` });
-  const perKvHead = (x: string) => g.op('Unsqueeze', [x, g.constInt64([2])]);
-  const scoresAgainst = (keys: string, name: string) =>
-    g.op('FusedMatMul', [q5, perKvHead(keys)], { alpha: floatAttr(1 / Math.sqrt(hd)), transB: 1 }, { domain: MS_DOMAIN, name: `${p}/${name}` });
-  const scores = g.op('Concat', [scoresAgainst(kv.pastKey, 'PastScores'), scoresAgainst(newKey, 'NewScores')], { axis: -1 });
-  const probs = g.op('Softmax', [g.op('Add', [scores, s.attentionBias!], {}, { name: `${p}/Mask` })], { axis: -1 }, { name: `${p}/Softmax` });
-  const pastLength = dim(g, kv.pastKey, 2);
-  const axis = g.constInt64([-1]);
-  const pastProbs = g.op('Slice', [probs, g.constInt64([0]), pastLength, axis], {}, { name: `${p}/PastProbs` });
-  const newProbs = g.op('Slice', [probs, pastLength, g.constInt64([Number.MAX_SAFE_INTEGER]), axis], {}, { name: `${p}/NewProbs` });
-  const context = g.op(
-    'Add',
-    [g.op('MatMul', [pastProbs, perKvHead(kv.pastValue)]), g.op('MatMul', [newProbs, perKvHead(newValue)])],
-    {},
-    { name: `${p}/Context` },
+  const inputs = [q, k, v, kv.pastKey, kv.pastValue, s.seqlensK!, s.totalLength!, '', '', '', s.attentionBias!];
+  const [out] = g.ops(
+    'GroupQueryAttention',
+    inputs,
+    {
+      num_heads: heads,
+      kv_num_heads: kvHeads,
+      scale: floatAttr(1 / Math.sqrt(hd)),
+      do_rotary: 0,
+    },
+    { domain: MS_DOMAIN, outputs: [g.uniqueName(`${p}/attn`), kv.presentKey, kv.presentValue], name: `${p}/GroupQueryAttention` },
   );
-  // [B, kvh, groups, S, hd] → [B, S, heads·hd]
-  const bshd = g.op('Transpose', [context], { perm: [0, 3, 1, 2, 4] });
-  return g.op('Reshape', [bshd, g.constInt64([0, 0, heads * hd])], {}, { name: `${p}/attn/Reshape` });
+  return out;
 }

@@ -1,13 +1,9 @@
 // The LLaMA-family text decoder (llama, mistral, qwen2: lib/onnx/text/llama.ts) as transformers.js's
 // decoder_model_merged, plus the embed_tokens graph. I/O names: lib/model/graph-io.ts.
 // Decoder I/O: inputs_embeds [B,S,H] f32, attention_mask int64 [B,T], position_ids int64 [B,S],
-// past_key_values.{i}.key/value [B,kvh,P,hd] → logits [B,S,V], and the KV outputs of the variant:
-//  - 'portable' (standard ops, the public contract, which transformers.js runs): present.{i}.key/value [B,kvh,T,hd]
-//    (T = P+S);
-//  - 'optimized' (com.microsoft RotaryEmbedding, FusedMatMul, SimplifiedLayerNormalization/SkipSimplified-
-//    LayerNormalization, MatMulNBits when quantized): new_key_values.{i}.key/value [B,kvh,S,hd], the new positions
-//    only. Its past is a buffer with room to spare, attention_mask [B, P+S] marking the slots in use; the caller
-//    writes the new positions into it (lib/pipeline/decoder.ts), so no step copies the cache.
+// past_key_values.{i}.key/value [B,kvh,P,hd] → logits [B,S,V], present.{i}.key/value [B,kvh,T,hd] (T = P+S).
+// Variants share that I/O: 'portable' (standard ops) and 'optimized' (com.microsoft GroupQueryAttention,
+// SimplifiedLayerNormalization/SkipSimplifiedLayerNormalization, MatMulNBits when quantized).
 import { headDim, LlavaConfig, TextConfig } from '../model/config';
 import { DECODER_IO, EMBED_IO } from '../model/graph-io';
 import { BuildContext, linear, QuantOptions, rmsNorm, splitLast, stackedLinear, weightInitializer } from './blocks';
@@ -21,7 +17,7 @@ export type DecoderVariant = 'portable' | 'optimized';
 
 export interface DecoderOptions {
   variant: DecoderVariant;
-  /** MatMulNBits weights (com.microsoft; with the portable variant, as onnx-community's q4 exports are). */
+  /** MatMulNBits weights (optimized variant only). */
   quant?: QuantOptions;
   /** The lm_head's MatMulNBits weights when they differ from `quant` (null: float32). */
   lmHeadQuant?: QuantOptions | null;
@@ -71,6 +67,9 @@ function skipRmsNorm(ctx: BuildContext, x: string, skip: string, weight: string,
 export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: DecoderOptions): Graph {
   const t = c.text_config;
   checkTextConfig(t);
+  if ((opts.quant || opts.lmHeadQuant) && opts.variant !== 'optimized') {
+    throw new Error('quantized decoders use com.microsoft MatMulNBits: choose the optimized decoder variant');
+  }
   const g = new Graph('decoder_model_merged');
   const ctx: BuildContext = { g, weights, quant: opts.quant };
   const hd = headDim(t);
@@ -81,19 +80,18 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
   const mask = g.input(DECODER_IO.attentionMask, 'int64', ['batch_size', 'total_sequence_length']);
   const positions = g.input(DECODER_IO.positionIds, 'int64', ['batch_size', 'sequence_length']);
   const kvShape = (len: string) => ['batch_size', t.num_key_value_heads, len, hd];
-  const portable = opts.variant === 'portable';
   const kvs: LayerKv[] = [];
   for (let i = 0; i < t.num_hidden_layers; i++) {
     kvs.push({
       pastKey: g.input(DECODER_IO.pastKey(i), 'float32', kvShape('past_sequence_length')),
       pastValue: g.input(DECODER_IO.pastValue(i), 'float32', kvShape('past_sequence_length')),
-      presentKey: portable ? DECODER_IO.presentKey(i) : DECODER_IO.newKey(i),
-      presentValue: portable ? DECODER_IO.presentValue(i) : DECODER_IO.newValue(i),
+      presentKey: DECODER_IO.presentKey(i),
+      presentValue: DECODER_IO.presentValue(i),
     });
   }
   const layerPrefix = (i: number) => `${TEXT_PREFIX}.layers.${i}`;
   let normed: string;
-  if (portable) {
+  if (opts.variant === 'portable') {
     const shared = portableShared(g, t, embeds, mask, positions);
     let x = embeds;
     for (let i = 0; i < t.num_hidden_layers; i++) {
@@ -135,10 +133,9 @@ export function buildDecoderGraph(weights: WeightSource, c: LlavaConfig, opts: D
     ...(lmHead !== LM_HEAD ? { weightName: lmHead } : {}),
   });
   g.output(logits, 'float32', ['batch_size', lastOnly ? 1 : 'sequence_length', t.vocab_size], DECODER_IO.logits);
-  const outLength = portable ? 'total_sequence_length' : 'sequence_length';
   for (const kv of kvs) {
-    g.output(kv.presentKey, 'float32', kvShape(outLength));
-    g.output(kv.presentValue, 'float32', kvShape(outLength));
+    g.output(kv.presentKey, 'float32', kvShape('total_sequence_length'));
+    g.output(kv.presentValue, 'float32', kvShape('total_sequence_length'));
   }
   return g;
 }

@@ -1,7 +1,6 @@
 // The LLaMA-family decoder with its KV cache, driven inside the inference worker. It speaks the
 // transformers.js decoder_model_merged contract (inputs_embeds, attention_mask, position_ids,
-// past_key_values.{i}.key/value → logits, present.{i}.key/value), taking names and dtypes from the session, and
-// this project's optimized decoders' variant of it (new_key_values.{i}.key/value: the new positions only).
+// past_key_values.{i}.key/value → logits, present.{i}.key/value), taking names and dtypes from the session.
 import type { EmbedTable } from '../model/embed-table';
 import { DECODER_IO, EMBED_IO } from '../model/graph-io';
 import type { WorkerSession } from '../runtime/types';
@@ -28,14 +27,13 @@ export interface KvCache {
 }
 
 /**
- * How the cache reaches the graph, as the graph's outputs say:
- *  - 'copy': past in, a new present out each step (present = past + new; the public contract);
- *  - 'append': this project's optimized graphs read the past from preallocated buffers (the mask marks the slots
- *    in use) and output only the new positions, which are written into the buffers here. The cache is never copied
- *    per step. (A present output bound to its past buffer would not do: onnxruntime-node copies every output,
- *    bound or not, into a new ArrayBuffer when a run returns.)
+ * How the cache reaches the graph:
+ *  - 'copy': past in, a new present out each step (present = past + new; every graph's contract);
+ *  - 'shared': one preallocated buffer per layer is both the past input and the present output, and the graph
+ *    writes the new positions in place (com.microsoft GroupQueryAttention shares the buffer when the two are the
+ *    same memory). No per-step copy or allocation of the cache.
  */
-export type KvMode = 'copy' | 'append';
+export type KvMode = 'copy' | 'shared';
 
 /** Where a row of a new cache comes from: sequence `row` of `cache`, its positions moved `shift` places right (left when negative). */
 interface RowSource {
@@ -109,8 +107,6 @@ function int64(values: ArrayLike<number>, dims: number[]): TensorValue {
  */
 class PaddedMask {
   private ones = new BigInt64Array(0);
-  /** The 'append' mask, rewritten each run (ORT only reads feeds). */
-  private slotMask = new BigInt64Array(0);
 
   tensor(pads: readonly number[], total: number): TensorValue {
     const batch = pads.length;
@@ -123,24 +119,10 @@ class PaddedMask {
     if (this.ones.length < n) this.ones = new BigInt64Array(Math.max(n, 2 * this.ones.length)).fill(1n);
     return { type: 'int64', dims: [batch, total], data: this.ones.subarray(0, n) };
   }
-
-  /**
-   * The mask of an 'append' run, [batch, pastLength + count]: of the past buffer's slots, those from each row's pads
-   * up to `length` hold positions (the rest are unused room), then the `count` new positions.
-   */
-  slots(pads: readonly number[], length: number, pastLength: number, count: number): TensorValue {
-    const batch = pads.length;
-    const width = pastLength + count;
-    if (this.slotMask.length < batch * width) this.slotMask = new BigInt64Array(batch * width);
-    const data = this.slotMask.subarray(0, batch * width);
-    data.fill(0n);
-    for (let b = 0; b < batch; b++) {
-      data.fill(1n, b * width + pads[b], b * width + length);
-      data.fill(1n, b * width + pastLength, (b + 1) * width);
-    }
-    return { type: 'int64', dims: [batch, width], data };
-  }
 }
+
+/** Whether a decoder session writes its KV cache in place (probed once per session, see KvDecoder.probe). */
+const sharedVerdicts = new WeakMap<WorkerSession, Promise<boolean>>();
 
 /** Lookups of at most this many ids (decode steps, batched or beams) read the table; a prompt runs the session. */
 const TABLE_MAX_IDS = 16;
@@ -160,8 +142,8 @@ export class KvDecoder {
   /** One-token steps' logits [batch, 1, vocab], rewritten by every step. */
   private stepLogits: TensorValue | null = null;
   private cache: KvCache;
-  readonly kvMode: KvMode;
-  /** Positions the 'append' buffers are allocated for on the next growth (prompt + new tokens). */
+  private mode: KvMode = 'copy';
+  /** Positions the shared buffers are allocated for on the next growth (prompt + new tokens). */
   private reserved = 0;
 
   /**
@@ -186,15 +168,47 @@ export class KvDecoder {
     this.kvType = floatType(decoderSession, DECODER_IO.pastKey(0));
     const logits = decoderSession.info.outputs.find((o) => o.name === DECODER_IO.logits);
     this.logitsType = logits?.type === 'float32' || logits?.type === 'float16' ? logits.type : null;
-    this.kvMode = decoderSession.info.outputs.some((o) => o.name === DECODER_IO.newKey(0)) ? 'append' : 'copy';
-    const [key, value] = this.kvMode === 'append' ? [DECODER_IO.newKey, DECODER_IO.newValue] : [DECODER_IO.presentKey, DECODER_IO.presentValue];
     for (let l = 0; l < shape.layers; l++) {
-      this.kvNames.push([DECODER_IO.pastKey(l), key(l)], [DECODER_IO.pastValue(l), value(l)]);
+      this.kvNames.push([DECODER_IO.pastKey(l), DECODER_IO.presentKey(l)], [DECODER_IO.pastValue(l), DECODER_IO.presentValue(l)]);
     }
     this.cache = this.emptyCache(1, 0);
   }
 
-  /** Sizes the 'append' buffers for `positions` in all (prompt and new tokens), so they need not grow. */
+  /**
+   * Picks the KV mode: 'shared' when asked for and the graph does write the cache in place (a one-token run on a
+   * two-position buffer: a graph that concatenates refuses the bound output, whose shape differs from its present).
+   */
+  async useMode(wanted: KvMode): Promise<KvMode> {
+    if (wanted === 'shared') {
+      let verdict = sharedVerdicts.get(this.decoderSession);
+      if (!verdict) {
+        verdict = this.probe();
+        sharedVerdicts.set(this.decoderSession, verdict);
+      }
+      this.mode = (await verdict) ? 'shared' : 'copy';
+    } else {
+      this.mode = 'copy';
+    }
+    this.cache = this.emptyCache(1, 0);
+    return this.mode;
+  }
+
+  private async probe(): Promise<boolean> {
+    this.mode = 'shared';
+    this.cache = this.emptyCache(1, 2);
+    try {
+      await this.forward(new Float32Array(this.shape.hiddenSize).fill(0.5), 1);
+    } catch {
+      return false;
+    } finally {
+      this.mode = 'copy';
+    }
+    // The new position must be in the bound buffer: position 0 of the first head of layer 0's keys.
+    const keys = this.cache.data[DECODER_IO.pastKey(0)];
+    return keys.subarray(0, this.shape.headDim).some((v) => v !== 0);
+  }
+
+  /** Sizes the shared buffers for `positions` in all (prompt and new tokens), so they need not grow. */
   reserve(positions: number): void {
     this.reserved = positions;
   }
@@ -210,21 +224,19 @@ export class KvDecoder {
     return this.cache.length;
   }
 
-  /** The cache lives in preallocated buffers with room for more positions. */
-  private get buffered(): boolean {
-    return this.kvMode === 'append';
+  get kvMode(): KvMode {
+    return this.mode;
   }
 
   /** The current cache, as a copy that later steps do not change (the copy mode never writes into a past buffer). */
   snapshot(): KvCache {
     const c = this.cache;
-    return this.buffered ? relayout(c, identityRows(c.batch), c.length, this.shape.kvHeads, this.shape.headDim) : c;
+    return this.mode === 'copy' ? c : relayout(c, identityRows(c.batch), c.length, this.shape.kvHeads, this.shape.headDim);
   }
 
   restore(cache: KvCache): void {
-    this.cache = this.buffered
-      ? relayout(cache, identityRows(cache.batch), Math.max(cache.length, this.reserved), this.shape.kvHeads, this.shape.headDim)
-      : cache;
+    this.cache =
+      this.mode === 'copy' ? cache : relayout(cache, identityRows(cache.batch), Math.max(cache.length, this.reserved), this.shape.kvHeads, this.shape.headDim);
   }
 
   /** Token embeddings [ids.length × hidden] as float32. */
@@ -259,26 +271,24 @@ export class KvDecoder {
   async forward(embeds: Float32Array, count: number): Promise<Float32Array[]> {
     const { batch, length } = this.cache;
     const total = length + count;
-    const { kvHeads, headDim, hiddenSize } = this.shape;
-    if (this.buffered && total > this.cache.capacity) {
+    const shared = this.mode === 'shared';
+    if (shared && total > this.cache.capacity) {
       const capacity = Math.max(total, this.reserved, 2 * this.cache.capacity);
-      this.cache = relayout(this.cache, identityRows(batch), capacity, kvHeads, headDim);
+      this.cache = relayout(this.cache, identityRows(batch), capacity, this.shape.kvHeads, this.shape.headDim);
     }
-    const { pads, capacity } = this.cache;
-    // The past the graph sees: 'copy' the filled positions, 'append' the whole buffer behind a mask of the slots in
-    // use (nothing at all on an empty cache: a prefill).
-    const pastLength = !this.buffered ? length : length > 0 ? capacity : 0;
-    const pastDims = [batch, kvHeads, pastLength, headDim];
+    const pastDims = [batch, this.shape.kvHeads, shared ? this.cache.capacity : length, this.shape.headDim];
     const feeds: Record<string, TensorValue> = {
-      [DECODER_IO.inputsEmbeds]: floatTensor(embeds, [batch, count, hiddenSize], this.embedsType),
+      [DECODER_IO.inputsEmbeds]: floatTensor(embeds, [batch, count, this.shape.hiddenSize], this.embedsType),
     };
-    for (const [past] of this.kvNames) {
-      const data = pastLength === 0 ? this.cache.data[past].subarray(0, 0) : this.cache.data[past];
-      feeds[past] = { type: this.kvType, dims: pastDims, data } as TensorValue;
+    // Shared: each present output is bound to its past buffer (the same tensor object), so the graph writes in place.
+    const bound: Record<string, TensorValue> = {};
+    for (const [past, present] of this.kvNames) {
+      const t = { type: this.kvType, dims: pastDims, data: this.cache.data[past] } as TensorValue;
+      feeds[past] = t;
+      if (shared) bound[present] = t;
     }
-    if (this.inputNames.has(DECODER_IO.attentionMask)) {
-      feeds[DECODER_IO.attentionMask] = this.buffered ? this.mask.slots(pads, length, pastLength, count) : this.mask.tensor(pads, total);
-    }
+    const { pads } = this.cache;
+    if (this.inputNames.has(DECODER_IO.attentionMask)) feeds[DECODER_IO.attentionMask] = this.mask.tensor(pads, total);
     if (this.inputNames.has(DECODER_IO.positionIds)) {
       if (this.positions.length < batch * count) this.positions = new BigInt64Array(batch * count);
       const pos = this.positions.subarray(0, batch * count);
@@ -291,8 +301,11 @@ export class KvDecoder {
     if (this.inputNames.has(DECODER_IO.numLogitsToKeep)) feeds[DECODER_IO.numLogitsToKeep] = int64([1], []);
 
     const logitsOut = count === 1 ? this.stepLogitsFor(batch) : null;
-    const out = await this.decoderSession.run(feeds, undefined, logitsOut ? { [DECODER_IO.logits]: logitsOut } : {});
-    if (!this.buffered) {
+    if (logitsOut) bound[DECODER_IO.logits] = logitsOut;
+    const out = await this.decoderSession.run(feeds, shared ? [DECODER_IO.logits] : undefined, bound);
+    if (shared) {
+      this.cache = { ...this.cache, length: total };
+    } else {
       const data: Record<string, KvArray> = {};
       for (const [past, presentName] of this.kvNames) {
         const present = out[presentName];
@@ -300,16 +313,6 @@ export class KvDecoder {
         data[past] = present.data as KvArray;
       }
       this.cache = { batch, length: total, capacity: total, pads, data };
-    } else {
-      for (const [past, added] of this.kvNames) {
-        const src = out[added]?.data as KvArray | undefined;
-        if (!src) throw new Error(`decoder graph has no output ${added}`);
-        const dst = this.cache.data[past];
-        for (let row = 0; row < batch * kvHeads; row++) {
-          dst.set(src.subarray(row * count * headDim, (row + 1) * count * headDim), (row * capacity + length) * headDim);
-        }
-      }
-      this.cache = { ...this.cache, length: total };
     }
 
     const logits = out[DECODER_IO.logits];
@@ -335,13 +338,13 @@ export class KvDecoder {
 
   /**
    * Adds the sequences of `other` (a cache of this decoder's session, e.g. one prompt's prefill) as the last rows,
-   * left-padded to a common length; room is kept for `ahead` more positions in the 'append' mode. `other` may be taken
+   * left-padded to a common length; room is kept for `ahead` more positions in the shared mode. `other` may be taken
    * over as it is: its decoder must not step again.
    */
   admit(other: KvCache, ahead: number): void {
     const { kvHeads, headDim } = this.shape;
     const empty = this.cache.batch === 0 || this.cache.length === 0;
-    if (empty) {
+    if (empty && (this.mode === 'shared' || other.capacity === other.length)) {
       // Alone in the batch (a camera's usual case): its buffers are taken, not copied into new ones, which on a 7B
       // is a ~300 MB allocation and copy per frame (forward() grows the buffers when they are too small).
       this.cache = other;
@@ -353,7 +356,7 @@ export class KvDecoder {
       ...mine.map((row) => ({ cache: this.cache, row, shift: length - this.cache.length })),
       ...identityRows(other.batch).map((row) => ({ cache: other, row, shift: length - other.length })),
     ];
-    const capacity = this.buffered ? Math.max(length + ahead, this.cache.capacity + length - this.cache.length) : length;
+    const capacity = this.mode === 'shared' ? Math.max(length + ahead, this.cache.capacity + length - this.cache.length) : length;
     this.cache = relayoutRows(rows, length, capacity, kvHeads, headDim);
   }
 
@@ -367,7 +370,7 @@ export class KvDecoder {
     const trim = Math.min(...keep.map((r) => this.cache.pads[r]));
     const rows = keep.map((r) => ({ cache: this.cache, row: r, shift: -trim }));
     const { kvHeads, headDim } = this.shape;
-    this.cache = relayoutRows(rows, this.cache.length - trim, this.buffered ? this.cache.capacity : this.cache.length - trim, kvHeads, headDim);
+    this.cache = relayoutRows(rows, this.cache.length - trim, this.mode === 'shared' ? this.cache.capacity : this.cache.length - trim, kvHeads, headDim);
   }
 
   /** The cache as it stands (not a copy): for admit() into another decoder of the same session. */

@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { preprocessImage } from './image-preprocess';
 import { buildPrompt, PromptInput } from './prompt';
 import type { PromptSegment } from './templates';
+import type { KvMode } from './decoder';
 import { assertFitsContext, PromptTokenizer } from './tokens';
 import type { FinishReason, GenerationOptions, PreprocessedImage, PreprocessOptions, Timings } from './types';
 import { GENERATE_TASK, GenerateEvent, GeneratePayload, GenerateTaskResult, WARMED_TASK, WarmedPayload } from './worker-tasks';
@@ -33,6 +34,11 @@ export interface LoadOptions {
   overrides?: PresetOverrides;
   /** Reuse the KV cache of the prompt before the image across requests (default true). */
   prefixReuse?: boolean;
+  /**
+   * The decoder's KV cache: 'shared' (default) preallocates it and lets the graph write each step in place when
+   * the graph can (GroupQueryAttention; others fall back to 'copy'); 'copy' feeds each step's present back as past.
+   */
+  kvCache?: KvMode;
   /**
    * Continuous batching (default true): a generation that starts while others run on the same decoder joins them,
    * and one decoder run per step serves them all. Beam search always runs alone.
@@ -145,6 +151,7 @@ export class LlavaModel {
     private readonly embed: SessionLease,
     private readonly decoder: SessionLease,
     private readonly prefixReuse: boolean,
+    private readonly kvCache: KvMode,
     private readonly batching: boolean,
   ) {}
 
@@ -193,6 +200,7 @@ export class LlavaModel {
       embed!,
       decoder!,
       options.prefixReuse ?? true,
+      options.kvCache ?? 'shared',
       options.batching ?? true,
     );
     if (options.warmup ?? true) {
@@ -361,6 +369,7 @@ export class LlavaModel {
         freeImage,
         options,
         prefixReuse: this.prefixReuse,
+        kvCache: this.kvCache,
         batch: this.batching && (options.numBeams ?? 1) <= 1,
       };
       const r = await this.runtime.task<GenerateTaskResult>(GENERATE_TASK, payload, {

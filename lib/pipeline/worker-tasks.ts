@@ -8,7 +8,7 @@ import { JsonSchemaConstraint } from './generation/json-constraint';
 import { compileJsonFormat } from './generation/json-schema';
 import { tokenBytes, TokenVocabulary } from './generation/json-vocabulary';
 import { BatchMember, DecodeBatch } from './decode-batch';
-import { KvCache, KvDecoder, toFloat32 } from './decoder';
+import { KvCache, KvDecoder, KvMode, toFloat32 } from './decoder';
 import { EmbedTable, openEmbedTable } from '../model/embed-table';
 import type { KvShape } from './graph-check';
 import { PromptTokenizer } from './tokens';
@@ -33,6 +33,7 @@ export interface GeneratePayload {
   options: GenerationOptions;
   /** Keep and reuse the KV cache of the tokens before the image (the system prompt) across requests. */
   prefixReuse: boolean;
+  kvCache: KvMode;
   /** Join the decode batch of the generations running on the same decoder (continuous batching). */
   batch: boolean;
 }
@@ -111,6 +112,7 @@ function batchFor(ctx: WorkerContext, p: GeneratePayload): DecodeBatch {
     const created: DecodeBatch = new DecodeBatch(decoder, () => {
       if (batches.get(p.decoderKey) === created) batches.delete(p.decoderKey);
     });
+    void created.exclusive(() => decoder.useMode(p.kvCache));
     batches.set(p.decoderKey, created);
     batch = created;
   }
@@ -229,6 +231,7 @@ async function generateTask(ctx: WorkerContext, p: GeneratePayload, io: TaskIO) 
     const batch = p.batch ? batchFor(ctx, p) : null;
     // Batched: this prompt's own runs wait for the batch's current step, never run beside it.
     const alone = <T>(work: () => Promise<T>): Promise<T> => (batch ? batch.exclusive(work) : work());
+    await alone(() => decoder.useMode(p.kvCache));
     decoder.reserve(p.ids.length + Math.min(p.options.maxNewTokens, RESERVED_NEW_TOKENS));
     const format = p.options.format;
     const vocabulary = format ? vocabularyFor(folder, decoder.vocabSize) : null;

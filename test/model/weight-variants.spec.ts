@@ -132,8 +132,7 @@ describe('weight variants per graph', () => {
 
     /** The q4 tiny folder plus fp16 vision/embed files with `io` inputs/outputs, its config choosing the recipe. */
     function mixedFolder(io: Fp16Io): string {
-      // Portable attention with MatMulNBits weights, as onnx-community's q4 exports: transformers.js runs it.
-      const tiny = tinyModel({ quantize: 'int4', decoder: 'portable' });
+      const tiny = tinyModel({ quantize: 'int4' });
       const dir = path.join(root, `mixed-${io}`);
       fs.cpSync(tiny.dir, dir, { recursive: true });
       fp16VisionGraph(tiny.weights, tiny.config, io).writeFile(path.join(dir, 'onnx', 'vision_encoder_fp16.onnx'));

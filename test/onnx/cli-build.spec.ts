@@ -38,7 +38,7 @@ describe('llava build (CLI)', () => {
     assert.equal(folder.layout, 'split');
     const meta = folder.config['node-red-contrib-llava'] as Record<string, unknown>;
     assert.equal(meta.source, 'preset tiny, random seed 3');
-    assert.equal(fs.readFileSync(folder.files.decoder).includes('com.microsoft'), false);
+    assert.equal(fs.readFileSync(folder.files.decoder).includes('GroupQueryAttention'), false);
   });
 
   /** A Hugging Face LLaVA checkpoint folder (llava-hf names, safetensors) with seeded random tiny weights. */

@@ -1,7 +1,6 @@
 // Helpers for the ONNX builder specs: run built graphs in onnxruntime-node and compare with the float64 reference.
 import * as ort from 'onnxruntime-node';
 import { headDim, LlavaConfig } from '../../lib/model/config';
-import { DECODER_IO } from '../../lib/model/graph-io';
 import type { Graph } from '../../lib/onnx/graph';
 import { DEFAULT_BLOCK_SIZE, dequantizeBlockwise, QuantBits, quantizeBlockwise } from '../../lib/onnx/quantize';
 import { lmHeadName } from '../../lib/onnx/text/llama';
@@ -48,30 +47,8 @@ export async function runDecoder(
   }
   const out = await s.run(feeds);
   const present: Record<string, ort.Tensor> = {};
-  for (let i = 0; i < t.num_hidden_layers; i++) {
-    for (const [kind, whole, added] of [
-      ['key', DECODER_IO.presentKey(i), DECODER_IO.newKey(i)],
-      ['value', DECODER_IO.presentValue(i), DECODER_IO.newValue(i)],
-    ]) {
-      // An optimized graph outputs the new positions only: present is its past followed by them.
-      present[whole] = out[whole] ?? concatPositions(feeds[`past_key_values.${i}.${kind}`], out[added]);
-    }
-  }
+  for (const [k, v] of Object.entries(out)) if (k.startsWith('present.')) present[k] = v;
   return { logits: out.logits.data as Float32Array, dims: out.logits.dims, present };
-}
-
-/** [B, kvh, P, hd] then [B, kvh, S, hd] → [B, kvh, P+S, hd]. */
-function concatPositions(past: ort.Tensor, added: ort.Tensor): ort.Tensor {
-  const [B, heads, P, hd] = past.dims;
-  const S = added.dims[2];
-  const a = past.data as Float32Array;
-  const b = added.data as Float32Array;
-  const data = new Float32Array(B * heads * (P + S) * hd);
-  for (let row = 0; row < B * heads; row++) {
-    data.set(a.subarray(row * P * hd, (row + 1) * P * hd), row * (P + S) * hd);
-    data.set(b.subarray(row * S * hd, (row + 1) * S * hd), (row * (P + S) + P) * hd);
-  }
-  return new ort.Tensor('float32', data, [B, heads, P + S, hd]);
 }
 
 /** Rows [from, to) of the sequence axis of a [B, S, H] tensor. */

@@ -1,5 +1,5 @@
-// The 'transformers-js' layout with the portable decoder is loadable by transformers.js itself (a devDependency):
-// its LLaVA model and processor run our folder, and its greedy tokens equal those of the float64 reference pipeline.
+// The 'transformers-js' layout is loadable by transformers.js itself (a devDependency): its LLaVA model and
+// processor run our folder, and its greedy tokens equal those of the float64 reference pipeline.
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -20,8 +20,7 @@ describe('transformers-js layout in transformers.js', () => {
   it("generates the reference pipeline's greedy tokens", async () => {
     const c = architecture('tiny').config;
     const weights = randomWeights(c, 8);
-    // The portable decoder: the optimized one outputs new_key_values, which transformers.js does not feed back.
-    writeModelFolder({ outDir: path.join(root, 'tiny'), config: c, weights, tokenizer: { kind: 'tiny-llama' }, decoder: 'portable' });
+    writeModelFolder({ outDir: path.join(root, 'tiny'), config: c, weights, tokenizer: { kind: 'tiny-llama' } });
     env.allowRemoteModels = false;
     env.localModelPath = root;
     const model = await LlavaForConditionalGeneration.from_pretrained('tiny', { device: 'cpu', local_files_only: true });

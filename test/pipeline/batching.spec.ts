@@ -19,7 +19,7 @@ describe('continuous batching', () => {
   after(() => getRuntime().dispose());
 
   for (const [decoderVariant, mode] of [
-    ['optimized', 'append'],
+    ['optimized', 'shared'],
     ['portable', 'copy'],
   ] as const) {
     it(`${decoderVariant} graph (${mode} cache): a batch of different lengths, one joining and one leaving, gives each sequence its own logits`, async () => {
@@ -29,7 +29,7 @@ describe('continuous batching', () => {
       const H = shape.hiddenSize;
       const recording = new RecordingSession(decoder);
       const batchDecoder = new KvDecoder(embed, recording, shape);
-      assert.equal(batchDecoder.kvMode, mode);
+      assert.equal(await batchDecoder.useMode(mode), mode);
       let emptied = 0;
       const batch = new DecodeBatch(batchDecoder, () => emptied++);
       // Three prompts of 5, 3 and 7 positions, each prefilled alone, and a solo decoder for each as the reference.
@@ -45,6 +45,8 @@ describe('continuous batching', () => {
       for (const prompt of prompts) {
         const alone = new KvDecoder(embed, decoder, shape);
         const joiner = new KvDecoder(embed, decoder, shape);
+        await alone.useMode(mode);
+        await joiner.useMode(mode);
         const [a] = await alone.forward(prompt, prompt.length / H);
         const [b] = await joiner.forward(prompt, prompt.length / H);
         assert.ok(maxDiff(a, b) < 1e-5);
@@ -84,7 +86,10 @@ describe('continuous batching', () => {
       assert.equal(emptied, 1);
       const late = new KvDecoder(embed, decoder, shape);
       const lateSolo = new KvDecoder(embed, decoder, shape);
-      for (const d of [late, lateSolo]) await d.forward(prompts[1], prompts[1].length / H);
+      for (const d of [late, lateSolo]) {
+        await d.useMode(mode);
+        await d.forward(prompts[1], prompts[1].length / H);
+      }
       const lateMember = await batch.join(late.state, 8);
       assert.equal(batchDecoder.state.data['past_key_values.0.key'], late.state.data['past_key_values.0.key'], 'alone again: no copy');
       const [wantLate] = await lateSolo.step([tokens[1][0]], [0]);
@@ -94,6 +99,29 @@ describe('continuous batching', () => {
       await Promise.all([embed.release(), decoder.release()]);
     });
   }
+
+  it('a shared-cache prefill joining an empty copy-mode batch is copied into it and steps as it does alone', async () => {
+    const model = tinyModel({ decoder: 'optimized' });
+    const { embed, decoder } = await decoderSessions(model);
+    const shape = kvShape(model.config);
+    const recording = new RecordingSession(decoder);
+    const batchDecoder = new KvDecoder(embed, recording, shape);
+    assert.equal(await batchDecoder.useMode('copy'), 'copy');
+    const batch = new DecodeBatch(batchDecoder, () => {});
+    const prompt = wave(5 * shape.hiddenSize, 0.4);
+    const [joiner, solo] = [new KvDecoder(embed, decoder, shape), new KvDecoder(embed, decoder, shape)];
+    for (const d of [joiner, solo]) {
+      assert.equal(await d.useMode('shared'), 'shared');
+      d.reserve(16);
+      await d.forward(prompt, 5);
+    }
+    const member = await batch.join(joiner.state, 8);
+    const [want] = await solo.step([3], [0]);
+    assert.ok(maxDiff(await member.step(3), want) < 1e-4);
+    assert.deepEqual(recording.runs.at(-1)!.feeds.inputs_embeds.dims, [1, 1, shape.hiddenSize], 'one row: the empty cache added none');
+    await member.leave();
+    await Promise.all([embed.release(), decoder.release()]);
+  });
 
   it('the pipeline: concurrent requests (each its own prompt, length, sampling and stop) get the ids they get alone', async () => {
     const model = tinyModel({ decoder: 'optimized' });

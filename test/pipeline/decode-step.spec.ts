@@ -86,7 +86,7 @@ describe('decode step: embedding table and kept buffers', () => {
     const fast = new KvDecoder(embedRuns, decoderRuns, shape, table);
     const plain = new KvDecoder(embed, decoder, shape);
     try {
-      for (const d of [fast, plain]) assert.equal(d.kvMode, 'append');
+      for (const d of [fast, plain]) assert.equal(await d.useMode('shared'), 'shared');
       const prompt = wave(6 * shape.hiddenSize, 0.4);
       assert.deepEqual(await fast.forward(prompt, 6), await plain.forward(prompt, 6));
       embedRuns.runs.length = 0;

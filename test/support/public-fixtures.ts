@@ -156,8 +156,7 @@ export function buildFixture(root: string, name: FixtureName, seed = 11): Fixtur
   const config = completeLlavaConfig(r.config);
   const weights = randomWeights(config, seed);
   const dir = path.join(root, name);
-  // Public exports attend with standard ops and feed present back as past: the portable decoder.
-  const decoder = 'portable';
+  const decoder = r.useCacheBranch ? 'portable' : 'optimized';
   writeModelFolder({ outDir: dir, config, weights, decoder, tokenizer: { kind: r.tokenizer.bosTokenId === null ? 'tiny-qwen2' : 'tiny-llama' } });
   if (r.useCacheBranch) {
     const g = buildDecoderGraph(weights, config, { variant: decoder });
